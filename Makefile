@@ -1,0 +1,60 @@
+# LLMOps Tracker — `make run` starts everything, `make test` checks everything.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Tests run against the machine's PostgreSQL and Redis unless told otherwise.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tracker
+REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test lint format bench browser-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime $@
+
+## run: migrate, seed the demo the first time, then web + Celery worker + beat (Ctrl-C stops all three)
+run: $(VENV)/.runtime
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo
+	@echo "LLMOps Tracker: http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/)"
+	@if [ -f .demo-credentials ]; then echo "Demo logins:"; cat .demo-credentials; fi
+	@echo
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/python manage.py runserver 127.0.0.1:8000 & \
+	$(BIN)/celery -A tracker worker --loglevel=INFO --concurrency=2 & \
+	$(BIN)/celery -A tracker beat --loglevel=INFO & \
+	wait
+
+## lint: ruff check and format check
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## browser-deps: Debian's Chromium for the browser tests (Playwright drives it; nothing is downloaded)
+browser-deps:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+## test: lint, then the whole suite on PostgreSQL and Redis
+test: lint browser-deps
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/pytest
+
+## bench: performance figures on PostgreSQL (not a test: ratios and query counts)
+bench: $(VENV)/.dev
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var staticfiles db.sqlite3

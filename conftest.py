@@ -1,0 +1,36 @@
+"""Fixtures shared by every test: services must be reachable, a portfolio to work on."""
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Fail at once, with a clear message, when PostgreSQL or Redis is down (never skip)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        pytest.exit("Tests run on PostgreSQL: set DATABASE_URL=postgres://… (make test does).", returncode=3)
+    missing = []
+    if not _reachable(f"postgres://{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}", 5432):
+        missing.append(f"PostgreSQL at {db['HOST']}:{db['PORT']}")
+    if not _reachable(redis_url(), 6379):
+        missing.append(f"Redis at {redis_url()}")
+    if missing:
+        pytest.exit("Services down: " + ", ".join(missing) + " (.ci/run starts them).", returncode=3)
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -1,0 +1,563 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.lookups import GreaterThanOrEqual
+from django.urls import reverse
+
+from projects.models import Organization, Project
+from tracker.models import TimeStampedModel
+
+SCORE = F("likelihood") * F("impact")
+ONE_TO_FIVE = [MinValueValidator(1), MaxValueValidator(5)]
+NON_NEGATIVE = [MinValueValidator(0)]
+
+
+class ComponentKind(models.TextChoices):
+    FOUNDATION_MODEL = "foundation_model", "Foundation model"
+    FINE_TUNED_MODEL = "fine_tuned_model", "Fine-tuned model"
+    COMPUTE = "compute", "Compute"
+    VECTOR_STORE = "vector_store", "Vector store"
+    ORCHESTRATION = "orchestration", "Orchestration"
+    DATA_PIPELINE = "data_pipeline", "Data pipeline"
+    MONITORING = "monitoring", "Monitoring"
+
+
+class Provider(models.TextChoices):
+    AWS = "aws", "AWS"
+    AZURE = "azure", "Azure"
+    GCP = "gcp", "GCP"
+    ON_PREMISES = "on_premises", "On-premises"
+    OTHER = "other", "Other"
+
+
+class Hosting(models.TextChoices):
+    CLOUD = "cloud", "Cloud"
+    LOCAL = "local", "Local"
+    HYBRID = "hybrid", "Hybrid"
+
+
+class Environment(models.TextChoices):
+    DEV = "dev", "Development"
+    STAGING = "staging", "Staging"
+    PRODUCTION = "production", "Production"
+
+
+class ModelSource(models.TextChoices):
+    HOSTED_API = "hosted_api", "Hosted API"
+    OPEN_WEIGHTS = "open_weights", "Open weights"
+    FINE_TUNED = "fine_tuned", "Fine-tuned"
+    IN_HOUSE = "in_house", "In-house"
+
+
+class CostCategory(models.TextChoices):
+    TRAINING = "training", "Training"
+    FINE_TUNING = "fine_tuning", "Fine-tuning"
+    INFERENCE = "inference", "Inference"
+    STORAGE = "storage", "Storage"
+    DATA_LABELING = "data_labeling", "Data labeling"
+    LICENSING = "licensing", "Licensing"
+    PERSONNEL = "personnel", "Personnel"
+    OTHER = "other", "Other"
+
+
+class CostSource(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    API = "api", "API"
+    USAGE = "usage", "Token usage"
+
+
+class MetricKind(models.TextChoices):
+    ACCURACY = "accuracy", "Accuracy"
+    HALLUCINATION_RATE = "hallucination_rate", "Hallucination rate"
+    LATENCY_P95_MS = "latency_p95_ms", "Latency p95 (ms)"
+    USER_SATISFACTION = "user_satisfaction", "User satisfaction"
+    TOXICITY_RATE = "toxicity_rate", "Toxicity rate"
+    CUSTOM = "custom", "Custom"
+
+
+class RiskCategory(models.TextChoices):
+    DATA_PRIVACY = "data_privacy", "Data privacy"
+    SECURITY = "security", "Security"
+    COST = "cost", "Cost"
+    RELIABILITY = "reliability", "Reliability and hallucination"
+    COMPLIANCE = "compliance", "Compliance and regulatory"
+    ETHICS_BIAS = "ethics_bias", "Ethics and bias"
+    VENDOR_LOCK_IN = "vendor_lock_in", "Vendor lock-in"
+    OPERATIONAL = "operational", "Operational"
+
+
+class RiskStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    MITIGATING = "mitigating", "Mitigating"
+    ACCEPTED = "accepted", "Accepted"
+    CLOSED = "closed", "Closed"
+
+    @classmethod
+    def active(cls) -> tuple[str, ...]:
+        """Statuses of a risk that still needs work."""
+        return (cls.OPEN, cls.MITIGATING)
+
+
+class Treatment(models.TextChoices):
+    MITIGATE = "mitigate", "Mitigate"
+    ACCEPT = "accept", "Accept"
+    AVOID = "avoid", "Avoid"
+    TRANSFER = "transfer", "Transfer"
+
+
+class Severity(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+    @classmethod
+    def for_score(cls, score: int) -> "Severity":
+        """Return the band of a likelihood × impact score (low 1–4, medium 5–9, high 10–16, critical 20–25)."""
+        if score >= 20:
+            return cls.CRITICAL
+        if score >= 10:
+            return cls.HIGH
+        if score >= 5:
+            return cls.MEDIUM
+        return cls.LOW
+
+
+class RiskSource(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    SIGNAL = "signal", "Signal"
+
+
+class NistGenAIRisk(models.TextChoices):
+    """The twelve generative-AI risks of NIST AI 600-1."""
+
+    CBRN = "cbrn", "CBRN information or capabilities"
+    CONFABULATION = "confabulation", "Confabulation"
+    DANGEROUS_CONTENT = "dangerous_content", "Dangerous, violent or hateful content"
+    DATA_PRIVACY = "data_privacy", "Data privacy"
+    ENVIRONMENTAL = "environmental", "Environmental impacts"
+    HARMFUL_BIAS = "harmful_bias", "Harmful bias or homogenization"
+    HUMAN_AI_CONFIGURATION = "human_ai_configuration", "Human-AI configuration"
+    INFORMATION_INTEGRITY = "information_integrity", "Information integrity"
+    INFORMATION_SECURITY = "information_security", "Information security"
+    INTELLECTUAL_PROPERTY = "intellectual_property", "Intellectual property"
+    OBSCENE_CONTENT = "obscene_content", "Obscene, degrading or abusive content"
+    VALUE_CHAIN = "value_chain", "Value chain and component integration"
+
+
+class OwaspLLMRisk(models.TextChoices):
+    """OWASP Top 10 for LLM applications (2025)."""
+
+    LLM01 = "LLM01", "LLM01 Prompt injection"
+    LLM02 = "LLM02", "LLM02 Sensitive information disclosure"
+    LLM03 = "LLM03", "LLM03 Supply chain"
+    LLM04 = "LLM04", "LLM04 Data and model poisoning"
+    LLM05 = "LLM05", "LLM05 Improper output handling"
+    LLM06 = "LLM06", "LLM06 Excessive agency"
+    LLM07 = "LLM07", "LLM07 System prompt leakage"
+    LLM08 = "LLM08", "LLM08 Vector and embedding weaknesses"
+    LLM09 = "LLM09", "LLM09 Misinformation"
+    LLM10 = "LLM10", "LLM10 Unbounded consumption"
+
+
+class ReportKind(models.TextChoices):
+    STATUS = "status", "Status summary"
+    RISK = "risk", "Risk report"
+
+
+class ReportState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class InfrastructureComponent(TimeStampedModel):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="infrastructure")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=32, choices=ComponentKind.choices)
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    hosting = models.CharField(max_length=16, choices=Hosting.choices, default=Hosting.CLOUD)
+    region = models.CharField(max_length=64, blank=True)
+    environment = models.CharField(max_length=16, choices=Environment.choices, default=Environment.DEV)
+    model_name = models.CharField(max_length=200, blank=True)
+    model_version = models.CharField(max_length=100, blank=True)
+    model_source = models.CharField(max_length=16, choices=ModelSource.choices, blank=True)
+    frameworks = models.JSONField(default=list, blank=True, help_text="e.g. LangChain, Transformers, vLLM.")
+    gpu_type = models.CharField(max_length=64, blank=True)
+    gpu_count = models.PositiveIntegerField(default=0)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["project", "kind", "name"]
+        indexes = [
+            models.Index(fields=["project", "environment"]),
+            models.Index(fields=["provider"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_provider_display()})"
+
+
+class Budget(TimeStampedModel):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="budgets")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2, validators=NON_NEGATIVE)
+    category = models.CharField(
+        max_length=16,
+        choices=CostCategory.choices,
+        blank=True,
+        help_text="Blank: the budget covers all costs.",
+    )
+    tolerance_pct = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=10,
+        validators=NON_NEGATIVE,
+        help_text="How far over budget is acceptable before it is a risk.",
+    )
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["project", "-period_start"]
+        indexes = [models.Index(fields=["project", "period_start", "period_end"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="budget_amount_non_negative"),
+            models.CheckConstraint(
+                condition=Q(period_end__gt=F("period_start")),
+                name="budget_end_after_start",
+            ),
+            models.CheckConstraint(condition=Q(tolerance_pct__gte=0), name="budget_tolerance_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.amount} ({self.period_start} – {self.period_end})"
+
+
+class ModelPrice(TimeStampedModel):
+    """What one model costs from a date on; usage is priced with the price valid on its date."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="model_prices")
+    provider = models.CharField(
+        max_length=100,
+        help_text="Who bills the tokens, e.g. OpenAI, Anthropic, AWS Bedrock.",
+    )
+    model = models.CharField(max_length=200)
+    input_per_mtok = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        validators=NON_NEGATIVE,
+        help_text="Price per million input tokens.",
+    )
+    cached_input_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, validators=NON_NEGATIVE
+    )
+    output_per_mtok = models.DecimalField(max_digits=12, decimal_places=4, validators=NON_NEGATIVE)
+    valid_from = models.DateField()
+    deprecation_date = models.DateField(null=True, blank=True)
+    regions = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["model", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "model", "valid_from"],
+                name="model_price_one_per_day",
+            ),
+            models.CheckConstraint(
+                condition=Q(input_per_mtok__gte=0)
+                & Q(output_per_mtok__gte=0)
+                & (Q(cached_input_per_mtok__isnull=True) | Q(cached_input_per_mtok__gte=0)),
+                name="model_price_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} from {self.valid_from}"
+
+
+class CostEntry(TimeStampedModel):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="cost_entries")
+    date = models.DateField()
+    category = models.CharField(max_length=16, choices=CostCategory.choices)
+    # NULL only for token usage that no price covered: kept, flagged, never costed at 0.
+    amount = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True, validators=NON_NEGATIVE)
+    description = models.CharField(max_length=500, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    cached_input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    requests = models.PositiveBigIntegerField(default=0)
+    gpu_hours = models.DecimalField(max_digits=12, decimal_places=2, default=0, validators=NON_NEGATIVE)
+    energy_kwh = models.DecimalField(max_digits=12, decimal_places=2, default=0, validators=NON_NEGATIVE)
+    source = models.CharField(max_length=16, choices=CostSource.choices, default=CostSource.MANUAL)
+    price = models.ForeignKey(
+        ModelPrice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="cost_entries",
+    )
+    external_id = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The sender's id: resending it is a no-op.",
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+
+    class Meta:
+        ordering = ["-date", "-id"]
+        verbose_name_plural = "cost entries"
+        indexes = [
+            models.Index(fields=["project", "date"]),
+            models.Index(fields=["project", "category", "date"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gte=0) | Q(amount__isnull=True),
+                name="cost_amount_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__isnull=False) | Q(source=CostSource.USAGE),
+                name="cost_unpriced_only_usage",
+            ),
+            models.CheckConstraint(
+                condition=Q(gpu_hours__gte=0) & Q(energy_kwh__gte=0),
+                name="cost_measures_non_negative",
+            ),
+            models.UniqueConstraint(
+                fields=["project", "external_id"],
+                condition=~Q(external_id=""),
+                name="cost_external_id_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.date} {self.category} {self.amount}"
+
+    @property
+    def is_priced(self) -> bool:
+        return self.amount is not None
+
+
+class QualityMetric(TimeStampedModel):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="quality_metrics")
+    date = models.DateField()
+    metric = models.CharField(max_length=32, choices=MetricKind.choices)
+    name = models.CharField(max_length=100, blank=True, help_text="The name of a custom metric.")
+    value = models.FloatField()
+    threshold = models.FloatField(null=True, blank=True)
+    higher_is_better = models.BooleanField(default=True)
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["project", "metric", "-date"]
+        indexes = [models.Index(fields=["project", "metric", "-date"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(metric=MetricKind.CUSTOM) | ~Q(name=""),
+                name="metric_custom_named",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.label} {self.value} ({self.date})"
+
+    @property
+    def label(self) -> str:
+        return self.name or self.get_metric_display()
+
+    @property
+    def breached(self) -> bool:
+        """Whether the value is on the wrong side of its threshold."""
+        if self.threshold is None:
+            return False
+        return self.value < self.threshold if self.higher_is_better else self.value > self.threshold
+
+
+class Risk(TimeStampedModel):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="risks")
+    # NULL for portfolio-wide risks, e.g. too much spend on one provider.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="risks")
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=32, choices=RiskCategory.choices)
+    likelihood = models.PositiveSmallIntegerField(validators=ONE_TO_FIVE)
+    impact = models.PositiveSmallIntegerField(validators=ONE_TO_FIVE)
+    # Derived by the database: never entered, never out of step.
+    score = models.GeneratedField(
+        expression=SCORE,
+        output_field=models.PositiveSmallIntegerField(),
+        db_persist=True,
+    )
+    severity = models.GeneratedField(
+        expression=Case(
+            When(GreaterThanOrEqual(SCORE, 20), then=Value(Severity.CRITICAL.value)),
+            When(GreaterThanOrEqual(SCORE, 10), then=Value(Severity.HIGH.value)),
+            When(GreaterThanOrEqual(SCORE, 5), then=Value(Severity.MEDIUM.value)),
+            default=Value(Severity.LOW.value),
+        ),
+        output_field=models.CharField(max_length=8, choices=Severity.choices),
+        db_persist=True,
+    )
+    status = models.CharField(max_length=16, choices=RiskStatus.choices, default=RiskStatus.OPEN)
+    treatment = models.CharField(max_length=16, choices=Treatment.choices, default=Treatment.MITIGATE)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_risks",
+    )
+    mitigation_plan = models.TextField(blank=True)
+    residual_likelihood = models.PositiveSmallIntegerField(null=True, blank=True, validators=ONE_TO_FIVE)
+    residual_impact = models.PositiveSmallIntegerField(null=True, blank=True, validators=ONE_TO_FIVE)
+    next_review_date = models.DateField(null=True, blank=True)
+    last_reviewed_at = models.DateTimeField(null=True, blank=True)
+    nist_refs = models.JSONField(default=list, blank=True, help_text="NIST AI 600-1 risks.")
+    owasp_refs = models.JSONField(default=list, blank=True, help_text="OWASP Top 10 for LLM applications.")
+    source = models.CharField(max_length=16, choices=RiskSource.choices, default=RiskSource.MANUAL)
+    signal_rule = models.CharField(max_length=64, blank=True, help_text="The rule that raised it (signals only).")
+    signal_key = models.CharField(max_length=200, blank=True, help_text="Rule and subject: one open risk per key.")
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    acceptance_justification = models.TextField(blank=True)
+    acceptance_expires = models.DateField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    status_note = models.TextField(blank=True, help_text="Why it was last accepted, closed or reopened.")
+
+    class Meta:
+        ordering = ["-score", "title"]
+        indexes = [
+            models.Index(fields=["project", "status"]),
+            models.Index(fields=["organization", "status"]),
+            models.Index(fields=["next_review_date"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(likelihood__gte=1, likelihood__lte=5) & Q(impact__gte=1, impact__lte=5),
+                name="risk_likelihood_impact_1_5",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(residual_likelihood__isnull=True) | Q(residual_likelihood__gte=1, residual_likelihood__lte=5)
+                )
+                & (Q(residual_impact__isnull=True) | Q(residual_impact__gte=1, residual_impact__lte=5)),
+                name="risk_residual_1_5",
+            ),
+            models.CheckConstraint(condition=Q(status__in=RiskStatus.values), name="risk_status_valid"),
+            models.CheckConstraint(
+                condition=Q(category__in=RiskCategory.values),
+                name="risk_category_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=RiskStatus.ACCEPTED) | ~Q(acceptance_justification=""),
+                name="risk_acceptance_justified",
+            ),
+            models.CheckConstraint(
+                condition=Q(source=RiskSource.MANUAL, signal_key="") | Q(source=RiskSource.SIGNAL) & ~Q(signal_key=""),
+                name="risk_signal_key_iff_signal",
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "signal_key"],
+                condition=Q(source=RiskSource.SIGNAL, status__in=["open", "mitigating"]),
+                name="risk_one_active_per_signal_key",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("ops:risk-detail", kwargs={"pk": self.pk})
+
+
+class RiskAssessment(models.Model):
+    """A review of a risk: its likelihood and impact at one moment. Drives escalation and review gates."""
+
+    risk = models.ForeignKey(Risk, on_delete=models.CASCADE, related_name="assessments")
+    assessed_at = models.DateTimeField()
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    likelihood = models.PositiveSmallIntegerField(validators=ONE_TO_FIVE)
+    impact = models.PositiveSmallIntegerField(validators=ONE_TO_FIVE)
+    score = models.GeneratedField(
+        expression=SCORE,
+        output_field=models.PositiveSmallIntegerField(),
+        db_persist=True,
+    )
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["risk", "assessed_at"]
+        indexes = [models.Index(fields=["risk", "assessed_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(likelihood__gte=1, likelihood__lte=5) & Q(impact__gte=1, impact__lte=5),
+                name="assessment_likelihood_impact_1_5",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.risk} {self.likelihood}×{self.impact} at {self.assessed_at:%Y-%m-%d}"
+
+
+class Report(TimeStampedModel):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="reports")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="reports")
+    kind = models.CharField(max_length=16, choices=ReportKind.choices)
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="Inclusive.")
+    state = models.CharField(max_length=16, choices=ReportState.choices, default=ReportState.PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    generated_at = models.DateTimeField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    digest_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-period_start", "kind"]
+        indexes = [models.Index(fields=["organization", "kind", "-period_start"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(period_end__gte=F("period_start")),
+                name="report_period_valid",
+            ),
+            # Two partial constraints, because NULL project ids never collide in a plain one.
+            models.UniqueConstraint(
+                fields=["organization", "kind", "period_start", "period_end"],
+                condition=Q(project__isnull=True),
+                name="report_one_per_org_period",
+            ),
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    "project",
+                    "kind",
+                    "period_start",
+                    "period_end",
+                ],
+                condition=Q(project__isnull=False),
+                name="report_one_per_project_period",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.project or self.organization
+        return f"{self.get_kind_display()} {scope} {self.period_start}–{self.period_end}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("ops:report-detail", kwargs={"pk": self.pk})

@@ -1,0 +1,73 @@
+"""Infrastructure components and quality metrics of a project."""
+
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from ops.models import ComponentKind, InfrastructureComponent, MetricKind, QualityMetric
+from projects.models import Project, Role
+from projects.services import membership_require
+from tracker.exceptions import ValidationFailed, reject_unknown_fields, validate_model
+
+COMPONENT_FIELDS = {
+    "hosting",
+    "region",
+    "environment",
+    "model_name",
+    "model_version",
+    "model_source",
+    "frameworks",
+    "gpu_type",
+    "gpu_count",
+    "notes",
+}
+
+
+def infrastructure_component_create(
+    *, project: Project, by: AbstractBaseUser, name: str, kind: ComponentKind, provider: str, **fields: Any
+) -> InfrastructureComponent:
+    membership_require(user=by, organization=project.organization, role=Role.CONTRIBUTOR)
+    reject_unknown_fields(fields, COMPONENT_FIELDS)
+    frameworks = fields.get("frameworks", [])
+    if not isinstance(frameworks, list) or not all(isinstance(f, str) and f.strip() for f in frameworks):
+        raise ValidationFailed("Frameworks must be a list of names.", errors={"frameworks": ["A list of names."]})
+    component = InfrastructureComponent(project=project, name=name, kind=kind, provider=provider, **fields)
+    validate_model(component, exclude=["project"])
+    component.save()
+    return component
+
+
+# The usual direction of each built-in metric: hallucinations, toxicity and latency are better low.
+LOWER_IS_BETTER = {MetricKind.HALLUCINATION_RATE, MetricKind.TOXICITY_RATE, MetricKind.LATENCY_P95_MS}
+
+
+def quality_metric_create(
+    *,
+    project: Project,
+    by: AbstractBaseUser,
+    date: dt.date,
+    metric: str,
+    value: float,
+    threshold: float | None = None,
+    higher_is_better: bool | None = None,
+    name: str = "",
+    notes: str = "",
+) -> QualityMetric:
+    """Record a quality measurement; the direction defaults to the metric's usual one."""
+    membership_require(user=by, organization=project.organization, role=Role.CONTRIBUTOR)
+    if higher_is_better is None:
+        higher_is_better = metric not in LOWER_IS_BETTER
+    record = QualityMetric(
+        project=project,
+        date=date,
+        metric=metric,
+        value=value,
+        threshold=threshold,
+        higher_is_better=higher_is_better,
+        name=name.strip(),
+        notes=notes,
+    )
+    validate_model(record, exclude=["project"])
+    record.save()
+    return record

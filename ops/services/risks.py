@@ -1,0 +1,171 @@
+"""The risk register: create, reassess, accept and close risks."""
+
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from ops.catalogue import CATALOGUE
+from ops.models import NistGenAIRisk, OwaspLLMRisk, Risk, RiskAssessment, RiskSource, RiskStatus
+from projects.models import Membership, Organization, Project, Role
+from projects.services import membership_require, organization_today
+from tracker.exceptions import ValidationFailed, reject_unknown_fields, validate_model
+
+RISK_FIELDS = {
+    "description",
+    "treatment",
+    "owner",
+    "mitigation_plan",
+    "residual_likelihood",
+    "residual_impact",
+    "next_review_date",
+    "nist_refs",
+    "owasp_refs",
+}
+UPDATE_FIELDS = RISK_FIELDS | {"title", "category", "likelihood", "impact", "status"}
+
+
+def _risk_validate(risk: Risk) -> None:
+    errors: dict[str, list[str]] = {}
+    for field, choices in (("nist_refs", NistGenAIRisk), ("owasp_refs", OwaspLLMRisk)):
+        refs = getattr(risk, field)
+        if not isinstance(refs, list) or any(ref not in choices.values for ref in refs):
+            errors[field] = [f"A list of codes from: {', '.join(choices.values)}."]
+    if risk.owner_id and not Membership.objects.filter(user_id=risk.owner_id, organization=risk.organization).exists():
+        errors["owner"] = ["The owner must be a member of the organization."]
+    if risk.project_id and risk.project.organization_id != risk.organization_id:
+        errors["project"] = ["Unknown project."]
+    if errors:
+        raise ValidationFailed(next(iter(errors.values()))[0], errors=errors)
+    validate_model(risk, exclude=["organization", "project", "owner", "accepted_by"])
+
+
+def _assess(risk: Risk, by: AbstractBaseUser | None, note: str = "") -> None:
+    now = timezone.now()
+    RiskAssessment.objects.create(
+        risk=risk, assessed_at=now, by=by, likelihood=risk.likelihood, impact=risk.impact, note=note
+    )
+    Risk.objects.filter(pk=risk.pk).update(last_reviewed_at=now)
+    risk.last_reviewed_at = now
+
+
+@transaction.atomic
+def risk_create(
+    *,
+    by: AbstractBaseUser,
+    title: str,
+    category: str,
+    likelihood: int,
+    impact: int,
+    project: Project | None = None,
+    organization: Organization | None = None,
+    **fields: Any,
+) -> Risk:
+    """Register a risk of a project (or, with `organization` only, of the whole portfolio)."""
+    organization = project.organization if project else organization
+    if organization is None:
+        raise ValidationFailed("A risk belongs to a project or an organization.", errors={"project": ["Required."]})
+    membership_require(user=by, organization=organization, role=Role.CONTRIBUTOR)
+    reject_unknown_fields(fields, RISK_FIELDS)
+    risk = Risk(
+        organization=organization,
+        project=project,
+        title=title,
+        category=category,
+        likelihood=likelihood,
+        impact=impact,
+        source=RiskSource.MANUAL,
+        **fields,
+    )
+    _risk_validate(risk)
+    risk.save()
+    risk.refresh_from_db(fields=["score", "severity"])
+    _assess(risk, by, "Initial assessment")
+    return risk
+
+
+def risk_create_from_catalogue(*, project: Project, by: AbstractBaseUser, key: str, **fields: Any) -> Risk:
+    """Add a risk of the built-in catalogue to a project; `fields` override the catalogue's."""
+    entry = CATALOGUE.get(key)
+    if entry is None:
+        raise ValidationFailed(f"No catalogue risk “{key}”.", errors={"key": ["Unknown catalogue risk."]})
+    values = {
+        "title": entry.title,
+        "category": entry.category,
+        "description": entry.description,
+        "mitigation_plan": entry.mitigation_plan,
+        "likelihood": entry.likelihood,
+        "impact": entry.impact,
+        "nist_refs": list(entry.nist_refs),
+        "owasp_refs": list(entry.owasp_refs),
+    } | fields
+    return risk_create(project=project, by=by, **values)
+
+
+@transaction.atomic
+def risk_update(*, risk: Risk, by: AbstractBaseUser, note: str = "", **changes: Any) -> Risk:
+    """Change a risk; a new likelihood or impact is a reassessment and is recorded as one.
+
+    Status moves here only between open and mitigating: accepting and closing are decisions
+    with their own services.
+    """
+    membership_require(user=by, organization=risk.organization, role=Role.CONTRIBUTOR)
+    reject_unknown_fields(changes, UPDATE_FIELDS)
+    if "status" in changes and changes["status"] not in RiskStatus.active():
+        raise ValidationFailed(
+            "Use accept or close to accept or close a risk.", errors={"status": ["Only open or mitigating here."]}
+        )
+    risk = Risk.objects.select_for_update().get(pk=risk.pk)
+    reassessed = any(f in changes and changes[f] != getattr(risk, f) for f in ("likelihood", "impact"))
+    for field, value in changes.items():
+        setattr(risk, field, value)
+    _risk_validate(risk)
+    risk.save()
+    risk.refresh_from_db(fields=["score", "severity"])
+    if reassessed:
+        _assess(risk, by, note)
+    return risk
+
+
+@transaction.atomic
+def risk_accept(*, risk: Risk, by: AbstractBaseUser, justification: str, expires: dt.date) -> Risk:
+    """Accept a risk (managers only), with a justification and the date the acceptance expires."""
+    membership_require(user=by, organization=risk.organization, role=Role.MANAGER)
+    errors = {}
+    if not justification.strip():
+        errors["justification"] = ["Say why the risk is acceptable."]
+    if expires <= organization_today(risk.organization):
+        errors["expires"] = ["The acceptance must expire in the future."]
+    if risk.status == RiskStatus.CLOSED:
+        errors["status"] = ["A closed risk cannot be accepted."]
+    if errors:
+        raise ValidationFailed(next(iter(errors.values()))[0], errors=errors)
+    risk.status, risk.accepted_by = RiskStatus.ACCEPTED, by
+    risk.acceptance_justification, risk.acceptance_expires = justification.strip(), expires
+    risk.status_note = justification.strip()
+    risk.save(
+        update_fields=[
+            "status",
+            "accepted_by",
+            "acceptance_justification",
+            "acceptance_expires",
+            "status_note",
+            "updated_at",
+        ]
+    )
+    return risk
+
+
+@transaction.atomic
+def risk_close(*, risk: Risk, by: AbstractBaseUser, note: str) -> Risk:
+    """Close a risk with a note saying why it no longer applies."""
+    membership_require(user=by, organization=risk.organization, role=Role.CONTRIBUTOR)
+    if not note.strip():
+        raise ValidationFailed("Say why the risk is closed.", errors={"note": ["This field is required."]})
+    if risk.status == RiskStatus.CLOSED:
+        raise ValidationFailed("The risk is already closed.", errors={"status": ["Already closed."]})
+    risk.status, risk.closed_at, risk.status_note = RiskStatus.CLOSED, timezone.now(), note.strip()
+    risk.save(update_fields=["status", "closed_at", "status_note", "updated_at"])
+    return risk

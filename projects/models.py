@@ -1,0 +1,286 @@
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from tracker.models import TimeStampedModel
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    CONTRIBUTOR = "contributor", "Contributor"
+    MANAGER = "manager", "Manager"
+    ADMIN = "admin", "Admin"
+
+    @classmethod
+    def rank(cls, role: str) -> int:
+        """Return the role's rank: viewer < contributor < manager < admin."""
+        return list(cls.values).index(role)
+
+
+class Industry(models.TextChoices):
+    FINANCE = "finance", "Finance"
+    HEALTHCARE = "healthcare", "Healthcare"
+    RETAIL = "retail", "Retail"
+    MEDIA = "media", "Media"
+    TECHNOLOGY = "technology", "Technology"
+    PUBLIC_SECTOR = "public_sector", "Public sector"
+    MANUFACTURING = "manufacturing", "Manufacturing"
+    OTHER = "other", "Other"
+
+
+class UseCase(models.TextChoices):
+    CUSTOMER_SUPPORT = "customer_support", "Customer support"
+    CONTENT_GENERATION = "content_generation", "Content generation"
+    DATA_ANALYSIS = "data_analysis", "Data analysis"
+    FRAUD_DETECTION = "fraud_detection", "Fraud detection"
+    RECOMMENDATION = "recommendation", "Recommendation"
+    CLINICAL_DOCUMENTATION = "clinical_documentation", "Clinical documentation"
+    RESEARCH = "research", "Research and discovery"
+    CODING_ASSISTANT = "coding_assistant", "Coding assistant"
+    PERSONALIZATION = "personalization", "Personalization"
+    OTHER = "other", "Other"
+
+
+class DataClassification(models.TextChoices):
+    PUBLIC = "public", "Public"
+    INTERNAL = "internal", "Internal"
+    CONFIDENTIAL = "confidential", "Confidential"
+    PERSONAL = "personal", "Personal data"
+    SENSITIVE_PERSONAL = "sensitive_personal", "Sensitive personal data"
+
+    @classmethod
+    def personal(cls) -> tuple[str, ...]:
+        return (cls.PERSONAL, cls.SENSITIVE_PERSONAL)
+
+
+class AIActTier(models.TextChoices):
+    """Risk tier under the EU AI Act."""
+
+    UNASSESSED = "unassessed", "Unassessed"
+    MINIMAL = "minimal", "Minimal"
+    LIMITED = "limited", "Limited"
+    HIGH = "high", "High"
+    UNACCEPTABLE = "unacceptable", "Unacceptable"
+
+
+class Stage(models.TextChoices):
+    IDEATION = "ideation", "Ideation"
+    DATA_PREPARATION = "data_preparation", "Data preparation"
+    DEVELOPMENT = "development", "Development"
+    EVALUATION = "evaluation", "Evaluation"
+    PILOT = "pilot", "Pilot"
+    PRODUCTION = "production", "Production"
+    RETIRED = "retired", "Retired"
+
+    @classmethod
+    def order(cls, stage: str) -> int:
+        return list(cls.values).index(stage)
+
+
+class Health(models.TextChoices):
+    GREEN = "green", "On track"
+    AMBER = "amber", "At risk"
+    RED = "red", "Off track"
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not a known IANA time zone (e.g. Europe/Berlin).")
+
+
+PERCENT = [MinValueValidator(0), MaxValueValidator(100)]
+
+
+class Organization(TimeStampedModel):
+    """The tenant: every other row belongs to exactly one organization."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    currency = models.CharField(
+        max_length=3,
+        default="USD",
+        validators=[RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code, e.g. USD.")],
+        help_text="ISO 4217 code, e.g. USD, EUR.",
+    )
+    timezone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_timezone],
+        help_text="IANA name, e.g. Europe/Berlin.",
+    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="organizations")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(currency__regex=r"^[A-Z]{3}$"),
+                name="organization_currency_iso4217",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tzinfo(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class Membership(TimeStampedModel):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        ordering = ["organization", "user"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="membership_one_per_user_org"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.organization} ({self.role})"
+
+    def has_role(self, role: str) -> bool:
+        return Role.rank(self.role) >= Role.rank(role)
+
+
+class Team(TimeStampedModel):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="team_slug_unique_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Project(TimeStampedModel):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="projects")
+    team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="projects")
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80)
+    summary = models.TextField(blank=True)
+    industry = models.CharField(max_length=32, choices=Industry.choices, default=Industry.OTHER)
+    use_case = models.CharField(max_length=32, choices=UseCase.choices, default=UseCase.OTHER)
+    business_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    technical_lead = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    human_oversight_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The person accountable for human oversight (EU AI Act, high-risk systems).",
+    )
+    start_date = models.DateField(null=True, blank=True)
+    target_date = models.DateField(null=True, blank=True)
+    data_classification = models.CharField(
+        max_length=32,
+        choices=DataClassification.choices,
+        blank=True,
+        help_text="Blank until classified.",
+    )
+    ai_act_tier = models.CharField(max_length=16, choices=AIActTier.choices, default=AIActTier.UNASSESSED)
+    stage = models.CharField(max_length=32, choices=Stage.choices, default=Stage.IDEATION)
+    stage_entered_at = models.DateTimeField()
+    # Denormalised from the newest status update so lists need no subquery.
+    health = models.CharField(max_length=8, choices=Health.choices, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0, validators=PERCENT)
+    last_status_date = models.DateField(null=True, blank=True)
+    archived = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="project_slug_unique_per_org"),
+            models.CheckConstraint(condition=Q(stage__in=Stage.values), name="project_stage_valid"),
+            models.CheckConstraint(
+                condition=Q(health__in=[*Health.values, ""]),
+                name="project_health_valid",
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="project_progress_0_100"),
+            models.CheckConstraint(
+                condition=Q(target_date__isnull=True)
+                | Q(start_date__isnull=True)
+                | Q(target_date__gte=models.F("start_date")),
+                name="project_target_after_start",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "stage"]),
+            models.Index(fields=["organization", "health"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("projects:detail", kwargs={"slug": self.slug})
+
+
+class StageTransition(models.Model):
+    """One move of a project through the lifecycle. Never edited."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="transitions")
+    from_stage = models.CharField(max_length=32, choices=Stage.choices)
+    to_stage = models.CharField(max_length=32, choices=Stage.choices)
+    at = models.DateTimeField()
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    note = models.TextField(blank=True)
+    overridden_gates = models.JSONField(default=list, blank=True)
+    override_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["project", "at"]
+        indexes = [models.Index(fields=["project", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.from_stage} → {self.to_stage}"
+
+
+class StatusUpdate(TimeStampedModel):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="status_updates")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    date = models.DateField()
+    health = models.CharField(max_length=8, choices=Health.choices)
+    progress = models.PositiveSmallIntegerField(validators=PERCENT)
+    summary = models.TextField()
+    accomplishments = models.TextField(blank=True)
+    blockers = models.TextField(blank=True)
+    next_steps = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-date", "-created_at"]
+        indexes = [models.Index(fields=["project", "-date"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__lte=100), name="status_progress_0_100"),
+            models.CheckConstraint(condition=Q(health__in=Health.values), name="status_health_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.date} ({self.health})"

@@ -1,0 +1,147 @@
+"""Reads of the projects app that are more than a `get`."""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+
+from projects.models import AIActTier, DataClassification, Membership, Organization, Project, Role, Stage
+
+GATED_STAGES = (Stage.PILOT, Stage.PRODUCTION)
+
+
+def membership_get(*, user: AbstractBaseUser, organization: Organization) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.filter(user=user, organization=organization).first()
+
+
+def user_has_role(*, user: AbstractBaseUser, organization: Organization, role: Role) -> bool:
+    membership = membership_get(user=user, organization=organization)
+    return membership is not None and membership.has_role(role)
+
+
+def organization_list(*, user: AbstractBaseUser) -> QuerySet[Organization]:
+    """Return the organizations the user belongs to."""
+    if not user.is_authenticated:
+        return Organization.objects.none()
+    return Organization.objects.filter(memberships__user=user)
+
+
+def project_list(*, user: AbstractBaseUser) -> QuerySet[Project]:
+    """Return the projects of every organization the user belongs to."""
+    return Project.objects.filter(organization__in=organization_list(user=user)).select_related("organization", "team")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One condition a project must meet to enter a gated stage."""
+
+    key: str
+    label: str
+    passed: bool
+    # False for gates no override may bypass (a prohibited AI practice).
+    overridable: bool = True
+
+    def as_dict(self) -> dict[str, object]:
+        return {"key": self.key, "label": self.label, "overridable": self.overridable}
+
+
+def project_gates(*, project: Project, to_stage: str) -> list[Gate]:
+    """Return every gate for entering `to_stage` (empty for ungated stages), passed or not."""
+    from ops.models import (
+        Budget,
+        InfrastructureComponent,
+        QualityMetric,
+        Risk,
+        RiskAssessment,
+        RiskCategory,
+        RiskStatus,
+        Severity,
+    )
+
+    if to_stage not in GATED_STAGES:
+        return []
+    risks = Risk.objects.filter(project=project).exclude(status=RiskStatus.CLOSED)
+    assessed = RiskAssessment.objects.filter(risk__project=project)
+    gates = [
+        Gate("data_classification", "Data classification is set", bool(project.data_classification)),
+        Gate("budget", "A budget is recorded", Budget.objects.filter(project=project).exists()),
+        Gate(
+            "infrastructure",
+            "Infrastructure is recorded",
+            InfrastructureComponent.objects.filter(project=project).exists(),
+        ),
+        Gate("risk_review", "A risk review happened (at least one risk assessed)", assessed.exists()),
+        Gate(
+            "critical_risks_mitigated",
+            "No open critical risk without a mitigation plan",
+            not risks.filter(status=RiskStatus.OPEN, severity=Severity.CRITICAL, mitigation_plan="").exists(),
+        ),
+        Gate("quality_metrics", "Quality metrics are recorded", QualityMetric.objects.filter(project=project).exists()),
+    ]
+    if project.ai_act_tier == AIActTier.HIGH:
+        gates += [
+            Gate(
+                "compliance_risk",
+                "A compliance risk is assessed (EU AI Act high-risk system)",
+                assessed.filter(risk__category=RiskCategory.COMPLIANCE).exists(),
+            ),
+            Gate(
+                "human_oversight_owner",
+                "A human-oversight owner is named (EU AI Act high-risk system)",
+                project.human_oversight_owner_id is not None,
+            ),
+        ]
+    gates.append(
+        Gate(
+            "ai_act_not_prohibited",
+            "The EU AI Act tier is not unacceptable (a prohibited practice never enters pilot or production)",
+            project.ai_act_tier != AIActTier.UNACCEPTABLE,
+            overridable=False,
+        )
+    )
+    if to_stage == Stage.PRODUCTION:
+        gates.append(
+            Gate("ai_act_assessed", "The EU AI Act tier is assessed", project.ai_act_tier != AIActTier.UNASSESSED)
+        )
+        if project.data_classification in DataClassification.personal():
+            gates.append(
+                Gate(
+                    "privacy_risk",
+                    "A data-privacy risk is assessed (the project handles personal data)",
+                    assessed.filter(risk__category=RiskCategory.DATA_PRIVACY).exists(),
+                )
+            )
+    return gates
+
+
+def project_list_with_figures(*, user: AbstractBaseUser) -> QuerySet[Project]:
+    """Return the user's projects annotated with spend to date, total budget and risk counts.
+
+    Each figure is a correlated subquery, so a page of projects costs one query whatever its size
+    and the sums are not multiplied by joins.
+    """
+    from ops.models import Budget, CostEntry, Risk, RiskStatus, Severity
+
+    def total(model, column: str) -> Coalesce:
+        rows = model.objects.filter(project=OuterRef("pk")).order_by().values("project")
+        return Coalesce(
+            Subquery(rows.annotate(t=Sum(column)).values("t")),
+            Value(Decimal(0)),
+            output_field=DecimalField(max_digits=16, decimal_places=4),
+        )
+
+    def risks(**filters: object) -> Coalesce:
+        rows = Risk.objects.filter(project=OuterRef("pk"), status__in=RiskStatus.active(), **filters)
+        rows = rows.order_by().values("project").annotate(n=Count("pk")).values("n")
+        return Coalesce(Subquery(rows), Value(0))
+
+    return project_list(user=user).annotate(
+        spend_to_date=total(CostEntry, "amount"),
+        budget_total=total(Budget, "amount"),
+        open_risks=risks(),
+        critical_risks=risks(severity=Severity.CRITICAL),
+    )
