@@ -2,6 +2,7 @@
 
 from ops.services.costs import budget_create, cost_entry_create, model_price_create
 from ops.services.infrastructure import infrastructure_component_create, quality_metric_create
+from ops.services.reports import report_request
 from ops.services.risks import risk_accept, risk_close, risk_create, risk_create_from_catalogue, risk_update
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "infrastructure_component_create",
     "model_price_create",
     "quality_metric_create",
+    "report_request",
     "risk_accept",
     "risk_close",
     "risk_create",
