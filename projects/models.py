@@ -240,7 +240,7 @@ class Project(TimeStampedModel):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("projects:detail", kwargs={"slug": self.slug})
+        return reverse("projects:detail", kwargs={"pk": self.pk})
 
 
 class StageTransition(models.Model):
