@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tracker
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test lint format bench browser-deps clean
+.PHONY: run test lint format bench browser-deps vendor clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,17 @@ test: lint browser-deps
 ## bench: performance figures on PostgreSQL (not a test: ratios and query counts)
 bench: $(VENV)/.dev
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/python -m bench
+
+## vendor: reinstall the pinned front-end libraries from npm and copy their built files to static/vendor/ (committed)
+vendor:
+	npm ci --no-audit --no-fund
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+	cp node_modules/chart.js/dist/chart.umd.min.js static/vendor/chart.umd.min.js
+	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/pico.min.css
+	cp node_modules/htmx.org/LICENSE static/vendor/htmx.LICENSE
+	cp node_modules/chart.js/LICENSE.md static/vendor/chart.js.LICENSE.md
+	cp node_modules/@picocss/pico/LICENSE.md static/vendor/pico.LICENSE.md
 
 clean:
 	rm -rf $(VENV) var staticfiles db.sqlite3
