@@ -527,6 +527,10 @@ class Report(TimeStampedModel):
     data = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     digest_sent_at = models.DateTimeField(null=True, blank=True)
+    # Progress of the build, so the UI and the API can show how far a running report is.
+    progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
+    step = models.CharField(max_length=100, blank=True, help_text="What the build is doing now.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="How many times a build started.")
 
     class Meta:
         ordering = ["-period_start", "kind"]
@@ -561,3 +565,71 @@ class Report(TimeStampedModel):
 
     def get_absolute_url(self) -> str:
         return reverse("ops:report-detail", kwargs={"pk": self.pk})
+
+
+class RiskSnapshot(models.Model):
+    """Open risks of an organization by severity on one day: trends without replaying history."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="risk_snapshots")
+    date = models.DateField()
+    low = models.PositiveIntegerField(default=0)
+    medium = models.PositiveIntegerField(default=0)
+    high = models.PositiveIntegerField(default=0)
+    critical = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["organization", "date"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "date"], name="risk_snapshot_one_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization} risks on {self.date}"
+
+    @property
+    def total(self) -> int:
+        return self.low + self.medium + self.high + self.critical
+
+
+class SpendSnapshot(models.Model):
+    """A project's spend on one day and to that day (priced costs only; unpriced usage counted apart)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="spend_snapshots")
+    date = models.DateField()
+    spend_day = models.DecimalField(max_digits=16, decimal_places=4, default=0)
+    spend_to_date = models.DecimalField(max_digits=16, decimal_places=4, default=0)
+    unpriced_entries = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["project", "date"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "date"], name="spend_snapshot_one_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} spend on {self.date}"
+
+
+class ReminderKind(models.TextChoices):
+    DUE_IN_7_DAYS = "due_7", "Review due within 7 days"
+    DUE_IN_1_DAY = "due_1", "Review due tomorrow"
+    OVERDUE = "overdue", "Review overdue"
+
+
+class ReviewReminder(models.Model):
+    """One reminder e-mail sent to a risk owner; the unique constraint makes each one go out once."""
+
+    risk = models.ForeignKey(Risk, on_delete=models.CASCADE, related_name="reminders")
+    kind = models.CharField(max_length=16, choices=ReminderKind.choices)
+    review_date = models.DateField(help_text="The review date the reminder was about.")
+    recipient = models.EmailField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["risk", "sent_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["risk", "kind", "review_date"], name="review_reminder_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.risk} ({self.review_date})"
