@@ -167,7 +167,11 @@ def _project_validate(project: Project) -> None:
         technical_lead=project.technical_lead,
         human_oversight_owner=project.human_oversight_owner,
     )
-    validate_model(project, exclude=["organization"])
+    validate_model(
+        project,
+        exclude=["organization"],
+        constraint_errors={"project_target_after_start": ("target_date", "The target date is before the start date.")},
+    )
 
 
 def _move_error(from_stage: str, to_stage: str, note: str) -> str:

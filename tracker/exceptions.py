@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
 
@@ -53,12 +54,29 @@ class TransitionRefused(Conflict):
         self.missing = [dict(gate) for gate in missing]
 
 
-def validate_model(instance: Model, *, exclude: Iterable[str] | None = None) -> None:
-    """Run the model's field, choice and constraint checks; raise ValidationFailed per field."""
+def validate_model(
+    instance: Model,
+    *,
+    exclude: Iterable[str] | None = None,
+    constraint_errors: Mapping[str, tuple[str, str]] | None = None,
+) -> None:
+    """Run the model's field, choice and constraint checks; raise ValidationFailed per field.
+
+    `constraint_errors` maps a constraint's name to the field and message that explain it to a user,
+    in place of Django's generic non-field "Constraint … is violated".
+    """
     try:
         instance.full_clean(exclude=exclude)
     except DjangoValidationError as exc:
         errors = exc.message_dict
+        explained = {
+            constraint.get_violation_error_message(): constraint_errors[constraint.name]
+            for constraint in instance._meta.constraints
+            if constraint.name in (constraint_errors or {})
+        }
+        for message in errors.pop(NON_FIELD_ERRORS, []):
+            field, text = explained.get(message, (NON_FIELD_ERRORS, message))
+            errors.setdefault(field, []).append(text)
         first = next(iter(errors.values()))[0]
         raise ValidationFailed(first, errors=errors) from exc
 
