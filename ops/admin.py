@@ -1,0 +1,197 @@
+"""Admin for infrastructure, budgets, costs, prices, quality metrics, risks and reports.
+
+Cost entries run to millions of rows: their pages skip the full count and join what they list.
+Risk scores and severities are computed by the database and only shown; assessments are history.
+"""
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from ops.models import (
+    Budget,
+    CostEntry,
+    InfrastructureComponent,
+    ModelPrice,
+    QualityMetric,
+    Report,
+    Risk,
+    RiskAssessment,
+    RiskStatus,
+)
+from projects.admin import ReadOnlyAdminMixin
+
+
+class PricedFilter(admin.SimpleListFilter):
+    title = "priced"
+    parameter_name = "priced"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "Priced"), ("no", "Unpriced usage")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(amount__isnull=self.value() == "no")
+        return queryset
+
+
+class OverdueReviewFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("overdue", "Review overdue")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "overdue":
+            return queryset.filter(next_review_date__lt=timezone.localdate(), status__in=RiskStatus.active())
+        return queryset
+
+
+@admin.register(InfrastructureComponent)
+class InfrastructureComponentAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "project",
+        "kind",
+        "provider",
+        "hosting",
+        "environment",
+        "model_name",
+        "gpu_type",
+        "gpu_count",
+    ]
+    list_filter = ["kind", "provider", "hosting", "environment", "model_source"]
+    search_fields = ["name", "model_name", "gpu_type", "project__name"]
+    list_select_related = ["project"]
+    autocomplete_fields = ["project"]
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    list_display = ["project", "period_start", "period_end", "amount", "category", "tolerance_pct"]
+    list_filter = ["category"]
+    search_fields = ["project__name", "notes"]
+    list_select_related = ["project"]
+    autocomplete_fields = ["project"]
+    date_hierarchy = "period_start"
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = [
+        "model",
+        "provider",
+        "organization",
+        "input_per_mtok",
+        "cached_input_per_mtok",
+        "output_per_mtok",
+        "valid_from",
+        "deprecation_date",
+    ]
+    list_filter = ["provider", "organization"]
+    search_fields = ["model", "provider"]
+    list_select_related = ["organization"]
+    autocomplete_fields = ["organization"]
+
+
+@admin.register(CostEntry)
+class CostEntryAdmin(admin.ModelAdmin):
+    list_display = [
+        "date",
+        "project",
+        "category",
+        "amount",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "source",
+        "priced",
+    ]
+    list_filter = ["category", "source", PricedFilter]
+    search_fields = ["project__name", "description", "model", "external_id"]
+    list_select_related = ["project"]
+    autocomplete_fields = ["project"]
+    raw_id_fields = ["price", "created_by"]
+    readonly_fields = ["price"]
+    date_hierarchy = "date"
+    show_full_result_count = False
+
+    @admin.display(boolean=True, description="Priced")
+    def priced(self, obj: CostEntry) -> bool:
+        return obj.is_priced
+
+
+@admin.register(QualityMetric)
+class QualityMetricAdmin(admin.ModelAdmin):
+    list_display = ["project", "date", "metric", "name", "value", "threshold", "higher_is_better", "breached"]
+    list_filter = ["metric", "higher_is_better"]
+    search_fields = ["project__name", "name", "notes"]
+    list_select_related = ["project"]
+    autocomplete_fields = ["project"]
+    date_hierarchy = "date"
+
+    @admin.display(boolean=True, description="Breached")
+    def breached(self, obj: QualityMetric) -> bool:
+        return obj.breached
+
+
+class RiskAssessmentInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = RiskAssessment
+    fields = ["assessed_at", "likelihood", "impact", "score", "by", "note"]
+    readonly_fields = fields
+    ordering = ["-assessed_at"]
+
+
+@admin.register(Risk)
+class RiskAdmin(admin.ModelAdmin):
+    list_display = [
+        "title",
+        "project",
+        "category",
+        "score",
+        "severity",
+        "status",
+        "treatment",
+        "owner",
+        "next_review_date",
+        "source",
+    ]
+    list_filter = ["severity", "status", "category", "treatment", "source", OverdueReviewFilter, "organization"]
+    search_fields = ["title", "description", "project__name", "signal_key"]
+    list_select_related = ["project", "owner"]
+    autocomplete_fields = ["organization", "project", "owner", "accepted_by"]
+    # Score and severity are generated by the database; the rest are set by the risk services.
+    readonly_fields = ["score", "severity", "last_reviewed_at", "closed_at", "source", "signal_rule", "signal_key"]
+    inlines = [RiskAssessmentInline]
+    fieldsets = [
+        (None, {"fields": ["organization", "project", "title", "description", "category", "owner"]}),
+        ("Rating", {"fields": ["likelihood", "impact", "score", "severity", "residual_likelihood", "residual_impact"]}),
+        ("Treatment", {"fields": ["status", "treatment", "mitigation_plan", "next_review_date", "last_reviewed_at"]}),
+        ("References", {"fields": ["nist_refs", "owasp_refs"]}),
+        (
+            "Decisions",
+            {"fields": ["accepted_by", "acceptance_justification", "acceptance_expires", "closed_at", "status_note"]},
+        ),
+        ("Origin", {"fields": ["source", "signal_rule", "signal_key"]}),
+    ]
+
+
+@admin.register(RiskAssessment)
+class RiskAssessmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["risk", "assessed_at", "likelihood", "impact", "score", "by"]
+    search_fields = ["risk__title", "note"]
+    list_select_related = ["risk", "by"]
+    date_hierarchy = "assessed_at"
+
+
+@admin.register(Report)
+class ReportAdmin(admin.ModelAdmin):
+    list_display = ["kind", "organization", "project", "period_start", "period_end", "state", "generated_at"]
+    list_filter = ["kind", "state", "organization"]
+    search_fields = ["organization__name", "project__name", "error"]
+    list_select_related = ["organization", "project"]
+    autocomplete_fields = ["organization", "project", "requested_by"]
+    readonly_fields = ["state", "started_at", "generated_at", "digest_sent_at", "error", "data"]
+    date_hierarchy = "period_start"

@@ -1,0 +1,197 @@
+"""Admin for organizations, members, teams, projects, stage history and status updates.
+
+The admin is the operators' raw-data tool: list pages join what they show (no N+1 queries),
+foreign keys use autocomplete so no page loads every user or project, and history is read-only.
+"""
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from ops.models import CostEntry, Risk
+from projects.models import Membership, Organization, Project, StageTransition, StatusUpdate, Team
+
+
+class ReadOnlyAdminMixin:
+    """History is never edited: no add, change or delete, even for superusers."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class LatestRowsFormSet(BaseInlineFormSet):
+    """Show only the newest rows of a long inline; the full list is one click away."""
+
+    limit = 20
+
+    def get_queryset(self) -> QuerySet:
+        return super().get_queryset()[: self.limit]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+    fields = ["user", "role"]
+
+
+class TeamInline(admin.TabularInline):
+    model = Team
+    extra = 0
+    fields = ["name", "slug", "description"]
+    prepopulated_fields = {"slug": ["name"]}
+    show_change_link = True
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "currency", "timezone", "created_at"]
+    search_fields = ["name", "slug"]
+    list_filter = ["currency"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [TeamInline, MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organization", "role", "created_at"]
+    list_filter = ["role", "organization"]
+    search_fields = ["user__username", "user__email", "organization__name"]
+    list_select_related = ["user", "organization"]
+    autocomplete_fields = ["user", "organization"]
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    list_display = ["name", "organization", "slug"]
+    list_filter = ["organization"]
+    search_fields = ["name", "slug", "organization__name"]
+    list_select_related = ["organization"]
+    autocomplete_fields = ["organization"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+class StageTransitionInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = StageTransition
+    fields = ["at", "from_stage", "to_stage", "by", "note", "overridden_gates", "override_reason"]
+    readonly_fields = fields
+    ordering = ["-at"]
+
+
+class StatusUpdateInline(admin.StackedInline):
+    model = StatusUpdate
+    formset = LatestRowsFormSet
+    extra = 0
+    fields = ["date", "health", "progress", "author", "summary", "blockers"]
+    readonly_fields = ["author"]
+    ordering = ["-date", "-created_at"]
+    show_change_link = True
+    classes = ["collapse"]
+    verbose_name_plural = f"status updates (newest {LatestRowsFormSet.limit})"
+
+
+class RiskInlineFormSet(BaseInlineFormSet):
+    def save_new(self, form, commit=True):
+        # A risk added on a project's page belongs to the project's organization.
+        form.instance.organization_id = self.instance.organization_id
+        return super().save_new(form, commit=commit)
+
+
+class RiskInline(admin.TabularInline):
+    model = Risk
+    formset = RiskInlineFormSet
+    extra = 0
+    fields = ["title", "category", "likelihood", "impact", "score", "severity", "status", "next_review_date"]
+    readonly_fields = ["score", "severity"]
+    show_change_link = True
+
+
+class CostEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The newest cost entries only: a project has hundreds, the cost changelist has them all."""
+
+    model = CostEntry
+    formset = LatestRowsFormSet
+    fields = ["date", "category", "amount", "model", "input_tokens", "output_tokens", "source"]
+    readonly_fields = fields
+    ordering = ["-date", "-id"]
+    show_change_link = True
+    classes = ["collapse"]
+    verbose_name_plural = f"cost entries (newest {LatestRowsFormSet.limit})"
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "organization",
+        "team",
+        "stage",
+        "health",
+        "progress",
+        "industry",
+        "use_case",
+        "ai_act_tier",
+        "last_status_date",
+        "archived",
+    ]
+    list_filter = ["stage", "health", "industry", "use_case", "data_classification", "ai_act_tier", "archived"]
+    search_fields = ["name", "slug", "summary", "organization__name"]
+    list_select_related = ["organization", "team"]
+    autocomplete_fields = ["organization", "team", "business_owner", "technical_lead", "human_oversight_owner"]
+    prepopulated_fields = {"slug": ["name"]}
+    # The stage moves only through project_transition (gates, history); health follows status updates.
+    readonly_fields = ["stage", "stage_entered_at", "health", "progress", "last_status_date", "all_costs"]
+    inlines = [StageTransitionInline, StatusUpdateInline, RiskInline, CostEntryInline]
+    show_full_result_count = False
+    fieldsets = [
+        (None, {"fields": ["organization", "team", "name", "slug", "summary", "industry", "use_case"]}),
+        ("People", {"fields": ["business_owner", "technical_lead", "human_oversight_owner"]}),
+        ("Plan", {"fields": ["start_date", "target_date", "data_classification", "ai_act_tier", "archived"]}),
+        ("State", {"fields": ["stage", "stage_entered_at", "health", "progress", "last_status_date", "all_costs"]}),
+    ]
+
+    @admin.display(description="Costs")
+    def all_costs(self, obj: Project) -> str:
+        if obj.pk is None:
+            return "—"
+        url = reverse("admin:ops_costentry_changelist") + f"?project__id__exact={obj.pk}"
+        return format_html('<a href="{}">All cost entries of this project</a>', url)
+
+    def save_model(self, request: HttpRequest, obj: Project, form, change: bool) -> None:
+        if not change:
+            obj.stage_entered_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(StageTransition)
+class StageTransitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["project", "from_stage", "to_stage", "at", "by", "overridden"]
+    list_filter = ["to_stage", "from_stage"]
+    search_fields = ["project__name", "note", "override_reason"]
+    list_select_related = ["project", "by"]
+    date_hierarchy = "at"
+
+    @admin.display(boolean=True, description="Gates overridden")
+    def overridden(self, obj: StageTransition) -> bool:
+        return bool(obj.overridden_gates)
+
+
+@admin.register(StatusUpdate)
+class StatusUpdateAdmin(admin.ModelAdmin):
+    list_display = ["project", "date", "health", "progress", "author"]
+    list_filter = ["health"]
+    search_fields = ["project__name", "summary", "blockers"]
+    list_select_related = ["project", "author"]
+    autocomplete_fields = ["project", "author"]
+    date_hierarchy = "date"
+    show_full_result_count = False
