@@ -1,0 +1,52 @@
+"""`manage.py seed_demo [--projects N]`: the demo portfolio, idempotently; N synthetic projects for load tests."""
+
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from projects.demo import DEMO_USERS, credentials_write, demo_passwords_reset, demo_seed, synthetic_seed
+
+
+class Command(BaseCommand):
+    help = "Create the demo portfolio (idempotent); with --projects N also N synthetic projects for load tests."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--projects", type=int, default=0, metavar="N", help="Ensure N synthetic projects exist (load tests)."
+        )
+        parser.add_argument(
+            "--credentials-file",
+            type=Path,
+            default=settings.BASE_DIR / ".demo-credentials",
+            help="Where new demo logins are written (mode 0600). Default: .demo-credentials in the repository.",
+        )
+        parser.add_argument(
+            "--reset-passwords", action="store_true", help="Give the demo logins new passwords (e.g. file lost)."
+        )
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+
+    def handle(self, *args, projects: int, credentials_file: Path, reset_passwords: bool, **options) -> None:
+        if projects < 0:
+            self.stderr.write("--projects must be 0 or more.")
+            raise SystemExit(2)
+        started = time.monotonic()
+        result = demo_seed(log=lambda line: self.stdout.write(line))
+        if result.projects_created:
+            self.stdout.write(f"Demo portfolio: {len(result.projects_created)} projects created.")
+        else:
+            self.stdout.write("Demo portfolio already present.")
+        passwords = result.passwords
+        if reset_passwords:
+            passwords = demo_passwords_reset()
+        if passwords:
+            credentials_write(path=credentials_file, passwords=passwords)
+            self.stdout.write(self.style.SUCCESS("Demo logins (shown once; also in " + str(credentials_file) + "):"))
+            for username, role, *_ in DEMO_USERS:
+                if username in passwords:
+                    self.stdout.write(f"  {username:<18} {passwords[username]:<20} {role}")
+        if projects:
+            created = synthetic_seed(count=projects, progress=not options["no_progress"])
+            self.stdout.write(f"Synthetic projects: {created} created, {projects - created} already present.")
+        self.stdout.write(f"Done in {time.monotonic() - started:.1f}s.")
