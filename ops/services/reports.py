@@ -1,14 +1,41 @@
-"""Reports: requesting one (on demand or on schedule); building it lives beside it."""
+"""Reports: request one (on demand or on schedule), build it, e-mail its digest, keep the schedule.
 
+Exactly once: a report is unique per organization × project × kind × period (database
+constraint), the build is claimed under a PostgreSQL session advisory lock that dies with the
+worker holding it, and the digest is claimed by a conditional UPDATE of `digest_sent_at`.
+"""
+
+import contextlib
 import datetime as dt
+import logging
+from collections.abc import Iterator
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import connection, transaction
+from django.db.models import F, Model, Q
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch
+from django.utils import timezone
 
 from ops.models import Report, ReportKind, ReportState
-from projects.models import Organization, Project, Role
+from ops.selectors.reports import BUILDERS, report_headline, report_week
+from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require
 from tracker.exceptions import ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+# High byte of the advisory-lock key: keeps report locks apart from any other use of advisory locks.
+LOCK_NAMESPACE = 0x52 << 56
+
+
+def _enqueue_build(report_id: int) -> None:
+    """Enqueue the build once the current transaction commits (a worker must see the row)."""
+    from ops.tasks import report_build_task
+
+    report_build_task.delay_on_commit(report_id)
 
 
 @transaction.atomic
@@ -18,14 +45,16 @@ def report_request(
     kind: str,
     period_start: dt.date,
     period_end: dt.date,
-    by: AbstractBaseUser,
+    by: AbstractBaseUser | None,
     project: Project | None = None,
 ) -> Report:
-    """Ask for a report of a period (managers only); asking again returns the same report.
+    """Ask for a report of a period and enqueue its build; asking again returns the same report.
 
-    A failed report is reset to pending, so asking again retries it.
+    `by` must be a manager; `by=None` is the scheduler. A failed report is reset to pending, so
+    asking again retries it; a ready one is returned as it is.
     """
-    membership_require(user=by, organization=organization, role=Role.MANAGER)
+    if by is not None:
+        membership_require(user=by, organization=organization, role=Role.MANAGER)
     errors: dict[str, list[str]] = {}
     if kind not in ReportKind.values:
         errors["kind"] = [f"Choose one of {', '.join(ReportKind.values)}."]
@@ -44,6 +73,178 @@ def report_request(
         defaults={"requested_by": by},
     )
     if not created and report.state == ReportState.FAILED:
-        report.state, report.error = ReportState.PENDING, ""
-        report.save(update_fields=["state", "error", "updated_at"])
+        report.state, report.error, report.progress, report.step = ReportState.PENDING, "", 0, ""
+        report.save(update_fields=["state", "error", "progress", "step", "updated_at"])
+    if report.state == ReportState.PENDING:
+        _enqueue_build(report.pk)
     return report
+
+
+@contextlib.contextmanager
+def _build_lock(report_id: int) -> Iterator[bool]:
+    """Hold a session advisory lock on the report while building it; yield whether it was free.
+
+    PostgreSQL drops the lock when the holder's connection dies, so a worker killed mid-build
+    never blocks the redelivered task. Elsewhere (SQLite, embedded mode) there is one worker and
+    the periodic job re-enqueues stuck reports.
+    """
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    key = LOCK_NAMESPACE | report_id
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def report_build(*, report_id: int) -> Report | None:
+    """Build a report: pending/running/failed → running → ready (or failed with the error).
+
+    Idempotent: a ready report is returned untouched; a report another live worker is building
+    is left to it (returns None). Progress is committed step by step so it is visible meanwhile.
+    """
+    with _build_lock(report_id) as acquired:
+        if not acquired:
+            return None
+        report = Report.objects.select_related("organization", "project").get(pk=report_id)
+        if report.state == ReportState.READY:
+            return report
+        rows = Report.objects.filter(pk=report_id)
+        rows.update(
+            state=ReportState.RUNNING,
+            started_at=timezone.now(),
+            progress=0,
+            step="Starting",
+            error="",
+            attempts=F("attempts") + 1,
+            updated_at=timezone.now(),
+        )
+
+        def on_step(progress: int, label: str) -> None:
+            rows.update(progress=progress, step=label, updated_at=timezone.now())
+
+        try:
+            data = BUILDERS[report.kind](
+                organization=report.organization,
+                period_start=report.period_start,
+                period_end=report.period_end,
+                project=report.project,
+                on_step=on_step,
+            )
+        except Exception as exc:
+            rows.update(state=ReportState.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], step="Failed")
+            raise
+        now = timezone.now()
+        rows.update(state=ReportState.READY, data=data, generated_at=now, progress=100, step="Ready", updated_at=now)
+        report.refresh_from_db()
+        return report
+
+
+def absolute_link(instance: Model, api_path: str) -> str:
+    """Return the full URL of an object's page for an e-mail, or of its API resource without a web UI."""
+    try:
+        path = instance.get_absolute_url()
+    except NoReverseMatch:
+        path = api_path
+    return settings.SITE_URL.rstrip("/") + path
+
+
+def report_digest_send(*, report_id: int) -> int:
+    """E-mail a ready report's digest to its organization's managers and admins, once; return how many.
+
+    The claim (a conditional UPDATE of `digest_sent_at`) and the sending share one transaction:
+    a concurrent run waits on the row and then finds it claimed; a failed send rolls the claim back.
+    """
+    with transaction.atomic():
+        claimed = Report.objects.filter(pk=report_id, state=ReportState.READY, digest_sent_at__isnull=True).update(
+            digest_sent_at=timezone.now()
+        )
+        if not claimed:
+            return 0
+        report = Report.objects.select_related("organization", "project").get(pk=report_id)
+        recipients = list(
+            Membership.objects.filter(organization=report.organization, role__in=[Role.MANAGER, Role.ADMIN])
+            .exclude(user__email="")
+            .filter(user__is_active=True)
+            .order_by("user__email")
+            .values_list("user__email", flat=True)
+            .distinct()
+        )
+        context = {
+            "report": report,
+            "headline": report_headline(report),
+            "link": absolute_link(report, f"/api/v1/reports/{report.pk}/"),
+        }
+        subject = f"[{report.organization.name}] {report} ready"
+        text = render_to_string("ops/email/report_digest.txt", context)
+        html = render_to_string("ops/email/report_digest.html", context)
+        messages = []
+        for address in recipients:
+            message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [address])
+            message.attach_alternative(html, "text/html")
+            messages.append(message)
+        if messages:
+            get_connection().send_messages(messages)
+    return len(messages)
+
+
+def reports_schedule(*, now: dt.datetime | None = None) -> list[Report]:
+    """Request every missing weekly report and re-enqueue stuck ones; return the reports enqueued.
+
+    For each organization, the last REPORT_CATCH_UP_WEEKS weeks that ended (Monday–Sunday in its
+    timezone, not before it existed) get a status and a risk report. A report pending too long,
+    running longer than the task time limit, or ready without its digest is enqueued again.
+    """
+    now = now or timezone.now()
+    weeks = settings.REPORT_CATCH_UP_WEEKS
+    wanted: list[tuple[Organization, dt.date]] = []
+    for organization in Organization.objects.order_by("pk"):
+        local_today = timezone.localdate(now, organization.tzinfo)
+        last_start = report_week(local_today)[0] - dt.timedelta(days=7)
+        created = timezone.localdate(organization.created_at, organization.tzinfo)
+        for n in range(weeks):
+            start = last_start - dt.timedelta(days=7 * n)
+            if start + dt.timedelta(days=6) < created:
+                break
+            wanted.append((organization, start))
+    existing = set()
+    if wanted:
+        earliest = min(start for _, start in wanted)
+        existing = set(
+            Report.objects.filter(project=None, period_start__gte=earliest).values_list(
+                "organization_id", "kind", "period_start"
+            )
+        )
+    enqueued = []
+    for organization, start in wanted:
+        for kind in ReportKind.values:
+            if (organization.pk, kind, start) not in existing:
+                enqueued.append(
+                    report_request(
+                        organization=organization,
+                        kind=kind,
+                        period_start=start,
+                        period_end=start + dt.timedelta(days=6),
+                        by=None,
+                    )
+                )
+    stuck = Report.objects.filter(
+        Q(state=ReportState.PENDING, updated_at__lt=now - dt.timedelta(minutes=settings.REPORT_PENDING_REQUEUE_MINUTES))
+        | Q(state=ReportState.RUNNING, started_at__lt=now - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT))
+        | Q(
+            state=ReportState.READY,
+            digest_sent_at__isnull=True,
+            generated_at__lt=now - dt.timedelta(minutes=settings.REPORT_PENDING_REQUEUE_MINUTES),
+        )
+    )
+    for report in stuck:
+        logger.warning("Re-enqueueing report %s (%s since %s)", report.pk, report.state, report.updated_at)
+        _enqueue_build(report.pk)
+        enqueued.append(report)
+    return enqueued

@@ -1,0 +1,670 @@
+"""Report figures, aggregated in the database, and the report exports (Markdown, CSV).
+
+Every figure is computed by a fixed set of queries whatever the number of projects, cost entries
+and risks: grouped aggregates, correlated subqueries and window functions. Python only loops over
+the grouped rows (at most one per project), never over cost entries.
+"""
+
+import csv
+import datetime as dt
+import io
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    When,
+    Window,
+)
+from django.db.models.functions import Coalesce, RowNumber
+
+from ops.models import (
+    Budget,
+    CostEntry,
+    InfrastructureComponent,
+    QualityMetric,
+    Report,
+    ReportKind,
+    Risk,
+    RiskAssessment,
+    RiskCategory,
+    RiskSource,
+    RiskStatus,
+    Severity,
+)
+from projects.models import (
+    AIActTier,
+    DataClassification,
+    Health,
+    Organization,
+    Project,
+    Stage,
+    StageTransition,
+    StatusUpdate,
+)
+
+Step = Callable[[int, str], None]
+CENT = Decimal("0.01")
+TENTH = Decimal("0.1")
+MONEY = DecimalField(max_digits=18, decimal_places=4)
+HEALTH_RANK = {Health.RED: 0, Health.AMBER: 1, Health.GREEN: 2}
+SEVERITIES = [s.value for s in Severity]
+
+
+def report_week(day: dt.date) -> tuple[dt.date, dt.date]:
+    """Return the Monday and the Sunday (inclusive) of the week containing `day`."""
+    start = day - dt.timedelta(days=day.weekday())
+    return start, start + dt.timedelta(days=6)
+
+
+def period_bounds(organization: Organization, start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """Return the period as aware datetimes [start, end) in the organization's timezone; `end` is inclusive."""
+    tz = organization.tzinfo
+    return (
+        dt.datetime.combine(start, dt.time.min, tzinfo=tz),
+        dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
+    )
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(Decimal(value).quantize(CENT, ROUND_HALF_UP))
+
+
+def _pct(part: Decimal | None, whole: Decimal | None) -> str | None:
+    if part is None or not whole:
+        return None
+    return str((Decimal(part) * 100 / Decimal(whole)).quantize(TENTH, ROUND_HALF_UP))
+
+
+def _noop(progress: int, label: str) -> None:
+    """Ignore progress when nobody watches it."""
+
+
+def _scoped_projects(organization: Organization, project: Project | None, end_dt: dt.datetime) -> QuerySet[Project]:
+    """Return the non-archived projects that existed by the end of the period (or just `project`)."""
+    projects = Project.objects.filter(organization=organization, archived=False, created_at__lt=end_dt)
+    return projects.filter(pk=project.pk) if project is not None else projects
+
+
+def _unmet_gates(row: Project) -> list[str]:
+    """Return the keys of the gates the project misses for its next, gated stage.
+
+    Mirrors `projects.selectors.project_gates` from annotations, so the whole portfolio costs one
+    query instead of several per project; a test keeps both in step.
+    """
+    following = {Stage.EVALUATION: Stage.PILOT, Stage.PILOT: Stage.PRODUCTION}.get(row.stage)
+    if following is None:
+        return []
+    checks = {
+        "data_classification": bool(row.data_classification),
+        "budget": row.has_budget,
+        "infrastructure": row.has_infrastructure,
+        "risk_review": row.has_assessment,
+        "critical_risks_mitigated": not row.has_unmitigated_critical,
+        "quality_metrics": row.has_metrics,
+        "ai_act_not_prohibited": row.ai_act_tier != AIActTier.UNACCEPTABLE,
+    }
+    if row.ai_act_tier == AIActTier.HIGH:
+        checks["compliance_risk"] = row.has_compliance_assessment
+        checks["human_oversight_owner"] = row.human_oversight_owner_id is not None
+    if following == Stage.PRODUCTION:
+        checks["ai_act_assessed"] = row.ai_act_tier != AIActTier.UNASSESSED
+        if row.data_classification in DataClassification.personal():
+            checks["privacy_risk"] = row.has_privacy_assessment
+    return [key for key, passed in checks.items() if not passed]
+
+
+def _project_rows(projects: QuerySet[Project], period_end: dt.date, end_dt: dt.datetime) -> QuerySet[Project]:
+    """Annotate each project with its state as of the end of the period (one query)."""
+    before = StageTransition.objects.filter(project=OuterRef("pk"), at__lt=end_dt).order_by("-at", "-id")
+    after = StageTransition.objects.filter(project=OuterRef("pk"), at__gte=end_dt).order_by("at", "id")
+    latest = StatusUpdate.objects.filter(project=OuterRef("pk"), date__lte=period_end).order_by(
+        "-date", "-created_at", "-id"
+    )
+    budget = Budget.objects.filter(
+        project=OuterRef("pk"), category="", period_start__lte=period_end, period_end__gte=period_end
+    ).order_by("-period_start", "-id")
+    budget_spend = (
+        CostEntry.objects.filter(project=OuterRef("pk"), date__gte=OuterRef("budget_start"), date__lte=period_end)
+        .order_by()
+        .values("project")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    assessed = RiskAssessment.objects.filter(risk__project=OuterRef("pk"))
+    return (
+        projects.order_by("name", "pk")
+        .annotate(
+            stage_asof=Coalesce(
+                Subquery(before.values("to_stage")[:1]), Subquery(after.values("from_stage")[:1]), F("stage")
+            ),
+            stage_since=Coalesce(
+                Subquery(before.values("at")[:1]),
+                Case(When(Exists(after), then=F("created_at")), default=F("stage_entered_at")),
+            ),
+            health_asof=Subquery(latest.values("health")[:1]),
+            progress_asof=Subquery(latest.values("progress")[:1]),
+            last_status=Subquery(latest.values("date")[:1]),
+            budget_amount=Subquery(budget.values("amount")[:1]),
+            budget_start=Subquery(budget.values("period_start")[:1]),
+            budget_end=Subquery(budget.values("period_end")[:1]),
+            budget_spend=Subquery(budget_spend, output_field=MONEY),
+            has_budget=Exists(Budget.objects.filter(project=OuterRef("pk"))),
+            has_infrastructure=Exists(InfrastructureComponent.objects.filter(project=OuterRef("pk"))),
+            has_assessment=Exists(assessed),
+            has_compliance_assessment=Exists(assessed.filter(risk__category=RiskCategory.COMPLIANCE)),
+            has_privacy_assessment=Exists(assessed.filter(risk__category=RiskCategory.DATA_PRIVACY)),
+            has_unmitigated_critical=Exists(
+                Risk.objects.filter(
+                    project=OuterRef("pk"), status=RiskStatus.OPEN, severity=Severity.CRITICAL, mitigation_plan=""
+                )
+            ),
+            has_metrics=Exists(QualityMetric.objects.filter(project=OuterRef("pk"))),
+        )
+        .select_related("team")
+    )
+
+
+def _cost_figures(projects: QuerySet[Project], start: dt.date, end: dt.date) -> dict[int, dict[str, Any]]:
+    """Return spend, tokens and unpriced counts per project id (one grouped query)."""
+    in_period = Q(date__gte=start)
+    rows = (
+        CostEntry.objects.filter(project__in=projects.values("pk"), date__lte=end)
+        .order_by()
+        .values("project")
+        .annotate(
+            spend_period=Sum("amount", filter=in_period),
+            spend_to_date=Sum("amount"),
+            input_tokens=Sum("input_tokens", filter=in_period),
+            cached_input_tokens=Sum("cached_input_tokens", filter=in_period),
+            output_tokens=Sum("output_tokens", filter=in_period),
+            unpriced_period=Count("pk", filter=in_period & Q(amount__isnull=True)),
+            unpriced_to_date=Count("pk", filter=Q(amount__isnull=True)),
+        )
+    )
+    return {row.pop("project"): row for row in rows}
+
+
+def _health_trends(projects: QuerySet[Project], end: dt.date) -> dict[int, list[str]]:
+    """Return the health of the last four status updates per project, oldest first (one window query)."""
+    ranked = (
+        StatusUpdate.objects.filter(project__in=projects.values("pk"), date__lte=end)
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("project_id")],
+                order_by=[F("date").desc(), F("created_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(rank__lte=4)
+        .order_by("project_id", "-rank")
+        .values_list("project_id", "health")
+    )
+    trends: dict[int, list[str]] = defaultdict(list)
+    for project_id, health in ranked:
+        trends[project_id].append(health)
+    return trends
+
+
+def _trend_word(healths: list[str]) -> str:
+    if len(healths) < 2:
+        return "new" if healths else "none"
+    delta = HEALTH_RANK[healths[-1]] - HEALTH_RANK[healths[0]]
+    return "improving" if delta > 0 else "worsening" if delta < 0 else "steady"
+
+
+def _latest_metrics(projects: QuerySet[Project], end: dt.date) -> dict[int, list[dict[str, Any]]]:
+    """Return the latest value of each metric per project by the end of the period (one window query)."""
+    ranked = (
+        QualityMetric.objects.filter(project__in=projects.values("pk"), date__lte=end)
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("project_id"), F("metric"), F("name")],
+                order_by=[F("date").desc(), F("id").desc()],
+            )
+        )
+        .filter(rank=1)
+        .order_by("project_id", "metric", "name")
+    )
+    metrics: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for m in ranked:
+        metrics[m.project_id].append(
+            {
+                "metric": m.metric,
+                "label": m.label,
+                "value": m.value,
+                "threshold": m.threshold,
+                "higher_is_better": m.higher_is_better,
+                "breached": m.breached,
+                "date": m.date.isoformat(),
+            }
+        )
+    return metrics
+
+
+def _severity_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
+    counts = dict.fromkeys(SEVERITIES, 0)
+    for row in rows:
+        counts[row["severity"]] += row["n"]
+    return counts
+
+
+def status_report_data(
+    *,
+    organization: Organization,
+    period_start: dt.date,
+    period_end: dt.date,
+    project: Project | None = None,
+    on_step: Step = _noop,
+) -> dict[str, Any]:
+    """Compute the status summary of a period: a section per project and portfolio totals."""
+    start_dt, end_dt = period_bounds(organization, period_start, period_end)
+    projects = _scoped_projects(organization, project, end_dt)
+    on_step(10, "Projects and budgets")
+    rows = list(_project_rows(projects, period_end, end_dt))
+    on_step(30, "Costs and tokens")
+    costs = _cost_figures(projects, period_start, period_end)
+    on_step(50, "Status history and stage moves")
+    trends = _health_trends(projects, period_end)
+    moves: dict[int, list[dict[str, str]]] = defaultdict(list)
+    for move in StageTransition.objects.filter(
+        project__in=projects.values("pk"), at__gte=start_dt, at__lt=end_dt
+    ).order_by("at", "id"):
+        moves[move.project_id].append(
+            {"from": move.from_stage, "to": move.to_stage, "at": move.at.astimezone(organization.tzinfo).isoformat()}
+        )
+    on_step(65, "Quality metrics")
+    metrics = _latest_metrics(projects, period_end)
+    on_step(75, "Risks and infrastructure")
+    # Portfolio-wide risks (no project) count in the organization's totals, not in a project report.
+    scope = Q(project__in=projects.values("pk")) if project else Q(project__in=projects.values("pk")) | Q(project=None)
+    risk_rows = list(
+        Risk.objects.filter(scope, organization=organization, status__in=RiskStatus.active(), created_at__lt=end_dt)
+        .order_by()
+        .values("project_id", "severity")
+        .annotate(n=Count("pk"))
+    )
+    risks_by_project: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
+    for row in risk_rows:
+        risks_by_project[row["project_id"]].append(row)
+    components = InfrastructureComponent.objects.filter(project__in=projects.values("pk")).order_by()
+    by_provider = dict(components.values_list("provider").annotate(n=Count("project", distinct=True)))
+    by_hosting = dict(components.values_list("hosting").annotate(n=Count("project", distinct=True)))
+
+    on_step(90, "Totals")
+    stale_days = settings.RISK_SIGNAL_STALE_STATUS_DAYS
+    sections, attention = [], []
+    for p in rows:
+        cost = costs.get(p.pk, {})
+        elapsed = total_days = None
+        forecast = None
+        if p.budget_amount is not None:
+            elapsed = (period_end - p.budget_start).days + 1
+            total_days = (p.budget_end - p.budget_start).days + 1
+            forecast = (p.budget_spend or Decimal(0)) / elapsed * total_days
+        healths = trends.get(p.pk, [])
+        stale = p.stage_asof != Stage.RETIRED and (
+            p.last_status is None or (period_end - p.last_status).days > stale_days
+        )
+        budget_spend = (p.budget_spend or Decimal(0)) if p.budget_amount is not None else None
+        over_budget = budget_spend is not None and budget_spend > p.budget_amount
+        tokens = {k: cost.get(k) or 0 for k in ("input_tokens", "cached_input_tokens", "output_tokens")}
+        section = {
+            "id": p.pk,
+            "name": p.name,
+            "team": p.team.name if p.team else "",
+            "industry": p.industry,
+            "stage": p.stage_asof,
+            "days_in_stage": max((end_dt - p.stage_since).days, 0),
+            "stage_moves": moves.get(p.pk, []),
+            "health": p.health_asof or "",
+            "health_trend": healths,
+            "health_direction": _trend_word(healths),
+            "progress": p.progress_asof,
+            "last_status_date": p.last_status.isoformat() if p.last_status else None,
+            "spend_period": _money(cost.get("spend_period") or Decimal(0)),
+            "spend_to_date": _money(cost.get("spend_to_date") or Decimal(0)),
+            "budget": _money(p.budget_amount),
+            "budget_period": (
+                [p.budget_start.isoformat(), p.budget_end.isoformat()] if p.budget_amount is not None else None
+            ),
+            "budget_spend": _money(budget_spend),
+            "budget_used_pct": _pct(budget_spend, p.budget_amount),
+            "forecast_spend": _money(forecast),
+            "forecast_pct": _pct(forecast, p.budget_amount),
+            "tokens": tokens | {"total": sum(tokens.values())},
+            "unpriced_entries_period": cost.get("unpriced_period", 0),
+            "unpriced_entries_to_date": cost.get("unpriced_to_date", 0),
+            "cost_incomplete": bool(cost.get("unpriced_to_date")),
+            "metrics": metrics.get(p.pk, []),
+            "open_risks": _severity_counts(risks_by_project.get(p.pk, [])),
+            "unmet_gates": _unmet_gates(p),
+        }
+        reasons = []
+        if section["health"] in (Health.RED, Health.AMBER):
+            reasons.append(f"health_{section['health']}")
+        if over_budget:
+            reasons.append("over_budget")
+        if stale:
+            reasons.append("stale")
+        if section["unmet_gates"]:
+            reasons.append("blocked_gates")
+        if reasons and p.stage_asof != Stage.RETIRED:
+            attention.append({"id": p.pk, "name": p.name, "reasons": reasons})
+        sections.append(section)
+
+    def total(key: str) -> Decimal:
+        return sum((Decimal(s[key]) for s in sections if s[key] is not None), Decimal(0))
+
+    totals = {
+        "projects": len(sections),
+        "by_stage": dict(Counter(s["stage"] for s in sections)),
+        "by_health": dict(Counter(s["health"] or "none" for s in sections)),
+        "by_industry": dict(Counter(s["industry"] for s in sections)),
+        "by_provider": by_provider,
+        "by_hosting": by_hosting,
+        "spend_period": _money(total("spend_period")),
+        "spend_to_date": _money(total("spend_to_date")),
+        "budget": _money(total("budget")),
+        "budget_spend": _money(total("budget_spend")),
+        "tokens": sum(s["tokens"]["total"] for s in sections),
+        "unpriced_entries_period": sum(s["unpriced_entries_period"] for s in sections),
+        "cost_incomplete": any(s["cost_incomplete"] for s in sections),
+        "open_risks": _severity_counts(risk_rows),
+        "needs_attention": len(attention),
+    }
+    return {
+        "kind": ReportKind.STATUS.value,
+        "organization": {"id": organization.pk, "name": organization.name, "currency": organization.currency},
+        "timezone": organization.timezone,
+        "period": {"start": period_start.isoformat(), "end": period_end.isoformat()},
+        "totals": totals,
+        "needs_attention": attention,
+        "projects": sections,
+    }
+
+
+def _risk_row(risk: Risk, tz: Any) -> dict[str, Any]:
+    return {
+        "id": risk.pk,
+        "title": risk.title,
+        "project_id": risk.project_id,
+        "project": risk.project.name if risk.project else "",
+        "category": risk.category,
+        "likelihood": risk.likelihood,
+        "impact": risk.impact,
+        "score": risk.score,
+        "severity": risk.severity,
+        "status": risk.status,
+        "owner": risk.owner.get_username() if risk.owner else "",
+        "next_review_date": risk.next_review_date.isoformat() if risk.next_review_date else None,
+        "signal_rule": risk.signal_rule,
+        "created_at": risk.created_at.astimezone(tz).isoformat(),
+    }
+
+
+def _risk_list(queryset: QuerySet[Risk], tz: Any, **extra: Any) -> dict[str, Any]:
+    """Return the first REPORT_LIST_LIMIT rows and the exact count, in one query (a window count)."""
+    rows = list(
+        queryset.select_related("project", "owner").annotate(total=Window(Count("pk")), **extra)[
+            : settings.REPORT_LIST_LIMIT
+        ]
+    )
+    items = []
+    for risk in rows:
+        item = _risk_row(risk, tz)
+        item.update({name: getattr(risk, name) for name in extra})
+        items.append(item)
+    return {"count": rows[0].total if rows else 0, "items": items}
+
+
+def risk_report_data(
+    *,
+    organization: Organization,
+    period_start: dt.date,
+    period_end: dt.date,
+    project: Project | None = None,
+    on_step: Step = _noop,
+) -> dict[str, Any]:
+    """Compute the risk report of a period: heat map, top risks, changes in the period, signals."""
+    tz = organization.tzinfo
+    start_dt, end_dt = period_bounds(organization, period_start, period_end)
+    risks = Risk.objects.filter(organization=organization)
+    if project is not None:
+        risks = risks.filter(project=project)
+    active = risks.filter(status__in=RiskStatus.active(), created_at__lt=end_dt)
+    in_period = {"created_at__gte": start_dt, "created_at__lt": end_dt}
+
+    on_step(10, "Heat map")
+    matrix = [[0] * 5 for _ in range(5)]
+    for likelihood, impact, n in active.order_by().values_list("likelihood", "impact").annotate(n=Count("pk")):
+        matrix[likelihood - 1][impact - 1] = n
+    by_severity = dict.fromkeys(SEVERITIES, 0)
+    for likelihood in range(1, 6):
+        for impact in range(1, 6):
+            by_severity[Severity.for_score(likelihood * impact).value] += matrix[likelihood - 1][impact - 1]
+    on_step(25, "Categories and projects")
+    by_category = dict(active.order_by().values_list("category").annotate(n=Count("pk")))
+    by_project = [
+        {
+            "project_id": row["project_id"],
+            "project": row["project__name"] or "",
+            "open": row["open"],
+            "max_score": row["max_score"],
+            "high_or_critical": row["high_or_critical"],
+        }
+        for row in active.order_by()
+        .values("project_id", "project__name")
+        .annotate(
+            open=Count("pk"),
+            max_score=Max("score"),
+            high_or_critical=Count("pk", filter=Q(severity__in=[Severity.HIGH, Severity.CRITICAL])),
+        )
+        .order_by("-max_score", "project__name")
+    ]
+    on_step(40, "Top risks and changes")
+    top = [_risk_row(r, tz) for r in active.select_related("project", "owner").order_by("-score", "-impact", "pk")[:10]]
+    assessments = RiskAssessment.objects.filter(risk=OuterRef("pk"))
+    score_before = Coalesce(
+        Subquery(assessments.filter(assessed_at__lt=start_dt).order_by("-assessed_at", "-id").values("score")[:1]),
+        Subquery(
+            assessments.filter(assessed_at__gte=start_dt, assessed_at__lt=end_dt)
+            .order_by("assessed_at", "id")
+            .values("score")[:1]
+        ),
+    )
+    last_by_end = assessments.filter(assessed_at__lt=end_dt).order_by("-assessed_at", "-id")
+    score_after = Subquery(last_by_end.values("score")[:1])
+    escalated = (
+        risks.filter(Exists(assessments.filter(assessed_at__gte=start_dt, assessed_at__lt=end_dt)))
+        .annotate(score_before=score_before, score_after=score_after)
+        .filter(score_after__gt=F("score_before"))
+        .order_by("-score_after", "pk")
+    )
+    lists = {
+        "new": _risk_list(risks.filter(**in_period).order_by("-score", "pk"), tz),
+        "escalated": _risk_list(escalated, tz, score_before=F("score_before"), score_after=F("score_after")),
+    }
+    on_step(70, "Closed, accepted and overdue")
+    lists |= {
+        "closed": _risk_list(
+            risks.filter(status=RiskStatus.CLOSED, closed_at__gte=start_dt, closed_at__lt=end_dt).order_by("pk"), tz
+        ),
+        # Acceptance has no timestamp of its own: a risk accepted and last changed in the period.
+        "accepted": _risk_list(
+            risks.filter(status=RiskStatus.ACCEPTED, updated_at__gte=start_dt, updated_at__lt=end_dt).order_by("pk"),
+            tz,
+        ),
+        "overdue_reviews": _risk_list(
+            active.filter(next_review_date__lte=period_end).order_by("next_review_date", "pk"), tz
+        ),
+    }
+    on_step(85, "Signals")
+    signals = risks.filter(source=RiskSource.SIGNAL)
+    lists |= {
+        "signals_raised": _risk_list(signals.filter(**in_period).order_by("signal_rule", "pk"), tz),
+        "signals_cleared": _risk_list(
+            signals.filter(status=RiskStatus.CLOSED, closed_at__gte=start_dt, closed_at__lt=end_dt).order_by(
+                "signal_rule", "pk"
+            ),
+            tz,
+        ),
+    }
+    return {
+        "kind": ReportKind.RISK.value,
+        "organization": {"id": organization.pk, "name": organization.name, "currency": organization.currency},
+        "timezone": organization.timezone,
+        "period": {"start": period_start.isoformat(), "end": period_end.isoformat()},
+        "totals": {"open": sum(by_severity.values()), "by_severity": by_severity},
+        "matrix": matrix,
+        "by_category": by_category,
+        "by_project": by_project,
+        "top_risks": top,
+        **lists,
+    }
+
+
+BUILDERS = {ReportKind.STATUS: status_report_data, ReportKind.RISK: risk_report_data}
+
+
+def report_headline(report: Report) -> list[tuple[str, str]]:
+    """Return the few figures a digest e-mail leads with, as (label, value) pairs."""
+    data, totals = report.data, report.data.get("totals", {})
+    if report.kind == ReportKind.STATUS:
+        currency = data["organization"]["currency"]
+        incomplete = " (incomplete: unpriced usage)" if totals["cost_incomplete"] else ""
+        spend = f"{totals['spend_period']} {currency}{incomplete}"
+        return [
+            ("Projects", str(totals["projects"])),
+            ("Spend in the week", spend),
+            ("Spend to date", f"{totals['spend_to_date']} {currency}"),
+            ("Needs attention", str(totals["needs_attention"])),
+            ("Open risks", ", ".join(f"{n} {sev}" for sev, n in totals["open_risks"].items())),
+        ]
+    return [
+        ("Open risks", str(totals["open"])),
+        ("By severity", ", ".join(f"{n} {sev}" for sev, n in totals["by_severity"].items())),
+        ("New", str(data["new"]["count"])),
+        ("Escalated", str(data["escalated"]["count"])),
+        ("Overdue reviews", str(data["overdue_reviews"]["count"])),
+        ("Signals raised / cleared", f"{data['signals_raised']['count']} / {data['signals_cleared']['count']}"),
+    ]
+
+
+def _md_table(header: list[str], rows: Iterable[Iterable[Any]]) -> list[str]:
+    def cell(value: Any) -> str:
+        return ("" if value is None else str(value)).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+RISK_LIST_TITLES = {
+    "new": "New risks",
+    "escalated": "Escalated (score went up)",
+    "closed": "Closed",
+    "accepted": "Accepted",
+    "overdue_reviews": "Overdue reviews",
+    "signals_raised": "Signals raised",
+    "signals_cleared": "Signals cleared",
+}
+STATUS_COLUMNS = [
+    "id",
+    "name",
+    "stage",
+    "days_in_stage",
+    "health",
+    "health_direction",
+    "progress",
+    "spend_period",
+    "spend_to_date",
+    "budget",
+    "budget_spend",
+    "budget_used_pct",
+    "forecast_spend",
+    "forecast_pct",
+    "tokens_total",
+    "cost_incomplete",
+    "open_risks_critical",
+    "open_risks_high",
+    "open_risks_medium",
+    "open_risks_low",
+    "breached_metrics",
+]
+RISK_COLUMNS = ["id", "title", "project", "category", "likelihood", "impact", "score", "severity", "status", "owner"]
+
+
+def _status_csv_row(section: dict[str, Any]) -> list[Any]:
+    flat = section | {
+        "tokens_total": section["tokens"]["total"],
+        "breached_metrics": "; ".join(m["label"] for m in section["metrics"] if m["breached"]),
+        **{f"open_risks_{sev}": n for sev, n in section["open_risks"].items()},
+    }
+    return [flat[column] for column in STATUS_COLUMNS]
+
+
+def report_markdown(report: Report) -> str:
+    """Render a ready report as Markdown."""
+    data = report.data
+    title = f"# {report.get_kind_display()}: {report.organization.name}, {report.period_start} – {report.period_end}"
+    lines = [title, ""]
+    if report.project_id:
+        lines += [f"Project: {report.project.name}", ""]
+    lines += [f"- **{label}**: {value}" for label, value in report_headline(report)]
+    if report.kind == ReportKind.STATUS:
+        totals = data["totals"]
+        lines += ["", "## Portfolio", ""]
+        for name in ("by_stage", "by_health", "by_industry", "by_provider", "by_hosting"):
+            counts = ", ".join(f"{key}: {n}" for key, n in totals[name].items()) or "none"
+            lines.append(f"- {name.removeprefix('by_').capitalize()}: {counts}")
+        lines += ["", "## Needs attention", ""]
+        lines += [f"- {a['name']}: {', '.join(a['reasons'])}" for a in data["needs_attention"]] or ["Nothing."]
+        lines += ["", "## Projects", ""]
+        lines += _md_table(STATUS_COLUMNS, (_status_csv_row(s) for s in data["projects"]))
+    else:
+        lines += ["", "## Heat map (likelihood × impact)", ""]
+        lines += _md_table(
+            ["likelihood \\ impact", "1", "2", "3", "4", "5"],
+            ([5 - i, *row] for i, row in enumerate(reversed(data["matrix"]))),
+        )
+        lines += ["", "## Top risks", ""]
+        lines += _md_table(RISK_COLUMNS, ([r[c] for c in RISK_COLUMNS] for r in data["top_risks"]))
+        for key, heading in RISK_LIST_TITLES.items():
+            section = data[key]
+            lines += ["", f"## {heading} ({section['count']})", ""]
+            if section["items"]:
+                lines += _md_table(RISK_COLUMNS, ([r[c] for c in RISK_COLUMNS] for r in section["items"]))
+        lines += ["", "## By category", ""]
+        lines += [f"- {category}: {n}" for category, n in data["by_category"].items()] or ["No open risks."]
+    return "\n".join(lines) + "\n"
+
+
+def report_csv(report: Report) -> str:
+    """Render a ready report as CSV: one row per project (status) or per listed risk (risk)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    data = report.data
+    if report.kind == ReportKind.STATUS:
+        writer.writerow(STATUS_COLUMNS)
+        writer.writerows(_status_csv_row(s) for s in data["projects"])
+    else:
+        writer.writerow(["section", *RISK_COLUMNS])
+        for key in ["top_risks", *RISK_LIST_TITLES]:
+            items = data[key] if key == "top_risks" else data[key]["items"]
+            writer.writerows([key, *(r[c] for c in RISK_COLUMNS)] for r in items)
+    return out.getvalue()

@@ -1,0 +1,463 @@
+"""Risk signals: rules over data already in the system that raise, update and close risks.
+
+Each rule yields findings keyed `rule:subject` (e.g. `budget_overrun:budget:42`). A finding with
+no active risk raises one (source `signal`); an active risk whose finding is still there is
+updated; an active signal risk without a finding is closed. Thresholds live in settings
+(`RISK_SIGNAL_*`, see docs/reports.md). Evaluations of one organization are serialised by a
+row lock on it, and the partial unique constraint `risk_one_active_per_signal_key` guarantees
+one active risk per key whatever happens.
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import (
+    Case,
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    IntegerField,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Coalesce, RowNumber
+from django.utils import timezone
+
+from ops.models import (
+    Budget,
+    ComponentKind,
+    CostEntry,
+    Environment,
+    InfrastructureComponent,
+    MetricKind,
+    ModelPrice,
+    QualityMetric,
+    Risk,
+    RiskAssessment,
+    RiskCategory,
+    RiskSource,
+    RiskStatus,
+)
+from projects.models import DataClassification, Organization, Project, Stage
+from projects.services import organization_today
+
+MONEY = DecimalField(max_digits=18, decimal_places=4)
+METRIC_CATEGORY = {
+    MetricKind.TOXICITY_RATE: RiskCategory.ETHICS_BIAS,
+    MetricKind.LATENCY_P95_MS: RiskCategory.OPERATIONAL,
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One condition that holds today: the risk a signal wants to exist."""
+
+    rule: str
+    key: str
+    project_id: int | None
+    title: str
+    description: str
+    category: str
+    likelihood: int
+    impact: int
+
+
+@dataclass
+class SignalOutcome:
+    raised: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+
+
+def _projects(organization: Organization) -> QuerySet[Project]:
+    """Return the projects signals watch: live ones (not archived, not retired)."""
+    return Project.objects.filter(organization=organization, archived=False).exclude(stage=Stage.RETIRED)
+
+
+def _budget_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
+    """budget_overrun / budget_forecast_overrun: spend of a current budget's period vs amount + tolerance."""
+    costs = CostEntry.objects.filter(
+        project=OuterRef("project"), date__gte=OuterRef("period_start"), date__lte=today
+    ).order_by()
+    total = costs.values("project").annotate(t=Sum("amount")).values("t")
+    in_category = costs.filter(category=OuterRef("category")).values("project").annotate(t=Sum("amount")).values("t")
+    budgets = (
+        Budget.objects.filter(project__in=_projects(organization), period_start__lte=today, period_end__gte=today)
+        .annotate(
+            spend=Coalesce(
+                Case(When(category="", then=Subquery(total)), default=Subquery(in_category)),
+                Value(Decimal(0)),
+                output_field=MONEY,
+            )
+        )
+        .select_related("project")
+        .order_by("pk")
+    )
+    min_days = settings.RISK_SIGNAL_FORECAST_MIN_DAYS
+    for b in budgets:
+        limit = b.amount * (1 + b.tolerance_pct / 100)
+        scope = f"{b.get_category_display().lower()} budget" if b.category else "budget"
+        elapsed = (today - b.period_start).days + 1
+        forecast = b.spend / elapsed * ((b.period_end - b.period_start).days + 1)
+        used = f"{b.spend / b.amount * 100:.0f}%" if b.amount else "all"
+        if b.spend > limit:
+            yield Finding(
+                "budget_overrun",
+                f"budget_overrun:budget:{b.pk}",
+                b.project_id,
+                f"{b.project.name}: spend is over its {scope}",
+                f"Spent {b.spend:.2f} {organization.currency} of {b.amount} ({used}) in "
+                f"{b.period_start} – {b.period_end}; tolerance {b.tolerance_pct}%.",
+                RiskCategory.COST,
+                5,
+                4 if b.spend > 2 * limit else 3,
+            )
+        elif elapsed >= min_days and forecast > limit:
+            yield Finding(
+                "budget_forecast_overrun",
+                f"budget_forecast_overrun:budget:{b.pk}",
+                b.project_id,
+                f"{b.project.name}: spend is forecast to overrun its {scope}",
+                f"At the current burn rate ({b.spend:.2f} {organization.currency} in {elapsed} days), spend reaches "
+                f"{forecast:.2f} by {b.period_end}, over {b.amount} + {b.tolerance_pct}% tolerance.",
+                RiskCategory.COST,
+                3,
+                3,
+            )
+
+
+def _metric_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
+    """metric_breach: the latest value of a metric is on the wrong side of its threshold."""
+    latest = (
+        QualityMetric.objects.filter(project__in=_projects(organization), date__lte=today)
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("project_id"), F("metric"), F("name")],
+                order_by=[F("date").desc(), F("id").desc()],
+            )
+        )
+        .filter(rank=1, threshold__isnull=False)
+        .select_related("project")
+        .order_by("project_id", "metric", "name")
+    )
+    for m in latest:
+        if not m.breached:
+            continue
+        side = "below" if m.higher_is_better else "above"
+        yield Finding(
+            "metric_breach",
+            f"metric_breach:project:{m.project_id}:{m.name or m.metric}"[:200],
+            m.project_id,
+            f"{m.project.name}: {m.label} {side} threshold",
+            f"{m.label} was {m.value:g} on {m.date}, {side} the threshold {m.threshold:g}.",
+            METRIC_CATEGORY.get(m.metric, RiskCategory.RELIABILITY),
+            4,
+            4 if m.metric == MetricKind.HALLUCINATION_RATE else 3,
+        )
+
+
+def _project_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
+    """stale_status, stage_stuck and privacy_unassessed: conditions on the project row itself."""
+    stale_days, stuck_days = settings.RISK_SIGNAL_STALE_STATUS_DAYS, settings.RISK_SIGNAL_STAGE_MAX_DAYS
+    stale_before = today - dt.timedelta(days=stale_days)
+    stuck_before = timezone.now() - dt.timedelta(days=stuck_days)
+    manual_privacy = RiskAssessment.objects.filter(
+        risk__project=OuterRef("pk"), risk__category=RiskCategory.DATA_PRIVACY, risk__source=RiskSource.MANUAL
+    )
+    projects = (
+        _projects(organization)
+        .annotate(privacy_assessed=Exists(manual_privacy))
+        .filter(
+            Q(last_status_date__lt=stale_before)
+            | Q(last_status_date__isnull=True, created_at__date__lt=stale_before)
+            | Q(stage_entered_at__lt=stuck_before) & ~Q(stage=Stage.PRODUCTION)
+            | Q(stage=Stage.PRODUCTION, data_classification__in=DataClassification.personal())
+        )
+        .order_by("pk")
+    )
+    for p in projects:
+        last = p.last_status_date or timezone.localdate(p.created_at, organization.tzinfo)
+        if last < stale_before:
+            since = f"since {p.last_status_date}" if p.last_status_date else "ever"
+            yield Finding(
+                "stale_status",
+                f"stale_status:project:{p.pk}",
+                p.pk,
+                f"{p.name}: no status update for over {stale_days} days",
+                f"No status update {since}; the threshold is {stale_days} days.",
+                RiskCategory.OPERATIONAL,
+                3,
+                2,
+            )
+        if p.stage != Stage.PRODUCTION and p.stage_entered_at < stuck_before:
+            days = (timezone.now() - p.stage_entered_at).days
+            yield Finding(
+                "stage_stuck",
+                f"stage_stuck:project:{p.pk}",
+                p.pk,
+                f"{p.name}: stuck in {p.get_stage_display()}",
+                f"In {p.get_stage_display()} for {days} days; the threshold is {stuck_days} days.",
+                RiskCategory.OPERATIONAL,
+                3,
+                2,
+            )
+        if (
+            p.stage == Stage.PRODUCTION
+            and p.data_classification in DataClassification.personal()
+            and not p.privacy_assessed
+        ):
+            yield Finding(
+                "privacy_unassessed",
+                f"privacy_unassessed:project:{p.pk}",
+                p.pk,
+                f"{p.name}: personal data in production without a privacy risk assessment",
+                f"The project handles {p.get_data_classification_display().lower()} in production and no "
+                "data-privacy risk has been assessed.",
+                RiskCategory.DATA_PRIVACY,
+                4,
+                5,
+            )
+
+
+def _review_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
+    """review_overdue: active risks whose review date passed, one finding per project (or portfolio)."""
+    rows = (
+        Risk.objects.filter(
+            organization=organization,
+            source=RiskSource.MANUAL,
+            status__in=RiskStatus.active(),
+            next_review_date__lt=today,
+        )
+        .filter(Q(project__isnull=True) | Q(project__in=_projects(organization)))
+        .order_by()
+        .values("project_id", "project__name")
+        .annotate(n=Count("pk"), oldest=Min("next_review_date"))
+        .order_by("project_id")
+    )
+    for row in rows:
+        subject = f"project:{row['project_id']}" if row["project_id"] else f"organization:{organization.pk}"
+        name = row["project__name"] or organization.name
+        yield Finding(
+            "review_overdue",
+            f"review_overdue:{subject}",
+            row["project_id"],
+            f"{name}: {row['n']} risk review(s) overdue",
+            f"{row['n']} active risk(s) were due for review; the oldest since {row['oldest']}.",
+            RiskCategory.OPERATIONAL,
+            3,
+            2,
+        )
+
+
+def _deprecation_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
+    """model_deprecation: a production model whose price list says it is deprecated within N days."""
+    horizon = today + dt.timedelta(days=settings.RISK_SIGNAL_DEPRECATION_DAYS)
+    deprecation = (
+        ModelPrice.objects.filter(organization=organization, model=OuterRef("model_name"))
+        .order_by("-valid_from")
+        .values("deprecation_date")[:1]
+    )
+    components = (
+        InfrastructureComponent.objects.filter(project__in=_projects(organization), environment=Environment.PRODUCTION)
+        .exclude(model_name="")
+        .annotate(deprecation=Subquery(deprecation))
+        .filter(deprecation__lte=horizon)
+        .select_related("project")
+        .order_by("project_id", "model_name", "pk")
+    )
+    seen = set()
+    for c in components:
+        key = f"model_deprecation:project:{c.project_id}:{c.model_name}"[:200]
+        if key in seen:
+            continue
+        seen.add(key)
+        past = c.deprecation <= today
+        yield Finding(
+            "model_deprecation",
+            key,
+            c.project_id,
+            f"{c.project.name}: {c.model_name} {'is deprecated' if past else 'will be deprecated'}",
+            f"{c.model_name} runs in production and its deprecation date is {c.deprecation}.",
+            RiskCategory.OPERATIONAL,
+            4 if past else 3,
+            3,
+        )
+
+
+def _unpriced_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
+    """unpriced_usage: token usage with no price in the lookback window; cost figures are incomplete."""
+    days = settings.RISK_SIGNAL_UNPRICED_LOOKBACK_DAYS
+    rows = (
+        CostEntry.objects.filter(
+            project__in=_projects(organization), amount__isnull=True, date__gt=today - dt.timedelta(days=days)
+        )
+        .order_by()
+        .values("project_id", "project__name")
+        .annotate(n=Count("pk"), tokens=Sum(F("input_tokens") + F("cached_input_tokens") + F("output_tokens")))
+        .order_by("project_id")
+    )
+    for row in rows:
+        yield Finding(
+            "unpriced_usage",
+            f"unpriced_usage:project:{row['project_id']}",
+            row["project_id"],
+            f"{row['project__name']}: usage that could not be priced",
+            f"{row['n']} usage entr(ies), {row['tokens']} tokens in the last {days} days have no model price; "
+            "cost figures are incomplete until a price is added.",
+            RiskCategory.COST,
+            3,
+            2,
+        )
+
+
+def _provider_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
+    """provider_concentration: one provider's share of the organization's recent spend is over N %.
+
+    A cost counts for the provider of its project's model (foundation or fine-tuned model
+    component first, else any component); spend of projects with no infrastructure is unattributed.
+    """
+    days, threshold = settings.RISK_SIGNAL_PROVIDER_WINDOW_DAYS, settings.RISK_SIGNAL_PROVIDER_SHARE_PCT
+    main_provider = (
+        InfrastructureComponent.objects.filter(project=OuterRef("project"))
+        .annotate(
+            rank=Case(
+                When(kind__in=[ComponentKind.FOUNDATION_MODEL, ComponentKind.FINE_TUNED_MODEL], then=0),
+                default=1,
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("rank", "pk")
+        .values("provider")[:1]
+    )
+    rows = list(
+        CostEntry.objects.filter(
+            project__organization=organization,
+            project__archived=False,
+            amount__isnull=False,
+            date__gt=today - dt.timedelta(days=days),
+            date__lte=today,
+        )
+        .annotate(provider=Subquery(main_provider))
+        .order_by()
+        .values("provider")
+        .annotate(spend=Sum("amount"))
+    )
+    everything = sum((row["spend"] for row in rows), Decimal(0))
+    for row in rows:
+        if not row["provider"] or not everything:
+            continue
+        share = row["spend"] * 100 / everything
+        if share > threshold:
+            yield Finding(
+                "provider_concentration",
+                f"provider_concentration:provider:{row['provider']}",
+                None,
+                f"{share:.0f}% of spend on one provider ({row['provider']})",
+                f"{row['spend']:.2f} of {everything:.2f} {organization.currency} spent in the last {days} days went "
+                f"to {row['provider']}; the threshold is {threshold}%. Consider a second provider (vendor lock-in).",
+                RiskCategory.VENDOR_LOCK_IN,
+                3,
+                3,
+            )
+
+
+RULES = {
+    "budget": _budget_findings,
+    "metric": _metric_findings,
+    "project": _project_findings,
+    "review": _review_findings,
+    "deprecation": _deprecation_findings,
+    "unpriced": _unpriced_findings,
+    "provider": _provider_findings,
+}
+
+
+@transaction.atomic
+def risk_signals_evaluate(*, organization: Organization, today: dt.date | None = None) -> SignalOutcome:
+    """Evaluate every rule for an organization: raise, update and close its signal risks."""
+    today = today or organization_today(organization)
+    # One evaluation at a time per organization; the partial unique constraint is the last guard.
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
+    findings = {f.key: f for rule in RULES.values() for f in rule(organization, today)}
+    signal_risks = Risk.objects.filter(organization=organization, source=RiskSource.SIGNAL)
+    # A manager accepted this signal's risk and the acceptance still runs: do not raise it again.
+    accepted = set(
+        signal_risks.filter(status=RiskStatus.ACCEPTED, signal_key__in=findings)
+        .filter(Q(acceptance_expires__isnull=True) | Q(acceptance_expires__gte=today))
+        .values_list("signal_key", flat=True)
+    )
+    active = {r.signal_key: r for r in signal_risks.filter(status__in=RiskStatus.active())}
+    owners = dict(
+        Project.objects.filter(organization=organization).values_list(
+            "pk", Coalesce("technical_lead_id", "business_owner_id")
+        )
+    )
+    now, outcome = timezone.now(), SignalOutcome()
+
+    new = [
+        Risk(
+            organization=organization,
+            project_id=f.project_id,
+            title=f.title[:300],
+            description=f.description,
+            category=f.category,
+            likelihood=f.likelihood,
+            impact=f.impact,
+            owner_id=owners.get(f.project_id),
+            source=RiskSource.SIGNAL,
+            signal_rule=f.rule,
+            signal_key=f.key,
+        )
+        for key, f in findings.items()
+        if key not in active and key not in accepted
+    ]
+    Risk.objects.bulk_create(new)
+    assessments = [
+        RiskAssessment(risk=r, assessed_at=now, likelihood=r.likelihood, impact=r.impact, note="Raised by a signal")
+        for r in new
+    ]
+    outcome.raised = [r.signal_key for r in new]
+
+    changed = []
+    for key, risk in active.items():
+        f = findings.get(key)
+        if f is None:
+            continue
+        reassessed = (risk.likelihood, risk.impact) != (f.likelihood, f.impact)
+        if reassessed or (risk.title, risk.description) != (f.title[:300], f.description):
+            risk.title, risk.description = f.title[:300], f.description
+            risk.likelihood, risk.impact = f.likelihood, f.impact
+            risk.updated_at = now
+            changed.append(risk)
+        if reassessed:
+            assessments.append(
+                RiskAssessment(
+                    risk=risk, assessed_at=now, likelihood=f.likelihood, impact=f.impact, note="Signal update"
+                )
+            )
+    Risk.objects.bulk_update(changed, ["title", "description", "likelihood", "impact", "updated_at"])
+    RiskAssessment.objects.bulk_create(assessments)
+    outcome.updated = [r.signal_key for r in changed]
+
+    cleared = [key for key in active if key not in findings]
+    signal_risks.filter(status__in=RiskStatus.active(), signal_key__in=cleared).update(
+        status=RiskStatus.CLOSED,
+        closed_at=now,
+        status_note=f"Closed by the signal: the condition no longer held on {today}.",
+        updated_at=now,
+    )
+    outcome.closed = cleared
+    return outcome

@@ -1,0 +1,77 @@
+"""Daily trend snapshots: open risks by severity per organization, spend per project."""
+
+import datetime as dt
+
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from ops.models import CostEntry, Risk, RiskSnapshot, RiskStatus, SpendSnapshot
+from projects.models import Organization, Project
+
+
+@transaction.atomic
+def snapshots_take(*, organization: Organization, date: dt.date) -> RiskSnapshot:
+    """Record (or refresh) the organization's snapshot of `date`: a fixed number of queries.
+
+    Risk counts are the state when the snapshot is taken; spend is recomputed from the cost
+    entries dated up to `date`, so late entries are caught by a rerun.
+    """
+    severities = dict(
+        Risk.objects.filter(organization=organization, status__in=RiskStatus.active())
+        .order_by()
+        .values_list("severity")
+        .annotate(n=Count("pk"))
+    )
+    snapshot, _ = RiskSnapshot.objects.update_or_create(
+        organization=organization,
+        date=date,
+        defaults={name: severities.get(name, 0) for name in RiskSnapshot.SEVERITY_FIELDS},
+    )
+    spend = {
+        row.pop("project"): row
+        for row in CostEntry.objects.filter(project__organization=organization, date__lte=date)
+        .order_by()
+        .values("project")
+        .annotate(
+            spend_day=Sum("amount", filter=Q(date=date)),
+            spend_to_date=Sum("amount"),
+            unpriced_entries=Count("pk", filter=Q(amount__isnull=True)),
+        )
+    }
+    project_ids = Project.objects.filter(organization=organization, archived=False).values_list("pk", flat=True)
+    rows = []
+    for project_id in project_ids:
+        figures = spend.get(project_id, {})
+        rows.append(
+            SpendSnapshot(
+                project_id=project_id,
+                date=date,
+                spend_day=figures.get("spend_day") or 0,
+                spend_to_date=figures.get("spend_to_date") or 0,
+                unpriced_entries=figures.get("unpriced_entries", 0),
+            )
+        )
+    SpendSnapshot.objects.bulk_create(
+        rows,
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=["project", "date"],
+        update_fields=["spend_day", "spend_to_date", "unpriced_entries"],
+    )
+    return snapshot
+
+
+def snapshots_due(*, now: dt.datetime | None = None) -> list[tuple[Organization, dt.date]]:
+    """Return each organization whose local yesterday (a complete day) has no snapshot yet, with that date."""
+    now = now or timezone.now()
+    wanted = [
+        (organization, timezone.localdate(now, organization.tzinfo) - dt.timedelta(days=1))
+        for organization in Organization.objects.order_by("pk")
+    ]
+    taken = set(
+        RiskSnapshot.objects.filter(date__gte=min((d for _, d in wanted), default=now.date())).values_list(
+            "organization_id", "date"
+        )
+    )
+    return [(organization, date) for organization, date in wanted if (organization.pk, date) not in taken]

@@ -1,0 +1,77 @@
+"""Celery tasks of the ops app: thin wrappers taking ids and dates, calling services.
+
+Every task is idempotent (unique constraints, state checks, claims), so `acks_late` and
+redelivery after a lost worker are safe. Transient database and broker errors are retried with
+exponential backoff; anything else fails the task (and, for reports, the report, with its error).
+"""
+
+import datetime as dt
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from ops.services.reminders import review_reminders_send
+from ops.services.reports import report_build, report_digest_send, reports_schedule
+from ops.services.signals import risk_signals_evaluate
+from ops.services.snapshots import snapshots_due, snapshots_take
+from projects.models import Organization
+
+RELIABLE = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OperationalError, InterfaceError, ConnectionError),
+    "retry_backoff": True,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+@shared_task(name="ops.report_build", **RELIABLE)
+def report_build_task(report_id: int) -> None:
+    """Build the report, then send its digest (each step is a no-op when already done)."""
+    report = report_build(report_id=report_id)
+    if report is not None:
+        report_digest_send(report_id=report_id)
+
+
+@shared_task(name="ops.reports_schedule", **RELIABLE)
+def reports_schedule_task() -> int:
+    """Request last week's reports (and missed ones) everywhere; re-enqueue stuck ones."""
+    return len(reports_schedule())
+
+
+@shared_task(name="ops.risk_signals_evaluate", **RELIABLE)
+def risk_signals_evaluate_task(organization_id: int) -> None:
+    risk_signals_evaluate(organization=Organization.objects.get(pk=organization_id))
+
+
+@shared_task(name="ops.risk_signals_schedule", **RELIABLE)
+def risk_signals_schedule_task() -> None:
+    """Fan out: one evaluation per organization."""
+    for organization_id in Organization.objects.values_list("pk", flat=True):
+        risk_signals_evaluate_task.delay(organization_id)
+
+
+@shared_task(name="ops.review_reminders_send", **RELIABLE)
+def review_reminders_send_task(organization_id: int) -> None:
+    review_reminders_send(organization=Organization.objects.get(pk=organization_id))
+
+
+@shared_task(name="ops.review_reminders_schedule", **RELIABLE)
+def review_reminders_schedule_task() -> None:
+    """Fan out: one reminder run per organization."""
+    for organization_id in Organization.objects.values_list("pk", flat=True):
+        review_reminders_send_task.delay(organization_id)
+
+
+@shared_task(name="ops.snapshots_take", **RELIABLE)
+def snapshots_take_task(organization_id: int, date: str) -> None:
+    snapshots_take(organization=Organization.objects.get(pk=organization_id), date=dt.date.fromisoformat(date))
+
+
+@shared_task(name="ops.snapshots_schedule", **RELIABLE)
+def snapshots_schedule_task() -> None:
+    """Fan out: each organization's snapshot of its local yesterday, once that day is over."""
+    for organization, date in snapshots_due():
+        snapshots_take_task.delay(organization.pk, date.isoformat())
