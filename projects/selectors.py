@@ -7,7 +7,19 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from projects.models import AIActTier, DataClassification, Membership, Organization, Project, Role, Stage
+from projects.models import (
+    AIActTier,
+    ApiToken,
+    DataClassification,
+    Membership,
+    Organization,
+    Project,
+    Role,
+    Stage,
+    StageTransition,
+    StatusUpdate,
+    Team,
+)
 
 GATED_STAGES = (Stage.PILOT, Stage.PRODUCTION)
 
@@ -145,3 +157,29 @@ def project_list_with_figures(*, user: AbstractBaseUser) -> QuerySet[Project]:
         open_risks=risks(),
         critical_risks=risks(severity=Severity.CRITICAL),
     )
+
+def api_token_list(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
+    """Return the user's API tokens, newest first, revoked ones included."""
+    if not user.is_authenticated:
+        return ApiToken.objects.none()
+    return ApiToken.objects.filter(user=user)
+
+
+def team_list(*, user: AbstractBaseUser) -> QuerySet[Team]:
+    return Team.objects.filter(organization__in=organization_list(user=user)).select_related("organization")
+
+
+def membership_list(*, user: AbstractBaseUser) -> QuerySet[Membership]:
+    """Return the memberships of every organization the user belongs to."""
+    return Membership.objects.filter(organization__in=organization_list(user=user)).select_related(
+        "user", "organization"
+    )
+
+
+def status_update_list(*, user: AbstractBaseUser) -> QuerySet[StatusUpdate]:
+    return StatusUpdate.objects.filter(project__in=project_list(user=user)).select_related("project", "author")
+
+
+def stage_transition_list(*, user: AbstractBaseUser) -> QuerySet[StageTransition]:
+    return StageTransition.objects.filter(project__in=project_list(user=user)).select_related("project", "by")
+

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from projects.models import (
+    ApiToken,
     Membership,
     Organization,
     Project,
@@ -261,3 +262,70 @@ def status_update_create(
         locked.save(update_fields=["health", "progress", "last_status_date", "updated_at"])
         project.health, project.progress, project.last_status_date = health, progress, date
     return update
+
+
+ORGANIZATION_FIELDS = {"name", "currency", "timezone"}
+
+
+def organization_update(*, organization: Organization, by: AbstractBaseUser, **changes: Any) -> Organization:
+    """Change an organization's name, currency or time zone (admins only)."""
+    membership_require(user=by, organization=organization, role=Role.ADMIN)
+    reject_unknown_fields(changes, ORGANIZATION_FIELDS)
+    for field, value in changes.items():
+        setattr(organization, field, value)
+    validate_model(organization)
+    organization.save(update_fields=[*changes, "updated_at"])
+    return organization
+
+
+def team_update(*, team: Team, by: AbstractBaseUser, **changes: Any) -> Team:
+    """Rename or describe a team (admins only); its slug stays, links keep working."""
+    membership_require(user=by, organization=team.organization, role=Role.ADMIN)
+    reject_unknown_fields(changes, {"name", "description"})
+    for field, value in changes.items():
+        setattr(team, field, value)
+    validate_model(team, exclude=["organization"])
+    team.save(update_fields=[*changes, "updated_at"])
+    return team
+
+
+def team_delete(*, team: Team, by: AbstractBaseUser) -> None:
+    """Delete a team (admins only); its projects stay, without a team."""
+    membership_require(user=by, organization=team.organization, role=Role.ADMIN)
+    team.delete()
+
+
+@transaction.atomic
+def membership_delete(*, membership: Membership, by: AbstractBaseUser) -> None:
+    """Remove a member (admins only); the last admin of an organization cannot be removed."""
+    membership_require(user=by, organization=membership.organization, role=Role.ADMIN)
+    admins = Membership.objects.select_for_update().filter(organization=membership.organization, role=Role.ADMIN)
+    if membership.role == Role.ADMIN and [m.pk for m in admins] == [membership.pk]:
+        raise Conflict("An organization keeps at least one admin.", errors={"role": ["The last admin."]})
+    membership.delete()
+
+
+def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
+    """Create a personal API token; return it with its raw key, which is never stored and shown once."""
+    import secrets
+
+    from tracker.api import hash_key
+
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("Name the token, e.g. after the integration using it.", errors={"name": ["Required."]})
+    raw = "llmt_" + secrets.token_urlsafe(32)
+    token = ApiToken(user=user, name=name, prefix=raw[:8], key_hash=hash_key(raw))
+    validate_model(token, exclude=["user"])
+    token.save()
+    return token, raw
+
+
+def api_token_revoke(*, token: ApiToken, by: AbstractBaseUser) -> ApiToken:
+    """Revoke a token (its owner only); revoking twice keeps the first time."""
+    if token.user_id != by.pk:
+        raise NotPermitted("Only the token's owner can revoke it.")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token

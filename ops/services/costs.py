@@ -101,3 +101,89 @@ def model_price_create(
     validate_model(price, exclude=["organization"])
     price.save()
     return price
+
+BUDGET_FIELDS = {"period_start", "period_end", "amount", "category", "tolerance_pct", "notes"}
+
+
+def budget_update(*, budget: Budget, by: AbstractBaseUser, **changes: Any) -> Budget:
+    """Change a budget (managers only)."""
+    membership_require(user=by, organization=budget.project.organization, role=Role.MANAGER)
+    reject_unknown_fields(changes, BUDGET_FIELDS)
+    for field, value in changes.items():
+        setattr(budget, field, value)
+    validate_model(budget, exclude=["project"])
+    budget.save(update_fields=[*changes, "updated_at"])
+    return budget
+
+
+def budget_delete(*, budget: Budget, by: AbstractBaseUser) -> None:
+    membership_require(user=by, organization=budget.project.organization, role=Role.MANAGER)
+    budget.delete()
+
+
+def cost_entry_update(*, entry: CostEntry, by: AbstractBaseUser, **changes: Any) -> CostEntry:
+    """Correct a cost (contributors and up). Usage costs are priced, not typed: resend the usage instead."""
+    membership_require(user=by, organization=entry.project.organization, role=Role.CONTRIBUTOR)
+    reject_unknown_fields(changes, (COST_FIELDS - {"source"}) | {"date", "category", "amount"})
+    if entry.source == CostSource.USAGE and changes.keys() - {"description"}:
+        raise ValidationFailed(
+            "A cost priced from token usage only takes a new description.",
+            errors={field: ["Priced from usage."] for field in sorted(changes.keys() - {"description"})},
+        )
+    for field, value in changes.items():
+        setattr(entry, field, value)
+    validate_model(entry, exclude=["project", "created_by", "price"])
+    if entry.amount is None:
+        raise ValidationFailed("A cost needs an amount.", errors={"amount": ["This field is required."]})
+    try:
+        with transaction.atomic():
+            entry.save(update_fields=[*changes, "updated_at"])
+    except IntegrityError as exc:
+        raise Conflict(
+            f"A cost with external id “{entry.external_id}” is already recorded for this project.",
+            errors={"external_id": ["Already recorded."]},
+        ) from exc
+    return entry
+
+
+def cost_entry_delete(*, entry: CostEntry, by: AbstractBaseUser) -> None:
+    membership_require(user=by, organization=entry.project.organization, role=Role.CONTRIBUTOR)
+    entry.delete()
+
+
+def _model_price_unused(price: ModelPrice) -> None:
+    if price.cost_entries.exists():
+        raise Conflict(
+            "Costs were priced with this price; add a new price from a later date instead.",
+            errors={"valid_from": ["In use by recorded costs."]},
+        )
+
+
+def model_price_update(*, price: ModelPrice, by: AbstractBaseUser, **changes: Any) -> ModelPrice:
+    """Correct a price no cost has used yet (managers only): recorded costs never change price."""
+    membership_require(user=by, organization=price.organization, role=Role.MANAGER)
+    reject_unknown_fields(
+        changes,
+        {"provider", "model", "input_per_mtok", "output_per_mtok", "valid_from"}
+        | {"cached_input_per_mtok", "deprecation_date", "regions"},
+    )
+    # Only the deprecation date may change on a price in use: it says nothing about past costs.
+    if changes.keys() - {"deprecation_date"}:
+        _model_price_unused(price)
+    for field, value in changes.items():
+        setattr(price, field, value)
+    validate_model(price, exclude=["organization"])
+    try:
+        with transaction.atomic():
+            price.save(update_fields=[*changes, "updated_at"])
+    except IntegrityError as exc:
+        raise Conflict(
+            "This model already has a price from that date.", errors={"valid_from": ["Already priced."]}
+        ) from exc
+    return price
+
+
+def model_price_delete(*, price: ModelPrice, by: AbstractBaseUser) -> None:
+    membership_require(user=by, organization=price.organization, role=Role.MANAGER)
+    _model_price_unused(price)
+    price.delete()

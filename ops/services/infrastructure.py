@@ -71,3 +71,37 @@ def quality_metric_create(
     validate_model(record, exclude=["project"])
     record.save()
     return record
+
+def infrastructure_component_update(
+    *, component: InfrastructureComponent, by: AbstractBaseUser, **changes: Any
+) -> InfrastructureComponent:
+    membership_require(user=by, organization=component.project.organization, role=Role.CONTRIBUTOR)
+    reject_unknown_fields(changes, COMPONENT_FIELDS | {"name", "kind", "provider"})
+    frameworks = changes.get("frameworks", [])
+    if not isinstance(frameworks, list) or not all(isinstance(f, str) and f.strip() for f in frameworks):
+        raise ValidationFailed("Frameworks must be a list of names.", errors={"frameworks": ["A list of names."]})
+    for field, value in changes.items():
+        setattr(component, field, value)
+    validate_model(component, exclude=["project"])
+    component.save(update_fields=[*changes, "updated_at"])
+    return component
+
+
+def infrastructure_component_delete(*, component: InfrastructureComponent, by: AbstractBaseUser) -> None:
+    membership_require(user=by, organization=component.project.organization, role=Role.CONTRIBUTOR)
+    component.delete()
+
+
+def quality_metric_update(*, record: QualityMetric, by: AbstractBaseUser, **changes: Any) -> QualityMetric:
+    membership_require(user=by, organization=record.project.organization, role=Role.CONTRIBUTOR)
+    reject_unknown_fields(changes, {"date", "metric", "value", "threshold", "higher_is_better", "name", "notes"})
+    for field, value in changes.items():
+        setattr(record, field, value.strip() if field == "name" else value)
+    validate_model(record, exclude=["project"])
+    record.save(update_fields=[*changes, "updated_at"])
+    return record
+
+
+def quality_metric_delete(*, record: QualityMetric, by: AbstractBaseUser) -> None:
+    membership_require(user=by, organization=record.project.organization, role=Role.CONTRIBUTOR)
+    record.delete()

@@ -1,0 +1,323 @@
+"""Bulk ingestion from integrations: cost entries and token usage, all-or-nothing and idempotent.
+
+Rows arrive as parsed JSON. Each row is checked in Python without touching the database; every
+check that needs the database (projects, roles, prices, already-recorded external ids) is one
+query for the whole batch; the rows are written with one `bulk_create`. A batch either writes
+every new row or nothing, and each bad row is named by its index and field.
+"""
+
+import bisect
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from ops.models import CostCategory, CostEntry, CostSource, ModelPrice
+from projects.models import Membership, Project, Role
+from tracker.exceptions import NotPermitted, ValidationFailed
+
+MAX_ROWS = 10_000
+MAX_BIGINT = 2**63 - 1
+MTOK = Decimal(1_000_000)
+AMOUNT_QUANTUM = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What a batch did: the entries it created, and the rows whose external id was already recorded."""
+
+    created: list[CostEntry]
+    existing: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _RowError(ValueError):
+    pass
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _RowError("A whole number is required.")
+    if not 0 <= value <= MAX_BIGINT:
+        raise _RowError(f"Must be between 0 and {MAX_BIGINT}.")
+    return value
+
+
+def _decimal(max_digits: int, places: int) -> Callable[[Any], Decimal]:
+    limit = Decimal(10) ** (max_digits - places)
+
+    def parse(value: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise _RowError("A number is required.")
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation as exc:
+            raise _RowError("A number is required.") from exc
+        if not number.is_finite():
+            raise _RowError("A finite number is required.")
+        if number < 0:
+            raise _RowError("Must not be negative.")
+        if number >= limit:
+            raise _RowError(f"Must be less than {limit}.")
+        if number.as_tuple().exponent < -places:
+            raise _RowError(f"At most {places} decimal places.")
+        return number
+
+    return parse
+
+
+def _text(max_length: int) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str):
+            raise _RowError("Text is required.")
+        value = value.strip()
+        if len(value) > max_length:
+            raise _RowError(f"At most {max_length} characters.")
+        return value
+
+    return parse
+
+
+def _date(value: Any) -> dt.date:
+    if not isinstance(value, str) or len(value) != 10:
+        raise _RowError("A date as YYYY-MM-DD is required.")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise _RowError("A date as YYYY-MM-DD is required.") from exc
+
+
+def _choice(values: Sequence[str]) -> Callable[[Any], str]:
+    allowed = set(values)
+
+    def parse(value: Any) -> str:
+        if value not in allowed:
+            raise _RowError(f"Choose one of {', '.join(values)}.")
+        return value
+
+    return parse
+
+
+def _project_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _RowError("A project id is required.")
+    return value
+
+
+Parser = Callable[[Any], Any]
+
+COST_ROW: dict[str, tuple[Parser, bool]] = {
+    # name: (parser, required)
+    "project": (_project_id, True),
+    "date": (_date, True),
+    "category": (_choice(CostCategory.values), True),
+    "amount": (_decimal(14, 4), True),
+    "description": (_text(500), False),
+    "model": (_text(200), False),
+    "input_tokens": (_integer, False),
+    "cached_input_tokens": (_integer, False),
+    "output_tokens": (_integer, False),
+    "requests": (_integer, False),
+    "gpu_hours": (_decimal(12, 2), False),
+    "energy_kwh": (_decimal(12, 2), False),
+    "external_id": (_text(200), False),
+}
+
+USAGE_ROW: dict[str, tuple[Parser, bool]] = {
+    "project": (_project_id, True),
+    "date": (_date, True),
+    "model": (_text(200), True),
+    "input_tokens": (_integer, True),
+    "output_tokens": (_integer, True),
+    "cached_input_tokens": (_integer, False),
+    "requests": (_integer, False),
+    "description": (_text(500), False),
+    "external_id": (_text(200), False),
+}
+
+
+def _parse_rows(entries: Any, spec: Mapping[str, tuple[Parser, bool]]) -> list[dict[str, Any]]:
+    """Check every row's shape and fields; raise one error listing each bad row by index and field."""
+    if not isinstance(entries, list) or not entries:
+        raise ValidationFailed("Send a non-empty list of entries.", errors={"entries": ["A non-empty list."]})
+    if len(entries) > MAX_ROWS:
+        raise ValidationFailed(
+            f"At most {MAX_ROWS} entries per request.", errors={"entries": [f"At most {MAX_ROWS} entries."]}
+        )
+    errors: dict[str, list[str]] = {}
+    rows: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            errors[f"entries.{index}"] = ["An object is required."]
+            continue
+        row: dict[str, Any] = {}
+        for name in entry.keys() - spec.keys():
+            errors[f"entries.{index}.{name}"] = ["Unknown field."]
+        for name, (parse, required) in spec.items():
+            if name not in entry or entry[name] is None:
+                if required:
+                    errors[f"entries.{index}.{name}"] = ["This field is required."]
+                continue
+            try:
+                row[name] = parse(entry[name])
+            except _RowError as exc:
+                errors[f"entries.{index}.{name}"] = [str(exc)]
+        rows.append(row)
+    if errors:
+        _refuse(errors)
+    return rows
+
+
+def _refuse(errors: dict[str, list[str]]) -> None:
+    bad_rows = len({key.split(".")[1] for key in errors if key.count(".") >= 1})
+    raise ValidationFailed(
+        f"{bad_rows} of the entries are invalid; nothing was recorded." if bad_rows else next(iter(errors.values()))[0],
+        errors=errors,
+    )
+
+
+def _projects(rows: list[dict[str, Any]], by: AbstractBaseUser) -> dict[int, Project]:
+    """Lock and return the rows' projects the caller may write to; unknown ones are row errors.
+
+    Locking the projects serialises concurrent batches on them, so the external-id check below
+    cannot race another batch.
+    """
+    wanted = sorted({row["project"] for row in rows})
+    member_of = Membership.objects.filter(user=by).values("organization_id")
+    projects = {
+        p.pk: p
+        for p in Project.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(pk__in=wanted, organization__in=member_of)
+        .order_by("pk")
+    }
+    errors = {
+        f"entries.{i}.project": ["Unknown project."] for i, row in enumerate(rows) if row["project"] not in projects
+    }
+    if errors:
+        _refuse(errors)
+    roles = dict(
+        Membership.objects.filter(user=by, organization__in={p.organization_id for p in projects.values()}).values_list(
+            "organization_id", "role"
+        )
+    )
+    for project in projects.values():
+        if Role.rank(roles[project.organization_id]) < Role.rank(Role.CONTRIBUTOR):
+            raise NotPermitted(f"This needs the contributor role in {project.organization.name}.")
+    return projects
+
+
+def _split_existing(rows: list[dict[str, Any]]) -> tuple[list[int], list[dict[str, Any]]]:
+    """Return the indexes of rows to create and the rows whose external id is already recorded."""
+    errors: dict[str, list[str]] = {}
+    seen: dict[tuple[int, str], int] = {}
+    for index, row in enumerate(rows):
+        if external_id := row.get("external_id"):
+            key = (row["project"], external_id)
+            if key in seen:
+                errors[f"entries.{index}.external_id"] = [f"Repeats entry {seen[key]} of this request."]
+            seen[key] = index
+    if errors:
+        _refuse(errors)
+    recorded: dict[tuple[int, str], int] = {}
+    if seen:
+        recorded = {
+            (project_id, external_id): pk
+            for project_id, external_id, pk in CostEntry.objects.filter(
+                project_id__in={project for project, _ in seen},
+                external_id__in={external_id for _, external_id in seen},
+            ).values_list("project_id", "external_id", "pk")
+            if (project_id, external_id) in seen
+        }
+    existing = [
+        {"index": seen[key], "external_id": key[1], "id": pk}
+        for key, pk in sorted(recorded.items(), key=lambda item: seen[item[0]])
+    ]
+    known = {item["index"] for item in existing}
+    return [i for i in range(len(rows)) if i not in known], existing
+
+
+def _insert(rows: list[dict[str, Any]], indexes: list[int], by: AbstractBaseUser, **common: Any) -> list[CostEntry]:
+    now = timezone.now()
+    entries = [
+        CostEntry(
+            project_id=rows[i].pop("project"),
+            created_by_id=by.pk,
+            created_at=now,
+            updated_at=now,
+            **common,
+            **rows[i],
+        )
+        for i in indexes
+    ]
+    return CostEntry.objects.bulk_create(entries)
+
+
+@transaction.atomic
+def cost_entries_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
+    """Record up to 10,000 costs at once (contributors and up); resent external ids create nothing."""
+    rows = _parse_rows(entries, COST_ROW)
+    _projects(rows, by)
+    to_create, existing = _split_existing(rows)
+    return IngestResult(created=_insert(rows, to_create, by, source=CostSource.API), existing=existing)
+
+
+def _price_lookup(rows: list[dict[str, Any]], projects: dict[int, Project]) -> dict[tuple[int, str], list[ModelPrice]]:
+    """Return every price of the rows' models in their organizations, oldest first, in one query."""
+    prices: dict[tuple[int, str], list[ModelPrice]] = defaultdict(list)
+    for price in ModelPrice.objects.filter(
+        organization_id__in={p.organization_id for p in projects.values()},
+        model__in={row["model"] for row in rows},
+    ).order_by("organization_id", "model", "valid_from"):
+        prices[(price.organization_id, price.model)].append(price)
+    return prices
+
+
+@transaction.atomic
+def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
+    """Turn token usage into inference costs priced with the price valid on each row's date.
+
+    `input_tokens` excludes cached input tokens, which are priced at the cached-input price (or
+    the input price when the model has none). Each entry keeps the price it used. A model with
+    no price in the organization, or a date before its first price, refuses the whole batch.
+    """
+    rows = _parse_rows(entries, USAGE_ROW)
+    projects = _projects(rows, by)
+    prices = _price_lookup(rows, projects)
+    limit = Decimal(10) ** 10
+    errors: dict[str, list[str]] = {}
+    for index, row in enumerate(rows):
+        project = projects[row["project"]]
+        history = prices.get((project.organization_id, row["model"]))
+        if not history:
+            errors[f"entries.{index}.model"] = [f"No price for model “{row['model']}” in {project.organization.name}."]
+            continue
+        at = bisect.bisect_right([p.valid_from for p in history], row["date"]) - 1
+        if at < 0:
+            errors[f"entries.{index}.date"] = [
+                f"No price for “{row['model']}” on {row['date']}: its prices start on {history[0].valid_from}."
+            ]
+            continue
+        price = history[at]
+        cached = row.get("cached_input_tokens", 0)
+        cached_rate = price.input_per_mtok if price.cached_input_per_mtok is None else price.cached_input_per_mtok
+        amount = (
+            (row["input_tokens"] * price.input_per_mtok + row["output_tokens"] * price.output_per_mtok)
+            + cached * cached_rate
+        ) / MTOK
+        if amount >= limit:
+            errors[f"entries.{index}.input_tokens"] = ["The cost of this usage is too large to record."]
+            continue
+        row["amount"] = amount.quantize(AMOUNT_QUANTUM)
+        row["price_id"] = price.pk
+        row.setdefault("description", f"Token usage: {row['model']}")
+    if errors:
+        _refuse(errors)
+    to_create, existing = _split_existing(rows)
+    created = _insert(rows, to_create, by, source=CostSource.USAGE, category=CostCategory.INFERENCE)
+    return IngestResult(created=created, existing=existing)

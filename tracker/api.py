@@ -1,0 +1,240 @@
+"""What every API endpoint shares: one error shape, authentication, pagination, throttling.
+
+Nothing here may import DRF views: the settings load these classes while DRF itself imports.
+The schema and the base viewset live in `tracker.api_views`.
+"""
+
+import datetime as dt
+import hashlib
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiExample
+from rest_framework import exceptions, serializers
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+from tracker.exceptions import DomainError, TransitionRefused
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn DRF's nested error detail into {"field": [...], "rows.3.amount": [...]}."""
+    errors: dict[str, list[str]] = {}
+    if isinstance(detail, Mapping):
+        for key, value in detail.items():
+            name = api_settings.NON_FIELD_ERRORS_KEY if key == "non_field_errors" else str(key)
+            errors.update(_flatten(value, f"{prefix}.{name}" if prefix else name))
+    elif isinstance(detail, list) and any(isinstance(item, Mapping | list) for item in detail):
+        for index, item in enumerate(detail):
+            if item:
+                errors.update(_flatten(item, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        items = detail if isinstance(detail, list) else [detail]
+        errors[prefix or api_settings.NON_FIELD_ERRORS_KEY] = [str(item) for item in items]
+    return errors
+
+
+def _first(errors: Mapping[str, list[str]]) -> str:
+    field, messages = next(iter(errors.items()))
+    return messages[0] if field == api_settings.NON_FIELD_ERRORS_KEY else f"{field}: {messages[0]}"
+
+
+def _body(detail: str, code: str, errors: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
+    return {"detail": detail, "code": code, "errors": dict(errors or {})}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Answer every error with {"detail", "code", "errors": {field: [messages]}} (+ "missing" for gates)."""
+    if isinstance(exc, DomainError):
+        body = _body(exc.message, exc.code, exc.errors)
+        if isinstance(exc, TransitionRefused):
+            body["missing"] = exc.missing
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        errors = (
+            {k: [str(m) for m in v] for k, v in exc.message_dict.items()}
+            if hasattr(exc, "error_dict")
+            else {api_settings.NON_FIELD_ERRORS_KEY: [str(m) for m in exc.messages]}
+        )
+        exc = exceptions.ValidationError(errors)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a bug: let Django log it and answer 500
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(math.ceil(exc.wait))
+    if isinstance(exc, exceptions.ValidationError):
+        errors = _flatten(exc.detail)
+        body = _body(_first(errors) if errors else "Invalid input.", "invalid", errors)
+    else:
+        codes = exc.get_codes()
+        body = _body(str(exc.detail), codes if isinstance(codes, str) else "error")
+    return Response(body, status=exc.status_code, headers=headers)
+
+
+class GateSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    overridable = serializers.BooleanField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape of the API."""
+
+    detail = serializers.CharField(help_text="A sentence saying what went wrong.")
+    code = serializers.CharField(help_text="A stable machine-readable code, e.g. invalid, not_found.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text='Messages per field; bulk rows as "rows.<index>.<field>".',
+    )
+
+
+class TransitionErrorSerializer(ErrorSerializer):
+    missing = GateSerializer(many=True, help_text="Every unmet stage gate.", required=False)
+
+
+ERROR_EXAMPLES = {
+    "400": OpenApiExample(
+        "Invalid input",
+        value=_body("amount: Ensure this value is greater than or equal to 0.", "invalid", {"amount": ["…"]}),
+        status_codes=["400"],
+        response_only=True,
+    ),
+    "401": OpenApiExample(
+        "No credentials",
+        value=_body("Authentication credentials were not provided.", "not_authenticated"),
+        status_codes=["401"],
+        response_only=True,
+    ),
+    "403": OpenApiExample(
+        "Role too low",
+        value=_body("This needs the manager role in Acme.", "permission_denied"),
+        status_codes=["403"],
+        response_only=True,
+    ),
+    "404": OpenApiExample(
+        "Unknown or another organization's",
+        value=_body("Not found.", "not_found"),
+        status_codes=["404"],
+        response_only=True,
+    ),
+    "409": OpenApiExample(
+        "Conflict",
+        value={
+            **_body("Cannot enter Pilot: unmet gates.", "transition_refused"),
+            "missing": [{"key": "budget", "label": "A budget is recorded", "overridable": True}],
+        },
+        status_codes=["409"],
+        response_only=True,
+    ),
+    "429": OpenApiExample(
+        "Throttled",
+        value=_body("Request was throttled. Expected available in 12 seconds.", "throttled"),
+        status_codes=["429"],
+        response_only=True,
+    ),
+}
+
+# --- Serializers --------------------------------------------------------------------------------
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuse fields the endpoint does not accept instead of silently dropping them."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            writable = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(set(data) - writable)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
+    pass
+
+
+# --- Authentication -----------------------------------------------------------------------------
+
+# Writing last_used_at on every request would cost a write per call; once a minute is precise enough.
+LAST_USED_GRANULARITY = dt.timedelta(minutes=1)
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class TokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <token>` (or `Token <token>`) with a personal API token."""
+
+    keywords = (b"bearer", b"token")
+
+    def authenticate(self, request):
+        from projects.models import ApiToken
+
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() not in self.keywords:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Invalid token header: give exactly one token.")
+        try:
+            raw = parts[1].decode()
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        token = ApiToken.objects.select_related("user").filter(key_hash=hash_key(raw), revoked_at=None).first()
+        if token is None or not token.user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            token.last_used_at = now
+        return token.user, token
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+
+# --- Pagination and throttling ------------------------------------------------------------------
+
+
+class Pagination(PageNumberPagination):
+    """`?page=N&page_size=M`: 50 rows by default, at most 200."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class TokenRateThrottle(SimpleRateThrottle):
+    """Limit each token (or, for a browser session, each user) to the `api` rate in settings."""
+
+    scope = "api"
+
+    def get_rate(self) -> str | None:
+        # Read at call time, so a settings override (tests, the benchmark) applies.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def get_cache_key(self, request, view) -> str | None:
+        token = request.auth
+        if token is not None and hasattr(token, "key_hash"):
+            ident = f"token-{token.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user-{request.user.pk}"
+        else:
+            ident = self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
