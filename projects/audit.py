@@ -1,0 +1,147 @@
+"""Audit history: every create, update and delete of the audited models, with who did it.
+
+Recorded from model signals rather than in each service on purpose: history must also cover
+the admin and any future write path, and a service that forgets to log would leave a hole.
+Writes that bypass signals (bulk ingestion) call `audit_record_created` themselves. The actor is
+the request's user — or its API token — held in a context variable for the request's duration.
+"""
+
+import contextvars
+import datetime as dt
+import decimal
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+
+from django.apps import apps
+from django.db import models
+from django.db.models.signals import post_delete, post_save, pre_save
+from django.http import HttpRequest, HttpResponse
+
+from projects.models import AuditAction, AuditEvent
+
+AUDITED_MODELS = (
+    "projects.Project",
+    "projects.StageTransition",
+    "projects.StatusUpdate",
+    "projects.Membership",
+    "projects.ApiToken",
+    "ops.Budget",
+    "ops.CostEntry",
+    "ops.Risk",
+    "ops.InfrastructureComponent",
+)
+# Bookkeeping fields whose change is not news.
+IGNORED_FIELDS = {"created_at", "updated_at", "last_used_at", "key_hash"}
+
+_request: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar("audit_request", default=None)
+
+
+@contextmanager
+def audit_request(request: HttpRequest):
+    """Attribute the changes made inside the block to this request's user (or token)."""
+    reset = _request.set(request)
+    try:
+        yield
+    finally:
+        _request.reset(reset)
+
+
+class AuditActorMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with audit_request(request):
+            return self.get_response(request)
+
+
+def _actor() -> dict[str, object]:
+    request = _request.get()
+    user = getattr(request, "user", None) if request is not None else None
+    if user is None or not user.is_authenticated:
+        return {"actor": None, "token": None, "actor_repr": "system"}
+    token = getattr(request, "audit_token", None)
+    label = f"{user.get_username()} via API token “{token.name}” ({token.prefix}…)" if token else user.get_username()
+    return {"actor": user, "token": token, "actor_repr": label[:300]}
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return value
+
+
+def _snapshot(instance: models.Model) -> dict[str, object]:
+    return {
+        field.attname: _jsonable(field.value_from_object(instance))
+        for field in instance._meta.concrete_fields
+        if not field.primary_key and field.name not in IGNORED_FIELDS and not isinstance(field, models.GeneratedField)
+    }
+
+
+def _scope(instance: models.Model) -> dict[str, int | None]:
+    """Return the organization and project ids a change belongs to."""
+    opts = instance._meta
+    if opts.label == "projects.Project":
+        return {"organization_id": instance.organization_id, "project_id": instance.pk}
+    project_id = getattr(instance, "project_id", None)
+    organization_id = getattr(instance, "organization_id", None)
+    if organization_id is None and project_id is not None:
+        organization_id = instance.project.organization_id
+    return {"organization_id": organization_id, "project_id": project_id}
+
+
+def _event(instance: models.Model, action: str, changes: dict[str, list[object]]) -> AuditEvent:
+    return AuditEvent(
+        action=action,
+        object_type=instance._meta.label_lower,
+        object_id=str(instance.pk),
+        object_repr=str(instance)[:300],
+        changes=changes,
+        **_scope(instance),
+        **_actor(),
+    )
+
+
+def _before_save(sender, instance: models.Model, raw: bool = False, **kwargs) -> None:
+    if raw or instance.pk is None:
+        instance._audit_before = None
+        return
+    previous = sender._base_manager.filter(pk=instance.pk).first()
+    instance._audit_before = _snapshot(previous) if previous is not None else None
+
+
+def _after_save(sender, instance: models.Model, created: bool, raw: bool = False, **kwargs) -> None:
+    if raw:
+        return
+    after = _snapshot(instance)
+    before = getattr(instance, "_audit_before", None)
+    if created or before is None:
+        _event(instance, AuditAction.CREATE, {k: [None, v] for k, v in after.items()}).save()
+        return
+    changes = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+    if changes:
+        _event(instance, AuditAction.UPDATE, changes).save()
+
+
+def _after_delete(sender, instance: models.Model, **kwargs) -> None:
+    _event(instance, AuditAction.DELETE, {k: [v, None] for k, v in _snapshot(instance).items()}).save()
+
+
+def audit_record_created(instances: Iterable[models.Model]) -> None:
+    """Record creations made with `bulk_create`, which sends no signals."""
+    AuditEvent.objects.bulk_create(
+        [_event(i, AuditAction.CREATE, {k: [None, v] for k, v in _snapshot(i).items()}) for i in instances],
+        batch_size=1000,
+    )
+
+
+def connect() -> None:
+    for label in AUDITED_MODELS:
+        model = apps.get_model(label)
+        uid = f"audit:{label}"
+        pre_save.connect(_before_save, sender=model, dispatch_uid=f"{uid}:pre")
+        post_save.connect(_after_save, sender=model, dispatch_uid=f"{uid}:post")
+        post_delete.connect(_after_delete, sender=model, dispatch_uid=f"{uid}:delete")

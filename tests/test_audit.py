@@ -1,0 +1,116 @@
+"""Audit history: every change recorded with who, when and old → new; nobody can rewrite it."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib import admin
+from django.db import DatabaseError, transaction
+from django.test import RequestFactory
+
+from ops.models import Risk
+from ops.services import budget_create, cost_entry_create, risk_create, risk_update
+from projects.audit import audit_request
+from projects.models import AuditAction, AuditEvent, Role
+from projects.selectors import audit_history
+from projects.services import project_create, project_transition, project_update, status_update_create
+from projects.tests.factories import MembershipFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def manager():
+    return MembershipFactory(role=Role.MANAGER)
+
+
+def _as(user):
+    request = RequestFactory().get("/")
+    request.user = user
+    return audit_request(request)
+
+
+def test_project_changes_are_recorded_with_actor_and_old_and_new_values(manager):
+    user, org = manager.user, manager.organization
+    with _as(user):
+        project = project_create(organization=org, by=user, name="Support bot")
+        project_update(project=project, by=user, summary="Answers tickets", industry="retail")
+    events = list(audit_history(obj=project).order_by("id"))
+    assert [e.action for e in events] == [AuditAction.CREATE, AuditAction.UPDATE]
+    assert events[0].actor == user and events[0].actor_repr == user.username
+    assert events[1].changes == {"summary": ["", "Answers tickets"], "industry": ["other", "retail"]}
+    assert events[1].organization_id == org.pk and events[1].project_id == project.pk
+
+
+def test_every_audited_kind_lands_in_the_project_history(manager):
+    user, org = manager.user, manager.organization
+    with _as(user):
+        project = project_create(organization=org, by=user, name="Fraud scoring")
+        project_transition(project=project, to_stage="data_preparation", by=user)
+        status_update_create(
+            project=project, by=user, date=dt.date(2026, 1, 5), health="green", progress=10, summary="Kick-off"
+        )
+        budget_create(
+            project=project,
+            by=user,
+            period_start=dt.date(2026, 1, 1),
+            period_end=dt.date(2026, 12, 31),
+            amount=Decimal(5000),
+        )
+        cost_entry_create(
+            project=project, by=user, date=dt.date(2026, 1, 6), category="inference", amount=Decimal("12.50")
+        )
+        risk = risk_create(
+            project=project, by=user, title="PII in prompts", category="data_privacy", likelihood=3, impact=4
+        )
+        risk_update(risk=risk, by=user, likelihood=4)
+    kinds = set(audit_history(project=project).values_list("object_type", flat=True))
+    assert kinds >= {
+        "projects.project",
+        "projects.stagetransition",
+        "projects.statusupdate",
+        "ops.budget",
+        "ops.costentry",
+        "ops.risk",
+    }
+    risk_events = audit_history(obj=risk).order_by("id")
+    assert risk_events.last().changes["likelihood"] == [3, 4]
+
+
+def test_a_deletion_is_recorded_and_history_survives_it(manager):
+    user, org = manager.user, manager.organization
+    with _as(user):
+        project = project_create(organization=org, by=user, name="Playlist")
+        risk = risk_create(project=project, by=user, title="Bias", category="ethics_bias", likelihood=2, impact=2)
+        risk_id = risk.pk
+        risk.delete()
+    deleted = AuditEvent.objects.get(object_type="ops.risk", object_id=str(risk_id), action=AuditAction.DELETE)
+    assert deleted.changes["title"] == ["Bias", None]
+    assert not Risk.objects.filter(pk=risk_id).exists()
+
+
+def test_changes_without_a_request_are_attributed_to_the_system(manager):
+    project = project_create(organization=manager.organization, by=manager.user, name="Batch job")
+    event = audit_history(obj=project).get()
+    assert event.actor is None and event.actor_repr == "system"
+
+
+def test_the_database_refuses_to_edit_or_delete_history(manager):
+    project = project_create(organization=manager.organization, by=manager.user, name="Robo-advisor")
+    event = audit_history(obj=project).get()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).update(actor_repr="someone else")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.filter(pk=event.pk).delete()
+    assert AuditEvent.objects.get(pk=event.pk).actor_repr == "system"
+
+
+def test_the_admin_cannot_add_change_or_delete_history():
+    model_admin = admin.site._registry[AuditEvent]
+    request = RequestFactory().get("/admin/")
+    request.user = type(
+        "Superuser", (), {"is_active": True, "is_staff": True, "is_superuser": True, "has_perm": lambda *a: True}
+    )()
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request)
+    assert not model_admin.has_delete_permission(request)
