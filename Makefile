@@ -35,10 +35,11 @@ run: $(VENV)/.runtime
 	$(BIN)/celery -A tracker beat --loglevel=INFO & \
 	wait
 
-## lint: ruff check and format check
+## lint: ruff check and format check, then bandit (medium and high severity) on the app code
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit --quiet --configfile pyproject.toml --severity-level medium -r tracker projects ops
 
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
