@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+import tracker.logging  # noqa: F401 - connects the signal handlers: task logs and metrics, request ids
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracker.settings")
 
 app = Celery("tracker")

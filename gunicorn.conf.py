@@ -1,0 +1,38 @@
+"""gunicorn settings for the web container, from environment variables (see README, Deploy)."""
+
+import multiprocessing
+import os
+from pathlib import Path
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then so a slow leak never takes a container down.
+max_requests = 2000
+max_requests_jitter = 200
+# Heartbeat files on tmpfs: a container's overlay filesystem can stall them.
+worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None
+# Django's middleware logs each request (JSON with LOG_FORMAT=json): no second access log.
+accesslog = None
+errorlog = "-"
+
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def on_starting(server) -> None:
+    """Start each run with an empty metrics directory: samples of dead processes would be summed in."""
+    if _metrics_dir:
+        Path(_metrics_dir).mkdir(parents=True, exist_ok=True)
+        for stale in Path(_metrics_dir).glob("*.db"):
+            stale.unlink()
+
+
+def child_exit(server, worker) -> None:
+    """Drop the live-gauge files of a worker that exited."""
+    if _metrics_dir:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
