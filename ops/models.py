@@ -570,6 +570,8 @@ class Report(TimeStampedModel):
 class RiskSnapshot(models.Model):
     """Open risks of an organization by severity on one day: trends without replaying history."""
 
+    SEVERITY_FIELDS = ("low", "medium", "high", "critical")
+
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="risk_snapshots")
     date = models.DateField()
     low = models.PositiveIntegerField(default=0)

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 import tracker.logging  # noqa: F401 - connects the signal handlers: task logs and metrics, request ids
 
@@ -24,6 +25,21 @@ app.conf.update(
     timezone="UTC",
 )
 app.autodiscover_tasks()
+
+# Every periodic job, in one place. Beat runs in UTC; the jobs compute each organization's local
+# dates themselves, so running hourly means "shortly after local midnight" everywhere.
+app.conf.beat_schedule = {
+    # Hourly at :05. Each organization whose week (Monday–Sunday, its timezone) has ended gets that
+    # week's status and risk reports, plus any of the last REPORT_CATCH_UP_WEEKS weeks it missed;
+    # reports stuck pending/running (longer than the task time limit) are re-enqueued.
+    "reports-weekly": {"task": "ops.reports_schedule", "schedule": crontab(minute=5)},
+    # Hourly at :15. Trend snapshot of each organization's local yesterday, taken once that day is over.
+    "snapshots-daily": {"task": "ops.snapshots_schedule", "schedule": crontab(minute=15)},
+    # Daily at 05:00 UTC. Risk signals, one task per organization.
+    "risk-signals-daily": {"task": "ops.risk_signals_schedule", "schedule": crontab(minute=0, hour=5)},
+    # Daily at 07:00 UTC. Review reminders (7 days, 1 day before, overdue), one task per organization.
+    "review-reminders-daily": {"task": "ops.review_reminders_schedule", "schedule": crontab(minute=0, hour=7)},
+}
 
 
 @app.task(name="tracker.ping")

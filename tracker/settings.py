@@ -197,3 +197,14 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Risk signals (see docs/reports.md): thresholds of the daily rules.
+RISK_SIGNAL_FORECAST_MIN_DAYS = env.int("RISK_SIGNAL_FORECAST_MIN_DAYS", default=14)  # burn rate needs this much history
+RISK_SIGNAL_STALE_STATUS_DAYS = env.int("RISK_SIGNAL_STALE_STATUS_DAYS", default=14)
+RISK_SIGNAL_STAGE_MAX_DAYS = env.int("RISK_SIGNAL_STAGE_MAX_DAYS", default=120)  # production and retired exempt
+RISK_SIGNAL_DEPRECATION_DAYS = env.int("RISK_SIGNAL_DEPRECATION_DAYS", default=90)
+RISK_SIGNAL_UNPRICED_LOOKBACK_DAYS = env.int("RISK_SIGNAL_UNPRICED_LOOKBACK_DAYS", default=30)
+RISK_SIGNAL_PROVIDER_SHARE_PCT = env.int("RISK_SIGNAL_PROVIDER_SHARE_PCT", default=70)
+RISK_SIGNAL_PROVIDER_WINDOW_DAYS = env.int("RISK_SIGNAL_PROVIDER_WINDOW_DAYS", default=90)
+# Reports: weeks of missed reports produced on catch-up; a pending report older than this is re-enqueued.
+REPORT_CATCH_UP_WEEKS = env.int("REPORT_CATCH_UP_WEEKS", default=4)
+REPORT_PENDING_REQUEUE_MINUTES = env.int("REPORT_PENDING_REQUEUE_MINUTES", default=15)
+REPORT_LIST_LIMIT = env.int("REPORT_LIST_LIMIT", default=50)  # rows kept per list in a report (counts stay exact)
