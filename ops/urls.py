@@ -1,1 +1,24 @@
-urlpatterns: list = []
+from django.urls import path
+
+from ops import views
+
+app_name = "ops"
+
+urlpatterns = [
+    path("projects/<int:pk>/costs/", views.cost_create, name="cost-create"),
+    path("projects/<int:pk>/budgets/", views.budget_create, name="budget-create"),
+    path("projects/<int:pk>/risks/", views.risk_create, name="risk-create"),
+    path("projects/<int:pk>/risks/catalogue/", views.risk_create_from_catalogue, name="risk-catalogue"),
+    path("projects/<int:pk>/infrastructure/", views.infrastructure_create, name="infrastructure-create"),
+    path("projects/<int:pk>/metrics/", views.metric_create, name="metric-create"),
+    path("risks/", views.risk_index, name="risks"),
+    path("risks/<int:pk>/", views.risk_detail, name="risk-detail"),
+    path("risks/<int:pk>/edit/", views.risk_edit, name="risk-edit"),
+    path("risks/<int:pk>/accept/", views.risk_accept, name="risk-accept"),
+    path("risks/<int:pk>/close/", views.risk_close, name="risk-close"),
+    path("reports/", views.report_index, name="reports"),
+    path("reports/new/", views.report_create, name="report-create"),
+    path("reports/<int:pk>/", views.report_detail, name="report-detail"),
+    path("reports/<int:pk>/progress/", views.report_progress, name="report-progress"),
+    path("reports/<int:pk>/download.<str:fmt>", views.report_download, name="report-download"),
+]

@@ -1,1 +1,16 @@
-urlpatterns: list = []
+from django.urls import path
+
+from projects import views
+
+app_name = "projects"
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("organization/", views.organization_switch, name="organization-switch"),
+    path("projects/", views.project_index, name="list"),
+    path("projects/new/", views.project_create, name="create"),
+    path("projects/<int:pk>/", views.project_page, name="detail"),
+    path("projects/<int:pk>/edit/", views.project_edit, name="edit"),
+    path("projects/<int:pk>/status/", views.status_update_create, name="status-create"),
+    path("projects/<int:pk>/stage/", views.project_transition, name="transition"),
+]

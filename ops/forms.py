@@ -1,0 +1,149 @@
+"""Web forms of the ops app: they parse input; the services decide."""
+
+import datetime as dt
+
+from django import forms
+
+from ops.catalogue import CATALOGUE
+from ops.models import (
+    ComponentKind,
+    CostCategory,
+    Environment,
+    Hosting,
+    MetricKind,
+    ModelSource,
+    Provider,
+    ReportKind,
+    RiskCategory,
+    RiskStatus,
+    Treatment,
+)
+from projects.forms import DateInput, members_of
+from projects.models import Organization
+
+ONE_TO_FIVE = [(n, str(n)) for n in range(1, 6)]
+LIKELIHOOD = [(1, "1 Rare"), (2, "2 Unlikely"), (3, "3 Possible"), (4, "4 Likely"), (5, "5 Almost certain")]
+IMPACT = [(1, "1 Negligible"), (2, "2 Minor"), (3, "3 Moderate"), (4, "4 Major"), (5, "5 Severe")]
+
+
+class CostEntryForm(forms.Form):
+    date = forms.DateField(widget=DateInput)
+    category = forms.ChoiceField(choices=CostCategory.choices, initial=CostCategory.INFERENCE)
+    amount = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2)
+    description = forms.CharField(max_length=500, required=False)
+    model = forms.CharField(max_length=200, required=False)
+    input_tokens = forms.IntegerField(min_value=0, required=False)
+    output_tokens = forms.IntegerField(min_value=0, required=False)
+
+    def service_fields(self) -> dict:
+        data = dict(self.cleaned_data)
+        for name in ("input_tokens", "output_tokens"):
+            data[name] = data[name] or 0
+        return data
+
+
+class BudgetForm(forms.Form):
+    period_start = forms.DateField(widget=DateInput)
+    period_end = forms.DateField(widget=DateInput)
+    amount = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2)
+    category = forms.ChoiceField(choices=[("", "All costs"), *CostCategory.choices], required=False)
+    tolerance_pct = forms.DecimalField(min_value=0, max_digits=5, decimal_places=2, initial=10, label="Tolerance %")
+
+
+class RiskForm(forms.Form):
+    title = forms.CharField(max_length=300)
+    category = forms.ChoiceField(choices=RiskCategory.choices)
+    likelihood = forms.TypedChoiceField(choices=LIKELIHOOD, coerce=int, initial=3)
+    impact = forms.TypedChoiceField(choices=IMPACT, coerce=int, initial=3)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    treatment = forms.ChoiceField(choices=Treatment.choices, initial=Treatment.MITIGATE)
+    owner = forms.ModelChoiceField(queryset=None, required=False)
+    mitigation_plan = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    next_review_date = forms.DateField(widget=DateInput, required=False)
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = members_of(organization)
+
+
+class RiskEditForm(RiskForm):
+    status = forms.ChoiceField(choices=[(s, RiskStatus(s).label) for s in RiskStatus.active()])
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        label="Reassessment note",
+        help_text="Recorded with the new likelihood or impact.",
+    )
+
+
+class CatalogueForm(forms.Form):
+    key = forms.ChoiceField(choices=[(k, r.title) for k, r in CATALOGUE.items()])
+
+
+class RiskAcceptForm(forms.Form):
+    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    expires = forms.DateField(widget=DateInput, label="Acceptance expires")
+
+
+class RiskCloseForm(forms.Form):
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Why is it closed?")
+
+
+class InfrastructureForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(choices=ComponentKind.choices)
+    provider = forms.ChoiceField(choices=Provider.choices)
+    hosting = forms.ChoiceField(choices=Hosting.choices, initial=Hosting.CLOUD)
+    environment = forms.ChoiceField(choices=Environment.choices, initial=Environment.DEV)
+    region = forms.CharField(max_length=64, required=False)
+    model_name = forms.CharField(max_length=200, required=False)
+    model_version = forms.CharField(max_length=100, required=False)
+    model_source = forms.ChoiceField(choices=[("", "—"), *ModelSource.choices], required=False)
+    frameworks = forms.CharField(required=False, help_text="Comma-separated, e.g. LangChain, vLLM.")
+    gpu_type = forms.CharField(max_length=64, required=False, label="GPU type")
+    gpu_count = forms.IntegerField(min_value=0, initial=0, label="GPU count")
+
+    def clean_frameworks(self) -> list[str]:
+        return [name.strip() for name in self.cleaned_data["frameworks"].split(",") if name.strip()]
+
+
+class QualityMetricForm(forms.Form):
+    DIRECTIONS = [("", "The metric's usual direction"), ("higher", "Higher is better"), ("lower", "Lower is better")]
+
+    date = forms.DateField(widget=DateInput)
+    metric = forms.ChoiceField(choices=MetricKind.choices)
+    name = forms.CharField(max_length=100, required=False, help_text="For a custom metric.")
+    value = forms.FloatField()
+    threshold = forms.FloatField(required=False)
+    direction = forms.ChoiceField(choices=DIRECTIONS, required=False)
+
+    def service_fields(self) -> dict:
+        data = dict(self.cleaned_data)
+        direction = data.pop("direction")
+        data["higher_is_better"] = {"higher": True, "lower": False}.get(direction)
+        return data
+
+
+class ReportRequestForm(forms.Form):
+    kind = forms.ChoiceField(choices=ReportKind.choices)
+    week = forms.DateField(widget=DateInput, help_text="Any day of the week to report on (Monday to Sunday).")
+
+    def period(self) -> tuple[dt.date, dt.date]:
+        start = self.cleaned_data["week"] - dt.timedelta(days=self.cleaned_data["week"].weekday())
+        return start, start + dt.timedelta(days=6)
+
+
+class RiskFilterForm(forms.Form):
+    category = forms.ChoiceField(choices=[("", "Any category"), *RiskCategory.choices], required=False)
+    project = forms.ModelChoiceField(queryset=None, required=False, empty_label="Any project")
+    owner = forms.ModelChoiceField(queryset=None, required=False, empty_label="Any owner")
+    status = forms.ChoiceField(
+        choices=[("", "Open or mitigating"), ("all", "Any status"), *RiskStatus.choices], required=False
+    )
+    likelihood = forms.TypedChoiceField(choices=ONE_TO_FIVE, coerce=int, required=False, widget=forms.HiddenInput)
+    impact = forms.TypedChoiceField(choices=ONE_TO_FIVE, coerce=int, required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = organization.projects.filter(archived=False).order_by("name")
+        self.fields["owner"].queryset = members_of(organization)

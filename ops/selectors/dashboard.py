@@ -1,0 +1,308 @@
+"""Reads behind the dashboard, the project page and the risk page.
+
+Each figure is one aggregate query, so a page costs the same number of queries whatever the
+size of the portfolio; Python only reshapes the few rows the database returns.
+"""
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.functions import TruncMonth
+
+from ops.models import (
+    Budget,
+    CostCategory,
+    CostEntry,
+    InfrastructureComponent,
+    QualityMetric,
+    Report,
+    Risk,
+    RiskSource,
+    RiskStatus,
+    Severity,
+)
+from projects.models import Health, Organization, Project, Stage, StageTransition, StatusUpdate
+from projects.selectors import Gate, project_gates, project_list_with_figures
+from projects.services import organization_today
+
+# A project with no status update for this long needs attention.
+STALE_STATUS_DAYS = 14
+MONTHS = 12
+TOP = 5
+
+
+@dataclass(frozen=True)
+class MonthFigure:
+    month: dt.date
+    spend: Decimal
+    budget: Decimal
+
+    @property
+    def label(self) -> str:
+        return self.month.strftime("%b %Y")
+
+
+@dataclass(frozen=True)
+class HeatCell:
+    likelihood: int
+    impact: int
+    count: int
+
+    @property
+    def severity(self) -> str:
+        return Severity.for_score(self.likelihood * self.impact).value
+
+
+@dataclass
+class PortfolioOverview:
+    project_count: int
+    health: dict[str, int]
+    funnel: list[tuple[str, str, int]]
+    months: list[MonthFigure]
+    top_risks: list[Risk]
+    needs_attention: list[Project]
+    latest_reports: list[Report]
+
+
+@dataclass
+class ProjectDetail:
+    project: Project
+    transitions: list[StageTransition]
+    status_updates: list[StatusUpdate]
+    months: list[MonthFigure]
+    by_category: list[dict]
+    token_usage: list[dict]
+    risks: list[Risk]
+    heatmap: list[list[HeatCell]]
+    infrastructure: list[InfrastructureComponent]
+    metrics: list[QualityMetric]
+    next_stage: str | None
+    gates: list[Gate] = field(default_factory=list)
+
+    @property
+    def spend_total(self) -> Decimal:
+        return sum((row["total"] or Decimal(0) for row in self.by_category), Decimal(0))
+
+
+def _month_starts(today: dt.date, count: int = MONTHS) -> list[dt.date]:
+    first = today.replace(day=1)
+    months = []
+    for _ in range(count):
+        months.append(first)
+        first = (first - dt.timedelta(days=1)).replace(day=1)
+    return months[::-1]
+
+
+def _next_month(month: dt.date) -> dt.date:
+    return (month + dt.timedelta(days=32)).replace(day=1)
+
+
+def _monthly(costs: QuerySet[CostEntry], budgets: QuerySet[Budget], today: dt.date) -> list[MonthFigure]:
+    """Return spend and budget per month for the last twelve months.
+
+    A budget is spread evenly over the days of its period. Budgets are summed per period in the
+    database, so Python sees one row per distinct period, not one per budget.
+    """
+    months = _month_starts(today)
+    start, end = months[0], _next_month(months[-1]) - dt.timedelta(days=1)
+    spend = {
+        row["month"]: row["total"]
+        for row in costs.filter(date__range=(start, end), amount__isnull=False)
+        .annotate(month=TruncMonth("date"))
+        .order_by()
+        .values("month")
+        .annotate(total=Sum("amount"))
+    }
+    periods = (
+        budgets.filter(period_start__lte=end, period_end__gte=start)
+        .order_by()
+        .values("period_start", "period_end")
+        .annotate(total=Sum("amount"))
+    )
+    budget: dict[dt.date, Decimal] = defaultdict(Decimal)
+    for row in periods:
+        days = (row["period_end"] - row["period_start"]).days + 1
+        per_day = row["total"] / days
+        for month in months:
+            overlap = (
+                min(row["period_end"], _next_month(month) - dt.timedelta(days=1)) - max(row["period_start"], month)
+            ).days + 1
+            if overlap > 0:
+                budget[month] += per_day * overlap
+    return [
+        MonthFigure(
+            month=m,
+            spend=Decimal(spend.get(m) or 0).quantize(Decimal("0.01")),
+            budget=budget[m].quantize(Decimal("0.01")),
+        )
+        for m in months
+    ]
+
+
+def _heatmap(risks: QuerySet[Risk]) -> list[list[HeatCell]]:
+    """Return the 5×5 grid of risk counts: rows impact 5→1, columns likelihood 1→5."""
+    counts = {
+        (row["likelihood"], row["impact"]): row["n"]
+        for row in risks.order_by().values("likelihood", "impact").annotate(n=Count("pk"))
+    }
+    return [[HeatCell(lk, im, counts.get((lk, im), 0)) for lk in range(1, 6)] for im in range(5, 0, -1)]
+
+
+def risk_heatmap(*, organization: Organization, risks: QuerySet[Risk] | None = None) -> list[list[HeatCell]]:
+    """Return the heat map of the organization's active risks (or of `risks`, already filtered)."""
+    if risks is None:
+        risks = Risk.objects.filter(organization=organization, status__in=RiskStatus.active())
+    return _heatmap(risks)
+
+
+def projects_needing_attention(*, user: AbstractBaseUser, organization: Organization) -> QuerySet[Project]:
+    """Return the live projects that are red or amber, over budget, stale or with an overdue risk review."""
+    today = organization_today(organization)
+    overdue = Risk.objects.filter(project=OuterRef("pk"), status__in=RiskStatus.active(), next_review_date__lt=today)
+    stale_before = today - dt.timedelta(days=STALE_STATUS_DAYS)
+    return (
+        project_list_with_figures(user=user)
+        .filter(organization=organization, archived=False)
+        .exclude(stage=Stage.RETIRED)
+        .annotate(overdue_reviews=Exists(overdue))
+        .annotate(
+            over_budget=Case(
+                When(budget_total__gt=0, spend_to_date__gt=F("budget_total"), then=Value(1)),
+                default=Value(0),
+                output_field=IntegerField(),
+            ),
+            stale=Case(
+                When(Q(last_status_date__isnull=True) | Q(last_status_date__lt=stale_before), then=Value(1)),
+                default=Value(0),
+                output_field=IntegerField(),
+            ),
+            urgency=Case(
+                When(health=Health.RED, then=Value(0)),
+                When(health=Health.AMBER, then=Value(1)),
+                default=Value(2),
+                output_field=IntegerField(),
+            ),
+        )
+        .filter(Q(health__in=[Health.RED, Health.AMBER]) | Q(over_budget=1) | Q(stale=1) | Q(overdue_reviews=True))
+        .order_by("urgency", "-over_budget", "name")
+    )
+
+
+def portfolio_overview(*, user: AbstractBaseUser, organization: Organization) -> PortfolioOverview:
+    """Return the dashboard's figures for one organization in a fixed number of queries."""
+    today = organization_today(organization)
+    live = Project.objects.filter(organization=organization, archived=False)
+    counts = live.aggregate(
+        total=Count("pk"),
+        **{f"health_{h}": Count("pk", filter=Q(health=h)) for h in Health.values},
+        **{f"stage_{s}": Count("pk", filter=Q(stage=s)) for s in Stage.values},
+    )
+    health = {h: counts[f"health_{h}"] for h in Health.values}
+    health["none"] = counts["total"] - sum(health.values())
+    months = _monthly(
+        CostEntry.objects.filter(project__organization=organization, project__archived=False),
+        Budget.objects.filter(project__organization=organization, project__archived=False),
+        today,
+    )
+    top_risks = list(
+        Risk.objects.filter(organization=organization, status__in=RiskStatus.active())
+        .select_related("project", "owner")
+        .order_by("-score", "next_review_date", "title")[:TOP]
+    )
+    return PortfolioOverview(
+        project_count=counts["total"],
+        health=health,
+        funnel=[(s.value, s.label, counts[f"stage_{s.value}"]) for s in Stage],
+        months=months,
+        top_risks=top_risks,
+        needs_attention=list(projects_needing_attention(user=user, organization=organization)[:8]),
+        latest_reports=list(
+            Report.objects.filter(organization=organization)
+            .select_related("project")
+            .order_by("-period_start", "-created_at")[:TOP]
+        ),
+    )
+
+
+def project_detail(*, project: Project) -> ProjectDetail:
+    """Return everything the project page shows, each part one query."""
+    today = organization_today(project.organization)
+    costs = CostEntry.objects.filter(project=project)
+    latest_date = QualityMetric.objects.filter(
+        project=OuterRef("project"), metric=OuterRef("metric"), name=OuterRef("name")
+    ).order_by("-date", "-id")
+    metrics, seen = [], set()
+    for metric in QualityMetric.objects.filter(project=project, id=Subquery(latest_date.values("id")[:1])).order_by(
+        "metric", "name"
+    ):
+        if (metric.metric, metric.name) not in seen:
+            seen.add((metric.metric, metric.name))
+            metrics.append(metric)
+    risks = Risk.objects.filter(project=project)
+    order = Stage.order(project.stage)
+    next_stage = Stage.values[order + 1] if project.stage not in (Stage.PRODUCTION, Stage.RETIRED) else None
+    return ProjectDetail(
+        project=project,
+        transitions=list(StageTransition.objects.filter(project=project).select_related("by").order_by("at")),
+        status_updates=list(
+            StatusUpdate.objects.filter(project=project).select_related("author").order_by("-date", "-created_at")[:8]
+        ),
+        months=_monthly(costs, Budget.objects.filter(project=project), today),
+        by_category=[
+            row | {"label": CostCategory(row["category"]).label}
+            for row in costs.filter(amount__isnull=False)
+            .order_by()
+            .values("category")
+            .annotate(total=Sum("amount"))
+            .order_by("-total")
+        ],
+        token_usage=list(
+            costs.filter(Q(input_tokens__gt=0) | Q(output_tokens__gt=0))
+            .order_by()
+            .values("model")
+            .annotate(
+                input_tokens=Sum("input_tokens"),
+                output_tokens=Sum("output_tokens"),
+                requests=Sum("requests"),
+                cost=Sum("amount"),
+                unpriced=Count("pk", filter=Q(amount__isnull=True)),
+            )
+            .order_by("-input_tokens")
+        ),
+        risks=list(risks.select_related("owner").order_by(_active_first(), "-score", "title")),
+        heatmap=_heatmap(risks.filter(status__in=RiskStatus.active())),
+        infrastructure=list(InfrastructureComponent.objects.filter(project=project).order_by("environment", "kind")),
+        metrics=metrics,
+        next_stage=next_stage,
+        gates=project_gates(project=project, to_stage=next_stage) if next_stage else [],
+    )
+
+
+def _active_first() -> Case:
+    return Case(When(status__in=RiskStatus.active(), then=Value(0)), default=Value(1), output_field=IntegerField())
+
+
+@dataclass
+class RiskOverview:
+    heatmap: list[list[HeatCell]]
+    top_risks: list[Risk]
+    overdue: list[Risk]
+    signals: list[Risk]
+
+
+def risk_overview(*, organization: Organization, risks: QuerySet[Risk]) -> RiskOverview:
+    """Return the risk page's panels; the heat map follows the page's filters (except its own cell)."""
+    today = organization_today(organization)
+    active = Risk.objects.filter(organization=organization, status__in=RiskStatus.active()).select_related(
+        "project", "owner"
+    )
+    return RiskOverview(
+        heatmap=_heatmap(risks),
+        top_risks=list(active.order_by("-score", "title")[:TOP]),
+        overdue=list(active.filter(next_review_date__lt=today).order_by("next_review_date")[:10]),
+        signals=list(active.filter(source=RiskSource.SIGNAL).order_by("-updated_at")[:10]),
+    )

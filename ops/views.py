@@ -1,0 +1,357 @@
+"""Web pages of the ops app: project-page forms for costs, risks, infrastructure and metrics;
+the risk page; the report archive."""
+
+import datetime as dt
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from ops import services
+from ops.forms import (
+    BudgetForm,
+    CatalogueForm,
+    CostEntryForm,
+    InfrastructureForm,
+    QualityMetricForm,
+    ReportRequestForm,
+    RiskAcceptForm,
+    RiskCloseForm,
+    RiskEditForm,
+    RiskFilterForm,
+    RiskForm,
+)
+from ops.models import Report, ReportKind, ReportState, Risk, RiskStatus
+from ops.selectors.dashboard import risk_overview
+from projects.forms import form_apply_error
+from projects.middleware import organization_activate
+from projects.models import Project, Role
+from projects.selectors import organization_list
+from projects.services import organization_today
+from projects.views import (
+    is_htmx,
+    organization_required,
+    project_form_view,
+    role_required,
+)
+from tracker.exceptions import DomainError
+
+PAGE_SIZE = 25
+
+
+@project_form_view("costs", "cost", CostEntryForm, "Cost recorded.")
+def cost_create(project: Project, request: HttpRequest, form: CostEntryForm) -> None:
+    """Record a cost."""
+    services.cost_entry_create(project=project, by=request.user, **form.service_fields())
+
+
+@project_form_view("costs", "budget", BudgetForm, "Budget set.")
+def budget_create(project: Project, request: HttpRequest, form: BudgetForm) -> None:
+    """Set a budget (managers)."""
+    services.budget_create(project=project, by=request.user, **form.cleaned_data)
+
+
+@project_form_view("risks", "risk", RiskForm, "Risk added.", scoped=True)
+def risk_create(project: Project, request: HttpRequest, form: RiskForm) -> None:
+    """Register a risk of the project."""
+    services.risk_create(project=project, by=request.user, **form.cleaned_data)
+
+
+@project_form_view("risks", "catalogue", CatalogueForm, "Risk added from the catalogue.")
+def risk_create_from_catalogue(project: Project, request: HttpRequest, form: CatalogueForm) -> None:
+    """Add a catalogue risk in one click."""
+    services.risk_create_from_catalogue(project=project, by=request.user, key=form.cleaned_data["key"])
+
+
+@project_form_view("infrastructure", "infrastructure", InfrastructureForm, "Infrastructure recorded.")
+def infrastructure_create(project: Project, request: HttpRequest, form: InfrastructureForm) -> None:
+    """Record an infrastructure component."""
+    services.infrastructure_component_create(project=project, by=request.user, **form.cleaned_data)
+
+
+@project_form_view("metrics", "metric", QualityMetricForm, "Quality metric recorded.")
+def metric_create(project: Project, request: HttpRequest, form: QualityMetricForm) -> None:
+    """Record a quality metric."""
+    services.quality_metric_create(project=project, by=request.user, **form.service_fields())
+
+
+def _risk_get(request: HttpRequest, pk: int) -> Risk:
+    """Return a risk of one of the user's organizations (404 otherwise), switching to its organization."""
+    risk = get_object_or_404(
+        Risk.objects.filter(organization__in=organization_list(user=request.user)).select_related(
+            "project", "owner", "organization", "accepted_by"
+        ),
+        pk=pk,
+    )
+    if risk.organization_id != request.organization.pk:
+        organization_activate(request, risk.organization_id)
+    return risk
+
+
+@organization_required
+def risk_index(request: HttpRequest) -> HttpResponse:
+    """The risk page: heat map (a cell filters), top risks, overdue reviews, signals and the filtered register."""
+    organization = request.organization
+    form = RiskFilterForm(request.GET, organization=organization)
+    risks = Risk.objects.filter(organization=organization).select_related("project", "owner")
+    if form.is_valid():
+        data = form.cleaned_data
+        status = data["status"]
+        if not status:
+            risks = risks.filter(status__in=RiskStatus.active())
+        elif status != "all":
+            risks = risks.filter(status=status)
+        for name in ("category", "project", "owner"):
+            if data[name]:
+                risks = risks.filter(**{name: data[name]})
+    else:
+        risks = risks.filter(status__in=RiskStatus.active())
+    overview = risk_overview(organization=organization, risks=risks)
+    cell = form.cleaned_data if form.is_valid() else {}
+    if cell.get("likelihood") and cell.get("impact"):
+        risks = risks.filter(likelihood=cell["likelihood"], impact=cell["impact"])
+    page = Paginator(risks.order_by("-score", "title", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    cell_query = request.GET.copy()
+    for key in ("page", "likelihood", "impact"):
+        cell_query.pop(key, None)
+    context = {
+        "form": form,
+        "overview": overview,
+        "page": page,
+        "query": query.urlencode(),
+        "cell_query": cell_query.urlencode(),
+        "cell": (cell.get("likelihood"), cell.get("impact")) if cell.get("likelihood") else None,
+        "today": organization_today(organization),
+    }
+    if request.headers.get("HX-Target") == "risk-results":
+        return render(request, "ops/includes/risk_results.html", context)
+    return render(request, "ops/risk_list.html", context)
+
+
+def _risk_page(request: HttpRequest, risk: Risk, **forms) -> HttpResponse:
+    initial = {name: getattr(risk, name) for name in RiskEditForm.base_fields if hasattr(risk, name)}
+    context = {
+        "risk": risk,
+        "edit_form": forms.get("edit") or RiskEditForm(initial=initial, organization=risk.organization),
+        "accept_form": forms.get("accept") or RiskAcceptForm(),
+        "close_form": forms.get("close") or RiskCloseForm(),
+        "assessments": risk.assessments.select_related("by").order_by("-assessed_at")[:20],
+        "can_edit": risk.status != RiskStatus.CLOSED,
+    }
+    template = "ops/includes/risk_panel.html" if is_htmx(request) else "ops/risk_detail.html"
+    return render(request, template, context)
+
+
+@organization_required
+def risk_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    return _risk_page(request, _risk_get(request, pk))
+
+
+def _risk_action(request: HttpRequest, pk: int, key: str, form, act, notice: str) -> HttpResponse:
+    risk = _risk_get(request, pk)
+    form = form(request.POST, organization=risk.organization) if key == "edit" else form(request.POST)
+    if form.is_valid():
+        try:
+            risk = act(risk, form.cleaned_data)
+        except DomainError as exc:
+            form_apply_error(form, exc)
+        else:
+            messages.success(request, notice)
+            if not is_htmx(request):
+                return redirect(risk)
+            return _risk_page(request, _risk_get(request, pk))
+    return _risk_page(request, risk, **{key: form})
+
+
+@organization_required
+@require_POST
+def risk_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    def act(risk: Risk, data: dict) -> Risk:
+        note = data.pop("note")
+        return services.risk_update(risk=risk, by=request.user, note=note, **data)
+
+    return _risk_action(request, pk, "edit", RiskEditForm, act, "Risk saved.")
+
+
+@organization_required
+@require_POST
+def risk_accept(request: HttpRequest, pk: int) -> HttpResponse:
+    return _risk_action(
+        request,
+        pk,
+        "accept",
+        RiskAcceptForm,
+        lambda risk, data: services.risk_accept(risk=risk, by=request.user, **data),
+        "Risk accepted.",
+    )
+
+
+@organization_required
+@require_POST
+def risk_close(request: HttpRequest, pk: int) -> HttpResponse:
+    return _risk_action(
+        request,
+        pk,
+        "close",
+        RiskCloseForm,
+        lambda risk, data: services.risk_close(risk=risk, by=request.user, note=data["note"]),
+        "Risk closed.",
+    )
+
+
+def _report_get(request: HttpRequest, pk: int) -> Report:
+    report = get_object_or_404(
+        Report.objects.filter(organization__in=organization_list(user=request.user)).select_related(
+            "project", "organization", "requested_by"
+        ),
+        pk=pk,
+    )
+    if report.organization_id != request.organization.pk:
+        organization_activate(request, report.organization_id)
+    return report
+
+
+@organization_required
+def report_index(request: HttpRequest) -> HttpResponse:
+    """The report archive, newest week first, grouped by week."""
+    reports = Report.objects.filter(organization=request.organization).select_related("project")
+    kind = request.GET.get("kind", "")
+    if kind in ReportKind.values:
+        reports = reports.filter(kind=kind)
+    scope = request.GET.get("scope", "organization")
+    reports = reports.filter(project__isnull=scope != "projects")
+    page = Paginator(reports.order_by("-period_start", "kind", "project__name", "pk"), 40).get_page(
+        request.GET.get("page")
+    )
+    weeks: dict[tuple[dt.date, dt.date], list[Report]] = {}
+    for report in page:
+        weeks.setdefault((report.period_start, report.period_end), []).append(report)
+    today = organization_today(request.organization)
+    last_week = today - dt.timedelta(days=today.weekday() + 7)
+    context = {
+        "weeks": weeks,
+        "page": page,
+        "kind": kind,
+        "scope": scope,
+        "kinds": ReportKind.choices,
+        "request_form": ReportRequestForm(initial={"kind": ReportKind.STATUS, "week": last_week}),
+    }
+    return render(request, "ops/report_list.html", context)
+
+
+@organization_required
+@require_POST
+def report_create(request: HttpRequest) -> HttpResponse:
+    """Ask for a report now; the page then shows its progress until it is ready."""
+    role_required(request, Role.MANAGER)
+    form = ReportRequestForm(request.POST)
+    if form.is_valid():
+        start, end = form.period()
+        try:
+            report = services.report_request(
+                organization=request.organization,
+                kind=form.cleaned_data["kind"],
+                period_start=start,
+                period_end=end,
+                by=request.user,
+            )
+        except DomainError as exc:
+            form_apply_error(form, exc)
+        else:
+            return redirect(report)
+    return render(request, "ops/report_list.html", {"weeks": {}, "request_form": form, "kinds": ReportKind.choices})
+
+
+TIME_KEYS = ("month", "week", "date", "day", "period", "period_start")
+
+
+def _title(key: str) -> str:
+    return key.replace("_", " ").capitalize()
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, list):
+        return ", ".join(str(_cell(v)) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{_title(k)}: {_cell(v)}" for k, v in value.items())
+    return "—" if value is None or value == "" else value
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def report_sections(data: dict) -> list[dict]:
+    """Lay a report's JSON out for the page: scalars as a summary, lists of rows as tables, series as charts."""
+    sections, summary = [], []
+    for key, value in (data or {}).items():
+        if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+            headers = list(dict.fromkeys(k for row in value for k in row))
+            section = {
+                "title": _title(key),
+                "kind": "table",
+                "headers": [_title(h) for h in headers],
+                "rows": [[_cell(row.get(h)) for h in headers] for row in value],
+            }
+            numeric = [h for h in headers[1:] if all(_number(row.get(h)) is not None for row in value)]
+            if headers[0] in TIME_KEYS and numeric:
+                section["chart_id"] = f"chart-{key}"
+                section["chart"] = {
+                    "labels": [str(row.get(headers[0])) for row in value],
+                    "series": [
+                        {"label": _title(h), "data": [_number(row.get(h)) for row in value]} for h in numeric[:3]
+                    ],
+                }
+            sections.append(section)
+        elif isinstance(value, dict):
+            rows = [(_title(k), _cell(v)) for k, v in value.items()]
+            sections.append({"title": _title(key), "kind": "values", "rows": rows})
+        elif isinstance(value, list):
+            sections.append({"title": _title(key), "kind": "text", "text": _cell(value) if value else "None."})
+        else:
+            summary.append((_title(key), _cell(value)))
+    return ([{"title": "Summary", "kind": "values", "rows": summary}] if summary else []) + sections
+
+
+@organization_required
+def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    report = _report_get(request, pk)
+    return render(request, "ops/report_detail.html", {"report": report, "sections": report_sections(report.data)})
+
+
+@organization_required
+def report_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The progress fragment the report page polls; once the report is finished the page reloads itself."""
+    report = _report_get(request, pk)
+    response = render(request, "ops/includes/report_progress.html", {"report": report})
+    if report.state in (ReportState.READY, ReportState.FAILED):
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@organization_required
+@require_http_methods(["GET"])
+def report_download(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    """Download a ready report as Markdown or CSV."""
+    from ops.selectors.reports import report_csv, report_markdown
+
+    if fmt not in ("md", "csv"):
+        raise Http404("Markdown (md) or CSV (csv) only.")
+    report = _report_get(request, pk)
+    if report.state != ReportState.READY:
+        messages.error(request, "The report is not ready yet.")
+        return redirect(report)
+    body, content_type = (report_markdown(report), "text/markdown") if fmt == "md" else (report_csv(report), "text/csv")
+    name = f"{report.kind}-report-{report.period_start:%Y-%m-%d}{'-' + report.project.slug if report.project else ''}"
+    response = HttpResponse(body, content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response

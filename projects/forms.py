@@ -1,0 +1,137 @@
+"""Web forms of the projects app: they parse input; the services decide."""
+
+import django_filters
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.db.models import Exists, OuterRef, Q
+
+from projects.models import (
+    AIActTier,
+    DataClassification,
+    Health,
+    Industry,
+    Organization,
+    Project,
+    Stage,
+    Team,
+    UseCase,
+)
+from tracker.exceptions import DomainError, NotPermitted
+
+User = get_user_model()
+
+
+def form_apply_error(form: forms.Form, exc: DomainError) -> None:
+    """Put a domain error's messages on the form's fields (or the form itself); a refusal of role is a 403."""
+    if isinstance(exc, NotPermitted):
+        raise PermissionDenied(exc.message)
+    placed = False
+    for field, messages in exc.errors.items():
+        target = field if field in form.fields else None
+        for message in messages:
+            form.add_error(target, message if target else f"{field.replace('_', ' ').capitalize()}: {message}")
+        placed = True
+    if not placed:
+        form.add_error(None, exc.message)
+
+
+def members_of(organization: Organization):
+    return User.objects.filter(memberships__organization=organization).order_by("username")
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class ProjectForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    summary = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False)
+    industry = forms.ChoiceField(choices=Industry.choices, initial=Industry.OTHER)
+    use_case = forms.ChoiceField(choices=UseCase.choices, initial=UseCase.OTHER)
+    business_owner = forms.ModelChoiceField(queryset=User.objects.none(), required=False)
+    technical_lead = forms.ModelChoiceField(queryset=User.objects.none(), required=False)
+    start_date = forms.DateField(widget=DateInput, required=False)
+    target_date = forms.DateField(widget=DateInput, required=False)
+    data_classification = forms.ChoiceField(
+        choices=[("", "Not classified yet"), *DataClassification.choices], required=False
+    )
+    ai_act_tier = forms.ChoiceField(choices=AIActTier.choices, initial=AIActTier.UNASSESSED, label="EU AI Act tier")
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = organization.teams.all()
+        for name in ("business_owner", "technical_lead"):
+            self.fields[name].queryset = members_of(organization)
+
+    @classmethod
+    def initial_for(cls, project: Project) -> dict:
+        return {name: getattr(project, name) for name in cls.base_fields}
+
+
+class StatusUpdateForm(forms.Form):
+    date = forms.DateField(widget=DateInput)
+    health = forms.ChoiceField(choices=Health.choices, widget=forms.RadioSelect)
+    progress = forms.IntegerField(min_value=0, max_value=100, label="Progress %")
+    summary = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+    accomplishments = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    blockers = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    next_steps = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class StageMoveForm(forms.Form):
+    to_stage = forms.ChoiceField(choices=Stage.choices, label="Move to")
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Required when moving back."
+    )
+    override_reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        label="Override justification",
+        help_text="Managers only: moves past unmet gates and is recorded.",
+    )
+
+
+class ProjectFilter(django_filters.FilterSet):
+    """Filters, search and sorting of the project list."""
+
+    q = django_filters.CharFilter(method="search", label="Search")
+    stage = django_filters.ChoiceFilter(choices=Stage.choices, empty_label="Any stage")
+    health = django_filters.ChoiceFilter(choices=Health.choices, empty_label="Any health")
+    industry = django_filters.ChoiceFilter(choices=Industry.choices, empty_label="Any industry")
+    use_case = django_filters.ChoiceFilter(choices=UseCase.choices, empty_label="Any use case")
+    team = django_filters.ModelChoiceFilter(queryset=Team.objects.none(), empty_label="Any team")
+    provider = django_filters.ChoiceFilter(choices=(), method="by_provider", empty_label="Any provider")
+    sort = django_filters.OrderingFilter(
+        fields=(
+            ("name", "name"),
+            ("stage", "stage"),
+            ("health", "health"),
+            ("spend_to_date", "spend"),
+            ("budget_total", "budget"),
+            ("open_risks", "risks"),
+            ("updated_at", "updated"),
+        ),
+        label="Sort by",
+        empty_label="Name",
+    )
+
+    class Meta:
+        model = Project
+        fields: list[str] = []
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        from ops.models import Provider
+
+        super().__init__(*args, **kwargs)
+        self.filters["team"].queryset = organization.teams.all()
+        self.filters["provider"].extra["choices"] = Provider.choices
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(summary__icontains=value) | Q(slug__icontains=value))
+
+    def by_provider(self, queryset, name, value):
+        from ops.models import InfrastructureComponent
+
+        return queryset.filter(Exists(InfrastructureComponent.objects.filter(project=OuterRef("pk"), provider=value)))

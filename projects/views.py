@@ -1,0 +1,292 @@
+"""Web pages of the projects app: the dashboard, the project list and the project page.
+
+Views stay thin: a form parses, a service acts, a template renders. An htmx form on the project
+page gets its section back (and, out of band, the header and the stage gates that the change may
+have moved) instead of the whole page.
+"""
+
+from collections.abc import Callable, Mapping
+
+from django import forms as django_forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from ops.forms import (
+    BudgetForm,
+    CatalogueForm,
+    CostEntryForm,
+    InfrastructureForm,
+    QualityMetricForm,
+    RiskForm,
+)
+from ops.selectors.dashboard import portfolio_overview, project_detail
+from projects import services
+from projects.forms import ProjectFilter, ProjectForm, StageMoveForm, StatusUpdateForm, form_apply_error
+from projects.middleware import has_role, organization_activate
+from projects.models import Project, Role, Stage
+from projects.selectors import project_list, project_list_with_figures
+from tracker.exceptions import DomainError, TransitionRefused
+
+PAGE_SIZE = 25
+
+
+def organization_required(view: Callable) -> Callable:
+    """Require a signed-in user with a current organization; without one, say how to get one."""
+
+    @login_required
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.organization is None:
+            return render(request, "projects/no_organization.html", status=403)
+        return view(request, *args, **kwargs)
+
+    wrapped.__name__, wrapped.__doc__ = view.__name__, view.__doc__
+    return wrapped
+
+
+def role_required(request: HttpRequest, role: Role) -> None:
+    """Refuse with a 403 when the user's role in the current organization is below `role`."""
+    if not has_role(request, role):
+        raise PermissionDenied(f"This needs the {Role(role).label.lower()} role in {request.organization.name}.")
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def project_get(request: HttpRequest, pk: int) -> Project:
+    """Return one of the user's projects (404 for any other) and make its organization the current one."""
+    project = get_object_or_404(project_list(user=request.user), pk=pk)
+    if project.organization_id != request.organization.pk:
+        organization_activate(request, project.organization_id)
+    return project
+
+
+def chart_data(months) -> dict:
+    """Return the spend-vs-budget series the chart script draws."""
+    return {
+        "labels": [m.label for m in months],
+        "series": [
+            {"label": "Spend", "data": [float(m.spend) for m in months], "type": "bar"},
+            {"label": "Budget", "data": [float(m.budget) for m in months], "type": "line"},
+        ],
+    }
+
+
+@organization_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    overview = portfolio_overview(user=request.user, organization=request.organization)
+    return render(
+        request, "projects/dashboard.html", {"overview": overview, "spend_chart": chart_data(overview.months)}
+    )
+
+
+@login_required
+@require_POST
+def organization_switch(request: HttpRequest) -> HttpResponse:
+    try:
+        organization = organization_activate(request, int(request.POST.get("organization", "")))
+    except ValueError:
+        organization = None
+    if organization is None:
+        raise Http404("Unknown organization.")
+    messages.success(request, f"You are now working in {organization.name}.")
+    target = request.POST.get("next", "")
+    # A page of one organization's object makes no sense in another: go to the dashboard instead.
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}) or target.count("/") > 2:
+        return redirect("projects:dashboard")
+    return redirect(target)
+
+
+@organization_required
+def project_index(request: HttpRequest) -> HttpResponse:
+    projects = project_list_with_figures(user=request.user).filter(organization=request.organization, archived=False)
+    filters = ProjectFilter(request.GET, queryset=projects, organization=request.organization)
+    rows = filters.qs
+    page = Paginator(rows.order_by(*rows.query.order_by, "name", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    filtered = any(value for key, value in request.GET.items() if key not in ("page", "sort"))
+    sort_query = query.copy()
+    sort_query.pop("sort", None)
+    context = {
+        "filters": filters,
+        "page": page,
+        "query": query.urlencode(),
+        "sort_query": sort_query.urlencode(),
+        "filtered": filtered,
+    }
+    if request.headers.get("HX-Target") == "project-table":
+        return render(request, "projects/includes/project_table.html", context)
+    return render(request, "projects/project_list.html", context)
+
+
+@organization_required
+@require_http_methods(["GET", "POST"])
+def project_create(request: HttpRequest) -> HttpResponse:
+    role_required(request, Role.CONTRIBUTOR)
+    form = ProjectForm(request.POST or None, organization=request.organization)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = services.project_create(organization=request.organization, by=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            form_apply_error(form, exc)
+        else:
+            messages.success(request, f"Project “{project.name}” created.")
+            return redirect(project)
+    return render(request, "projects/project_form.html", {"form": form, "project": None})
+
+
+@organization_required
+@require_http_methods(["GET", "POST"])
+def project_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    project = project_get(request, pk)
+    role_required(request, Role.CONTRIBUTOR)
+    form = ProjectForm(
+        request.POST or None, initial=ProjectForm.initial_for(project), organization=project.organization
+    )
+    if request.method == "POST" and form.is_valid():
+        changes = {k: v for k, v in form.cleaned_data.items() if k in form.changed_data}
+        try:
+            services.project_update(project=project, by=request.user, **changes)
+        except DomainError as exc:
+            form_apply_error(form, exc)
+        else:
+            messages.success(request, "Project saved.")
+            return redirect(project)
+    return render(request, "projects/project_form.html", {"form": form, "project": project})
+
+
+def project_page_context(
+    request: HttpRequest, project: Project, bound: Mapping[str, django_forms.Form] | None = None, **extra
+) -> dict:
+    """Return the project page's context: its figures, a blank form per section, the forms being redisplayed."""
+    detail = project_detail(project=project)
+    today = services.organization_today(project.organization)
+    forms = {
+        "status": StatusUpdateForm(
+            initial={"date": today, "health": project.health or "green", "progress": project.progress}
+        ),
+        "stage": StageMoveForm(initial={"to_stage": detail.next_stage}),
+        "cost": CostEntryForm(initial={"date": today}),
+        "budget": BudgetForm(
+            initial={"period_start": today.replace(month=1, day=1), "period_end": today.replace(month=12, day=31)}
+        ),
+        "risk": RiskForm(organization=project.organization),
+        "catalogue": CatalogueForm(),
+        "infrastructure": InfrastructureForm(),
+        "metric": QualityMetricForm(initial={"date": today}),
+    } | dict(bound or {})
+    entered = {t.to_stage: t.at for t in detail.transitions}
+    entered[project.stage] = project.stage_entered_at
+    return {
+        "project": project,
+        "detail": detail,
+        "forms": forms,
+        "cost_chart": chart_data(detail.months),
+        "stage_pipeline": [
+            (s.label, entered.get(s.value), _stage_state(s.value, project.stage)) for s in Stage
+        ],
+        "next_stage_label": Stage(detail.next_stage).label if detail.next_stage else "",
+    } | extra
+
+
+def _stage_state(stage: str, current: str) -> str:
+    if stage == current:
+        return "current"
+    return "done" if Stage.order(stage) < Stage.order(current) else ""
+
+
+@organization_required
+def project_page(request: HttpRequest, pk: int) -> HttpResponse:
+    project = project_get(request, pk)
+    return render(request, "projects/project_detail.html", project_page_context(request, project))
+
+
+def project_section_response(
+    request: HttpRequest,
+    project: Project,
+    section: str,
+    *,
+    bound: Mapping[str, django_forms.Form] | None = None,
+    notice: str = "",
+    **extra,
+) -> HttpResponse:
+    """Answer a project-page form: its section for htmx, else the page (errors) or a redirect (success)."""
+    failed = any(form.errors for form in (bound or {}).values())
+    if not is_htmx(request):
+        if not failed:
+            messages.success(request, notice)
+            return redirect(project)
+        return render(request, "projects/project_detail.html", project_page_context(request, project, bound, **extra))
+    if not failed:
+        project.refresh_from_db()
+        bound = None
+    context = project_page_context(request, project, bound, notice=notice, section=section, **extra)
+    parts = [render_to_string(f"projects/sections/{section}.html", context, request)]
+    if not failed:
+        # The change may have moved the health, the stage or a gate: refresh them too.
+        parts.append(render_to_string("projects/includes/project_header.html", context | {"oob": True}, request))
+        if section != "stage":
+            parts.append(render_to_string("projects/sections/stage.html", context | {"oob": True}, request))
+    return HttpResponse("".join(parts))
+
+
+def project_form_view(
+    section: str, form_key: str, form_class: type[django_forms.Form], notice: str, *, scoped: bool = False
+):
+    """Build a POST view for one project-page form that calls `act(project, request, form)`.
+
+    `scoped` forms take the organization (their choices are its members).
+    """
+
+    def decorator(act: Callable[[Project, HttpRequest, django_forms.Form], None]) -> Callable:
+        @organization_required
+        @require_POST
+        def view(request: HttpRequest, pk: int) -> HttpResponse:
+            project = project_get(request, pk)
+            kwargs = {"organization": project.organization} if scoped else {}
+            form = form_class(request.POST, **kwargs)
+            if form.is_valid():
+                try:
+                    act(project, request, form)
+                except DomainError as exc:
+                    form_apply_error(form, exc)
+            return project_section_response(request, project, section, bound={form_key: form}, notice=notice)
+
+        view.__name__, view.__doc__ = act.__name__, act.__doc__
+        return view
+
+    return decorator
+
+
+@project_form_view("status", "status", StatusUpdateForm, "Status update logged.")
+def status_update_create(project: Project, request: HttpRequest, form: StatusUpdateForm) -> None:
+    """Log a status update; the newest sets the project's health."""
+    services.status_update_create(project=project, by=request.user, **form.cleaned_data)
+
+
+@organization_required
+@require_POST
+def project_transition(request: HttpRequest, pk: int) -> HttpResponse:
+    """Move the stage; a refusal lists the unmet gates (and a manager may retry with a justification)."""
+    project = project_get(request, pk)
+    form = StageMoveForm(request.POST)
+    missing: list[dict] = []
+    if form.is_valid():
+        try:
+            services.project_transition(project=project, by=request.user, **form.cleaned_data)
+        except TransitionRefused as exc:
+            missing = exc.missing
+            form.add_error(None, exc.message)
+        except DomainError as exc:
+            form_apply_error(form, exc)
+    return project_section_response(
+        request, project, "stage", bound={"stage": form}, notice="Stage moved.", refused_gates=missing
+    )
