@@ -48,7 +48,11 @@ def budget_create(
         tolerance_pct=tolerance_pct,
         notes=notes,
     )
-    validate_model(budget, exclude=["project"])
+    validate_model(
+        budget,
+        exclude=["project"],
+        constraint_errors={"budget_end_after_start": ("period_end", "The period must end after it starts.")},
+    )
     budget.save()
     return budget
 
@@ -61,7 +65,11 @@ def cost_entry_create(
     reject_unknown_fields(fields, COST_FIELDS)
     fields.setdefault("source", CostSource.MANUAL)
     entry = CostEntry(project=project, date=date, category=category, amount=amount, created_by=by, **fields)
-    validate_model(entry, exclude=["project", "created_by", "price"])
+    validate_model(
+        entry,
+        exclude=["project", "created_by", "price"],
+        constraint_errors={"cost_unpriced_only_usage": ("amount", "A cost needs an amount.")},
+    )
     if entry.amount is None:
         raise ValidationFailed("A cost needs an amount.", errors={"amount": ["This field is required."]})
     try:
@@ -99,8 +107,15 @@ def model_price_create(
         **fields,
     )
     validate_model(price, exclude=["organization"])
-    price.save()
+    try:
+        with transaction.atomic():
+            price.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"{model} already has a price from {valid_from}.", errors={"valid_from": ["A price from this date exists."]}
+        ) from exc
     return price
+
 
 BUDGET_FIELDS = {"period_start", "period_end", "amount", "category", "tolerance_pct", "notes"}
 
