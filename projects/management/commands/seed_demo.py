@@ -4,7 +4,7 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from projects.demo import DEMO_USERS, credentials_write, demo_passwords_reset, demo_seed, synthetic_seed
 
@@ -29,8 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, projects: int, credentials_file: Path, reset_passwords: bool, **options) -> None:
         if projects < 0:
-            self.stderr.write("--projects must be 0 or more.")
-            raise SystemExit(2)
+            raise CommandError("--projects must be 0 or more.")
         started = time.monotonic()
         result = demo_seed(log=lambda line: self.stdout.write(line))
         if result.projects_created:
