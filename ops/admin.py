@@ -16,9 +16,12 @@ from ops.models import (
     ModelPrice,
     QualityMetric,
     Report,
+    ReviewReminder,
     Risk,
     RiskAssessment,
+    RiskSnapshot,
     RiskStatus,
+    SpendSnapshot,
 )
 from projects.admin import ReadOnlyAdminMixin
 
@@ -193,5 +196,42 @@ class ReportAdmin(admin.ModelAdmin):
     search_fields = ["organization__name", "project__name", "error"]
     list_select_related = ["organization", "project"]
     autocomplete_fields = ["organization", "project", "requested_by"]
-    readonly_fields = ["state", "started_at", "generated_at", "digest_sent_at", "error", "data"]
+    # Reports are built by the Celery jobs: their state and content are only shown.
+    readonly_fields = [
+        "state",
+        "progress",
+        "step",
+        "attempts",
+        "started_at",
+        "generated_at",
+        "digest_sent_at",
+        "error",
+        "data",
+    ]
     date_hierarchy = "period_start"
+
+
+@admin.register(RiskSnapshot)
+class RiskSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["organization", "date", "low", "medium", "high", "critical"]
+    list_filter = ["organization"]
+    list_select_related = ["organization"]
+    date_hierarchy = "date"
+
+
+@admin.register(SpendSnapshot)
+class SpendSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["project", "date", "spend_day", "spend_to_date", "unpriced_entries"]
+    search_fields = ["project__name"]
+    list_select_related = ["project"]
+    date_hierarchy = "date"
+    show_full_result_count = False
+
+
+@admin.register(ReviewReminder)
+class ReviewReminderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["risk", "kind", "review_date", "recipient", "sent_at"]
+    list_filter = ["kind"]
+    search_fields = ["risk__title", "recipient"]
+    list_select_related = ["risk"]
+    date_hierarchy = "sent_at"

@@ -13,7 +13,16 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from ops.models import CostEntry, Risk
-from projects.models import Membership, Organization, Project, StageTransition, StatusUpdate, Team
+from projects.models import (
+    ApiToken,
+    AuditEvent,
+    Membership,
+    Organization,
+    Project,
+    StageTransition,
+    StatusUpdate,
+    Team,
+)
 
 
 class ReadOnlyAdminMixin:
@@ -194,4 +203,25 @@ class StatusUpdateAdmin(admin.ModelAdmin):
     list_select_related = ["project", "author"]
     autocomplete_fields = ["project", "author"]
     date_hierarchy = "date"
+    show_full_result_count = False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Tokens are created (raw key shown once) and revoked by their owners in the app, never here."""
+
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "user__username"]
+    list_select_related = ["user"]
+    exclude = ["key_hash"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["at", "actor_repr", "action", "object_type", "object_repr", "project"]
+    list_filter = ["action", "object_type"]
+    search_fields = ["actor_repr", "object_repr", "object_id"]
+    list_select_related = ["project"]
+    date_hierarchy = "at"
     show_full_result_count = False
