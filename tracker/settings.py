@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "projects",
     "ops",
 ]
@@ -191,11 +192,53 @@ LOGGING = {
 
 # REST API (see docs/api.md).
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "tracker.api_views.ApiAutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "tracker.api.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "tracker.api.Pagination",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["tracker.api.TokenRateThrottle"],
+    # Per token (per user for a browser session); a 429 carries Retry-After.
+    "DEFAULT_THROTTLE_RATES": {"api": env("API_THROTTLE_RATE", default="1200/minute")},
+    "EXCEPTION_HANDLER": "tracker.api.exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LLMOps Tracker API",
     "VERSION": "1.0.0",
+    "DESCRIPTION": "Projects, costs, token usage, quality and risks of an LLM portfolio. See docs/api.md.",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from our own static files (no CDN; the CSP allows only 'self' scripts).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ProviderEnum": "ops.models.Provider",
+        "CostCategoryEnum": "ops.models.CostCategory",
+        "StageEnum": "projects.models.Stage",
+        "HealthEnum": "projects.models.Health",
+        "RoleEnum": "projects.models.Role",
+        "RiskStatusEnum": "ops.models.RiskStatus",
+        "SeverityEnum": "ops.models.Severity",
+        "RiskCategoryEnum": "ops.models.RiskCategory",
+        "CostSourceEnum": "ops.models.CostSource",
+        "RiskSourceEnum": "ops.models.RiskSource",
+        "ComponentKindEnum": "ops.models.ComponentKind",
+        "ReportKindEnum": "ops.models.ReportKind",
+        "ReportStateEnum": "ops.models.ReportState",
+    },
 }
 
 # Risk signals (see docs/reports.md): thresholds of the daily rules.

@@ -176,7 +176,7 @@ def _parse_rows(entries: Any, spec: Mapping[str, tuple[Parser, bool]]) -> list[d
 def _refuse(errors: dict[str, list[str]]) -> None:
     bad_rows = len({key.split(".")[1] for key in errors if key.count(".") >= 1})
     raise ValidationFailed(
-        f"{bad_rows} of the entries are invalid; nothing was recorded." if bad_rows else next(iter(errors.values()))[0],
+        f"Invalid entries: {bad_rows}; nothing was recorded." if bad_rows else next(iter(errors.values()))[0],
         errors=errors,
     )
 

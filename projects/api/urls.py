@@ -1,1 +1,16 @@
-urlpatterns: list = []
+from rest_framework.routers import DefaultRouter
+
+from projects.api import views
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("organizations", views.OrganizationViewSet, basename="organization")
+router.register("teams", views.TeamViewSet, basename="team")
+router.register("memberships", views.MembershipViewSet, basename="membership")
+router.register("projects", views.ProjectViewSet, basename="project")
+router.register("status-updates", views.StatusUpdateViewSet, basename="status-update")
+router.register("stage-transitions", views.StageTransitionViewSet, basename="stage-transition")
+router.register("auth/tokens", views.ApiTokenViewSet, basename="api-token")
+
+app_name = "api-projects"
+urlpatterns = router.urls

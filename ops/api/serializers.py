@@ -1,0 +1,390 @@
+"""Shapes and field validation of the ops resources; the rules live in ops.services."""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from rest_framework import serializers
+
+from ops.models import (
+    Budget,
+    CostEntry,
+    InfrastructureComponent,
+    ModelPrice,
+    NistGenAIRisk,
+    OwaspLLMRisk,
+    QualityMetric,
+    Report,
+    ReportKind,
+    ReportState,
+    Risk,
+)
+from ops.services.ingest import MAX_ROWS
+from projects.api.serializers import organization_field, project_field, user_field
+from tracker.api import StrictModelSerializer, StrictSerializer
+
+NAMES = serializers.ListField(child=serializers.CharField(max_length=100), max_length=50, required=False)
+TIMESTAMPS = ["created_at", "updated_at"]
+
+
+class InfrastructureComponentSerializer(StrictModelSerializer):
+    frameworks = serializers.ListField(
+        child=serializers.CharField(max_length=100), max_length=50, required=False, help_text="e.g. LangChain, vLLM."
+    )
+
+    class Meta:
+        model = InfrastructureComponent
+        fields = [
+            "id",
+            "project",
+            "name",
+            "kind",
+            "provider",
+            "hosting",
+            "region",
+            "environment",
+            "model_name",
+            "model_version",
+            "model_source",
+            "frameworks",
+            "gpu_type",
+            "gpu_count",
+            "notes",
+            *TIMESTAMPS,
+        ]
+        read_only_fields = ["project", *TIMESTAMPS]
+        extra_kwargs = {"gpu_count": {"max_value": 100_000}}
+
+
+class InfrastructureComponentCreateSerializer(InfrastructureComponentSerializer):
+    project = project_field()
+
+
+class BudgetSerializer(StrictModelSerializer):
+    class Meta:
+        model = Budget
+        fields = [
+            "id",
+            "project",
+            "period_start",
+            "period_end",
+            "amount",
+            "category",
+            "tolerance_pct",
+            "notes",
+            *TIMESTAMPS,
+        ]
+        read_only_fields = ["project", *TIMESTAMPS]
+
+
+class BudgetCreateSerializer(BudgetSerializer):
+    project = project_field()
+
+
+class CostEntrySerializer(StrictModelSerializer):
+    amount = serializers.DecimalField(max_digits=14, decimal_places=4, min_value=0)
+
+    class Meta:
+        model = CostEntry
+        fields = [
+            "id",
+            "project",
+            "date",
+            "category",
+            "amount",
+            "description",
+            "model",
+            "input_tokens",
+            "cached_input_tokens",
+            "output_tokens",
+            "requests",
+            "gpu_hours",
+            "energy_kwh",
+            "source",
+            "price",
+            "external_id",
+            "created_by",
+            *TIMESTAMPS,
+        ]
+        read_only_fields = ["project", "source", "price", "created_by", *TIMESTAMPS]
+
+
+class CostEntryCreateSerializer(CostEntrySerializer):
+    project = project_field()
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Two invoices",
+            value={
+                "entries": [
+                    {
+                        "project": 1,
+                        "date": "2026-03-01",
+                        "category": "inference",
+                        "amount": "1250.00",
+                        "external_id": "inv-2026-03-001",
+                    },
+                    {"project": 1, "date": "2026-03-01", "category": "storage", "amount": "80.50"},
+                ]
+            },
+            request_only=True,
+        )
+    ]
+)
+class CostBulkSerializer(StrictSerializer):
+    """Up to 10,000 costs; all are recorded or none."""
+
+    entries = CostEntryCreateSerializer(many=True, max_length=MAX_ROWS, min_length=1)
+
+
+class UsageRowSerializer(StrictSerializer):
+    project = serializers.IntegerField(min_value=1)
+    date = serializers.DateField()
+    model = serializers.CharField(max_length=200, help_text="As named in the organization's model prices.")
+    input_tokens = serializers.IntegerField(min_value=0, help_text="Input tokens, not counting cached ones.")
+    output_tokens = serializers.IntegerField(min_value=0)
+    cached_input_tokens = serializers.IntegerField(min_value=0, required=False)
+    requests = serializers.IntegerField(min_value=0, required=False)
+    description = serializers.CharField(max_length=500, required=False)
+    external_id = serializers.CharField(max_length=200, required=False, help_text="Resending it is a no-op.")
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A night of gateway traffic",
+            value={
+                "entries": [
+                    {
+                        "project": 1,
+                        "date": "2026-03-01",
+                        "model": "gpt-4o",
+                        "input_tokens": 1_200_000,
+                        "output_tokens": 300_000,
+                        "requests": 5400,
+                        "external_id": "gw-2026-03-01-support",
+                    }
+                ]
+            },
+            request_only=True,
+        )
+    ]
+)
+class UsageBulkSerializer(StrictSerializer):
+    """Up to 10,000 usage rows; all are priced and recorded, or none."""
+
+    entries = UsageRowSerializer(many=True, max_length=MAX_ROWS, min_length=1)
+
+
+class ExistingRowSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The row's position in the request.")
+    external_id = serializers.CharField()
+    id = serializers.IntegerField(help_text="The cost entry already recorded.")
+
+
+class IngestResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField(help_text="How many entries were recorded.")
+    created_ids = serializers.ListField(child=serializers.IntegerField(), help_text="Their ids, in request order.")
+    existing = ExistingRowSerializer(many=True, help_text="Rows whose external id was already recorded: skipped.")
+
+
+class ModelPriceSerializer(StrictModelSerializer):
+    regions = NAMES
+
+    class Meta:
+        model = ModelPrice
+        fields = [
+            "id",
+            "organization",
+            "provider",
+            "model",
+            "input_per_mtok",
+            "cached_input_per_mtok",
+            "output_per_mtok",
+            "valid_from",
+            "deprecation_date",
+            "regions",
+            *TIMESTAMPS,
+        ]
+        read_only_fields = ["organization", *TIMESTAMPS]
+
+
+class ModelPriceCreateSerializer(ModelPriceSerializer):
+    organization = organization_field(
+        required=False, help_text="Required when you belong to more than one organization."
+    )
+
+
+class QualityMetricSerializer(StrictModelSerializer):
+    class Meta:
+        model = QualityMetric
+        fields = [
+            "id",
+            "project",
+            "date",
+            "metric",
+            "name",
+            "value",
+            "threshold",
+            "higher_is_better",
+            "notes",
+            *TIMESTAMPS,
+        ]
+        read_only_fields = ["project", *TIMESTAMPS]
+        extra_kwargs = {"higher_is_better": {"help_text": "Defaults to the metric's usual direction."}}
+
+
+class QualityMetricCreateSerializer(QualityMetricSerializer):
+    project = project_field()
+
+
+RISK_READ_ONLY = [
+    "organization",
+    "score",
+    "severity",
+    "status",
+    "source",
+    "signal_rule",
+    "last_reviewed_at",
+    "accepted_by",
+    "acceptance_justification",
+    "acceptance_expires",
+    "closed_at",
+    "status_note",
+    *TIMESTAMPS,
+]
+
+
+class RiskSerializer(StrictModelSerializer):
+    owner = user_field(allow_null=True, required=False)
+    nist_refs = serializers.ListField(
+        child=serializers.ChoiceField(choices=NistGenAIRisk.choices), required=False, max_length=20
+    )
+    owasp_refs = serializers.ListField(
+        child=serializers.ChoiceField(choices=OwaspLLMRisk.choices), required=False, max_length=10
+    )
+    note = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=5000, help_text="Why it was reassessed."
+    )
+
+    class Meta:
+        model = Risk
+        fields = [
+            "id",
+            "organization",
+            "project",
+            "title",
+            "description",
+            "category",
+            "likelihood",
+            "impact",
+            "score",
+            "severity",
+            "status",
+            "treatment",
+            "owner",
+            "mitigation_plan",
+            "residual_likelihood",
+            "residual_impact",
+            "next_review_date",
+            "last_reviewed_at",
+            "nist_refs",
+            "owasp_refs",
+            "source",
+            "signal_rule",
+            "accepted_by",
+            "acceptance_justification",
+            "acceptance_expires",
+            "closed_at",
+            "status_note",
+            "note",
+            *TIMESTAMPS,
+        ]
+        read_only_fields = [*[f for f in RISK_READ_ONLY if f != "status"], "project"]
+        extra_kwargs = {"status": {"help_text": "Open or mitigating here: accept and close have their own actions."}}
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Hallucinated refunds",
+            value={
+                "project": 1,
+                "title": "The assistant promises refunds policy does not allow",
+                "category": "reliability",
+                "likelihood": 4,
+                "impact": 4,
+                "owasp_refs": ["LLM09"],
+                "nist_refs": ["confabulation"],
+            },
+            request_only=True,
+        )
+    ]
+)
+class RiskCreateSerializer(RiskSerializer):
+    project = project_field(required=False, allow_null=True, help_text="Leave out for a portfolio-wide risk.")
+    organization = organization_field(required=False, help_text="For a portfolio-wide risk (no project).")
+    note = None
+
+    class Meta(RiskSerializer.Meta):
+        fields = [f for f in RiskSerializer.Meta.fields if f != "note"]
+        read_only_fields = [f for f in RISK_READ_ONLY if f != "organization"]
+
+
+class RiskAcceptSerializer(StrictSerializer):
+    justification = serializers.CharField(max_length=5000)
+    expires = serializers.DateField(help_text="When the acceptance lapses and the risk needs a new decision.")
+
+
+class RiskCloseSerializer(StrictSerializer):
+    note = serializers.CharField(max_length=5000, help_text="Why the risk no longer applies.")
+
+
+class ReportSerializer(StrictModelSerializer):
+    data = serializers.SerializerMethodField(help_text="The report's content, once its state is ready; else null.")
+
+    class Meta:
+        model = Report
+        fields = [
+            "id",
+            "organization",
+            "project",
+            "kind",
+            "period_start",
+            "period_end",
+            "state",
+            "requested_by",
+            "started_at",
+            "generated_at",
+            "error",
+            "data",
+            *TIMESTAMPS,
+        ]
+        read_only_fields = fields
+
+    def get_data(self, report: Report) -> dict | None:
+        return report.data if report.state == ReportState.READY else None
+
+
+class ReportListSerializer(ReportSerializer):
+    """Reports without their content: fetch one to read it."""
+
+    class Meta(ReportSerializer.Meta):
+        fields = [f for f in ReportSerializer.Meta.fields if f != "data"]
+        read_only_fields = fields
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Last week's risk report",
+            value={"kind": "risk", "period_start": "2026-03-02", "period_end": "2026-03-08"},
+            request_only=True,
+        )
+    ]
+)
+class ReportRequestSerializer(StrictSerializer):
+    kind = serializers.ChoiceField(choices=ReportKind.choices)
+    organization = organization_field(required=False, help_text="Defaults to the project's, or your only one.")
+    project = project_field(required=False, allow_null=True)
+    period_start = serializers.DateField()
+    period_end = serializers.DateField(help_text="Inclusive.")

@@ -1,0 +1,212 @@
+"""Shapes and field validation of the projects resources; the rules live in projects.services."""
+
+from collections.abc import Callable
+
+from django.contrib.auth import get_user_model
+from django.db.models import Model, QuerySet
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from rest_framework import serializers
+
+from projects import selectors
+from projects.models import ApiToken, Membership, Organization, Project, Stage, StageTransition, StatusUpdate, Team
+from tracker.api import StrictModelSerializer, StrictSerializer
+
+User = get_user_model()
+
+
+class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
+    """A primary key looked up only among the caller's rows: others' ids are "does not exist"."""
+
+    def __init__(self, model: type[Model], selector: Callable[..., QuerySet], **kwargs):
+        self.selector = selector
+        kwargs.setdefault("queryset", model.objects.none())
+        super().__init__(**kwargs)
+
+    def get_queryset(self) -> QuerySet:
+        request = self.context.get("request")
+        return self.selector(user=request.user) if request else super().get_queryset()
+
+
+def colleagues(*, user) -> QuerySet:
+    """Return the users who share an organization with `user`."""
+    return User.objects.filter(memberships__organization__in=selectors.organization_list(user=user)).distinct()
+
+
+def organization_field(**kwargs) -> ScopedRelatedField:
+    return ScopedRelatedField(Organization, selectors.organization_list, **kwargs)
+
+
+def project_field(**kwargs) -> ScopedRelatedField:
+    return ScopedRelatedField(Project, selectors.project_list, **kwargs)
+
+
+def user_field(**kwargs) -> ScopedRelatedField:
+    return ScopedRelatedField(User, colleagues, **kwargs)
+
+
+class OrganizationSerializer(StrictModelSerializer):
+    class Meta:
+        model = Organization
+        fields = ["id", "name", "slug", "currency", "timezone", "created_at", "updated_at"]
+        read_only_fields = ["slug", "created_at", "updated_at"]
+
+
+class TeamSerializer(StrictModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["id", "organization", "name", "slug", "description", "created_at", "updated_at"]
+        read_only_fields = ["organization", "slug", "created_at", "updated_at"]
+
+
+class TeamCreateSerializer(TeamSerializer):
+    organization = organization_field()
+
+    class Meta(TeamSerializer.Meta):
+        read_only_fields = ["slug", "created_at", "updated_at"]
+
+
+class MembershipSerializer(StrictModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["id", "organization", "user", "username", "role", "created_at", "updated_at"]
+        read_only_fields = ["organization", "user", "created_at", "updated_at"]
+
+
+class MembershipCreateSerializer(MembershipSerializer):
+    organization = organization_field()
+    user = serializers.SlugRelatedField(
+        slug_field="username", queryset=User.objects.filter(is_active=True), help_text="The person's username."
+    )
+
+    class Meta(MembershipSerializer.Meta):
+        read_only_fields = ["created_at", "updated_at"]
+
+
+PROJECT_FIELDS = [
+    "id",
+    "organization",
+    "team",
+    "name",
+    "slug",
+    "summary",
+    "industry",
+    "use_case",
+    "business_owner",
+    "technical_lead",
+    "human_oversight_owner",
+    "start_date",
+    "target_date",
+    "data_classification",
+    "ai_act_tier",
+    "stage",
+    "stage_entered_at",
+    "health",
+    "progress",
+    "last_status_date",
+    "archived",
+    "spend_to_date",
+    "budget_total",
+    "open_risks",
+    "critical_risks",
+    "created_at",
+    "updated_at",
+]
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "A support chatbot",
+            value={
+                "organization": 1,
+                "name": "Support assistant",
+                "industry": "retail",
+                "use_case": "customer_support",
+                "data_classification": "personal",
+            },
+            request_only=True,
+        )
+    ]
+)
+class ProjectSerializer(StrictModelSerializer):
+    organization = serializers.PrimaryKeyRelatedField(read_only=True)
+    team = ScopedRelatedField(Team, selectors.team_list, allow_null=True, required=False)
+    business_owner = user_field(allow_null=True, required=False)
+    technical_lead = user_field(allow_null=True, required=False)
+    human_oversight_owner = user_field(allow_null=True, required=False)
+    spend_to_date = serializers.DecimalField(max_digits=16, decimal_places=4, read_only=True)
+    budget_total = serializers.DecimalField(max_digits=16, decimal_places=4, read_only=True)
+    open_risks = serializers.IntegerField(read_only=True, help_text="Open or mitigating risks.")
+    critical_risks = serializers.IntegerField(read_only=True, help_text="Open or mitigating critical risks.")
+
+    class Meta:
+        model = Project
+        fields = PROJECT_FIELDS
+        read_only_fields = ["stage", "stage_entered_at", "health", "progress", "last_status_date"]
+        extra_kwargs = {"slug": {"required": False}}
+
+
+class ProjectCreateSerializer(ProjectSerializer):
+    organization = organization_field(
+        required=False, help_text="Required when you belong to more than one organization."
+    )
+
+
+class TransitionSerializer(StrictModelSerializer):
+    class Meta:
+        model = StageTransition
+        fields = ["id", "project", "from_stage", "to_stage", "at", "by", "note", "overridden_gates", "override_reason"]
+        read_only_fields = fields
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample("Move on", value={"to_stage": "evaluation", "note": "Prompting done."}, request_only=True),
+        OpenApiExample(
+            "Manager override",
+            value={"to_stage": "pilot", "override_reason": "Budget signed off by the CFO, entry pending."},
+            request_only=True,
+        ),
+    ]
+)
+class TransitionRequestSerializer(StrictSerializer):
+    to_stage = serializers.ChoiceField(choices=Stage.choices)
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    override_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class StatusUpdateSerializer(StrictModelSerializer):
+    project = project_field()
+
+    class Meta:
+        model = StatusUpdate
+        fields = [
+            "id",
+            "project",
+            "author",
+            "date",
+            "health",
+            "progress",
+            "summary",
+            "accomplishments",
+            "blockers",
+            "next_steps",
+            "created_at",
+        ]
+        read_only_fields = ["author", "created_at"]
+
+
+class ApiTokenSerializer(StrictModelSerializer):
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+
+
+class ApiTokenCreatedSerializer(ApiTokenSerializer):
+    key = serializers.CharField(read_only=True, help_text="The token itself: shown this once, never again.")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "key"]

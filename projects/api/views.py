@@ -1,0 +1,200 @@
+"""API views of the projects app: thin, the services decide."""
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from projects import selectors, services
+from projects.api import filters
+from projects.api.serializers import (
+    ApiTokenCreatedSerializer,
+    ApiTokenSerializer,
+    MembershipCreateSerializer,
+    MembershipSerializer,
+    OrganizationSerializer,
+    ProjectCreateSerializer,
+    ProjectSerializer,
+    StatusUpdateSerializer,
+    TeamCreateSerializer,
+    TeamSerializer,
+    TransitionRequestSerializer,
+    TransitionSerializer,
+)
+from projects.models import Organization, Role
+from tracker.api import TransitionErrorSerializer
+from tracker.api_views import ScopedViewSet
+from tracker.exceptions import NotPermitted, ValidationFailed
+
+READ = (mixins.ListModelMixin, mixins.RetrieveModelMixin)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List your organizations"),
+    update=extend_schema(summary="Update an organization (admins)"),
+    partial_update=extend_schema(summary="Update an organization (admins)"),
+)
+class OrganizationViewSet(*READ, mixins.UpdateModelMixin, ScopedViewSet):
+    selector = selectors.organization_list
+    serializer_class = OrganizationSerializer
+    search_fields = ["name", "slug"]
+    ordering_fields = ["name", "created_at"]
+
+    def perform_update(self, serializer):
+        serializer.instance = services.organization_update(
+            organization=serializer.instance, by=self.request.user, **serializer.validated_data
+        )
+
+
+class TeamViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
+    """Teams of your organizations; admins create, rename and delete them."""
+
+    selector = selectors.team_list
+    serializer_class = TeamSerializer
+    create_serializer_class = TeamCreateSerializer
+    filterset_class = filters.TeamFilter
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "created_at"]
+
+    def perform_create(self, serializer):
+        serializer.instance = services.team_create(by=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.team_update(
+            team=serializer.instance, by=self.request.user, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.team_delete(team=instance, by=self.request.user)
+
+
+class MembershipViewSet(
+    *READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, ScopedViewSet
+):
+    """Who belongs to your organizations; admins add members, change roles and remove members."""
+
+    selector = selectors.membership_list
+    serializer_class = MembershipSerializer
+    create_serializer_class = MembershipCreateSerializer
+    filterset_class = filters.MembershipFilter
+    search_fields = ["user__username", "user__email"]
+    ordering_fields = ["role", "created_at"]
+
+    def perform_create(self, serializer):
+        data = {"role": Role.VIEWER, **serializer.validated_data}
+        serializer.instance = services.membership_set(by=self.request.user, **data)
+
+    def perform_update(self, serializer):
+        membership = serializer.instance
+        serializer.instance = services.membership_set(
+            organization=membership.organization,
+            user=membership.user,
+            role=serializer.validated_data.get("role", membership.role),
+            by=self.request.user,
+        )
+
+    def perform_destroy(self, instance):
+        services.membership_delete(membership=instance, by=self.request.user)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List projects with latest health, spend to date, budget and open risks"),
+    transition=extend_schema(
+        summary="Move a project to another stage",
+        request=TransitionRequestSerializer,
+        responses={
+            201: TransitionSerializer,
+            409: OpenApiResponse(TransitionErrorSerializer, description="Unmet gates, each listed in `missing`."),
+        },
+    ),
+)
+class ProjectViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, ScopedViewSet):
+    """Projects of your organizations. Archive a project (`archived: true`) instead of deleting it."""
+
+    selector = selectors.project_list_with_figures
+    serializer_class = ProjectSerializer
+    create_serializer_class = ProjectCreateSerializer
+    filterset_class = filters.ProjectFilter
+    search_fields = ["name", "slug", "summary"]
+    ordering_fields = ["name", "stage", "health", "start_date", "target_date", "created_at", "spend_to_date"]
+    ordering_fields += ["open_risks", "critical_risks"]
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        organization = data.pop("organization", None) or self._only_organization()
+        project = services.project_create(organization=organization, by=self.request.user, **data)
+        serializer.instance = self.get_queryset().get(pk=project.pk)
+
+    def _only_organization(self) -> Organization:
+        organizations = list(selectors.organization_list(user=self.request.user)[:2])
+        if len(organizations) != 1:
+            raise ValidationFailed(
+                "Say which organization the project belongs to.", errors={"organization": ["This field is required."]}
+            )
+        return organizations[0]
+
+    def perform_update(self, serializer):
+        project = services.project_update(
+            project=serializer.instance, by=self.request.user, **serializer.validated_data
+        )
+        serializer.instance = self.get_queryset().get(pk=project.pk)
+
+    @action(detail=True, methods=["post"])
+    def transition(self, request: Request, pk: str) -> Response:
+        project = self.get_object()
+        body = TransitionRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        moved = services.project_transition(project=project, by=request.user, **body.validated_data)
+        return Response(TransitionSerializer(moved).data, status=status.HTTP_201_CREATED)
+
+
+class StatusUpdateViewSet(*READ, mixins.CreateModelMixin, ScopedViewSet):
+    """Status updates: a history, so they are logged, never edited. The newest sets the project's health."""
+
+    selector = selectors.status_update_list
+    serializer_class = StatusUpdateSerializer
+    filterset_class = filters.StatusUpdateFilter
+    search_fields = ["summary", "blockers"]
+    ordering_fields = ["date", "created_at", "health"]
+
+    def perform_create(self, serializer):
+        serializer.instance = services.status_update_create(by=self.request.user, **serializer.validated_data)
+
+
+class StageTransitionViewSet(*READ, ScopedViewSet):
+    """Stage history of your projects (read-only: history is never edited)."""
+
+    selector = selectors.stage_transition_list
+    serializer_class = TransitionSerializer
+    filterset_class = filters.StageTransitionFilter
+    search_fields = ["note", "override_reason"]
+    ordering_fields = ["at"]
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary="Create a personal API token (signed-in browser session only)",
+        responses={201: ApiTokenCreatedSerializer},
+    ),
+    destroy=extend_schema(summary="Revoke a token"),
+)
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
+    """Your personal API tokens. The key is shown once, when created; only its hash is kept."""
+
+    selector = selectors.api_token_list
+    serializer_class = ApiTokenSerializer
+    search_fields = ["name"]
+    ordering_fields = ["created_at", "last_used_at", "name"]
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        if request.auth is not None:
+            raise NotPermitted("Create tokens from a signed-in session, not with another token.")
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        token, key = services.api_token_create(user=request.user, name=body.validated_data["name"])
+        token.key = key
+        return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.api_token_revoke(token=instance, by=self.request.user)

@@ -1,0 +1,63 @@
+"""The API's base viewset and its OpenAPI schema: shared error responses and token security."""
+
+from collections.abc import Callable
+
+from django.db.models import QuerySet
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers, viewsets
+
+from tracker.api import ERROR_EXAMPLES, ErrorSerializer, TransitionErrorSerializer
+
+
+class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "tracker.api.TokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "A personal API token (see docs/api.md)."}
+
+
+# --- Schema -------------------------------------------------------------------------------------
+
+WRITE_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class ApiAutoSchema(AutoSchema):
+    """Document the shared error responses on every operation, with examples."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        codes = ["401", "403", "404", "429"]
+        if self.method in WRITE_METHODS or self._is_list_view():
+            codes.append("400")
+        if self.method in WRITE_METHODS or self.method == "DELETE":
+            codes.append("409")
+        for code in codes:
+            if code not in responses:
+                serializer = TransitionErrorSerializer if code == "409" else ErrorSerializer
+                responses[code] = self._get_response_for_code(serializer, code)
+                examples = responses[code]["content"]["application/json"].setdefault("examples", {})
+                example = ERROR_EXAMPLES[code]
+                examples[example.name.replace(" ", "")] = {"value": example.value, "summary": example.name}
+        return dict(sorted(responses.items()))
+
+
+class ScopedViewSet(viewsets.GenericViewSet):
+    """A viewset whose rows come from a selector scoped to the caller (others' rows answer 404).
+
+    `create_serializer_class` describes the body of a create when it accepts more (the parent).
+    """
+
+    selector: Callable[..., QuerySet]
+    create_serializer_class: type[serializers.Serializer] | None = None
+
+    def get_queryset(self) -> QuerySet:
+        return type(self).selector(user=self.request.user)
+
+    def get_serializer_class(self):
+        if self.action == "create" and self.create_serializer_class is not None:
+            return self.create_serializer_class
+        return super().get_serializer_class()
