@@ -1,6 +1,7 @@
 """Infrastructure components and quality metrics of a project."""
 
 import datetime as dt
+import math
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -56,6 +57,14 @@ def quality_metric_create(
 ) -> QualityMetric:
     """Record a quality measurement; the direction defaults to the metric's usual one."""
     membership_require(user=by, organization=project.organization, role=Role.CONTRIBUTOR)
+    # NaN and infinity pass the float field but compare false with any threshold.
+    errors = {
+        field: ["Enter a finite number."]
+        for field, number in (("value", value), ("threshold", threshold))
+        if isinstance(number, float) and not math.isfinite(number)
+    }
+    if errors:
+        raise ValidationFailed(next(iter(errors.values()))[0], errors=errors)
     if higher_is_better is None:
         higher_is_better = metric not in LOWER_IS_BETTER
     record = QualityMetric(
@@ -68,9 +77,12 @@ def quality_metric_create(
         name=name.strip(),
         notes=notes,
     )
-    validate_model(record, exclude=["project"])
+    validate_model(
+        record, exclude=["project"], constraint_errors={"metric_custom_named": ("name", "Name the custom metric.")}
+    )
     record.save()
     return record
+
 
 def infrastructure_component_update(
     *, component: InfrastructureComponent, by: AbstractBaseUser, **changes: Any
