@@ -18,6 +18,9 @@ from tracker import metrics
 # The id of the request (or of the task's originating request) this code runs for.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
+# What text logs show outside any request or task (JSON says null).
+NO_REQUEST = "-"
+
 # The task message header carrying the request id from the publisher to the worker.
 REQUEST_ID_HEADER = "request_id"
 
@@ -28,10 +31,10 @@ _RECORD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asc
 
 
 class RequestIdFilter(logging.Filter):
-    """Stamp every record with the current request id ("-" outside a request or task)."""
+    """Stamp every record with the current request id (NO_REQUEST outside a request or task)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get() or "-"
+        record.request_id = request_id_var.get() or NO_REQUEST
         return True
 
 
@@ -39,12 +42,13 @@ class JsonFormatter(logging.Formatter):
     """Format a record as one JSON object on one line, with the fields passed through `extra=`."""
 
     def format(self, record: logging.LogRecord) -> str:
+        request_id = getattr(record, "request_id", None) or request_id_var.get()
         payload: dict[str, Any] = {
             "time": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None) or request_id_var.get(),
+            "request_id": None if request_id == NO_REQUEST else request_id,
         }
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRS and not key.startswith("_"):
