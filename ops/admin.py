@@ -146,6 +146,9 @@ class RiskAssessmentInline(ReadOnlyAdminMixin, admin.TabularInline):
     readonly_fields = fields
     ordering = ["-assessed_at"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("by")
+
 
 @admin.register(Risk)
 class RiskAdmin(admin.ModelAdmin):

@@ -38,13 +38,24 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class LatestRowsFormSet(BaseInlineFormSet):
+class InlineRowsFormSet(BaseInlineFormSet):
+    """Load an inline's rows in one query, each with its parent attached (their __str__ names it)."""
+
+    limit: int | None = None
+
+    def get_queryset(self) -> list:
+        if not hasattr(self, "_rows"):
+            rows = super().get_queryset()
+            self._rows = list(rows[: self.limit] if self.limit else rows)
+            for row in self._rows:
+                setattr(row, self.fk.name, self.instance)
+        return self._rows
+
+
+class LatestRowsFormSet(InlineRowsFormSet):
     """Show only the newest rows of a long inline; the full list is one click away."""
 
     limit = 20
-
-    def get_queryset(self) -> QuerySet:
-        return super().get_queryset()[: self.limit]
 
 
 class MembershipInline(admin.TabularInline):
@@ -92,9 +103,13 @@ class TeamAdmin(admin.ModelAdmin):
 
 class StageTransitionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = StageTransition
+    formset = InlineRowsFormSet
     fields = ["at", "from_stage", "to_stage", "by", "note", "overridden_gates", "override_reason"]
     readonly_fields = fields
     ordering = ["-at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("by")
 
 
 class StatusUpdateInline(admin.StackedInline):
@@ -108,8 +123,11 @@ class StatusUpdateInline(admin.StackedInline):
     classes = ["collapse"]
     verbose_name_plural = f"status updates (newest {LatestRowsFormSet.limit})"
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("author")
 
-class RiskInlineFormSet(BaseInlineFormSet):
+
+class RiskInlineFormSet(InlineRowsFormSet):
     def save_new(self, form, commit=True):
         # A risk added on a project's page belongs to the project's organization.
         form.instance.organization_id = self.instance.organization_id

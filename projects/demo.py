@@ -52,6 +52,7 @@ from ops.services import (
     risk_create,
     risk_update,
 )
+from projects.audit import audit_record_created
 from projects.models import (
     AIActTier,
     DataClassification,
@@ -1485,6 +1486,7 @@ def _project_seed(spec, organization, teams, people, manager, prices, today) -> 
         )
     usage = _usage_entries(spec, project, timeline, today, prices, rng, lead)
     CostEntry.objects.bulk_create(usage, batch_size=1000)
+    audit_record_created(usage)  # bulk_create sends no signals: record the history ourselves
     # Budgets per calendar year, sized against the spend (extrapolated to the whole year) so the cost story holds.
     data_start = max(timeline.start, today - dt.timedelta(days=365))
     for year in sorted({today.year} | {r["date"].year for r in monthly}):
@@ -1743,7 +1745,8 @@ def synthetic_seed(*, count: int, today: dt.date | None = None, progress: bool =
     take hours for a million cost entries, and these rows are generated valid (non-negative amounts,
     1–5 ratings, stage moves that follow the lifecycle). Each project's data comes from a generator
     seeded with its index, so reruns and larger counts reproduce the same projects; existing slugs are
-    skipped. Return how many projects were created.
+    skipped. No audit events are written for them: load-test volume, not anyone's change.
+    Return how many projects were created.
     """
     from tqdm import tqdm
 
