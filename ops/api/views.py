@@ -243,16 +243,18 @@ class RiskViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, Scope
 
     @action(detail=True, methods=["post"])
     def accept(self, request: Request, pk: str) -> Response:
+        risk = self.get_object()
         body = RiskAcceptSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        risk = services.risk_accept(risk=self.get_object(), by=request.user, **body.validated_data)
+        risk = services.risk_accept(risk=risk, by=request.user, **body.validated_data)
         return Response(RiskSerializer(risk, context=self.get_serializer_context()).data)
 
     @action(detail=True, methods=["post"])
     def close(self, request: Request, pk: str) -> Response:
+        risk = self.get_object()
         body = RiskCloseSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        risk = services.risk_close(risk=self.get_object(), by=request.user, **body.validated_data)
+        risk = services.risk_close(risk=risk, by=request.user, **body.validated_data)
         return Response(RiskSerializer(risk, context=self.get_serializer_context()).data)
 
 

@@ -179,7 +179,7 @@ class StageTransitionViewSet(*READ, ScopedViewSet):
     ),
     destroy=extend_schema(summary="Revoke a token"),
 )
-class ApiTokenViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
+class ApiTokenViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
     """Your personal API tokens. The key is shown once, when created; only its hash is kept."""
 
     selector = selectors.api_token_list
