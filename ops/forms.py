@@ -18,7 +18,7 @@ from ops.models import (
     RiskStatus,
     Treatment,
 )
-from projects.forms import DateInput, members_of
+from projects.forms import DateInput, PageForm, members_of
 from projects.models import Organization
 
 ONE_TO_FIVE = [(n, str(n)) for n in range(1, 6)]
@@ -26,7 +26,9 @@ LIKELIHOOD = [(1, "1 Rare"), (2, "2 Unlikely"), (3, "3 Possible"), (4, "4 Likely
 IMPACT = [(1, "1 Negligible"), (2, "2 Minor"), (3, "3 Moderate"), (4, "4 Major"), (5, "5 Severe")]
 
 
-class CostEntryForm(forms.Form):
+class CostEntryForm(PageForm):
+    id_prefix = "cost"
+
     date = forms.DateField(widget=DateInput)
     category = forms.ChoiceField(choices=CostCategory.choices, initial=CostCategory.INFERENCE)
     amount = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2)
@@ -42,7 +44,9 @@ class CostEntryForm(forms.Form):
         return data
 
 
-class BudgetForm(forms.Form):
+class BudgetForm(PageForm):
+    id_prefix = "budget"
+
     period_start = forms.DateField(widget=DateInput)
     period_end = forms.DateField(widget=DateInput)
     amount = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2)
@@ -50,7 +54,9 @@ class BudgetForm(forms.Form):
     tolerance_pct = forms.DecimalField(min_value=0, max_digits=5, decimal_places=2, initial=10, label="Tolerance %")
 
 
-class RiskForm(forms.Form):
+class RiskForm(PageForm):
+    id_prefix = "risk"
+
     title = forms.CharField(max_length=300)
     category = forms.ChoiceField(choices=RiskCategory.choices)
     likelihood = forms.TypedChoiceField(choices=LIKELIHOOD, coerce=int, initial=3)
@@ -67,6 +73,8 @@ class RiskForm(forms.Form):
 
 
 class RiskEditForm(RiskForm):
+    id_prefix = "edit"
+
     status = forms.ChoiceField(choices=[(s, RiskStatus(s).label) for s in RiskStatus.active()])
     note = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -80,16 +88,22 @@ class CatalogueForm(forms.Form):
     key = forms.ChoiceField(choices=[(k, r.title) for k, r in CATALOGUE.items()])
 
 
-class RiskAcceptForm(forms.Form):
+class RiskAcceptForm(PageForm):
+    id_prefix = "accept"
+
     justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
     expires = forms.DateField(widget=DateInput, label="Acceptance expires")
 
 
-class RiskCloseForm(forms.Form):
+class RiskCloseForm(PageForm):
+    id_prefix = "close"
+
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), label="Why is it closed?")
 
 
-class InfrastructureForm(forms.Form):
+class InfrastructureForm(PageForm):
+    id_prefix = "infra"
+
     name = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=ComponentKind.choices)
     provider = forms.ChoiceField(choices=Provider.choices)
@@ -107,7 +121,9 @@ class InfrastructureForm(forms.Form):
         return [name.strip() for name in self.cleaned_data["frameworks"].split(",") if name.strip()]
 
 
-class QualityMetricForm(forms.Form):
+class QualityMetricForm(PageForm):
+    id_prefix = "metric"
+
     DIRECTIONS = [("", "The metric's usual direction"), ("higher", "Higher is better"), ("lower", "Lower is better")]
 
     date = forms.DateField(widget=DateInput)

@@ -24,7 +24,7 @@ from ops.forms import (
     RiskForm,
 )
 from ops.models import Report, ReportKind, ReportState, Risk, RiskStatus
-from ops.selectors.dashboard import risk_overview
+from ops.selectors.dashboard import HeatCell, risk_overview
 from projects.forms import form_apply_error
 from projects.middleware import organization_activate
 from projects.models import Project, Role
@@ -322,10 +322,55 @@ def report_sections(data: dict) -> list[dict]:
     return ([{"title": "Summary", "kind": "values", "rows": summary}] if summary else []) + sections
 
 
+RISK_LISTS = (
+    ("new", "New risks"),
+    ("escalated", "Escalated"),
+    ("overdue_reviews", "Overdue reviews"),
+    ("accepted", "Accepted"),
+    ("closed", "Closed"),
+    ("signals_raised", "Signals raised"),
+    ("signals_cleared", "Signals cleared"),
+)
+
+
+def report_context(report: Report) -> dict:
+    """Shape a ready report's data for its page: headline figures, a chart, tables."""
+    from ops.selectors.reports import report_headline
+
+    data = report.data or {}
+    if report.state != ReportState.READY or not data:
+        return {}
+    context: dict = {"headline": report_headline(report)}
+    if report.kind == ReportKind.STATUS:
+        projects = data.get("projects", [])
+        ranked = sorted(projects, key=lambda p: float(p["spend_period"] or 0), reverse=True)[:15]
+        context["projects"] = projects
+        context["attention"] = data.get("needs_attention", [])
+        context["chart"] = {
+            "labels": [p["name"] for p in ranked],
+            "series": [{"label": "Spend in the week", "data": [float(p["spend_period"] or 0) for p in ranked]}],
+        }
+    elif report.kind == ReportKind.RISK:
+        matrix = data.get("matrix") or [[0] * 5 for _ in range(5)]
+        context["heatmap"] = [
+            [HeatCell(lk, im, matrix[lk - 1][im - 1]) for lk in range(1, 6)] for im in range(5, 0, -1)
+        ]
+        context["top_risks"] = data.get("top_risks", [])
+        context["risk_lists"] = [(title, data[key]) for key, title in RISK_LISTS if key in data]
+        severity = data.get("totals", {}).get("by_severity", {})
+        context["chart"] = {
+            "labels": [label.capitalize() for label in severity],
+            "series": [{"label": "Open risks", "data": list(severity.values())}],
+        }
+    return context
+
+
 @organization_required
 def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
     report = _report_get(request, pk)
-    return render(request, "ops/report_detail.html", {"report": report, "sections": report_sections(report.data)})
+    known = report.kind in ReportKind.values and "kind" in (report.data or {})
+    context = {"report": report, "sections": [] if known else report_sections(report.data)} | report_context(report)
+    return render(request, "ops/report_detail.html", context)
 
 
 @organization_required

@@ -44,6 +44,16 @@ class DateInput(forms.DateInput):
     input_type = "date"
 
 
+class PageForm(forms.Form):
+    """A form that shares its page with others: its field ids carry `id_prefix` so they stay unique."""
+
+    id_prefix = ""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", f"id_{self.id_prefix}_%s")
+        super().__init__(*args, **kwargs)
+
+
 class ProjectForm(forms.Form):
     name = forms.CharField(max_length=200)
     summary = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
@@ -70,7 +80,9 @@ class ProjectForm(forms.Form):
         return {name: getattr(project, name) for name in cls.base_fields}
 
 
-class StatusUpdateForm(forms.Form):
+class StatusUpdateForm(PageForm):
+    id_prefix = "status"
+
     date = forms.DateField(widget=DateInput)
     health = forms.ChoiceField(choices=Health.choices, widget=forms.RadioSelect)
     progress = forms.IntegerField(min_value=0, max_value=100, label="Progress %")
@@ -80,7 +92,9 @@ class StatusUpdateForm(forms.Form):
     next_steps = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
 
-class StageMoveForm(forms.Form):
+class StageMoveForm(PageForm):
+    id_prefix = "stage"
+
     to_stage = forms.ChoiceField(choices=Stage.choices, label="Move to")
     note = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}), required=False, help_text="Required when moving back."

@@ -190,9 +190,7 @@ def project_page_context(
         "detail": detail,
         "forms": forms,
         "cost_chart": chart_data(detail.months),
-        "stage_pipeline": [
-            (s.label, entered.get(s.value), _stage_state(s.value, project.stage)) for s in Stage
-        ],
+        "stage_pipeline": [(s.label, entered.get(s.value), _stage_state(s.value, project.stage)) for s in Stage],
         "next_stage_label": Stage(detail.next_stage).label if detail.next_stage else "",
     } | extra
 
@@ -225,7 +223,9 @@ def project_section_response(
             messages.success(request, notice)
             return redirect(project)
         return render(request, "projects/project_detail.html", project_page_context(request, project, bound, **extra))
-    if not failed:
+    if failed:
+        notice = ""
+    else:
         project.refresh_from_db()
         bound = None
     context = project_page_context(request, project, bound, notice=notice, section=section, **extra)

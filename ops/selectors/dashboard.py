@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
 from django.db.models.functions import TruncMonth
@@ -29,8 +30,6 @@ from projects.models import Health, Organization, Project, Stage, StageTransitio
 from projects.selectors import Gate, project_gates, project_list_with_figures
 from projects.services import organization_today
 
-# A project with no status update for this long needs attention.
-STALE_STATUS_DAYS = 14
 MONTHS = 12
 TOP = 5
 
@@ -163,7 +162,7 @@ def projects_needing_attention(*, user: AbstractBaseUser, organization: Organiza
     """Return the live projects that are red or amber, over budget, stale or with an overdue risk review."""
     today = organization_today(organization)
     overdue = Risk.objects.filter(project=OuterRef("pk"), status__in=RiskStatus.active(), next_review_date__lt=today)
-    stale_before = today - dt.timedelta(days=STALE_STATUS_DAYS)
+    stale_before = today - dt.timedelta(days=settings.RISK_SIGNAL_STALE_STATUS_DAYS)
     return (
         project_list_with_figures(user=user)
         .filter(organization=organization, archived=False)

@@ -55,7 +55,7 @@
               },
             },
           },
-          scales: { y: { beginAtZero: true, ticks: { callback: function (v) { return money(v); } } } },
+          scales: { y: { beginAtZero: true, ticks: { precision: 0, callback: function (v) { return money(v); } } } },
         },
       });
     });
