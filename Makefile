@@ -63,6 +63,8 @@ vendor:
 	mkdir -p static/vendor
 	cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
 	cp node_modules/chart.js/dist/chart.umd.min.js static/vendor/chart.umd.min.js
+	# The manifest storage of collectstatic follows the sourceMappingURL: ship the map with it.
+	cp node_modules/chart.js/dist/chart.umd.min.js.map static/vendor/chart.umd.min.js.map
 	cp node_modules/@picocss/pico/css/pico.min.css static/vendor/pico.min.css
 	cp node_modules/htmx.org/LICENSE static/vendor/htmx.LICENSE
 	cp node_modules/chart.js/LICENSE.md static/vendor/chart.js.LICENSE.md
