@@ -47,11 +47,13 @@ def report_request(
     period_end: dt.date,
     by: AbstractBaseUser | None,
     project: Project | None = None,
+    enqueue: bool = True,
 ) -> Report:
     """Ask for a report of a period and enqueue its build; asking again returns the same report.
 
     `by` must be a manager; `by=None` is the scheduler. A failed report is reset to pending, so
-    asking again retries it; a ready one is returned as it is.
+    asking again retries it; a ready one is returned as it is. `enqueue=False` leaves the build
+    to the caller (the command line builds in-process).
     """
     if by is not None:
         membership_require(user=by, organization=organization, role=Role.MANAGER)
@@ -75,7 +77,7 @@ def report_request(
     if not created and report.state == ReportState.FAILED:
         report.state, report.error, report.progress, report.step = ReportState.PENDING, "", 0, ""
         report.save(update_fields=["state", "error", "progress", "step", "updated_at"])
-    if report.state == ReportState.PENDING:
+    if report.state == ReportState.PENDING and enqueue:
         _enqueue_build(report.pk)
     return report
 
