@@ -47,7 +47,7 @@ def cost_create(project: Project, request: HttpRequest, form: CostEntryForm) -> 
     services.cost_entry_create(project=project, by=request.user, **form.service_fields())
 
 
-@project_form_view("costs", "budget", BudgetForm, "Budget set.")
+@project_form_view("costs", "budget", BudgetForm, "Budget set.", role=Role.MANAGER)
 def budget_create(project: Project, request: HttpRequest, form: BudgetForm) -> None:
     """Set a budget (managers)."""
     services.budget_create(project=project, by=request.user, **form.cleaned_data)
@@ -151,8 +151,9 @@ def risk_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return _risk_page(request, _risk_get(request, pk))
 
 
-def _risk_action(request: HttpRequest, pk: int, key: str, form, act, notice: str) -> HttpResponse:
+def _risk_action(request: HttpRequest, pk: int, key: str, form, act, notice: str, role: Role) -> HttpResponse:
     risk = _risk_get(request, pk)
+    role_required(request, role)
     form = form(request.POST, organization=risk.organization) if key == "edit" else form(request.POST)
     if form.is_valid():
         try:
@@ -174,7 +175,7 @@ def risk_edit(request: HttpRequest, pk: int) -> HttpResponse:
         note = data.pop("note")
         return services.risk_update(risk=risk, by=request.user, note=note, **data)
 
-    return _risk_action(request, pk, "edit", RiskEditForm, act, "Risk saved.")
+    return _risk_action(request, pk, "edit", RiskEditForm, act, "Risk saved.", Role.CONTRIBUTOR)
 
 
 @organization_required
@@ -187,6 +188,7 @@ def risk_accept(request: HttpRequest, pk: int) -> HttpResponse:
         RiskAcceptForm,
         lambda risk, data: services.risk_accept(risk=risk, by=request.user, **data),
         "Risk accepted.",
+        Role.MANAGER,
     )
 
 
@@ -200,6 +202,7 @@ def risk_close(request: HttpRequest, pk: int) -> HttpResponse:
         RiskCloseForm,
         lambda risk, data: services.risk_close(risk=risk, by=request.user, note=data["note"]),
         "Risk closed.",
+        Role.CONTRIBUTOR,
     )
 
 

@@ -149,3 +149,7 @@ class ProjectFilter(django_filters.FilterSet):
         from ops.models import InfrastructureComponent
 
         return queryset.filter(Exists(InfrastructureComponent.objects.filter(project=OuterRef("pk"), provider=value)))
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="Say what will use it, e.g. “LLM gateway nightly usage push”.")

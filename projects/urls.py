@@ -13,4 +13,6 @@ urlpatterns = [
     path("projects/<int:pk>/edit/", views.project_edit, name="edit"),
     path("projects/<int:pk>/status/", views.status_update_create, name="status-create"),
     path("projects/<int:pk>/stage/", views.project_transition, name="transition"),
+    path("account/tokens/", views.api_tokens, name="tokens"),
+    path("account/tokens/<int:pk>/revoke/", views.api_token_revoke, name="token-revoke"),
 ]

@@ -28,10 +28,17 @@ from ops.forms import (
 )
 from ops.selectors.dashboard import portfolio_overview, project_detail
 from projects import services
-from projects.forms import ProjectFilter, ProjectForm, StageMoveForm, StatusUpdateForm, form_apply_error
+from projects.forms import (
+    ApiTokenForm,
+    ProjectFilter,
+    ProjectForm,
+    StageMoveForm,
+    StatusUpdateForm,
+    form_apply_error,
+)
 from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role, Stage
-from projects.selectors import project_list, project_list_with_figures
+from projects.selectors import api_token_list, project_list, project_list_with_figures
 from tracker.exceptions import DomainError, TransitionRefused
 
 PAGE_SIZE = 25
@@ -239,11 +246,18 @@ def project_section_response(
 
 
 def project_form_view(
-    section: str, form_key: str, form_class: type[django_forms.Form], notice: str, *, scoped: bool = False
+    section: str,
+    form_key: str,
+    form_class: type[django_forms.Form],
+    notice: str,
+    *,
+    scoped: bool = False,
+    role: Role = Role.CONTRIBUTOR,
 ):
     """Build a POST view for one project-page form that calls `act(project, request, form)`.
 
-    `scoped` forms take the organization (their choices are its members).
+    `scoped` forms take the organization (their choices are its members). The role is checked
+    before the input, so a refusal never depends on what was typed (the service checks it again).
     """
 
     def decorator(act: Callable[[Project, HttpRequest, django_forms.Form], None]) -> Callable:
@@ -251,6 +265,7 @@ def project_form_view(
         @require_POST
         def view(request: HttpRequest, pk: int) -> HttpResponse:
             project = project_get(request, pk)
+            role_required(request, role)
             kwargs = {"organization": project.organization} if scoped else {}
             form = form_class(request.POST, **kwargs)
             if form.is_valid():
@@ -277,6 +292,7 @@ def status_update_create(project: Project, request: HttpRequest, form: StatusUpd
 def project_transition(request: HttpRequest, pk: int) -> HttpResponse:
     """Move the stage; a refusal lists the unmet gates (and a manager may retry with a justification)."""
     project = project_get(request, pk)
+    role_required(request, Role.CONTRIBUTOR)
     form = StageMoveForm(request.POST)
     missing: list[dict] = []
     if form.is_valid():
@@ -290,3 +306,36 @@ def project_transition(request: HttpRequest, pk: int) -> HttpResponse:
     return project_section_response(
         request, project, "stage", bound={"stage": form}, notice="Stage moved.", refused_gates=missing
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """The user's personal API tokens: create one (its key is shown once), list them with their last use."""
+    form = ApiTokenForm(request.POST or None)
+    created_key = ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, created_key = services.api_token_create(user=request.user, name=form.cleaned_data["name"])
+        except DomainError as exc:
+            form_apply_error(form, exc)
+        else:
+            form = ApiTokenForm()
+            messages.success(request, f"Token “{token.name}” created. Copy its key now: it is not shown again.")
+    response = render(
+        request,
+        "projects/api_tokens.html",
+        {"form": form, "tokens": api_token_list(user=request.user), "created_key": created_key},
+    )
+    # The page may hold a key shown once: never cache it.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    token = get_object_or_404(api_token_list(user=request.user), pk=pk)
+    services.api_token_revoke(token=token, by=request.user)
+    messages.success(request, f"Token “{token.name}” revoked: requests using it are refused from now on.")
+    return redirect("projects:tokens")

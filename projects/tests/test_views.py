@@ -169,10 +169,10 @@ class TestDashboard:
         self, client, org, contributor, django_assert_max_num_queries
     ):
         grow_portfolio(org, 2)
-        with django_assert_max_num_queries(12):
+        with django_assert_max_num_queries(9):
             assert client.get(reverse("projects:dashboard")).status_code == 200
         grow_portfolio(org, 20)
-        with django_assert_max_num_queries(12):
+        with django_assert_max_num_queries(9):
             assert client.get(reverse("projects:dashboard")).status_code == 200
 
 
@@ -228,10 +228,10 @@ class TestProjectList:
         self, client, org, contributor, django_assert_max_num_queries
     ):
         grow_portfolio(org, 2)
-        with django_assert_max_num_queries(7):
+        with django_assert_max_num_queries(6):
             client.get(reverse("projects:list"), {"provider": "aws", "sort": "-risks"})
         grow_portfolio(org, 20)
-        with django_assert_max_num_queries(7):
+        with django_assert_max_num_queries(6):
             client.get(reverse("projects:list"), {"provider": "aws", "sort": "-risks"})
 
 
@@ -345,10 +345,10 @@ class TestProjectPage:
                 BudgetFactory(project=project)
 
         grow(2)
-        with django_assert_max_num_queries(25):
+        with django_assert_max_num_queries(21):
             client.get(project.get_absolute_url())
         grow(20)
-        with django_assert_max_num_queries(25):
+        with django_assert_max_num_queries(21):
             client.get(project.get_absolute_url())
 
 
