@@ -1,0 +1,164 @@
+"""Benchmark of the web UI: server time and queries of the dashboard, project list and project page.
+
+`run()` re-executes this module in a child process on a separate database (DATABASE_URL +
+"_ui_bench", created and migrated if missing) so the benchmark never touches the working
+database. The child runs `seed_demo --projects N` for each portfolio size (default 500 then
+5,000: ten times larger), signs in as the manager of one synthetic organization and requests
+each page through Django's test client:
+
+- the median server time of repeated requests and the number of queries of each page
+  (targets: dashboard ≤ 20 queries; every page's count the same at both sizes);
+- for the dashboard, the median time of the same SQL statements run directly on a cursor, and
+  the page's time as a multiple of it (target ≤ 3×).
+
+Run: `python -m bench.ui` (BENCH_UI_PROJECTS=500,5000 to choose the sizes) or through `python -m bench`.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+REPEATS = 15
+DASHBOARD_MAX_QUERIES = 20
+RAW_SQL_MAX_RATIO = 3.0
+
+
+def bench_db_url() -> str:
+    url = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tracker"))
+    return urlunparse(url._replace(path=url.path.rstrip("/") + "_ui_bench"))
+
+
+def run() -> None:
+    """Run the benchmark in a child process on the bench database and print its figures."""
+    env = os.environ | {"DATABASE_URL": bench_db_url(), "DJANGO_SETTINGS_MODULE": "tracker.settings"}
+    subprocess.run([sys.executable, "-m", "bench.ui", "--child"], cwd=BASE_DIR, env=env, check=True)
+
+
+def _ensure_database() -> None:
+    import psycopg
+
+    url = urlparse(os.environ["DATABASE_URL"])
+    name = url.path.lstrip("/")
+    admin = urlunparse(url._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _median_ms(action, repeats: int = REPEATS) -> float:
+    action()  # warm caches and connections
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def _child() -> None:
+    import django
+
+    _ensure_database()
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection, reset_queries
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from django.urls import reverse
+
+    from projects.models import Organization, Project
+
+    settings.ALLOWED_HOSTS = ["testserver"]
+    call_command("migrate", verbosity=0)
+    sizes = [int(n) for n in os.environ.get("BENCH_UI_PROJECTS", "500,5000").split(",")]
+    results = []
+    for size in sizes:
+        call_command("seed_demo", projects=size, no_progress=True, credentials_file=Path(os.devnull), verbosity=0)
+        organization = Organization.objects.get(slug="synthetic-org-01")
+        user = get_user_model().objects.get(username="synthetic-manager-01")
+        client = Client()
+        client.force_login(user)
+        project = Project.objects.filter(organization=organization).order_by("-pk").first()
+        portfolio = Project.objects.filter(organization=organization).count()
+        pages = {
+            "dashboard": reverse("projects:dashboard"),
+            "project list": reverse("projects:list") + "?sort=-spend",
+            "project page": project.get_absolute_url(),
+        }
+        for name, url in pages.items():
+            # The query log is a bounded deque, full after seeding: empty it so the capture counts.
+            reset_queries()
+            with CaptureQueriesContext(connection) as captured:
+                response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+            row = {
+                "projects_total": size,
+                "projects_in_org": portfolio,
+                "page": name,
+                "queries": len(captured.captured_queries),
+                "server_ms": round(_median_ms(lambda url=url, client=client: client.get(url)), 1),
+            }
+            if name == "dashboard":
+                statements = [q["sql"] for q in captured.captured_queries]
+
+                def raw(statements=statements) -> None:
+                    with connection.cursor() as cursor:
+                        for sql in statements:
+                            cursor.execute(sql)
+                            cursor.fetchall()
+
+                row["raw_sql_ms"] = round(_median_ms(raw), 1)
+                row["ratio_to_raw_sql"] = round(row["server_ms"] / row["raw_sql_ms"], 2)
+            results.append(row)
+    _report(results)
+
+
+def _report(results: list[dict]) -> None:
+    print(f"\nWeb UI (median of {REPEATS} requests through the test client)")
+    print(
+        f"{'projects':>9} {'in org':>7}  {'page':<13} {'queries':>7} {'server ms':>10} {'raw SQL ms':>11} {'ratio':>6}"
+    )
+    for r in results:
+        raw = f"{r['raw_sql_ms']:>11.1f} {r['ratio_to_raw_sql']:>6.2f}" if "raw_sql_ms" in r else ""
+        print(
+            f"{r['projects_total']:>9} {r['projects_in_org']:>7}  {r['page']:<13} {r['queries']:>7} "
+            f"{r['server_ms']:>10.1f} {raw}"
+        )
+    verdicts = []
+    dashboards = [r for r in results if r["page"] == "dashboard"]
+    verdicts.append(
+        (
+            f"dashboard ≤ {DASHBOARD_MAX_QUERIES} queries",
+            all(r["queries"] <= DASHBOARD_MAX_QUERIES for r in dashboards),
+        )
+    )
+    # The ratio is judged on the largest portfolio: on a tiny one the fixed cost of rendering dominates.
+    verdicts.append(
+        (
+            f"dashboard ≤ {RAW_SQL_MAX_RATIO:.0f}× its raw SQL ({dashboards[-1]['projects_total']} projects)",
+            dashboards[-1]["ratio_to_raw_sql"] <= RAW_SQL_MAX_RATIO,
+        )
+    )
+    for page in {r["page"] for r in results}:
+        counts = {r["queries"] for r in results if r["page"] == page}
+        verdicts.append((f"{page}: constant queries as the portfolio grows", len(counts) == 1))
+    for label, ok in verdicts:
+        print(f"  {'PASS' if ok else 'FAIL'}  {label}")
+    out = BASE_DIR / "bench-results"
+    out.mkdir(exist_ok=True)
+    (out / "ui.json").write_text(json.dumps({"results": results, "verdicts": dict(verdicts)}, indent=2))
+
+
+if __name__ == "__main__":
+    if "--child" in sys.argv:
+        _child()
+    else:
+        run()
