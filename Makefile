@@ -29,9 +29,12 @@ run: $(VENV)/.runtime
 	@echo "LLMOps Tracker: http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/)"
 	@if [ -f .demo-credentials ]; then echo "Demo logins:"; cat .demo-credentials; fi
 	@echo
-	@trap 'kill 0' INT TERM EXIT; \
+# On Ctrl-C or TERM, stop the three and wait for them (ignoring repeats, so the wait is not cut short).
+# The worker gets its own session: a TERM sent to the whole group would otherwise kill its pool
+# processes under it and leave it hanging in warm shutdown.
+	@trap 'trap "" INT TERM HUP; kill $$(jobs -p) 2>/dev/null; wait' INT TERM HUP EXIT; \
 	$(BIN)/python manage.py runserver 127.0.0.1:8000 & \
-	$(BIN)/celery -A tracker worker --loglevel=INFO --concurrency=2 & \
+	setsid $(BIN)/celery -A tracker worker --loglevel=INFO --concurrency=2 & \
 	$(BIN)/celery -A tracker beat --loglevel=INFO & \
 	wait
 
