@@ -134,16 +134,6 @@ def _project_rows(projects: QuerySet[Project], period_end: dt.date, end_dt: dt.d
     latest = StatusUpdate.objects.filter(project=OuterRef("pk"), date__lte=period_end).order_by(
         "-date", "-created_at", "-id"
     )
-    budget = Budget.objects.filter(
-        project=OuterRef("pk"), category="", period_start__lte=period_end, period_end__gte=period_end
-    ).order_by("-period_start", "-id")
-    budget_spend = (
-        CostEntry.objects.filter(project=OuterRef("pk"), date__gte=OuterRef("budget_start"), date__lte=period_end)
-        .order_by()
-        .values("project")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
     assessed = RiskAssessment.objects.filter(risk__project=OuterRef("pk"))
     return (
         projects.order_by("name", "pk")
@@ -158,10 +148,6 @@ def _project_rows(projects: QuerySet[Project], period_end: dt.date, end_dt: dt.d
             health_asof=Subquery(latest.values("health")[:1]),
             progress_asof=Subquery(latest.values("progress")[:1]),
             last_status=Subquery(latest.values("date")[:1]),
-            budget_amount=Subquery(budget.values("amount")[:1]),
-            budget_start=Subquery(budget.values("period_start")[:1]),
-            budget_end=Subquery(budget.values("period_end")[:1]),
-            budget_spend=Subquery(budget_spend, output_field=MONEY),
             has_budget=Exists(Budget.objects.filter(project=OuterRef("pk"))),
             has_infrastructure=Exists(InfrastructureComponent.objects.filter(project=OuterRef("pk"))),
             has_assessment=Exists(assessed),
@@ -176,6 +162,29 @@ def _project_rows(projects: QuerySet[Project], period_end: dt.date, end_dt: dt.d
         )
         .select_related("team")
     )
+
+
+def _current_budgets(projects: QuerySet[Project], period_end: dt.date) -> dict[int, Budget]:
+    """Return each project's overall budget covering the end of the period, with its spend so far (one query).
+
+    With overlapping budgets the one starting last wins. The spend subquery is correlated on the
+    budget's own columns, so it walks the (project, date) index once per budget.
+    """
+    spend = (
+        CostEntry.objects.filter(project=OuterRef("project"), date__gte=OuterRef("period_start"), date__lte=period_end)
+        .order_by()
+        .values("project")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    budgets = (
+        Budget.objects.filter(
+            project__in=projects.values("pk"), category="", period_start__lte=period_end, period_end__gte=period_end
+        )
+        .annotate(spend=Coalesce(Subquery(spend, output_field=MONEY), Decimal(0), output_field=MONEY))
+        .order_by("project_id", "period_start", "pk")
+    )
+    return {budget.project_id: budget for budget in budgets}
 
 
 def _cost_figures(projects: QuerySet[Project], start: dt.date, end: dt.date) -> dict[int, dict[str, Any]]:
@@ -276,6 +285,7 @@ def status_report_data(
     projects = _scoped_projects(organization, project, end_dt)
     on_step(10, "Projects and budgets")
     rows = list(_project_rows(projects, period_end, end_dt))
+    budgets = _current_budgets(projects, period_end)
     on_step(30, "Costs and tokens")
     costs = _cost_figures(projects, period_start, period_end)
     on_step(50, "Status history and stage moves")
@@ -310,18 +320,17 @@ def status_report_data(
     sections, attention = [], []
     for p in rows:
         cost = costs.get(p.pk, {})
-        elapsed = total_days = None
-        forecast = None
-        if p.budget_amount is not None:
-            elapsed = (period_end - p.budget_start).days + 1
-            total_days = (p.budget_end - p.budget_start).days + 1
-            forecast = (p.budget_spend or Decimal(0)) / elapsed * total_days
+        budget = budgets.get(p.pk)
+        amount = budget_spend = forecast = None
+        if budget is not None:
+            amount, budget_spend = budget.amount, budget.spend
+            elapsed = (period_end - budget.period_start).days + 1
+            forecast = budget_spend / elapsed * ((budget.period_end - budget.period_start).days + 1)
         healths = trends.get(p.pk, [])
         stale = p.stage_asof != Stage.RETIRED and (
             p.last_status is None or (period_end - p.last_status).days > stale_days
         )
-        budget_spend = (p.budget_spend or Decimal(0)) if p.budget_amount is not None else None
-        over_budget = budget_spend is not None and budget_spend > p.budget_amount
+        over_budget = budget is not None and budget_spend > amount
         tokens = {k: cost.get(k) or 0 for k in ("input_tokens", "cached_input_tokens", "output_tokens")}
         section = {
             "id": p.pk,
@@ -338,14 +347,12 @@ def status_report_data(
             "last_status_date": p.last_status.isoformat() if p.last_status else None,
             "spend_period": _money(cost.get("spend_period") or Decimal(0)),
             "spend_to_date": _money(cost.get("spend_to_date") or Decimal(0)),
-            "budget": _money(p.budget_amount),
-            "budget_period": (
-                [p.budget_start.isoformat(), p.budget_end.isoformat()] if p.budget_amount is not None else None
-            ),
+            "budget": _money(amount),
+            "budget_period": [budget.period_start.isoformat(), budget.period_end.isoformat()] if budget else None,
             "budget_spend": _money(budget_spend),
-            "budget_used_pct": _pct(budget_spend, p.budget_amount),
+            "budget_used_pct": _pct(budget_spend, amount),
             "forecast_spend": _money(forecast),
-            "forecast_pct": _pct(forecast, p.budget_amount),
+            "forecast_pct": _pct(forecast, amount),
             "tokens": tokens | {"total": sum(tokens.values())},
             "unpriced_entries_period": cost.get("unpriced_period", 0),
             "unpriced_entries_to_date": cost.get("unpriced_to_date", 0),
