@@ -12,8 +12,9 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -241,3 +242,9 @@ class TokenRateThrottle(SimpleRateThrottle):
         else:
             ident = self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+@csrf_exempt  # nothing is written; a browser-style CSRF refusal would answer HTML instead of JSON
+def not_found(request, *args, **kwargs) -> JsonResponse:
+    """Answer any unknown API path (e.g. a malformed id) with the API's JSON 404, not an HTML page."""
+    return JsonResponse(_body("Not found.", "not_found"), status=404)

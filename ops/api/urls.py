@@ -1,6 +1,8 @@
+from django.urls import re_path
 from rest_framework.routers import DefaultRouter
 
 from ops.api import views
+from tracker.api import not_found
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -14,4 +16,5 @@ router.register("risks", views.RiskViewSet, basename="risk")
 router.register("reports", views.ReportViewSet, basename="report")
 
 app_name = "api-ops"
-urlpatterns = router.urls
+# Included last under api/v1/: whatever no router matched is the API's JSON 404.
+urlpatterns = [*router.urls, re_path(r"^.*$", not_found)]

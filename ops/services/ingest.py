@@ -96,7 +96,7 @@ def _choice(values: Sequence[str]) -> Callable[[Any], str]:
     allowed = set(values)
 
     def parse(value: Any) -> str:
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             raise _RowError(f"Choose one of {', '.join(values)}.")
         return value
 

@@ -8,7 +8,17 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from projects import selectors
-from projects.models import ApiToken, Membership, Organization, Project, Stage, StageTransition, StatusUpdate, Team
+from projects.models import (
+    ApiToken,
+    Health,
+    Membership,
+    Organization,
+    Project,
+    Stage,
+    StageTransition,
+    StatusUpdate,
+    Team,
+)
 from tracker.api import StrictModelSerializer, StrictSerializer
 
 User = get_user_model()
@@ -140,11 +150,17 @@ class ProjectSerializer(StrictModelSerializer):
     budget_total = serializers.DecimalField(max_digits=16, decimal_places=4, read_only=True)
     open_risks = serializers.IntegerField(read_only=True, help_text="Open or mitigating risks.")
     critical_risks = serializers.IntegerField(read_only=True, help_text="Open or mitigating critical risks.")
+    health = serializers.ChoiceField(
+        choices=Health.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="From the newest status update; blank before one.",
+    )
 
     class Meta:
         model = Project
         fields = PROJECT_FIELDS
-        read_only_fields = ["stage", "stage_entered_at", "health", "progress", "last_status_date"]
+        read_only_fields = ["stage", "stage_entered_at", "progress", "last_status_date"]
         extra_kwargs = {"slug": {"required": False}}
 
 
