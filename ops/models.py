@@ -430,6 +430,7 @@ class Risk(TimeStampedModel):
     )
     acceptance_justification = models.TextField(blank=True)
     acceptance_expires = models.DateField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
     status_note = models.TextField(blank=True, help_text="Why it was last accepted, closed or reopened.")
 

@@ -142,13 +142,14 @@ def risk_accept(*, risk: Risk, by: AbstractBaseUser, justification: str, expires
         errors["status"] = ["A closed risk cannot be accepted."]
     if errors:
         raise ValidationFailed(next(iter(errors.values()))[0], errors=errors)
-    risk.status, risk.accepted_by = RiskStatus.ACCEPTED, by
+    risk.status, risk.accepted_by, risk.accepted_at = RiskStatus.ACCEPTED, by, timezone.now()
     risk.acceptance_justification, risk.acceptance_expires = justification.strip(), expires
     risk.status_note = justification.strip()
     risk.save(
         update_fields=[
             "status",
             "accepted_by",
+            "accepted_at",
             "acceptance_justification",
             "acceptance_expires",
             "status_note",
