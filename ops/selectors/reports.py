@@ -17,9 +17,8 @@ from django.conf import settings
 from django.db.models import (
     Case,
     Count,
-    DecimalField,
-    Exists,
     F,
+    FilteredRelation,
     Max,
     OuterRef,
     Q,
@@ -30,6 +29,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import Coalesce, RowNumber
+from django.db.models.lookups import IsNull
 
 from ops.models import (
     Budget,
@@ -59,7 +59,6 @@ from projects.models import (
 Step = Callable[[int, str], None]
 CENT = Decimal("0.01")
 TENTH = Decimal("0.1")
-MONEY = DecimalField(max_digits=18, decimal_places=4)
 HEALTH_RANK = {Health.RED: 0, Health.AMBER: 1, Health.GREEN: 2}
 SEVERITIES = [s.value for s in Severity]
 
@@ -99,6 +98,19 @@ def _scoped_projects(organization: Organization, project: Project | None, end_dt
     return projects.filter(pk=project.pk) if project is not None else projects
 
 
+PROJECT_COLUMNS = [
+    "name",
+    "industry",
+    "stage",
+    "stage_entered_at",
+    "created_at",
+    "data_classification",
+    "ai_act_tier",
+    "human_oversight_owner_id",
+    "team__name",
+]
+
+
 def _unmet_gates(row: Project) -> list[str]:
     """Return the keys of the gates the project misses for its next, gated stage.
 
@@ -127,76 +139,85 @@ def _unmet_gates(row: Project) -> list[str]:
     return [key for key, passed in checks.items() if not passed]
 
 
-def _project_rows(projects: QuerySet[Project], period_end: dt.date, end_dt: dt.datetime) -> QuerySet[Project]:
-    """Annotate each project with its state as of the end of the period (one query)."""
+def _any(queryset: QuerySet) -> IsNull:
+    """Return whether the correlated `queryset` has a row, as an index probe per outer row.
+
+    PostgreSQL may run an EXISTS as a hash over the whole table, every organization's rows
+    included; a scalar subquery with LIMIT 1 is always an index lookup per row.
+    """
+    return IsNull(Subquery(queryset.order_by().values("pk")[:1]), False)
+
+
+def _project_rows(projects: QuerySet[Project], end_dt: dt.datetime) -> QuerySet[Project]:
+    """Annotate each project with its stage as of the end of the period and its gate checks (one query).
+
+    Every annotation is an index lookup per project (stage transitions by project and time, one
+    EXISTS per gate), so the query costs a few probes per project whatever the history behind it.
+    """
     before = StageTransition.objects.filter(project=OuterRef("pk"), at__lt=end_dt).order_by("-at", "-id")
     after = StageTransition.objects.filter(project=OuterRef("pk"), at__gte=end_dt).order_by("at", "id")
-    latest = StatusUpdate.objects.filter(project=OuterRef("pk"), date__lte=period_end).order_by(
-        "-date", "-created_at", "-id"
-    )
     assessed = RiskAssessment.objects.filter(risk__project=OuterRef("pk"))
+    critical = Risk.objects.filter(
+        project=OuterRef("pk"), status=RiskStatus.OPEN, severity=Severity.CRITICAL, mitigation_plan=""
+    )
     return (
         projects.order_by("name", "pk")
+        .only(*PROJECT_COLUMNS)
         .annotate(
             stage_asof=Coalesce(
                 Subquery(before.values("to_stage")[:1]), Subquery(after.values("from_stage")[:1]), F("stage")
             ),
             stage_since=Coalesce(
                 Subquery(before.values("at")[:1]),
-                Case(When(Exists(after), then=F("created_at")), default=F("stage_entered_at")),
+                Case(When(_any(after), then=F("created_at")), default=F("stage_entered_at")),
             ),
-            health_asof=Subquery(latest.values("health")[:1]),
-            progress_asof=Subquery(latest.values("progress")[:1]),
-            last_status=Subquery(latest.values("date")[:1]),
-            has_budget=Exists(Budget.objects.filter(project=OuterRef("pk"))),
-            has_infrastructure=Exists(InfrastructureComponent.objects.filter(project=OuterRef("pk"))),
-            has_assessment=Exists(assessed),
-            has_compliance_assessment=Exists(assessed.filter(risk__category=RiskCategory.COMPLIANCE)),
-            has_privacy_assessment=Exists(assessed.filter(risk__category=RiskCategory.DATA_PRIVACY)),
-            has_unmitigated_critical=Exists(
-                Risk.objects.filter(
-                    project=OuterRef("pk"), status=RiskStatus.OPEN, severity=Severity.CRITICAL, mitigation_plan=""
-                )
-            ),
-            has_metrics=Exists(QualityMetric.objects.filter(project=OuterRef("pk"))),
+            has_budget=_any(Budget.objects.filter(project=OuterRef("pk"))),
+            has_infrastructure=_any(InfrastructureComponent.objects.filter(project=OuterRef("pk"))),
+            has_assessment=_any(assessed),
+            has_compliance_assessment=_any(assessed.filter(risk__category=RiskCategory.COMPLIANCE)),
+            has_privacy_assessment=_any(assessed.filter(risk__category=RiskCategory.DATA_PRIVACY)),
+            has_unmitigated_critical=_any(critical),
+            has_metrics=_any(QualityMetric.objects.filter(project=OuterRef("pk"))),
         )
         .select_related("team")
     )
 
 
 def _current_budgets(projects: QuerySet[Project], period_end: dt.date) -> dict[int, Budget]:
-    """Return each project's overall budget covering the end of the period, with its spend so far (one query).
+    """Return each project's overall budget covering the end of the period (one query).
 
-    With overlapping budgets the one starting last wins. The spend subquery is correlated on the
-    budget's own columns, so it walks the (project, date) index once per budget.
+    With overlapping budgets the one starting last (then the one created last) wins.
     """
-    spend = (
-        CostEntry.objects.filter(project=OuterRef("project"), date__gte=OuterRef("period_start"), date__lte=period_end)
-        .order_by()
-        .values("project")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
     budgets = (
         Budget.objects.filter(
             project__in=projects.values("pk"), category="", period_start__lte=period_end, period_end__gte=period_end
         )
-        .annotate(spend=Coalesce(Subquery(spend, output_field=MONEY), Decimal(0), output_field=MONEY))
+        .only("project", "amount", "period_start", "period_end")
         .order_by("project_id", "period_start", "pk")
     )
     return {budget.project_id: budget for budget in budgets}
 
 
-def _cost_figures(projects: QuerySet[Project], start: dt.date, end: dt.date) -> dict[int, dict[str, Any]]:
-    """Return spend, tokens and unpriced counts per project id (one grouped query)."""
+def _cost_figures(
+    projects: QuerySet[Project], budgets: Iterable[Budget], start: dt.date, end: dt.date
+) -> dict[int, dict[str, Any]]:
+    """Return spend, spend in the current budget, tokens and unpriced counts per project id (one grouped query).
+
+    Each project's current budget (at most one) is joined to its entries, so the spend since the
+    budget started is one more filtered sum of the same pass instead of a second walk over the entries.
+    """
     in_period = Q(date__gte=start)
+    # An IN list of ids: a FilteredRelation condition cannot hold a subquery. At most one id per project.
+    current = FilteredRelation("project__budgets", condition=Q(project__budgets__in=[b.pk for b in budgets] or [0]))
     rows = (
         CostEntry.objects.filter(project__in=projects.values("pk"), date__lte=end)
+        .annotate(current_budget=current)
         .order_by()
         .values("project")
         .annotate(
             spend_period=Sum("amount", filter=in_period),
             spend_to_date=Sum("amount"),
+            spend_budget=Sum("amount", filter=Q(date__gte=F("current_budget__period_start"))),
             input_tokens=Sum("input_tokens", filter=in_period),
             cached_input_tokens=Sum("cached_input_tokens", filter=in_period),
             output_tokens=Sum("output_tokens", filter=in_period),
@@ -207,8 +228,11 @@ def _cost_figures(projects: QuerySet[Project], start: dt.date, end: dt.date) -> 
     return {row.pop("project"): row for row in rows}
 
 
-def _health_trends(projects: QuerySet[Project], end: dt.date) -> dict[int, list[str]]:
-    """Return the health of the last four status updates per project, oldest first (one window query)."""
+def _status_history(projects: QuerySet[Project], end: dt.date) -> dict[int, list[tuple[str, int, dt.date]]]:
+    """Return the last four status updates per project by the end of the period, newest first (one window query).
+
+    Each is (health, progress, date); the first is the project's status as of the end of the period.
+    """
     ranked = (
         StatusUpdate.objects.filter(project__in=projects.values("pk"), date__lte=end)
         .annotate(
@@ -219,13 +243,13 @@ def _health_trends(projects: QuerySet[Project], end: dt.date) -> dict[int, list[
             )
         )
         .filter(rank__lte=4)
-        .order_by("project_id", "-rank")
-        .values_list("project_id", "health")
+        .order_by("project_id", "rank")
+        .values_list("project_id", "health", "progress", "date")
     )
-    trends: dict[int, list[str]] = defaultdict(list)
-    for project_id, health in ranked:
-        trends[project_id].append(health)
-    return trends
+    history: dict[int, list[tuple[str, int, dt.date]]] = defaultdict(list)
+    for project_id, *update in ranked:
+        history[project_id].append(tuple(update))
+    return history
 
 
 def _trend_word(healths: list[str]) -> str:
@@ -283,13 +307,13 @@ def status_report_data(
     """Compute the status summary of a period: a section per project and portfolio totals."""
     start_dt, end_dt = period_bounds(organization, period_start, period_end)
     projects = _scoped_projects(organization, project, end_dt)
-    on_step(10, "Projects and budgets")
-    rows = list(_project_rows(projects, period_end, end_dt))
+    # Each step commits an UPDATE of the report row: a few, each before the queries that take the time.
+    on_step(10, "Projects, budgets and costs")
+    rows = list(_project_rows(projects, end_dt))
     budgets = _current_budgets(projects, period_end)
-    on_step(30, "Costs and tokens")
-    costs = _cost_figures(projects, period_start, period_end)
-    on_step(50, "Status history and stage moves")
-    trends = _health_trends(projects, period_end)
+    costs = _cost_figures(projects, budgets.values(), period_start, period_end)
+    on_step(60, "Status history, metrics, risks and infrastructure")
+    history = _status_history(projects, period_end)
     moves: dict[int, list[dict[str, str]]] = defaultdict(list)
     for move in StageTransition.objects.filter(
         project__in=projects.values("pk"), at__gte=start_dt, at__lt=end_dt
@@ -297,9 +321,7 @@ def status_report_data(
         moves[move.project_id].append(
             {"from": move.from_stage, "to": move.to_stage, "at": move.at.astimezone(organization.tzinfo).isoformat()}
         )
-    on_step(65, "Quality metrics")
     metrics = _latest_metrics(projects, period_end)
-    on_step(75, "Risks and infrastructure")
     # Portfolio-wide risks (no project) count in the organization's totals, not in a project report.
     scope = Q(project__in=projects.values("pk")) if project else Q(project__in=projects.values("pk")) | Q(project=None)
     risk_rows = list(
@@ -311,11 +333,16 @@ def status_report_data(
     risks_by_project: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
     for row in risk_rows:
         risks_by_project[row["project_id"]].append(row)
-    components = InfrastructureComponent.objects.filter(project__in=projects.values("pk")).order_by()
-    by_provider = dict(components.values_list("provider").annotate(n=Count("project", distinct=True)))
-    by_hosting = dict(components.values_list("hosting").annotate(n=Count("project", distinct=True)))
+    # Projects per provider and per hosting, counted from the distinct (project, provider, hosting) rows.
+    components = set(
+        InfrastructureComponent.objects.filter(project__in=projects.values("pk"))
+        .order_by()
+        .values_list("project", "provider", "hosting")
+        .distinct()
+    )
+    by_provider = Counter(provider for _, provider in {(pk, provider) for pk, provider, _ in components})
+    by_hosting = Counter(hosting for _, hosting in {(pk, hosting) for pk, _, hosting in components})
 
-    on_step(90, "Totals")
     stale_days = settings.RISK_SIGNAL_STALE_STATUS_DAYS
     sections, attention = [], []
     for p in rows:
@@ -323,13 +350,13 @@ def status_report_data(
         budget = budgets.get(p.pk)
         amount = budget_spend = forecast = None
         if budget is not None:
-            amount, budget_spend = budget.amount, budget.spend
+            amount, budget_spend = budget.amount, cost.get("spend_budget") or Decimal(0)
             elapsed = (period_end - budget.period_start).days + 1
             forecast = budget_spend / elapsed * ((budget.period_end - budget.period_start).days + 1)
-        healths = trends.get(p.pk, [])
-        stale = p.stage_asof != Stage.RETIRED and (
-            p.last_status is None or (period_end - p.last_status).days > stale_days
-        )
+        updates = history.get(p.pk, [])
+        health, progress, last_status = updates[0] if updates else ("", None, None)
+        healths = [update[0] for update in reversed(updates)]
+        stale = p.stage_asof != Stage.RETIRED and (last_status is None or (period_end - last_status).days > stale_days)
         over_budget = budget is not None and budget_spend > amount
         tokens = {k: cost.get(k) or 0 for k in ("input_tokens", "cached_input_tokens", "output_tokens")}
         section = {
@@ -340,11 +367,11 @@ def status_report_data(
             "stage": p.stage_asof,
             "days_in_stage": max((end_dt - p.stage_since).days, 0),
             "stage_moves": moves.get(p.pk, []),
-            "health": p.health_asof or "",
+            "health": health,
             "health_trend": healths,
             "health_direction": _trend_word(healths),
-            "progress": p.progress_asof,
-            "last_status_date": p.last_status.isoformat() if p.last_status else None,
+            "progress": progress,
+            "last_status_date": last_status.isoformat() if last_status else None,
             "spend_period": _money(cost.get("spend_period") or Decimal(0)),
             "spend_to_date": _money(cost.get("spend_to_date") or Decimal(0)),
             "budget": _money(amount),
@@ -382,8 +409,8 @@ def status_report_data(
         "by_stage": dict(Counter(s["stage"] for s in sections)),
         "by_health": dict(Counter(s["health"] or "none" for s in sections)),
         "by_industry": dict(Counter(s["industry"] for s in sections)),
-        "by_provider": by_provider,
-        "by_hosting": by_hosting,
+        "by_provider": dict(by_provider),
+        "by_hosting": dict(by_hosting),
         "spend_period": _money(total("spend_period")),
         "spend_to_date": _money(total("spend_to_date")),
         "budget": _money(total("budget")),
@@ -456,16 +483,16 @@ def risk_report_data(
     active = risks.filter(status__in=RiskStatus.active(), created_at__lt=end_dt)
     in_period = {"created_at__gte": start_dt, "created_at__lt": end_dt}
 
-    on_step(10, "Heat map")
+    on_step(10, "Heat map, categories, projects and top risks")
+    # One grouped query feeds the heat map, the severity bands and the categories (at most 25 × categories rows).
     matrix = [[0] * 5 for _ in range(5)]
-    for likelihood, impact, n in active.order_by().values_list("likelihood", "impact").annotate(n=Count("pk")):
-        matrix[likelihood - 1][impact - 1] = n
     by_severity = dict.fromkeys(SEVERITIES, 0)
-    for likelihood in range(1, 6):
-        for impact in range(1, 6):
-            by_severity[Severity.for_score(likelihood * impact).value] += matrix[likelihood - 1][impact - 1]
-    on_step(25, "Categories and projects")
-    by_category = dict(active.order_by().values_list("category").annotate(n=Count("pk")))
+    by_category: dict[str, int] = Counter()
+    cells = active.order_by("category").values_list("likelihood", "impact", "category").annotate(n=Count("pk"))
+    for likelihood, impact, category, n in cells:
+        matrix[likelihood - 1][impact - 1] += n
+        by_severity[Severity.for_score(likelihood * impact).value] += n
+        by_category[category] += n
     by_project = [
         {
             "project_id": row["project_id"],
@@ -483,8 +510,12 @@ def risk_report_data(
         )
         .order_by("-max_score", "project__name")
     ]
-    on_step(40, "Top risks and changes")
     top = [_risk_row(r, tz) for r in active.select_related("project", "owner").order_by("-score", "-impact", "pk")[:10]]
+    # Only risks reassessed in the period can have escalated: filtering on them first (a semi-join on
+    # the assessments of the period) keeps the three score lookups to those few risks.
+    reassessed = RiskAssessment.objects.filter(
+        risk__in=risks.values("pk"), assessed_at__gte=start_dt, assessed_at__lt=end_dt
+    ).values("risk_id")
     assessments = RiskAssessment.objects.filter(risk=OuterRef("pk"))
     score_before = Coalesce(
         Subquery(assessments.filter(assessed_at__lt=start_dt).order_by("-assessed_at", "-id").values("score")[:1]),
@@ -497,7 +528,7 @@ def risk_report_data(
     last_by_end = assessments.filter(assessed_at__lt=end_dt).order_by("-assessed_at", "-id")
     score_after = Subquery(last_by_end.values("score")[:1])
     escalated = (
-        risks.filter(Exists(assessments.filter(assessed_at__gte=start_dt, assessed_at__lt=end_dt)))
+        risks.filter(pk__in=reassessed)
         .annotate(score_before=score_before, score_after=score_after)
         .filter(score_after__gt=F("score_before"))
         .order_by("-score_after", "pk")
@@ -506,21 +537,19 @@ def risk_report_data(
         "new": _risk_list(risks.filter(**in_period).order_by("-score", "pk"), tz),
         "escalated": _risk_list(escalated, tz, score_before=F("score_before"), score_after=F("score_after")),
     }
-    on_step(70, "Closed, accepted and overdue")
+    on_step(50, "Changes in the period, overdue reviews and signals")
     lists |= {
         "closed": _risk_list(
             risks.filter(status=RiskStatus.CLOSED, closed_at__gte=start_dt, closed_at__lt=end_dt).order_by("pk"), tz
         ),
-        # Acceptance has no timestamp of its own: a risk accepted and last changed in the period.
         "accepted": _risk_list(
-            risks.filter(status=RiskStatus.ACCEPTED, updated_at__gte=start_dt, updated_at__lt=end_dt).order_by("pk"),
+            risks.filter(status=RiskStatus.ACCEPTED, accepted_at__gte=start_dt, accepted_at__lt=end_dt).order_by("pk"),
             tz,
         ),
         "overdue_reviews": _risk_list(
             active.filter(next_review_date__lte=period_end).order_by("next_review_date", "pk"), tz
         ),
     }
-    on_step(85, "Signals")
     signals = risks.filter(source=RiskSource.SIGNAL)
     lists |= {
         "signals_raised": _risk_list(signals.filter(**in_period).order_by("signal_rule", "pk"), tz),
@@ -538,7 +567,7 @@ def risk_report_data(
         "period": {"start": period_start.isoformat(), "end": period_end.isoformat()},
         "totals": {"open": sum(by_severity.values()), "by_severity": by_severity},
         "matrix": matrix,
-        "by_category": by_category,
+        "by_category": dict(by_category),
         "by_project": by_project,
         "top_risks": top,
         **lists,

@@ -220,7 +220,7 @@ def test_unmet_gates_agree_with_project_gates():
     RiskAssessment.objects.create(risk=privacy, assessed_at=at(1), likelihood=5, impact=5)
     bare = ProjectFactory(organization=org, stage=Stage.EVALUATION, ai_act_tier="high")
     idle = ProjectFactory(organization=org, stage=Stage.DEVELOPMENT)
-    rows = {p.pk: p for p in _project_rows(org.projects.all(), dt.date(2026, 3, 8), at(9, 0))}
+    rows = {p.pk: p for p in _project_rows(org.projects.all(), at(9, 0))}
     for project in (ready, bare, idle):
         following = {Stage.EVALUATION: Stage.PILOT, Stage.PILOT: Stage.PRODUCTION}.get(project.stage)
         expected = (
@@ -280,7 +280,7 @@ def risk_portfolio():
     with time_machine.travel(at(7), tick=False):
         accepted = risk("accepted", at(10, month=2), 2, 4)
         type(accepted).objects.filter(pk=accepted.pk).update(
-            status=RiskStatus.ACCEPTED, acceptance_justification="Low exposure", updated_at=at(7)
+            status=RiskStatus.ACCEPTED, acceptance_justification="Low exposure", accepted_at=at(7), updated_at=at(7)
         )
     risk("signal raised", at(5), 4, 4, source=RiskSource.SIGNAL, signal_rule="stale_status", signal_key="stale:1")
     risk(
