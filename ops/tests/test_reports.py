@@ -25,7 +25,7 @@ from ops.models import (
     RiskStatus,
 )
 from ops.selectors.reports import _project_rows, _unmet_gates, report_csv, report_markdown, report_week
-from ops.services import report_build, report_digest_send, report_request
+from ops.services import report_build, report_digest_send, report_request, risk_accept, risk_update
 from ops.tests.factories import (
     BudgetFactory,
     CostEntryFactory,
@@ -210,6 +210,37 @@ def test_project_over_budget_needs_attention():
     assert report.data["needs_attention"] == [{"id": project.pk, "name": "Spendy", "reasons": ["over_budget"]}]
 
 
+def test_budget_figures_use_the_latest_starting_of_overlapping_budgets_and_its_own_spend():
+    with time_machine.travel(BEFORE, tick=False):
+        org = OrganizationFactory()
+        project = ProjectFactory(organization=org, name="Overlap")
+    BudgetFactory(project=project, period_start=dt.date(2026, 1, 1), period_end=dt.date(2026, 12, 31), amount=1000)
+    BudgetFactory(project=project, period_start=dt.date(2026, 3, 1), period_end=dt.date(2026, 3, 31), amount=310)
+    # A category budget and one that has ended are not the project's overall budget at the end of the week.
+    BudgetFactory(project=project, category=CostCategory.INFERENCE, period_start=dt.date(2026, 3, 2), amount=1)
+    BudgetFactory(project=project, period_start=dt.date(2026, 2, 1), period_end=dt.date(2026, 2, 28), amount=5)
+    for date, amount in [(dt.date(2026, 2, 20), "90"), (dt.date(2026, 3, 1), "10"), (dt.date(2026, 3, 4), "30")]:
+        CostEntryFactory(project=project, date=date, amount=Decimal(amount))
+    section = build(ReportKind.STATUS, org).data["projects"][0]
+    assert section["budget"] == "310.00" and section["budget_period"] == ["2026-03-01", "2026-03-31"]
+    assert section["budget_spend"] == "40.00" and section["spend_to_date"] == "130.00"
+    # 40 over 8 days (1–8 March) → 31 days.
+    assert section["forecast_spend"] == "155.00" and section["budget_used_pct"] == "12.9"
+
+
+def test_providers_and_hosting_count_projects_not_components():
+    with time_machine.travel(BEFORE, tick=False):
+        org = OrganizationFactory()
+        one, other = ProjectFactory.create_batch(2, organization=org)
+    InfrastructureComponentFactory(project=one, provider="aws", hosting=Hosting.CLOUD)
+    InfrastructureComponentFactory(project=one, provider="aws", hosting=Hosting.CLOUD, name="Vector store")
+    InfrastructureComponentFactory(project=one, provider="gcp", hosting=Hosting.CLOUD, name="Batch")
+    InfrastructureComponentFactory(project=other, provider="aws", hosting=Hosting.LOCAL)
+    totals = build(ReportKind.STATUS, org).data["totals"]
+    assert totals["by_provider"] == {"aws": 2, "gcp": 1}
+    assert totals["by_hosting"] == {"cloud": 1, "local": 1}
+
+
 def test_unmet_gates_agree_with_project_gates():
     org = OrganizationFactory()
     ready = ProjectFactory(organization=org, stage=Stage.PILOT, data_classification=DataClassification.PERSONAL)
@@ -342,6 +373,27 @@ def test_risk_report_lists_the_changes_of_the_period(risk_portfolio):
     assert titles("overdue_reviews") == ["overdue"]
     assert titles("signals_raised") == ["signal raised"]
     assert titles("signals_cleared") == ["signal cleared"]
+
+
+def test_accepted_list_goes_by_the_time_of_acceptance_not_the_last_change():
+    with time_machine.travel(BEFORE, tick=False):
+        org = OrganizationFactory(timezone="UTC")
+        project = ProjectFactory(organization=org)
+        manager = MembershipFactory(organization=org, role=Role.MANAGER).user
+        earlier = RiskFactory(project=project, title="accepted earlier")
+        during = RiskFactory(project=project, title="accepted in the week")
+        risk_accept(risk=earlier, by=manager, justification="Low exposure", expires=dt.date(2026, 9, 1))
+    with time_machine.travel(at(5), tick=False):
+        risk_accept(risk=during, by=manager, justification="Vendor covers it", expires=dt.date(2026, 9, 1))
+        # Edited in the week, accepted before it: not an acceptance of the week.
+        risk_update(risk=earlier, by=manager, description="Reworded")
+    with time_machine.travel(at(10), tick=False):
+        risk_update(risk=during, by=manager, description="Edited after the week")
+    earlier.refresh_from_db()
+    during.refresh_from_db()
+    assert earlier.accepted_at == BEFORE and during.accepted_at == at(5)
+    accepted = build(ReportKind.RISK, org).data["accepted"]
+    assert [r["title"] for r in accepted["items"]] == ["accepted in the week"] and accepted["count"] == 1
 
 
 def test_risk_report_week_boundary_follows_the_organization_timezone():
@@ -486,7 +538,7 @@ def test_queries_per_report_do_not_grow_with_the_portfolio(kind, django_assert_m
             org = OrganizationFactory()
             _seed(org, n)
         report = ReportFactory(organization=org, kind=kind, period_start=WEEK[0], period_end=WEEK[1])
-        with django_assert_max_num_queries(25), CaptureQueriesContext(connection) as queries:
+        with django_assert_max_num_queries(18), CaptureQueriesContext(connection) as queries:
             built = report_build(report_id=report.pk)
         assert built.state == ReportState.READY
         counts.append(len(queries))
