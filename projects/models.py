@@ -6,6 +6,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
+from django.utils import timezone
 
 from tracker.models import TimeStampedModel
 
@@ -285,6 +286,7 @@ class StatusUpdate(TimeStampedModel):
     def __str__(self) -> str:
         return f"{self.project} {self.date} ({self.health})"
 
+
 class ApiToken(models.Model):
     """A personal API token. Only its SHA-256 hash is stored; the raw key is shown once."""
 
@@ -307,3 +309,43 @@ class ApiToken(models.Model):
     def is_active(self) -> bool:
         return self.revoked_at is None
 
+
+class AuditAction(models.TextChoices):
+    CREATE = "create", "Created"
+    UPDATE = "update", "Updated"
+    DELETE = "delete", "Deleted"
+
+
+class AuditEvent(models.Model):
+    """One recorded change: who, when, what (old → new). Append-only.
+
+    References are kept without database constraints and never cascade: history outlives the rows
+    it describes. On PostgreSQL a trigger refuses UPDATE and DELETE on this table.
+    """
+
+    at = models.DateTimeField(default=timezone.now)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+"
+    )
+    project = models.ForeignKey(Project, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+"
+    )
+    token = models.ForeignKey(ApiToken, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+")
+    actor_repr = models.CharField(max_length=300, help_text="Who, as it read at the time (user, token or system).")
+    action = models.CharField(max_length=8, choices=AuditAction.choices)
+    object_type = models.CharField(max_length=64, help_text="app_label.model")
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=300)
+    changes = models.JSONField(default=dict, help_text="field: [old, new]")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["project", "-at"]),
+            models.Index(fields=["object_type", "object_id", "-at"]),
+            models.Index(fields=["organization", "-at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_repr} {self.action} {self.object_type} {self.object_repr}"

@@ -158,6 +158,7 @@ def project_list_with_figures(*, user: AbstractBaseUser) -> QuerySet[Project]:
         critical_risks=risks(severity=Severity.CRITICAL),
     )
 
+
 def api_token_list(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
     """Return the user's API tokens, newest first, revoked ones included."""
     if not user.is_authenticated:
@@ -183,3 +184,14 @@ def status_update_list(*, user: AbstractBaseUser) -> QuerySet[StatusUpdate]:
 def stage_transition_list(*, user: AbstractBaseUser) -> QuerySet[StageTransition]:
     return StageTransition.objects.filter(project__in=project_list(user=user)).select_related("project", "by")
 
+
+def audit_history(*, project: Project | None = None, obj: object | None = None) -> QuerySet:
+    """Return the recorded changes of a project (everything in it) or of one object, newest first."""
+    from projects.models import AuditEvent
+
+    events = AuditEvent.objects.select_related("actor", "token")
+    if project is not None:
+        events = events.filter(project_id=project.pk)
+    if obj is not None:
+        events = events.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+    return events

@@ -329,3 +329,17 @@ def api_token_revoke(*, token: ApiToken, by: AbstractBaseUser) -> ApiToken:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
     return token
+
+
+def user_sessions_revoke(*, user: AbstractBaseUser) -> int:
+    """Sign the user out everywhere: delete every live session of theirs; return how many."""
+    from django.contrib.auth import SESSION_KEY
+    from django.contrib.sessions.models import Session
+
+    mine = [
+        session.pk
+        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+        if str(session.get_decoded().get(SESSION_KEY)) == str(user.pk)
+    ]
+    Session.objects.filter(pk__in=mine).delete()
+    return len(mine)

@@ -102,3 +102,20 @@ def test_a_50_mb_json_body_is_refused_unread(client):
 def test_malformed_content_length_is_a_400(client):
     response = client.post("/admin/login/", data="x", content_type="text/plain", CONTENT_LENGTH="abc")
     assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_sign_out_everywhere_revokes_every_session_of_the_user_only():
+    from django.test import Client
+
+    from projects.services import user_sessions_revoke
+
+    alice, bob = UserFactory(username="alice2"), UserFactory(username="bob2")
+    laptop, phone, other = Client(), Client(), Client()
+    laptop.force_login(alice)
+    phone.force_login(alice)
+    other.force_login(bob)
+    assert user_sessions_revoke(user=alice) == 2
+    assert laptop.get("/admin/").status_code == 302  # back to sign-in
+    assert phone.get("/admin/").status_code == 302
+    assert "_auth_user_id" in other.session
