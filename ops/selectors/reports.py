@@ -152,7 +152,7 @@ def _project_rows(projects: QuerySet[Project], end_dt: dt.datetime) -> QuerySet[
     """Annotate each project with its stage as of the end of the period and its gate checks (one query).
 
     Every annotation is an index lookup per project (stage transitions by project and time, one
-    EXISTS per gate), so the query costs a few probes per project whatever the history behind it.
+    probe per gate), so the query costs a few lookups per project whatever the history behind it.
     """
     before = StageTransition.objects.filter(project=OuterRef("pk"), at__lt=end_dt).order_by("-at", "-id")
     after = StageTransition.objects.filter(project=OuterRef("pk"), at__gte=end_dt).order_by("at", "id")
