@@ -170,9 +170,7 @@ def project_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "projects/project_form.html", {"form": form, "project": project})
 
 
-def project_page_context(
-    request: HttpRequest, project: Project, bound: Mapping[str, django_forms.Form] | None = None, **extra
-) -> dict:
+def project_page_context(project: Project, bound: Mapping[str, django_forms.Form] | None = None, **extra) -> dict:
     """Return the project page's context: its figures, a blank form per section, the forms being redisplayed."""
     detail = project_detail(project=project)
     today = services.organization_today(project.organization)
@@ -211,7 +209,7 @@ def _stage_state(stage: str, current: str) -> str:
 @organization_required
 def project_page(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_get(request, pk)
-    return render(request, "projects/project_detail.html", project_page_context(request, project))
+    return render(request, "projects/project_detail.html", project_page_context(project))
 
 
 def project_section_response(
@@ -229,13 +227,13 @@ def project_section_response(
         if not failed:
             messages.success(request, notice)
             return redirect(project)
-        return render(request, "projects/project_detail.html", project_page_context(request, project, bound, **extra))
+        return render(request, "projects/project_detail.html", project_page_context(project, bound, **extra))
     if failed:
         notice = ""
     else:
         project.refresh_from_db()
         bound = None
-    context = project_page_context(request, project, bound, notice=notice, section=section, **extra)
+    context = project_page_context(project, bound, notice=notice, section=section, **extra)
     parts = [render_to_string(f"projects/sections/{section}.html", context, request)]
     if not failed:
         # The change may have moved the health, the stage or a gate: refresh them too.
