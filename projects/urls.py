@@ -11,8 +11,10 @@ urlpatterns = [
     path("projects/new/", views.project_create, name="create"),
     path("projects/<int:pk>/", views.project_page, name="detail"),
     path("projects/<int:pk>/edit/", views.project_edit, name="edit"),
+    path("projects/<int:pk>/history/", views.project_history, name="history"),
     path("projects/<int:pk>/status/", views.status_update_create, name="status-create"),
     path("projects/<int:pk>/stage/", views.project_transition, name="transition"),
     path("account/tokens/", views.api_tokens, name="tokens"),
+    path("account/sign-out-everywhere/", views.sign_out_everywhere, name="sign-out-everywhere"),
     path("account/tokens/<int:pk>/revoke/", views.api_token_revoke, name="token-revoke"),
 ]

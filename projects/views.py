@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 
 from django import forms as django_forms
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -38,7 +39,7 @@ from projects.forms import (
 )
 from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role, Stage
-from projects.selectors import api_token_list, project_list, project_list_with_figures
+from projects.selectors import api_token_list, audit_history, project_list, project_list_with_figures
 from tracker.exceptions import DomainError, TransitionRefused
 
 PAGE_SIZE = 25
@@ -337,3 +338,24 @@ def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     services.api_token_revoke(token=token, by=request.user)
     messages.success(request, f"Token “{token.name}” revoked: requests using it are refused from now on.")
     return redirect("projects:tokens")
+
+
+HISTORY_PAGE_SIZE = 50
+
+
+@organization_required
+def project_history(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every recorded change of the project and of what belongs to it, newest first. Read-only."""
+    project = project_get(request, pk)
+    page = Paginator(audit_history(project=project), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "projects/project_history.html", {"project": project, "page": page})
+
+
+@login_required
+@require_POST
+def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
+    """End every session of the user, on every device, this one included."""
+    count = services.user_sessions_revoke(user=request.user)
+    logout(request)
+    messages.success(request, f"Signed out of {count} session{'s' if count != 1 else ''}.")
+    return redirect("login")

@@ -114,3 +114,30 @@ def test_the_admin_cannot_add_change_or_delete_history():
     assert not model_admin.has_add_permission(request)
     assert not model_admin.has_change_permission(request)
     assert not model_admin.has_delete_permission(request)
+
+
+def test_history_page_shows_changes_to_members_only(client, manager):
+    user, org = manager.user, manager.organization
+    with _as(user):
+        project = project_create(organization=org, by=user, name="Newsroom drafts")
+        project_update(project=project, by=user, summary="Drafts headlines")
+    viewer = MembershipFactory(organization=org, role=Role.VIEWER).user
+    client.force_login(viewer)
+    response = client.get(f"/projects/{project.pk}/history/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Drafts headlines" in body and user.username in body
+
+    outsider = MembershipFactory(role=Role.ADMIN).user
+    client.force_login(outsider)
+    assert client.get(f"/projects/{project.pk}/history/").status_code == 404
+
+
+def test_history_page_queries_do_not_grow_with_events(client, manager, django_assert_max_num_queries):
+    user, org = manager.user, manager.organization
+    project = project_create(organization=org, by=user, name="Query count")
+    for n in range(30):
+        project_update(project=project, by=user, summary=f"Revision {n}")
+    client.force_login(user)
+    with django_assert_max_num_queries(12):
+        assert client.get(f"/projects/{project.pk}/history/").status_code == 200

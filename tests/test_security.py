@@ -119,3 +119,30 @@ def test_sign_out_everywhere_revokes_every_session_of_the_user_only():
     assert laptop.get("/admin/").status_code == 302  # back to sign-in
     assert phone.get("/admin/").status_code == 302
     assert "_auth_user_id" in other.session
+
+
+@pytest.mark.django_db
+def test_sign_out_everywhere_button_ends_this_and_other_sessions(client):
+    from django.test import Client
+
+    from projects.tests.factories import MembershipFactory
+
+    user = MembershipFactory().user
+    other_device = Client()
+    other_device.force_login(user)
+    client.force_login(user)
+    response = client.post("/account/sign-out-everywhere/")
+    assert response.status_code == 302 and response.url == "/accounts/login/"
+    assert other_device.get("/").status_code == 302
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_sign_in_page_reports_a_lockout(client, settings):
+    settings.SIGNIN_MAX_FAILURES_PER_ACCOUNT = 2
+    UserFactory(username="erin")
+    for _ in range(2):
+        client.post("/accounts/login/", {"username": "erin", "password": "wrong"})
+    response = client.post("/accounts/login/", {"username": "erin", "password": PASSWORD})
+    assert response.status_code == 200
+    assert "Too many failed sign-ins" in response.content.decode()
