@@ -19,6 +19,7 @@ from drf_spectacular.utils import OpenApiExample
 from rest_framework import exceptions, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.relations import PKOnlyObject
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
@@ -166,7 +167,58 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
 class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
+    """A model serializer refusing unknown fields, with a faster read path for lists.
+
+    Reading a row field by field through DRF's `get_attribute` machinery costs more than the
+    query. Fields that read one plain attribute (model fields, annotations, foreign-key ids) are
+    read with `getattr` from a plan made once per serializer; the others take DRF's way.
+    """
+
+    def to_representation(self, instance):
+        plan = self.__dict__.get("_read_plan")
+        if plan is None:
+            plan = self._read_plan = self._make_read_plan(type(instance))
+        data = {}
+        for name, attname, field in plan:
+            if attname is None:
+                try:
+                    value = field.get_attribute(instance)
+                except serializers.SkipField:
+                    continue
+                if isinstance(value, PKOnlyObject):
+                    value = value.pk
+                    data[name] = None if value is None else value
+                    continue
+                data[name] = None if value is None else field.to_representation(value)
+            else:
+                value = getattr(instance, attname)
+                data[name] = None if value is None else field(value)
+        return data
+
+    def _make_read_plan(self, model: type) -> list[tuple[str, str | None, Any]]:
+        plan = []
+        for field in self._readable_fields:
+            source = field.source_attrs
+            simple = (
+                len(source) == 1
+                and not isinstance(
+                    field, serializers.BaseSerializer | serializers.SerializerMethodField | serializers.ManyRelatedField
+                )
+                and not callable(getattr(model, source[0], None))
+            )
+            if not simple:
+                plan.append((field.field_name, None, field))
+            elif isinstance(field, serializers.PrimaryKeyRelatedField) and field.pk_field is None:
+                plan.append((field.field_name, model._meta.get_field(source[0]).attname, _identity))
+            else:
+                plan.append((field.field_name, source[0], field.to_representation))
+        return plan
+
     def get_validators(self) -> list:
         # Uniqueness across rows is the services' call (they answer 409); DRF's own check would make
         # every field of a unique constraint required and query outside the caller's scope.

@@ -1,0 +1,256 @@
+"""Benchmark of the REST API: the projects list and bulk cost ingestion, against their floors.
+
+`run()` re-executes this module in a child process on its own database (DATABASE_URL + "_api_bench",
+created and migrated if missing), so the benchmark never touches the working or test database.
+Everything goes through the full Django stack (middleware, token authentication, throttling,
+serializers) with Django's test client:
+
+- projects list, one page of 100 with its figures (spend, budget, risk counts, health), in
+  requests per second, against a minimal Django view answering the same rows from the same
+  queryset with `.values()` (target: ratio ≥ 0.5);
+- `POST /api/v1/costs/bulk/` with 10,000 entries, against inserting the same rows with psycopg
+  `COPY` (target: ≤ 5× the COPY time), and the peak Python memory of that request measured with
+  tracemalloc in a separate run (target: ≤ 200 MB).
+
+Run: `python -m bench api` or through `python -m bench`.
+"""
+
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+PAGE = 100
+LIST_REQUESTS = 200
+BULK_ROWS = 10_000
+BULK_REPEATS = 5
+TARGET_LIST_RATIO = 0.5
+TARGET_COPY_RATIO = 5.0
+TARGET_PEAK_MB = 200
+
+
+def bench_db_url() -> str:
+    url = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tracker"))
+    return urlunparse(url._replace(path=url.path.rstrip("/") + "_api_bench"))
+
+
+def run() -> None:
+    """Run the benchmark in a child process on the bench database and print its figures."""
+    env = os.environ | {"DATABASE_URL": bench_db_url(), "DJANGO_SETTINGS_MODULE": "tracker.settings"}
+    subprocess.run([sys.executable, "-m", "bench.api", "--child"], cwd=BASE_DIR, env=env, check=True)
+
+
+def _ensure_database() -> None:
+    import psycopg
+
+    url = urlparse(os.environ["DATABASE_URL"])
+    name = url.path.lstrip("/")
+    admin = urlunparse(url._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _portfolio():
+    """Create (afresh) one organization with 100 projects, their costs, budgets and risks; return its admin."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from ops.models import Budget, CostEntry, Risk
+    from projects.models import Membership, Organization, Project, Role
+
+    Organization.objects.filter(slug="api-bench").delete()
+    user, _ = get_user_model().objects.get_or_create(username="api-bench")
+    organization = Organization.objects.create(name="API bench", slug="api-bench")
+    Membership.objects.create(user=user, organization=organization, role=Role.ADMIN)
+    now = timezone.now()
+    projects = Project.objects.bulk_create(
+        Project(organization=organization, name=f"Project {i:03}", slug=f"p-{i}", stage_entered_at=now, health="green")
+        for i in range(PAGE)
+    )
+    day = dt.date(2026, 1, 1)
+    CostEntry.objects.bulk_create(
+        CostEntry(project=p, date=day + dt.timedelta(n), category="inference", amount=Decimal("10.5"))
+        for p in projects
+        for n in range(20)
+    )
+    Budget.objects.bulk_create(
+        Budget(project=p, period_start=day, period_end=dt.date(2026, 12, 31), amount=Decimal(1000)) for p in projects
+    )
+    Risk.objects.bulk_create(
+        Risk(organization=organization, project=p, title=f"Risk {n}", category="cost", likelihood=n + 1, impact=4)
+        for p in projects
+        for n in range(3)
+    )
+    return user, projects
+
+
+def _rate(action, requests: int) -> float:
+    for _ in range(10):
+        action()  # warm caches, connections and the URL resolver
+    started = time.perf_counter()
+    for _ in range(requests):
+        action()
+    return requests / (time.perf_counter() - started)
+
+
+def _bench_list(user, client) -> tuple[float, float]:
+    from django.http import JsonResponse
+    from django.test import Client, override_settings
+    from django.urls import include, path
+
+    from projects.api.serializers import PROJECT_FIELDS
+    from projects.selectors import project_list_with_figures
+
+    def minimal(request):
+        rows = list(project_list_with_figures(user=user).order_by("name").values(*PROJECT_FIELDS)[:PAGE])
+        return JsonResponse({"results": rows})
+
+    urlconf = type("BenchUrls", (), {"urlpatterns": [path("minimal/", minimal), path("", include("tracker.urls"))]})
+    api = _rate(lambda: _ok(client.get(f"/api/v1/projects/?page_size={PAGE}&ordering=name")), LIST_REQUESTS)
+    with override_settings(ROOT_URLCONF=urlconf):
+        plain = Client()
+        floor = _rate(lambda: _ok(plain.get("/minimal/")), LIST_REQUESTS)
+    return api, floor
+
+
+def _ok(response):
+    assert response.status_code in (200, 201), (response.status_code, response.content[:300])
+    return response
+
+
+def _rows(projects, run: int) -> list[dict]:
+    return [
+        {
+            "project": projects[i % len(projects)].pk,
+            "date": (dt.date(2026, 1, 1) + dt.timedelta(i % 365)).isoformat(),
+            "category": "inference",
+            "amount": f"{i % 1000}.25",
+            "description": "Nightly invoice line",
+            "model": "gpt-4o",
+            "input_tokens": 1000 + i,
+            "output_tokens": 200 + i,
+            "external_id": f"bench-{run}-{i}",
+        }
+        for i in range(BULK_ROWS)
+    ]
+
+
+def _copy(rows: list[dict]) -> float:
+    """Insert the rows with psycopg COPY in one transaction; return the seconds it took."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    columns = [
+        "project_id",
+        "date",
+        "category",
+        "amount",
+        "description",
+        "model",
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "requests",
+        "gpu_hours",
+        "energy_kwh",
+        "source",
+        "external_id",
+        "created_at",
+        "updated_at",
+    ]
+    now = timezone.now()
+    started = time.perf_counter()
+    sql = f"COPY ops_costentry ({', '.join(columns)}) FROM STDIN"
+    with transaction.atomic(), connection.cursor() as cursor, cursor.connection.cursor().copy(sql) as copy:
+        for r in rows:
+            copy.write_row(
+                (
+                    r["project"],
+                    dt.date.fromisoformat(r["date"]),
+                    r["category"],
+                    Decimal(r["amount"]),
+                    r["description"],
+                    r["model"],
+                    r["input_tokens"],
+                    0,
+                    r["output_tokens"],
+                    0,
+                    Decimal(0),
+                    Decimal(0),
+                    "api",
+                    r["external_id"] + "-copy",
+                    now,
+                    now,
+                )
+            )
+    return time.perf_counter() - started
+
+
+def _bench_bulk(projects, client) -> tuple[float, float, float]:
+    from ops.models import CostEntry
+
+    api_times, copy_times = [], []
+    for run in range(BULK_REPEATS):
+        body = json.dumps({"entries": _rows(projects, run)})
+        started = time.perf_counter()
+        response = _ok(client.post("/api/v1/costs/bulk/", body, content_type="application/json"))
+        api_times.append(time.perf_counter() - started)
+        assert json.loads(response.content)["created"] == BULK_ROWS
+        copy_times.append(_copy(_rows(projects, run)))
+        CostEntry.objects.filter(external_id__startswith="bench-").delete()
+
+    body = json.dumps({"entries": _rows(projects, BULK_REPEATS)})
+    tracemalloc.start()
+    _ok(client.post("/api/v1/costs/bulk/", body, content_type="application/json"))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    CostEntry.objects.filter(external_id__startswith="bench-").delete()
+    return statistics.median(api_times), statistics.median(copy_times), peak / 2**20
+
+
+def _child() -> None:
+    import django
+
+    _ensure_database()
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.test import Client
+
+    from projects.services import api_token_create
+
+    settings.ALLOWED_HOSTS = ["testserver"]
+    settings.DEBUG = False
+    # The benchmark measures the stack, not the per-token rate limit.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"api": "1000000/minute"}}
+    call_command("migrate", verbosity=0)
+    user, projects = _portfolio()
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=user, name='bench')[1]}")
+
+    api, floor = _bench_list(user, client)
+    ratio = api / floor
+    print(f"projects list, page of {PAGE}: API {api:.0f} req/s, minimal .values() view {floor:.0f} req/s")
+    print(f"  ratio {ratio:.2f} (target ≥ {TARGET_LIST_RATIO}) {'OK' if ratio >= TARGET_LIST_RATIO else 'MISSED'}")
+
+    bulk, copy, peak = _bench_bulk(projects, client)
+    factor = bulk / copy
+    print(f"bulk costs, {BULK_ROWS:,} entries: API {bulk * 1000:.0f} ms, psycopg COPY {copy * 1000:.0f} ms (medians)")
+    print(f"  {factor:.1f}× COPY (target ≤ {TARGET_COPY_RATIO}×) {'OK' if factor <= TARGET_COPY_RATIO else 'MISSED'}")
+    print(f"  peak memory of the request {peak:.0f} MB (target ≤ {TARGET_PEAK_MB} MB)", end=" ")
+    print("OK" if peak <= TARGET_PEAK_MB else "MISSED")
+
+
+if __name__ == "__main__":
+    if "--child" in sys.argv:
+        _child()
+    else:
+        run()
