@@ -93,15 +93,21 @@ def _scope(instance: models.Model) -> dict[str, int | None]:
     return {"organization_id": organization_id, "project_id": project_id}
 
 
-def _event(instance: models.Model, action: str, changes: dict[str, list[object]]) -> AuditEvent:
+def _event(
+    instance: models.Model,
+    action: str,
+    changes: dict[str, list[object]],
+    scope: dict[str, int | None] | None = None,
+    actor: dict[str, object] | None = None,
+) -> AuditEvent:
     return AuditEvent(
         action=action,
         object_type=instance._meta.label_lower,
         object_id=str(instance.pk),
         object_repr=str(instance)[:300],
         changes=changes,
-        **_scope(instance),
-        **_actor(),
+        **(scope or _scope(instance)),
+        **(actor or _actor()),
     )
 
 
@@ -131,11 +137,24 @@ def _after_delete(sender, instance: models.Model, **kwargs) -> None:
 
 
 def audit_record_created(instances: Iterable[models.Model]) -> None:
-    """Record creations made with `bulk_create`, which sends no signals."""
-    AuditEvent.objects.bulk_create(
-        [_event(i, AuditAction.CREATE, {k: [None, v] for k, v in _snapshot(i).items()}) for i in instances],
-        batch_size=1000,
-    )
+    """Record creations made with `bulk_create`, which sends no signals (one query per 1,000 rows)."""
+    from projects.models import Project
+
+    instances = list(instances)
+    project_ids = {getattr(i, "project_id", None) for i in instances} - {None}
+    organization_of = dict(Project.objects.filter(pk__in=project_ids).values_list("pk", "organization_id"))
+    actor = _actor()
+    events = [
+        _event(
+            i,
+            AuditAction.CREATE,
+            {k: [None, v] for k, v in _snapshot(i).items()},
+            scope={"organization_id": organization_of.get(i.project_id), "project_id": i.project_id},
+            actor=actor,
+        )
+        for i in instances
+    ]
+    AuditEvent.objects.bulk_create(events, batch_size=1000)
 
 
 def connect() -> None:

@@ -141,3 +141,58 @@ def test_history_page_queries_do_not_grow_with_events(client, manager, django_as
     client.force_login(user)
     with django_assert_max_num_queries(12):
         assert client.get(f"/projects/{project.pk}/history/").status_code == 200
+
+
+def test_api_history_names_the_token_and_covers_bulk_ingest(client, manager):
+    from projects.services import api_token_create
+
+    user, org = manager.user, manager.organization
+    project = project_create(organization=org, by=user, name="Gateway")
+    token, raw = api_token_create(user=user, name="gateway-nightly")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    rows = [
+        {
+            "project": project.pk,
+            "date": f"2026-03-0{d}",
+            "category": "inference",
+            "amount": "1.50",
+            "external_id": f"n-{d}",
+        }
+        for d in (1, 2, 3)
+    ]
+    assert client.post(
+        "/api/v1/costs/bulk/", {"entries": rows}, content_type="application/json", **auth
+    ).status_code in (
+        200,
+        201,
+    )
+    body = client.get(f"/api/v1/projects/{project.pk}/history/", **auth).json()
+    costs = [e for e in body["results"] if e["object_type"] == "ops.costentry"]
+    assert len(costs) == 3
+    assert all(e["token"] == token.pk and "gateway-nightly" in e["actor_repr"] for e in costs)
+    assert body["results"][-1]["object_type"] == "projects.project"  # oldest last
+
+
+def test_api_risk_history_and_no_way_to_write_history(client, manager):
+    user, org = manager.user, manager.organization
+    project = project_create(organization=org, by=user, name="Scribe")
+    client.force_login(user)
+    created = client.post(
+        "/api/v1/risks/",
+        {"project": project.pk, "title": "Leaks", "category": "data_privacy", "likelihood": 2, "impact": 3},
+        content_type="application/json",
+    )
+    risk_id = created.json()["id"]
+    client.patch(f"/api/v1/risks/{risk_id}/", {"likelihood": 4}, content_type="application/json")
+    events = client.get(f"/api/v1/risks/{risk_id}/history/").json()["results"]
+    assert [e["action"] for e in events] == ["update", "create"]
+    assert events[0]["changes"]["likelihood"] == [2, 4]
+    for method in ("post", "put", "patch", "delete"):
+        response = getattr(client, method)(f"/api/v1/risks/{risk_id}/history/", {}, content_type="application/json")
+        assert response.status_code == 405
+
+
+def test_history_of_another_organizations_project_is_a_404(client, manager):
+    project = project_create(organization=manager.organization, by=manager.user, name="Private")
+    client.force_login(MembershipFactory(role=Role.ADMIN).user)
+    assert client.get(f"/api/v1/projects/{project.pk}/history/").status_code == 404

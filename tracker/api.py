@@ -6,6 +6,7 @@ The schema and the base viewset live in `tracker.api_views`.
 
 import datetime as dt
 import hashlib
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -16,7 +17,8 @@ from django.http import Http404, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample
-from rest_framework import exceptions, serializers
+from redis.exceptions import RedisError
+from rest_framework import exceptions, parsers, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.relations import PKOnlyObject
@@ -25,6 +27,8 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from tracker.exceptions import DomainError, TransitionRefused
+
+logger = logging.getLogger(__name__)
 
 # --- Errors -------------------------------------------------------------------------------------
 
@@ -207,7 +211,12 @@ class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
             simple = (
                 len(source) == 1
                 and not isinstance(
-                    field, serializers.BaseSerializer | serializers.SerializerMethodField | serializers.ManyRelatedField
+                    field,
+                    serializers.BaseSerializer
+                    | serializers.SerializerMethodField
+                    | serializers.ManyRelatedField
+                    # A ModelField (e.g. a GeneratedField) reads from the instance, not from a value.
+                    | serializers.ModelField,
                 )
                 and not callable(getattr(model, source[0], None))
             )
@@ -259,10 +268,24 @@ class TokenAuthentication(BaseAuthentication):
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now
+        request._request.audit_token = token  # the audit history names the token, not just its user
         return token.user, token
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
+
+
+# --- Parsing ------------------------------------------------------------------------------------
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, except that too deeply nested input is a 400, not a RecursionError (500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:
+            raise exceptions.ParseError("JSON parse error - the document is nested too deeply.") from exc
 
 
 # --- Pagination and throttling ------------------------------------------------------------------
@@ -284,6 +307,15 @@ class TokenRateThrottle(SimpleRateThrottle):
     def get_rate(self) -> str | None:
         # Read at call time, so a settings override (tests, the benchmark) applies.
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def allow_request(self, request, view) -> bool:
+        # Fail open while the cache (Redis) is down: refusing every API call would turn a cache
+        # outage into a full API outage; going unthrottled for that time is the lesser harm, and logged.
+        try:
+            return super().allow_request(request, view)
+        except RedisError as exc:
+            logger.warning("API throttling skipped: the cache is unavailable: %s", exc)
+            return True
 
     def get_cache_key(self, request, view) -> str | None:
         token = request.auth

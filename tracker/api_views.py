@@ -61,3 +61,29 @@ class ScopedViewSet(viewsets.GenericViewSet):
         if self.action == "create" and self.create_serializer_class is not None:
             return self.create_serializer_class
         return super().get_serializer_class()
+
+
+class AuditEventSerializer(serializers.Serializer):
+    """One recorded change (read-only: history is never edited)."""
+
+    id = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    actor = serializers.IntegerField(source="actor_id", allow_null=True, help_text="User id; null for the system.")
+    token = serializers.IntegerField(source="token_id", allow_null=True, help_text="API token id, when one was used.")
+    actor_repr = serializers.CharField(help_text="Who, as it read at the time.")
+    action = serializers.ChoiceField(choices=["create", "update", "delete"])
+    object_type = serializers.CharField(help_text="app_label.model, e.g. ops.risk")
+    object_id = serializers.CharField()
+    object_repr = serializers.CharField()
+    changes = serializers.DictField(
+        child=serializers.ListField(child=serializers.JSONField(), min_length=2, max_length=2),
+        help_text="field: [old, new]",
+    )
+
+
+class HistoryMixin:
+    """`GET …/{id}/history/`: the object's recorded changes, newest first, paginated."""
+
+    def history_response(self, events: QuerySet):
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(AuditEventSerializer(page, many=True).data)

@@ -34,8 +34,8 @@ from ops.selectors import api as selectors
 from ops.services import costs, infrastructure
 from ops.services.ingest import IngestResult
 from projects.models import Organization
-from projects.selectors import organization_list
-from tracker.api_views import ScopedViewSet
+from projects.selectors import audit_history, organization_list
+from tracker.api_views import AuditEventSerializer, HistoryMixin, ScopedViewSet
 from tracker.exceptions import ValidationFailed
 
 READ = (mixins.ListModelMixin, mixins.RetrieveModelMixin)
@@ -223,7 +223,7 @@ class QualityMetricViewSet(*READ, *WRITE, ScopedViewSet):
     accept=extend_schema(summary="Accept a risk (managers)", request=RiskAcceptSerializer),
     close=extend_schema(summary="Close a risk", request=RiskCloseSerializer),
 )
-class RiskViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, ScopedViewSet):
+class RiskViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, HistoryMixin, ScopedViewSet):
     """The risk register. Risks are closed (with a note), not deleted."""
 
     selector = selectors.risk_list
@@ -256,6 +256,13 @@ class RiskViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, Scope
         body.is_valid(raise_exception=True)
         risk = services.risk_close(risk=risk, by=request.user, **body.validated_data)
         return Response(RiskSerializer(risk, context=self.get_serializer_context()).data)
+
+    @extend_schema(
+        summary="The risk's history: every recorded change, newest first", responses=AuditEventSerializer(many=True)
+    )
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, pk: str) -> Response:
+        return self.history_response(audit_history(obj=self.get_object()))
 
 
 @extend_schema_view(

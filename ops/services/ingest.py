@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ops.models import CostCategory, CostEntry, CostSource, ModelPrice
+from projects.audit import audit_record_created
 from projects.models import Membership, Project, Role
 from tracker.exceptions import NotPermitted, ValidationFailed
 
@@ -255,7 +256,9 @@ def _insert(rows: list[dict[str, Any]], indexes: list[int], by: AbstractBaseUser
         )
         for i in indexes
     ]
-    return CostEntry.objects.bulk_create(entries)
+    created = CostEntry.objects.bulk_create(entries)
+    audit_record_created(created)  # bulk_create sends no signals
+    return created
 
 
 @transaction.atomic

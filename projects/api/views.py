@@ -24,7 +24,7 @@ from projects.api.serializers import (
 )
 from projects.models import Organization, Role
 from tracker.api import TransitionErrorSerializer
-from tracker.api_views import ScopedViewSet
+from tracker.api_views import AuditEventSerializer, HistoryMixin, ScopedViewSet
 from tracker.exceptions import NotPermitted, ValidationFailed
 
 READ = (mixins.ListModelMixin, mixins.RetrieveModelMixin)
@@ -109,7 +109,7 @@ class MembershipViewSet(
         },
     ),
 )
-class ProjectViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, ScopedViewSet):
+class ProjectViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, HistoryMixin, ScopedViewSet):
     """Projects of your organizations. Archive a project (`archived: true`) instead of deleting it."""
 
     selector = selectors.project_list_with_figures
@@ -147,6 +147,14 @@ class ProjectViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, Sc
         body.is_valid(raise_exception=True)
         moved = services.project_transition(project=project, by=request.user, **body.validated_data)
         return Response(TransitionSerializer(moved).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="The project's history: every recorded change to it and what belongs to it, newest first",
+        responses=AuditEventSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, pk: str) -> Response:
+        return self.history_response(selectors.audit_history(project=self.get_object()))
 
 
 class StatusUpdateViewSet(*READ, mixins.CreateModelMixin, ScopedViewSet):
