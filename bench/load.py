@@ -1,0 +1,303 @@
+"""Load test: 32 concurrent clients for 60 s against gunicorn, mixed reads and writes, with no errors allowed.
+
+`run()` builds a production-like server on its own database (DATABASE_URL + "_load", dropped and
+recreated): migrations, the demo portfolio plus 200 synthetic projects (`seed_demo --projects 200`),
+static files collected into a temporary STATIC_ROOT, one API token per client for demo-contributor,
+then gunicorn from gunicorn.conf.py (DJANGO_DEBUG=false, workers as configured, persistent database
+connections, throttling counters in Redis) on a free port of 127.0.0.1. Locust (bench/locustfile.py)
+then runs headless: each client signs in through the web form once, then loops with no think time over
+
+- the dashboard, the project list and a project page (web UI, signed-in session; weights 3, 3, 3);
+- a status update (`POST /api/v1/status-updates/`, token; weight 2);
+- a bulk cost ingest of 50–100 new entries (`POST /api/v1/costs/bulk/`, token; weight 1).
+
+It prints requests, failures, requests/s and p50/p95/p99 latency per endpoint and in total, the
+failures and any server errors logged, writes bench-results/load.json, and exits non-zero (FAIL)
+when any request failed. gunicorn is always stopped.
+
+Run: `python -m bench load` (or `python -m bench.load --seconds 10 --users 8` for a quick try;
+LOAD_SECONDS and LOAD_USERS do the same; LOAD_REUSE_DB=1 keeps the existing load database instead
+of recreating it, as seeding takes minutes — the seed is idempotent and every run's external ids new).
+"""
+
+import argparse
+import csv
+import io
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SYNTHETIC_PROJECTS = 200
+TOKEN_USER = "demo-contributor"
+STARTUP_TIMEOUT = 300  # workers import Django in parallel; minutes on a saturated 2-core machine
+STOP_TIMEOUT = 30
+
+
+def bench_db_url() -> str:
+    url = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tracker"))
+    return urlunparse(url._replace(path=url.path.rstrip("/") + "_load"))
+
+
+def _server_env(static_root: Path) -> dict[str, str]:
+    """Production settings (README, Deploy), on the load database, for plain HTTP on 127.0.0.1."""
+    redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    return os.environ | {
+        "DATABASE_URL": bench_db_url(),
+        "DJANGO_SETTINGS_MODULE": "tracker.settings",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DATABASE_CONN_MAX_AGE": "60",
+        "DJANGO_STATIC_ROOT": str(static_root),
+        "CACHE_URL": redis,
+        "CELERY_BROKER_URL": redis,
+        "LOG_FORMAT": "json",
+    }
+
+
+def _recreate_database(url: str) -> None:
+    import psycopg
+
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    admin = urlunparse(parsed._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _prepare(*, clients: int, config_path: Path, credentials: Path) -> None:
+    """In the child: migrate, collect static files, seed, create the tokens; write the locust config."""
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from projects.models import Membership, Project
+
+    call_command("migrate", verbosity=0)
+    # The production storage needs the manifest of hashed names to render pages; compressing every
+    # file (gzip and brotli, minutes on a busy machine) only matters for serving them, which the load
+    # never asks: collect with the plain manifest storage, whose manifest the production one reads.
+    settings.STORAGES = settings.STORAGES | {
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"}
+    }
+    call_command("collectstatic", interactive=False, verbosity=0)
+    # New demo passwords every time: a reused database (LOAD_REUSE_DB) has none to show otherwise.
+    call_command(
+        "seed_demo",
+        projects=SYNTHETIC_PROJECTS,
+        no_progress=True,
+        reset_passwords=True,
+        credentials_file=credentials,
+        stdout=io.StringIO(),
+    )
+    tokens = []
+    for n in range(clients):
+        out = io.StringIO()
+        call_command("create_api_token", TOKEN_USER, name=f"load {n + 1:02d}", stdout=out)
+        tokens.append(out.getvalue().strip().splitlines()[-1])
+    organization = Membership.objects.get(user__username=TOKEN_USER).organization
+    projects = list(
+        Project.objects.filter(organization=organization, archived=False).order_by("pk").values_list("pk", flat=True)
+    )
+    logins = [
+        line.split()[:2] for line in credentials.read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
+    config_path.write_text(json.dumps({"logins": logins, "tokens": tokens, "projects": projects}))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_serving(server: subprocess.Popen, host: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"gunicorn exited ({server.returncode}) at start:\n{_tail(log)}")
+        try:
+            with urllib.request.urlopen(f"{host}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    sys.exit(f"gunicorn did not answer /healthz within {STARTUP_TIMEOUT}s:\n{_tail(log)}")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """Stop gunicorn gracefully (TERM to the master stops its workers), or kill it."""
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def _server_errors(log: Path) -> list[str]:
+    """Error lines of the server log: the app's JSON records at ERROR or with a 5xx, gunicorn's [ERROR] lines."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            failed = record.get("level") in ("ERROR", "CRITICAL") or record.get("status", 0) >= 500
+        else:
+            failed = "[ERROR]" in line or "Traceback" in line
+        if failed:
+            found.append(line)
+    return found
+
+
+def _stats(prefix: Path, seconds: int) -> list[dict]:
+    rows = []
+    with open(f"{prefix}_stats.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows.append(
+                {
+                    "endpoint": "total" if row["Name"] == "Aggregated" else row["Name"],
+                    "method": row["Type"],
+                    "requests": int(row["Request Count"]),
+                    "failures": int(row["Failure Count"]),
+                    # Over the whole run, sign-in included, so endpoints add up to the total.
+                    "rps": round(int(row["Request Count"]) / seconds, 1),
+                    "p50_ms": _ms(row["50%"]),
+                    "p95_ms": _ms(row["95%"]),
+                    "p99_ms": _ms(row["99%"]),
+                    "max_ms": round(float(row["Max Response Time"] or 0)),
+                }
+            )
+    return rows
+
+
+def _ms(value: str) -> int | None:
+    return None if value in ("", "N/A") else int(float(value))
+
+
+def _failures(prefix: Path) -> list[dict]:
+    path = Path(f"{prefix}_failures.csv")
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return [
+            {"endpoint": r["Name"], "error": r["Error"], "occurrences": int(r["Occurrences"])}
+            for r in csv.DictReader(handle)
+        ]
+
+
+def _report(rows: list[dict], *, clients: int, seconds: int, workers: str) -> None:
+    print(f"\nLoad: {clients} clients, {seconds} s, gunicorn {workers} workers on {os.cpu_count()} CPUs, no think time")
+    print(f"{'endpoint':<22} {'requests':>9} {'failures':>9} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}")
+    for r in rows:
+        if r["endpoint"] == "total":
+            print("-" * 74)
+        cells = [r[k] if r[k] is not None else "-" for k in ("p50_ms", "p95_ms", "p99_ms")]
+        print(
+            f"{r['endpoint']:<22} {r['requests']:>9} {r['failures']:>9} {r['rps']:>7.1f} "
+            f"{cells[0]:>7} {cells[1]:>7} {cells[2]:>7}"
+        )
+
+
+def run(seconds: int | None = None, clients: int | None = None) -> None:
+    """Seed the load database, start gunicorn, run locust against it, print the figures; FAIL on any error."""
+    seconds = seconds or int(os.environ.get("LOAD_SECONDS", "60"))
+    clients = clients or int(os.environ.get("LOAD_USERS", "32"))
+    with tempfile.TemporaryDirectory(prefix="tracker-load-") as tmp:
+        work = Path(tmp)
+        env = _server_env(work / "static")
+        print(f"Preparing {urlparse(env['DATABASE_URL']).path.lstrip('/')}: migrate, static, seed, tokens…", flush=True)
+        started = time.monotonic()
+        if os.environ.get("LOAD_REUSE_DB") != "1":
+            _recreate_database(env["DATABASE_URL"])
+        config = work / "config.json"
+        subprocess.run(
+            [sys.executable, "-m", "bench.load", "--prepare", str(config), "--users", str(clients)],
+            cwd=BASE_DIR,
+            env=env | {"LOAD_CREDENTIALS": str(work / "credentials")},
+            check=True,
+        )
+        print(f"Prepared in {time.monotonic() - started:.0f}s.", flush=True)
+        bind = f"127.0.0.1:{_free_port()}"
+        host = f"http://{bind}"
+        server_log = work / "gunicorn.log"
+        # No control socket: its default path is shared by every gunicorn of the machine.
+        gunicorn = f"-m gunicorn -c gunicorn.conf.py --bind {bind} --no-control-socket tracker.wsgi".split()
+        with open(server_log, "w") as log:
+            server = subprocess.Popen(
+                [sys.executable, *gunicorn],
+                cwd=BASE_DIR,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait_until_serving(server, host, server_log)
+            prefix = work / "locust"
+            locust_log = work / "locust.log"
+            with open(locust_log, "w") as log:
+                options = f"--headless -u {clients} -r {clients} -t {seconds}s --only-summary --stop-timeout 10"
+                command = [sys.executable, "-m", "locust", "-f", str(BASE_DIR / "bench" / "locustfile.py")]
+                locust = subprocess.run(
+                    [*command, *options.split(), "--host", host, "--csv", str(prefix)],
+                    cwd=BASE_DIR,
+                    env=os.environ | {"LOAD_CONFIG": str(config)},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+        finally:
+            _stop(server)
+        if not Path(f"{prefix}_stats.csv").exists():
+            sys.exit(f"locust wrote no statistics (exit {locust.returncode}):\n{_tail(locust_log)}")
+        rows = _stats(prefix, seconds)
+        failures = _failures(prefix)
+        server_errors = _server_errors(server_log)
+        workers = os.environ.get("WEB_CONCURRENCY") or str(min(2 * (os.cpu_count() or 1) + 1, 8))
+    _report(rows, clients=clients, seconds=seconds, workers=workers)
+    total = next(r for r in rows if r["endpoint"] == "total")
+    for failure in failures:
+        print(f"  failure: {failure['endpoint']}: {failure['error']} ×{failure['occurrences']}")
+    for line in server_errors[:10]:
+        print(f"  server error: {line[:300]}")
+    ok = total["failures"] == 0 and not server_errors and total["requests"] > 0
+    verdict = "PASS" if ok else "FAIL"
+    print(f"  {verdict}  0 errors ({total['failures']} failed requests, {len(server_errors)} server errors)")
+    out = BASE_DIR / "bench-results"
+    out.mkdir(exist_ok=True)
+    result = {"clients": clients, "seconds": seconds, "gunicorn_workers": int(workers), "cpus": os.cpu_count()}
+    result |= {"endpoints": rows, "failures": failures, "server_errors": server_errors[:50], "pass": ok}
+    (out / "load.json").write_text(json.dumps(result, indent=2))
+    if not ok:
+        sys.exit("bench.load: FAIL")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, help="How long to load (default LOAD_SECONDS or 60).")
+    parser.add_argument("--users", type=int, help="Concurrent clients (default LOAD_USERS or 32).")
+    parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)  # the child that seeds; see run()
+    args = parser.parse_args()
+    if args.prepare:
+        _prepare(clients=args.users, config_path=args.prepare, credentials=Path(os.environ["LOAD_CREDENTIALS"]))
+    else:
+        run(seconds=args.seconds, clients=args.users)

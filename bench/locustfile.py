@@ -1,0 +1,118 @@
+"""Locust workload of `bench.load`: signed-in web pages mixed with API writes, no think time.
+
+Each simulated client signs in once through the web form (its own session), then loops over the
+dashboard, the project list, a project page, a status update and a bulk cost ingest of 50–100 rows
+(API, its own token). Everything it needs comes from the JSON file named by LOAD_CONFIG, written by
+`bench.load`: `logins` [[username, password]…], `tokens` [key…], `projects` [id…].
+
+Run through `python -m bench load`; by hand: `LOAD_CONFIG=… locust -f bench/locustfile.py --host …`.
+"""
+
+import datetime as dt
+import itertools
+import json
+import os
+import random
+import re
+import uuid
+from pathlib import Path
+
+from locust import HttpUser, constant, task
+
+CONFIG = json.loads(Path(os.environ["LOAD_CONFIG"]).read_text())
+CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+CATEGORIES = ["inference", "storage", "training", "fine_tuning", "data_labeling", "licensing", "personnel", "other"]
+_slots = itertools.count()
+RUN = uuid.uuid4().hex[:8]  # external ids stay unique if the same database is loaded twice
+
+
+class TrackerUser(HttpUser):
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        slot = next(_slots)
+        self.slot = slot
+        self.batches = itertools.count()
+        self.rng = random.Random(slot)
+        self.api_headers = {"Authorization": f"Bearer {CONFIG['tokens'][slot % len(CONFIG['tokens'])]}"}
+        username, password = CONFIG["logins"][slot % len(CONFIG["logins"])]
+        self._sign_in(username, password)
+
+    def _sign_in(self, username: str, password: str) -> None:
+        # Production cookies are Secure and this client speaks plain HTTP to gunicorn (TLS ends at a
+        # proxy in production), so requests' jar would never send them back: carry them in a header.
+        page = self.client.get("/accounts/login/", name="sign-in form")
+        token = CSRF_INPUT.search(page.text)
+        csrf_cookie = page.cookies.get("csrftoken")
+        if not (token and csrf_cookie):
+            raise RuntimeError(f"No CSRF token on the sign-in page ({page.status_code}).")
+        with self.client.post(
+            "/accounts/login/",
+            data={"username": username, "password": password, "csrfmiddlewaretoken": token.group(1), "next": "/"},
+            headers={"Cookie": f"csrftoken={csrf_cookie}"},
+            allow_redirects=False,
+            name="sign-in",
+            catch_response=True,
+        ) as response:
+            session = response.cookies.get("sessionid")
+            if response.status_code != 302 or not session:
+                response.failure(f"sign-in as {username} refused ({response.status_code})")
+                raise RuntimeError(f"Sign-in as {username} refused.")
+        self.web_headers = {"Cookie": f"sessionid={session}"}
+
+    def _page(self, path: str, name: str) -> None:
+        # A lost session would answer a 302 to the sign-in page: count it as the failure it is.
+        with self.client.get(
+            path, headers=self.web_headers, allow_redirects=False, name=name, catch_response=True
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"{response.status_code} {response.headers.get('Location', '')}")
+
+    @task(3)
+    def dashboard(self) -> None:
+        self._page("/", "dashboard")
+
+    @task(3)
+    def project_list(self) -> None:
+        self._page("/projects/?sort=-spend", "project list")
+
+    @task(3)
+    def project_page(self) -> None:
+        self._page(f"/projects/{self.rng.choice(CONFIG['projects'])}/", "project page")
+
+    @task(2)
+    def status_update(self) -> None:
+        # Yesterday: never "in the future" whatever the organization's time zone.
+        body = {
+            "project": self.rng.choice(CONFIG["projects"]),
+            "date": (dt.date.today() - dt.timedelta(days=1)).isoformat(),
+            "health": self.rng.choice(["green", "amber", "red"]),
+            "progress": self.rng.randint(0, 100),
+            "summary": "Load test: weekly status.",
+        }
+        self.client.post("/api/v1/status-updates/", json=body, headers=self.api_headers, name="status update (API)")
+
+    @task(1)
+    def bulk_costs(self) -> None:
+        batch = next(self.batches)
+        today = dt.date.today()
+        entries = [
+            {
+                "project": self.rng.choice(CONFIG["projects"]),
+                "date": (today - dt.timedelta(days=self.rng.randint(1, 60))).isoformat(),
+                "category": self.rng.choice(CATEGORIES),
+                "amount": f"{self.rng.uniform(1, 500):.2f}",
+                "external_id": f"load-{RUN}-{self.slot}-{batch}-{row}",
+            }
+            for row in range(self.rng.randint(50, 100))
+        ]
+        with self.client.post(
+            "/api/v1/costs/bulk/",
+            json={"entries": entries},
+            headers=self.api_headers,
+            name="bulk costs (API)",
+            catch_response=True,
+        ) as response:
+            # Every external id is new: anything but 201 with all rows created is an error.
+            if response.status_code != 201 or response.json().get("created") != len(entries):
+                response.failure(f"{response.status_code} {response.text[:200]}")
