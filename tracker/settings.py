@@ -264,7 +264,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Risk signals (see docs/reports.md): thresholds of the daily rules.
-RISK_SIGNAL_FORECAST_MIN_DAYS = env.int("RISK_SIGNAL_FORECAST_MIN_DAYS", default=14)  # burn rate needs this much history
+# The burn-rate forecast needs this much history.
+RISK_SIGNAL_FORECAST_MIN_DAYS = env.int("RISK_SIGNAL_FORECAST_MIN_DAYS", default=14)
 RISK_SIGNAL_STALE_STATUS_DAYS = env.int("RISK_SIGNAL_STALE_STATUS_DAYS", default=14)
 RISK_SIGNAL_STAGE_MAX_DAYS = env.int("RISK_SIGNAL_STAGE_MAX_DAYS", default=120)  # production and retired exempt
 RISK_SIGNAL_DEPRECATION_DAYS = env.int("RISK_SIGNAL_DEPRECATION_DAYS", default=90)
