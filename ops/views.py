@@ -36,7 +36,7 @@ from projects.views import (
     project_form_view,
     role_required,
 )
-from tracker.exceptions import DomainError
+from tracker.exceptions import DomainError, ServiceUnavailable
 
 PAGE_SIZE = 25
 
@@ -252,6 +252,7 @@ def report_create(request: HttpRequest) -> HttpResponse:
     """Ask for a report now; the page then shows its progress until it is ready."""
     role_required(request, Role.MANAGER)
     form = ReportRequestForm(request.POST)
+    status = 200
     if form.is_valid():
         start, end = form.period()
         try:
@@ -262,11 +263,15 @@ def report_create(request: HttpRequest) -> HttpResponse:
                 period_end=end,
                 by=request.user,
             )
+        except ServiceUnavailable as exc:  # saved pending, but the queue is down: say so, with a 503
+            form.add_error(None, exc.message)
+            status = exc.status_code
         except DomainError as exc:
             form_apply_error(form, exc)
         else:
             return redirect(report)
-    return render(request, "ops/report_list.html", {"weeks": {}, "request_form": form, "kinds": ReportKind.choices})
+    context = {"weeks": {}, "request_form": form, "kinds": ReportKind.choices}
+    return render(request, "ops/report_list.html", context, status=status)
 
 
 TIME_KEYS = ("month", "week", "date", "day", "period", "period_start")

@@ -44,6 +44,13 @@ class Conflict(DomainError):
     default_code = "conflict"
 
 
+class ServiceUnavailable(DomainError):
+    """A service the operation needs (e.g. the task queue) is down; what was saved stays saved, retry later."""
+
+    status_code = 503
+    default_code = "service_unavailable"
+
+
 class TransitionRefused(Conflict):
     """A stage move was refused; `missing` lists every unmet gate."""
 

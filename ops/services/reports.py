@@ -18,12 +18,13 @@ from django.db.models import F, Model, Q
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from ops.models import Report, ReportKind, ReportState
 from ops.selectors.reports import BUILDERS, report_headline, report_week
 from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require
-from tracker.exceptions import ValidationFailed
+from tracker.exceptions import ServiceUnavailable, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +32,31 @@ logger = logging.getLogger(__name__)
 LOCK_NAMESPACE = 0x52 << 56
 
 
+QUEUE_UNAVAILABLE = (
+    "The report is saved but could not be queued: the task queue is unavailable. "
+    "It will be built automatically once the queue is back; you can also ask again in a few minutes."
+)
+
+
 def _enqueue_build(report_id: int) -> None:
-    """Enqueue the build once the current transaction commits (a worker must see the row)."""
+    """Enqueue the build once the current transaction commits (a worker must see the row).
+
+    Outside a transaction this publishes at once. A broker that is down raises ServiceUnavailable
+    (after Celery's bounded publish retries); the report stays pending and reports_schedule
+    re-enqueues it once the broker is back.
+    """
     from ops.tasks import report_build_task
 
-    report_build_task.delay_on_commit(report_id)
+    def publish() -> None:
+        try:
+            report_build_task.delay(report_id)
+        except KombuOperationalError as exc:
+            logger.warning("Could not enqueue report %s, left pending: %s", report_id, exc)
+            raise ServiceUnavailable(QUEUE_UNAVAILABLE, code="queue_unavailable") from exc
+
+    transaction.on_commit(publish)
 
 
-@transaction.atomic
 def report_request(
     *,
     organization: Organization,
@@ -66,17 +84,19 @@ def report_request(
         errors["project"] = ["Unknown project."]
     if errors:
         raise ValidationFailed(next(iter(errors.values()))[0], errors=errors)
-    report, created = Report.objects.select_for_update().get_or_create(
-        organization=organization,
-        project=project,
-        kind=kind,
-        period_start=period_start,
-        period_end=period_end,
-        defaults={"requested_by": by},
-    )
-    if not created and report.state == ReportState.FAILED:
-        report.state, report.error, report.progress, report.step = ReportState.PENDING, "", 0, ""
-        report.save(update_fields=["state", "error", "progress", "step", "updated_at"])
+    # The row commits before the build is enqueued: a broker outage never loses the request.
+    with transaction.atomic():
+        report, created = Report.objects.select_for_update().get_or_create(
+            organization=organization,
+            project=project,
+            kind=kind,
+            period_start=period_start,
+            period_end=period_end,
+            defaults={"requested_by": by},
+        )
+        if not created and report.state == ReportState.FAILED:
+            report.state, report.error, report.progress, report.step = ReportState.PENDING, "", 0, ""
+            report.save(update_fields=["state", "error", "progress", "step", "updated_at"])
     if report.state == ReportState.PENDING and enqueue:
         _enqueue_build(report.pk)
     return report
