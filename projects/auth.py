@@ -4,8 +4,11 @@ Enforced in the authentication backend, so the web sign-in, the admin and any ot
 `authenticate()` call share it. Counters live in the cache (Redis in production).
 """
 
+import contextlib
+import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -14,6 +17,9 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,28 @@ def _limits() -> dict[str, int]:
     return {"account": settings.SIGNIN_MAX_FAILURES_PER_ACCOUNT, "address": settings.SIGNIN_MAX_FAILURES_PER_ADDRESS}
 
 
+@contextlib.contextmanager
+def _fail_open(action: str) -> Iterator[None]:
+    """Skip the counters, with a warning, while the cache (Redis) is down.
+
+    Failing open is deliberate: failing closed would lock every user out for as long as Redis is
+    down, while failing open only drops the back-off for that time; passwords are still checked,
+    and the warning in the logs makes the outage visible.
+    """
+    try:
+        yield
+    except RedisError as exc:
+        logger.warning("Sign-in back-off skipped (%s): the cache is unavailable: %s", action, exc)
+
+
 def signin_lockout(*, username: str, request: HttpRequest | None) -> Lockout | None:
-    """Return the lockout in force for this account or address, if any."""
+    """Return the lockout in force for this account or address, if any (none known while the cache is down)."""
+    with _fail_open("lockout check"):
+        return _signin_lockout(username=username, request=request)
+    return None
+
+
+def _signin_lockout(*, username: str, request: HttpRequest | None) -> Lockout | None:
     for key in _keys(username, request).values():
         locked_until = cache.get(f"{key}:locked")
         if locked_until:
@@ -54,6 +80,11 @@ def signin_lockout(*, username: str, request: HttpRequest | None) -> Lockout | N
 
 def signin_failure_record(*, username: str, request: HttpRequest | None) -> None:
     """Count a failure; past the limit, lock for a period that doubles with each further failure."""
+    with _fail_open("failure count"):
+        _signin_failure_count(username=username, request=request)
+
+
+def _signin_failure_count(*, username: str, request: HttpRequest | None) -> None:
     window = settings.SIGNIN_FAILURE_WINDOW_SECONDS
     limits = _limits()
     for scope, key in _keys(username, request).items():
@@ -74,7 +105,8 @@ def signin_failure_record(*, username: str, request: HttpRequest | None) -> None
 def signin_success_record(*, username: str) -> None:
     """Forget the account's failures (the address keeps its count: it may be guessing many accounts)."""
     key = _keys(username, None)["account"]
-    cache.delete_many([key, f"{key}:locked"])
+    with _fail_open("reset"):
+        cache.delete_many([key, f"{key}:locked"])
 
 
 def _now() -> float:
