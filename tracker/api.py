@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample
 from redis.exceptions import RedisError
-from rest_framework import exceptions, serializers
+from rest_framework import exceptions, parsers, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.relations import PKOnlyObject
@@ -211,7 +211,12 @@ class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
             simple = (
                 len(source) == 1
                 and not isinstance(
-                    field, serializers.BaseSerializer | serializers.SerializerMethodField | serializers.ManyRelatedField
+                    field,
+                    serializers.BaseSerializer
+                    | serializers.SerializerMethodField
+                    | serializers.ManyRelatedField
+                    # A ModelField (e.g. a GeneratedField) reads from the instance, not from a value.
+                    | serializers.ModelField,
                 )
                 and not callable(getattr(model, source[0], None))
             )
@@ -263,10 +268,24 @@ class TokenAuthentication(BaseAuthentication):
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
             token.last_used_at = now
+        request._request.audit_token = token  # the audit history names the token, not just its user
         return token.user, token
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
+
+
+# --- Parsing ------------------------------------------------------------------------------------
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, except that too deeply nested input is a 400, not a RecursionError (500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:
+            raise exceptions.ParseError("JSON parse error - the document is nested too deeply.") from exc
 
 
 # --- Pagination and throttling ------------------------------------------------------------------
