@@ -27,12 +27,18 @@ RELIABLE = {
 }
 
 
-@shared_task(name="ops.report_build", **RELIABLE)
-def report_build_task(report_id: int) -> None:
-    """Build the report, then send its digest (each step is a no-op when already done)."""
+@shared_task(name="ops.report_build", bind=True, **RELIABLE)
+def report_build_task(self, report_id: int) -> None:
+    """Build the report, then send its digest (each step is a no-op when already done).
+
+    A report whose build lock is taken is checked again later rather than dropped: the holder may
+    be a pool process killed mid-build whose database session has not ended yet (its message is
+    requeued at once), and then nobody else would build it.
+    """
     report = report_build(report_id=report_id)
-    if report is not None:
-        report_digest_send(report_id=report_id)
+    if report is None:
+        raise self.retry(countdown=min(2**self.request.retries * 5, 300))
+    report_digest_send(report_id=report_id)
 
 
 @shared_task(name="ops.reports_schedule", **RELIABLE)
