@@ -243,11 +243,14 @@ def _split_existing(rows: list[dict[str, Any]]) -> tuple[list[int], list[dict[st
     return [i for i in range(len(rows)) if i not in known], existing
 
 
-def _insert(rows: list[dict[str, Any]], indexes: list[int], by: AbstractBaseUser, **common: Any) -> list[CostEntry]:
+def _insert(
+    rows: list[dict[str, Any]], indexes: list[int], by: AbstractBaseUser, projects: dict[int, Project], **common: Any
+) -> list[CostEntry]:
     now = timezone.now()
     entries = [
         CostEntry(
-            project_id=rows[i].pop("project"),
+            # The project object, not only its id: anything reading entry.project later costs no query.
+            project=projects[rows[i].pop("project")],
             created_by_id=by.pk,
             created_at=now,
             updated_at=now,
@@ -265,9 +268,9 @@ def _insert(rows: list[dict[str, Any]], indexes: list[int], by: AbstractBaseUser
 def cost_entries_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
     """Record up to 10,000 costs at once (contributors and up); resent external ids create nothing."""
     rows = _parse_rows(entries, COST_ROW)
-    _projects(rows, by)
+    projects = _projects(rows, by)
     to_create, existing = _split_existing(rows)
-    return IngestResult(created=_insert(rows, to_create, by, source=CostSource.API), existing=existing)
+    return IngestResult(created=_insert(rows, to_create, by, projects, source=CostSource.API), existing=existing)
 
 
 def _price_lookup(rows: list[dict[str, Any]], projects: dict[int, Project]) -> dict[tuple[int, str], list[ModelPrice]]:
@@ -322,5 +325,5 @@ def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
     if errors:
         _refuse(errors)
     to_create, existing = _split_existing(rows)
-    created = _insert(rows, to_create, by, source=CostSource.USAGE, category=CostCategory.INFERENCE)
+    created = _insert(rows, to_create, by, projects, source=CostSource.USAGE, category=CostCategory.INFERENCE)
     return IngestResult(created=created, existing=existing)
