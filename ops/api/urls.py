@@ -6,6 +6,8 @@ from tracker.api import not_found
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
+# JSON is the only format: `.json` suffix routes would only add URLs (and break @action signatures).
+router.include_format_suffixes = False
 router.register("infrastructure", views.InfrastructureComponentViewSet, basename="infrastructure")
 router.register("budgets", views.BudgetViewSet, basename="budget")
 router.register("costs", views.CostEntryViewSet, basename="cost")

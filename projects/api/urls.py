@@ -4,6 +4,8 @@ from projects.api import views
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
+# JSON is the only format: `.json` suffix routes would only add URLs (and break @action signatures).
+router.include_format_suffixes = False
 router.register("organizations", views.OrganizationViewSet, basename="organization")
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("memberships", views.MembershipViewSet, basename="membership")
