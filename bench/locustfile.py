@@ -2,10 +2,13 @@
 
 Each simulated client signs in once through the web form (its own session), then loops over the
 dashboard, the project list, a project page, a status update and a bulk cost ingest of 50–100 rows
-(API, its own token). Everything it needs comes from the JSON file named by LOAD_CONFIG, written by
-`bench.load`: `logins` [[username, password]…], `tokens` [key…], `projects` [id…].
+(API, its own token). Clients wait for one another to be signed in: the measured window (`seconds`)
+starts then, with the statistics reset, so it holds only the mixed workload; the sign-in figures are
+reported apart. At the end the figures go to the JSON file `summary`.
 
-Run through `python -m bench load`; by hand: `LOAD_CONFIG=… locust -f bench/locustfile.py --host …`.
+Everything comes from the JSON file named by LOAD_CONFIG, written by `bench.load`: `logins`
+[[username, password]…], `tokens` [key…], `projects` [id…], `clients`, `seconds`, `summary` (a path).
+Run through `python -m bench load`.
 """
 
 import datetime as dt
@@ -14,16 +17,75 @@ import json
 import os
 import random
 import re
+import time
 import uuid
 from pathlib import Path
 
-from locust import HttpUser, constant, task
+import gevent
+from gevent.event import Event
+from locust import HttpUser, constant, events, task
 
 CONFIG = json.loads(Path(os.environ["LOAD_CONFIG"]).read_text())
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 CATEGORIES = ["inference", "storage", "training", "fine_tuning", "data_labeling", "licensing", "personnel", "other"]
+RUN = uuid.uuid4().hex[:8]  # external ids stay unique if the same database is loaded again
 _slots = itertools.count()
-RUN = uuid.uuid4().hex[:8]  # external ids stay unique if the same database is loaded twice
+_signed_in = Event()
+_state: dict = {"attempts": 0, "signin": None, "window_started": None}
+
+
+def _figures(entry) -> dict:
+    return {
+        "requests": entry.num_requests,
+        "failures": entry.num_failures,
+        "p50_ms": entry.get_response_time_percentile(0.5) if entry.num_requests else None,
+        "p95_ms": entry.get_response_time_percentile(0.95) if entry.num_requests else None,
+        "p99_ms": entry.get_response_time_percentile(0.99) if entry.num_requests else None,
+        "max_ms": round(entry.max_response_time) if entry.num_requests else None,
+    }
+
+
+def _failures(stats) -> list[dict]:
+    return [{"endpoint": e.name, "error": str(e.error), "occurrences": e.occurrences} for e in stats.errors.values()]
+
+
+def _window_start(environment) -> None:
+    """Once every client has tried to sign in: keep the sign-in figures, reset, run for `seconds`."""
+    stats = environment.stats
+    _state["signin"] = {
+        "seconds": round(time.monotonic() - _state["started"], 1),
+        "endpoints": {e.name: _figures(e) for e in stats.entries.values()},
+        "failures": _failures(stats),
+        "exceptions": len(environment.runner.exceptions),
+    }
+    stats.reset_all()
+    _state["window_started"] = time.monotonic()
+    gevent.spawn_later(CONFIG["seconds"], environment.runner.quit)
+    _signed_in.set()
+
+
+@events.test_start.add_listener
+def _test_start(environment, **kwargs) -> None:
+    _state["started"] = time.monotonic()
+
+
+@events.quitting.add_listener
+def _write_summary(environment, **kwargs) -> None:
+    stats = environment.stats
+    started = _state["window_started"]
+    summary = {
+        "measured": started is not None,
+        "seconds": round(time.monotonic() - started, 1) if started else None,
+        "signin": _state["signin"],
+        "endpoints": {e.name: _figures(e) for e in sorted(stats.entries.values(), key=lambda e: e.name)},
+        "total": _figures(stats.total),
+        "failures": _failures(stats),
+        "exceptions": [
+            {"error": e["msg"], "occurrences": e["count"], "traceback": e["traceback"]}
+            for e in environment.runner.exceptions.values()
+        ],
+    }
+    Path(CONFIG["summary"]).write_text(json.dumps(summary, indent=2))
 
 
 class TrackerUser(HttpUser):
@@ -35,17 +97,24 @@ class TrackerUser(HttpUser):
         self.batches = itertools.count()
         self.rng = random.Random(slot)
         self.api_headers = {"Authorization": f"Bearer {CONFIG['tokens'][slot % len(CONFIG['tokens'])]}"}
-        username, password = CONFIG["logins"][slot % len(CONFIG["logins"])]
-        self._sign_in(username, password)
+        self.web_headers: dict[str, str] = {}
+        try:
+            self._sign_in(*CONFIG["logins"][slot % len(CONFIG["logins"])])
+        finally:
+            _state["attempts"] += 1
+            if _state["attempts"] == CONFIG["clients"]:
+                _window_start(self.environment)
+        _signed_in.wait()
 
     def _sign_in(self, username: str, password: str) -> None:
         # Production cookies are Secure and this client speaks plain HTTP to gunicorn (TLS ends at a
         # proxy in production), so requests' jar would never send them back: carry them in a header.
-        page = self.client.get("/accounts/login/", name="sign-in form")
-        token = CSRF_INPUT.search(page.text)
-        csrf_cookie = page.cookies.get("csrftoken")
-        if not (token and csrf_cookie):
-            raise RuntimeError(f"No CSRF token on the sign-in page ({page.status_code}).")
+        with self.client.get("/accounts/login/", name="sign-in form", catch_response=True) as page:
+            token = CSRF_INPUT.search(page.text)
+            csrf_cookie = page.cookies.get("csrftoken")
+            if page.status_code != 200 or not (token and csrf_cookie):
+                page.failure(f"no CSRF token on the sign-in page ({page.status_code})")
+                return
         with self.client.post(
             "/accounts/login/",
             data={"username": username, "password": password, "csrfmiddlewaretoken": token.group(1), "next": "/"},
@@ -56,8 +125,9 @@ class TrackerUser(HttpUser):
         ) as response:
             session = response.cookies.get("sessionid")
             if response.status_code != 302 or not session:
+                # Left signed out: its page requests then fail too (302 to the sign-in page).
                 response.failure(f"sign-in as {username} refused ({response.status_code})")
-                raise RuntimeError(f"Sign-in as {username} refused.")
+                return
         self.web_headers = {"Cookie": f"sessionid={session}"}
 
     def _page(self, path: str, name: str) -> None:
