@@ -176,6 +176,8 @@ def worker_metrics_serve() -> None:
     Path(directory).mkdir(parents=True, exist_ok=True)
     for stale in Path(directory).glob("*.db"):
         stale.unlink()
-    server = make_server("0.0.0.0", port, _worker_app, handler_class=_QuietHandler)  # scraped from the network
+    # Every interface on purpose: Prometheus scrapes the worker container over the network. The port
+    # is opt-in (WORKER_METRICS_PORT) and _worker_app answers only with METRICS_TOKEN/METRICS_ALLOWED_IPS.
+    server = make_server("0.0.0.0", port, _worker_app, handler_class=_QuietHandler)  # nosec B104
     threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
     logger.info("Worker metrics served on port %s", port)
