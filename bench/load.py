@@ -5,15 +5,16 @@ recreated): migrations, the demo portfolio plus 200 synthetic projects (`seed_de
 static files collected into a temporary STATIC_ROOT, one API token per client for demo-contributor,
 then gunicorn from gunicorn.conf.py (DJANGO_DEBUG=false, workers as configured, persistent database
 connections, throttling counters in Redis) on a free port of 127.0.0.1. Locust (bench/locustfile.py)
-then runs headless: each client signs in through the web form once, then loops with no think time over
+then runs headless: each client signs in through the web form once; when all have, the statistics are
+reset and a window of 60 s starts, in which each client loops with no think time over
 
 - the dashboard, the project list and a project page (web UI, signed-in session; weights 3, 3, 3);
 - a status update (`POST /api/v1/status-updates/`, token; weight 2);
 - a bulk cost ingest of 50–100 new entries (`POST /api/v1/costs/bulk/`, token; weight 1).
 
-It prints requests, failures, requests/s and p50/p95/p99 latency per endpoint and in total, the
-failures and any server errors logged, writes bench-results/load.json, and exits non-zero (FAIL)
-when any request failed. gunicorn is always stopped.
+It prints requests, failures, requests/s and p50/p95/p99 latency per endpoint and in total (and the
+sign-in phase apart), writes bench-results/load.json, and exits non-zero (FAIL) on any failed request,
+client exception or server error logged (ERROR or 5xx). gunicorn is always stopped. See docs/bench.md.
 
 Run: `python -m bench load` (or `python -m bench.load --seconds 10 --users 8` for a quick try;
 LOAD_SECONDS and LOAD_USERS do the same; LOAD_REUSE_DB=1 keeps the existing load database instead
