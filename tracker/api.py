@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiExample
 from redis.exceptions import RedisError
-from rest_framework import exceptions, parsers, serializers
+from rest_framework import exceptions, filters, parsers, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.relations import PKOnlyObject
@@ -286,6 +286,16 @@ class JSONParser(parsers.JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError as exc:
             raise exceptions.ParseError("JSON parse error - the document is nested too deeply.") from exc
+
+
+class SearchFilter(filters.SearchFilter):
+    """DRF's `?search=`, except that a NUL byte (PostgreSQL cannot compare text with one) is a 400, not a 500."""
+
+    def get_search_terms(self, request) -> list[str]:
+        terms = super().get_search_terms(request)
+        if any("\x00" in term for term in terms):
+            raise exceptions.ValidationError({self.search_param: ["Null characters are not allowed."]})
+        return terms
 
 
 # --- Pagination and throttling ------------------------------------------------------------------

@@ -77,6 +77,8 @@ def _text(max_length: int) -> Callable[[Any], str]:
         if not isinstance(value, str):
             raise _RowError("Text is required.")
         value = value.strip()
+        if "\x00" in value:  # PostgreSQL text cannot hold it: refuse it here rather than fail on insert
+            raise _RowError("Null characters are not allowed.")
         if len(value) > max_length:
             raise _RowError(f"At most {max_length} characters.")
         return value

@@ -36,6 +36,12 @@ class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
         request = self.context.get("request")
         return self.selector(user=request.user) if request else super().get_queryset()
 
+    def to_internal_value(self, data):
+        # A float id would be truncated (3.5 → 3) or, when infinite, overflow into a 500.
+        if isinstance(data, float) and not data.is_integer():
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
+
 
 def colleagues(*, user) -> QuerySet:
     """Return the users who share an organization with `user`."""
@@ -75,6 +81,15 @@ class TeamCreateSerializer(TeamSerializer):
         read_only_fields = ["slug", "created_at", "updated_at"]
 
 
+class UsernameField(serializers.SlugRelatedField):
+    """A username of an active user; one with a NUL byte, which PostgreSQL cannot even compare, is unknown (400)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", ""))
+        return super().to_internal_value(data)
+
+
 class MembershipSerializer(StrictModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
 
@@ -86,7 +101,7 @@ class MembershipSerializer(StrictModelSerializer):
 
 class MembershipCreateSerializer(MembershipSerializer):
     organization = organization_field()
-    user = serializers.SlugRelatedField(
+    user = UsernameField(
         slug_field="username", queryset=User.objects.filter(is_active=True), help_text="The person's username."
     )
 
