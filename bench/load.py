@@ -4,7 +4,7 @@
 recreated): migrations, the demo portfolio plus 200 synthetic projects (`seed_demo --projects 200`),
 static files collected into a temporary STATIC_ROOT, one API token per client for demo-contributor,
 then gunicorn from gunicorn.conf.py (DJANGO_DEBUG=false, workers as configured, persistent database
-connections, throttling counters in Redis) on a free port of 127.0.0.1. Locust (bench/locustfile.py)
+connections, throttling counters in Redis) on a free port of 127.0.0.1. Locust (bench/_locustfile.py)
 then runs headless: each client signs in through the web form once; when all have, the statistics are
 reset and a window of 60 s starts, in which each client loops with no think time over
 
@@ -249,7 +249,7 @@ def run(seconds: int | None = None, clients: int | None = None) -> None:
             locust_log = work / "locust.log"
             # The locustfile ends the run `seconds` after the last sign-in; -t only bounds a run that hangs.
             options = f"--headless -u {clients} -r {clients} -t {seconds + SIGNIN_ALLOWANCE}s --only-summary"
-            command = [sys.executable, "-m", "locust", "-f", str(BASE_DIR / "bench" / "locustfile.py")]
+            command = [sys.executable, "-m", "locust", "-f", str(BASE_DIR / "bench" / "_locustfile.py")]
             with open(locust_log, "w") as log:
                 locust = subprocess.run(
                     [*command, *options.split(), "--stop-timeout", "10", "--host", host],

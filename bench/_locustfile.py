@@ -8,7 +8,8 @@ reported apart. At the end the figures go to the JSON file `summary`.
 
 Everything comes from the JSON file named by LOAD_CONFIG, written by `bench.load`: `logins`
 [[username, password]…], `tokens` [key…], `projects` [id…], `clients`, `seconds`, `summary` (a path).
-Run through `python -m bench load`.
+Run through `python -m bench load`. The leading underscore keeps `python -m bench` from taking this
+file for a benchmark module (it has no `run()`, and importing locust patches the process with gevent).
 """
 
 import datetime as dt
