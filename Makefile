@@ -56,7 +56,7 @@ browser-deps:
 test: lint browser-deps
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/pytest
 
-## bench: performance figures on PostgreSQL (not a test: ratios and query counts)
+## bench: performance figures on PostgreSQL (not a test): ratios, query counts, a 60 s load test (docs/bench.md)
 bench: $(VENV)/.dev
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/python -m bench
 
