@@ -4,7 +4,7 @@ The admin is the operators' raw-data tool: list pages join what they show (no N+
 foreign keys use autocomplete so no page loads every user or project, and history is read-only.
 """
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
@@ -23,6 +23,7 @@ from projects.models import (
     StatusUpdate,
     Team,
 )
+from projects.services import api_token_create
 
 
 class ReadOnlyAdminMixin:
@@ -226,13 +227,29 @@ class StatusUpdateAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Tokens are created (raw key shown once) and revoked by their owners in the app, never here."""
+    """Tokens can be created here for a user (the raw key is shown once); never edited.
+
+    Only the hash is stored, so the admin form asks just for the user and a name and the service
+    makes the key.
+    """
 
     list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "user__username"]
     list_select_related = ["user"]
     exclude = ["key_hash"]
+    fields = ["user", "name"]
+    raw_id_fields = ["user"]
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return request.user.has_perm("projects.add_apitoken")
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
+        token, raw_key = api_token_create(user=form.cleaned_data["user"], name=form.cleaned_data["name"])
+        obj.pk = token.pk
+        messages.warning(
+            request, f"API token “{token.name}” for {token.user}: {raw_key} — copy it now, it is not shown again."
+        )
 
 
 @admin.register(AuditEvent)

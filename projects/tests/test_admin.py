@@ -43,7 +43,6 @@ from projects.tests.factories import MembershipFactory, ProjectFactory, TeamFact
 
 READ_ONLY = {
     "projects.StageTransition",
-    "projects.ApiToken",
     "projects.AuditEvent",
     "ops.RiskAssessment",
     "ops.RiskSnapshot",
@@ -210,3 +209,16 @@ def _form_data(page) -> dict[str, str]:
         for form in formset.forms:
             add(form)
     return {k: ("" if v is None else v) for k, v in data.items()}
+
+
+def test_a_token_created_in_the_admin_shows_its_key_once_and_stores_only_the_hash(admin_client, portfolio):
+    from tracker.api import hash_key
+
+    user = MembershipFactory().user
+    response = admin_client.post(_url(ApiToken, "add"), {"user": user.pk, "name": "ci pipeline"}, follow=True)
+    assert response.status_code == 200
+    message = next(str(m) for m in response.context["messages"] if "ci pipeline" in str(m))
+    raw_key = message.split(": ")[1].split(" ")[0]
+    token = ApiToken.objects.get(user=user, name="ci pipeline")
+    assert token.key_hash == hash_key(raw_key) and raw_key not in token.key_hash
+    assert ApiToken.objects.filter(user=user).count() == 1
