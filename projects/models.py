@@ -324,14 +324,25 @@ class AuditEvent(models.Model):
     """
 
     at = models.DateTimeField(default=timezone.now)
+    # No single-column indexes: the composite ones below lead with organization and project, and
+    # nothing looks history up by actor or token; every index is paid on every audited write.
     organization = models.ForeignKey(
-        Organization, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+"
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, null=True, related_name="+"
     )
-    project = models.ForeignKey(Project, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+")
+    project = models.ForeignKey(
+        Project, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, null=True, related_name="+"
+    )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        related_name="+",
     )
-    token = models.ForeignKey(ApiToken, on_delete=models.DO_NOTHING, db_constraint=False, null=True, related_name="+")
+    token = models.ForeignKey(
+        ApiToken, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, null=True, related_name="+"
+    )
     actor_repr = models.CharField(max_length=300, help_text="Who, as it read at the time (user, token or system).")
     action = models.CharField(max_length=8, choices=AuditAction.choices)
     object_type = models.CharField(max_length=64, help_text="app_label.model")
