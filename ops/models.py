@@ -335,7 +335,12 @@ class CostEntry(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.project} {self.date} {self.category} {self.amount}"
+        return self.label(self.project, self.date, self.category, self.amount)
+
+    @staticmethod
+    def label(project: Project, date: object, category: str, amount: object) -> str:
+        """The entry's `str()` from its parts, for rows written without model instances."""
+        return f"{project} {date} {category} {amount}"
 
     @property
     def is_priced(self) -> bool:

@@ -100,11 +100,11 @@ class BudgetViewSet(*READ, *WRITE, ScopedViewSet):
 
 def ingest_response(result: IngestResult) -> Response:
     body = {
-        "created": len(result.created),
-        "created_ids": [entry.pk for entry in result.created],
+        "created": len(result.created_ids),
+        "created_ids": result.created_ids,
         "existing": result.existing,
     }
-    return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+    return Response(body, status=status.HTTP_201_CREATED if result.created_ids else status.HTTP_200_OK)
 
 
 def bulk_entries(request: Request) -> object:
