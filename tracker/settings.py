@@ -224,7 +224,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["tracker.api.JSONParser"],  # deep nesting is a 400, not a 500
     "DEFAULT_PAGINATION_CLASS": "tracker.api.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "tracker.api.FilterBackend",  # django-filter, skipped when no filter is asked for
         "tracker.api.SearchFilter",  # a NUL byte in ?search= is a 400
         "rest_framework.filters.OrderingFilter",
     ],

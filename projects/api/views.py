@@ -1,5 +1,6 @@
 """API views of the projects app: thin, the services decide."""
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -22,7 +23,7 @@ from projects.api.serializers import (
     TransitionRequestSerializer,
     TransitionSerializer,
 )
-from projects.models import Organization, Role
+from projects.models import Organization, Project, Role
 from tracker.api import TransitionErrorSerializer
 from tracker.api_views import AuditEventSerializer, HistoryMixin, ScopedViewSet
 from tracker.exceptions import NotPermitted, ValidationFailed
@@ -119,6 +120,11 @@ class ProjectViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, Hi
     search_fields = ["name", "slug", "summary"]
     ordering_fields = ["name", "stage", "health", "start_date", "target_date", "created_at", "spend_to_date"]
     ordering_fields += ["open_risks", "critical_risks"]
+
+    def get_queryset(self) -> QuerySet[Project]:
+        projects = super().get_queryset()
+        # A list shows organization and team as ids: joining their rows would only cost.
+        return projects.select_related(None) if self.action == "list" else projects
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
