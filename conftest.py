@@ -34,3 +34,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def redis_url() -> str:
     return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(request: pytest.FixtureRequest, settings) -> None:
+    """Hash the test users' passwords with MD5: the factories make hundreds of users, and Django's
+    PBKDF2 (a million rounds, ~0.3 s each here) would spend minutes of every run on them.
+
+    Tests whose users sign in to a server in another process (`real_password_hashing`) keep the
+    real hashers: that process, on the production settings, could not check an MD5 hash.
+    """
+    if request.node.get_closest_marker("real_password_hashing") is None:
+        # First, so new hashes are cheap; the others still check hashes made before (module fixtures).
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]

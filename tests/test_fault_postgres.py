@@ -25,7 +25,7 @@ from projects.services import api_token_create
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 from tests.fault_helpers import Gunicorn, RedisServer, Worker, blocked_on_costs, db_url, digest_recipients, wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.real_password_hashing]
 
 WEB_WORKERS = 2
 ROUNDS = 3

@@ -20,7 +20,7 @@ from projects.services import api_token_create
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 from tests.fault_helpers import Gunicorn, RedisServer, Worker, db_url, digest_subjects, wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.real_password_hashing]
 
 PASSWORD = "correct-horse-battery"  # the factories' password
 

@@ -28,12 +28,8 @@ def as_role(organization: Organization, role: Role = Role.CONTRIBUTOR) -> APICli
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttle(settings):
-    """Start every test with empty throttle counters (they live in the cache) and cheap password hashing.
-
-    The factories hash a password per user; with hundreds of users the real hasher takes minutes.
-    """
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def _fresh_throttle():
+    """Start every test with empty throttle counters (they live in the cache)."""
     cache.clear()
     yield
     cache.clear()
