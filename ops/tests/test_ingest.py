@@ -1,10 +1,11 @@
 """Bulk ingestion's two writers: COPY on PostgreSQL and the ORM elsewhere store the same rows and history."""
 
 import datetime as dt
+import threading
 from decimal import Decimal
 
 import pytest
-from django.db import models
+from django.db import connection, models
 from django.test import RequestFactory
 
 from ops.models import CostCategory, CostEntry, CostSource
@@ -150,3 +151,35 @@ def test_usage_is_copied_with_its_price(projects, contributor):
     )
     event = AuditEvent.objects.get(object_type="ops.costentry", object_id=str(pk))
     assert event.changes["price_id"] == [None, price.pk] and event.changes["description"][1] == "Token usage: gpt-4o"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_batch_sent_twice_at_once_is_recorded_once(projects, contributor):
+    """Both requests lock the batch's projects, so the second sees the first's rows as already there."""
+    entries = rows(projects[0], "race") + rows(projects[1], "race")
+    barrier, results, errors = threading.Barrier(2), [], []
+
+    def send():
+        try:
+            barrier.wait()
+            results.append(cost_entries_ingest(by=contributor, entries=entries))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    first, second = sorted(results, key=lambda r: -len(r.created_ids))
+    with_ids = [i for i, e in enumerate(entries) if "external_id" in e]
+    assert len(first.created_ids) == len(entries) and first.existing == []
+    # The rows without an external id cannot be recognised: they are recorded again, as documented.
+    assert len(second.created_ids) == len(entries) - len(with_ids)
+    assert [e["index"] for e in second.existing] == with_ids
+    assert CostEntry.objects.exclude(external_id="").count() == len(with_ids)
+    assert AuditEvent.objects.filter(object_type="ops.costentry").count() == CostEntry.objects.count()
