@@ -47,3 +47,44 @@ def _cheap_password_hashing(request: pytest.FixtureRequest, settings) -> None:
     if request.node.get_closest_marker("real_password_hashing") is None:
         # First, so new hashes are cheap; the others still check hashes made before (module fixtures).
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
+
+
+# --- A portfolio to work on (a test module defines its own where it needs something else) -------
+
+
+@pytest.fixture
+def org():
+    from projects.tests.factories import OrganizationFactory
+
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def project(org):
+    from projects.tests.factories import ProjectFactory
+
+    return ProjectFactory(organization=org)
+
+
+@pytest.fixture
+def viewer(org):
+    from projects.models import Role
+    from projects.tests.factories import member
+
+    return member(org, Role.VIEWER)
+
+
+@pytest.fixture
+def contributor(org):
+    from projects.models import Role
+    from projects.tests.factories import member
+
+    return member(org, Role.CONTRIBUTOR)
+
+
+@pytest.fixture
+def manager(org):
+    from projects.models import Role
+    from projects.tests.factories import member
+
+    return member(org, Role.MANAGER)

@@ -9,36 +9,12 @@ from ops.models import Budget, CostCategory, CostEntry, CostSource, ModelPrice
 from ops.services import budget_create, cost_entry_create, model_price_create
 from ops.tests.factories import CostEntryFactory, ModelPriceFactory
 from projects.models import Role
-from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory
+from projects.tests.factories import OrganizationFactory, ProjectFactory, member
 from tracker.exceptions import Conflict, NotPermitted, ValidationFailed
 
 pytestmark = pytest.mark.django_db
 
 MARCH = dt.date(2026, 3, 15)
-
-
-def member(organization, role: Role):
-    return MembershipFactory(organization=organization, role=role).user
-
-
-@pytest.fixture
-def org():
-    return OrganizationFactory()
-
-
-@pytest.fixture
-def project(org):
-    return ProjectFactory(organization=org)
-
-
-@pytest.fixture
-def contributor(org):
-    return member(org, Role.CONTRIBUTOR)
-
-
-@pytest.fixture
-def manager(org):
-    return member(org, Role.MANAGER)
 
 
 # cost_entry_create

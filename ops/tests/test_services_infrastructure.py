@@ -16,31 +16,12 @@ from ops.models import (
 )
 from ops.services import infrastructure_component_create, quality_metric_create
 from projects.models import Role
-from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory
+from projects.tests.factories import member
 from tracker.exceptions import NotPermitted, ValidationFailed
 
 pytestmark = pytest.mark.django_db
 
 DAY = dt.date(2026, 3, 1)
-
-
-def member(organization, role: Role):
-    return MembershipFactory(organization=organization, role=role).user
-
-
-@pytest.fixture
-def org():
-    return OrganizationFactory()
-
-
-@pytest.fixture
-def project(org):
-    return ProjectFactory(organization=org)
-
-
-@pytest.fixture
-def contributor(org):
-    return member(org, Role.CONTRIBUTOR)
 
 
 # infrastructure_component_create

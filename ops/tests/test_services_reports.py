@@ -8,26 +8,12 @@ from ops.models import Report, ReportKind, ReportState
 from ops.services import report_request
 from ops.tests.factories import ReportFactory
 from projects.models import Role
-from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory
+from projects.tests.factories import OrganizationFactory, ProjectFactory, member
 from tracker.exceptions import NotPermitted, ValidationFailed
 
 pytestmark = pytest.mark.django_db
 
 MONDAY, SUNDAY = dt.date(2026, 3, 2), dt.date(2026, 3, 8)
-
-
-def member(organization, role: Role):
-    return MembershipFactory(organization=organization, role=role).user
-
-
-@pytest.fixture
-def org():
-    return OrganizationFactory()
-
-
-@pytest.fixture
-def manager(org):
-    return member(org, Role.MANAGER)
 
 
 def request(org, by, **kwargs):

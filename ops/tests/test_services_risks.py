@@ -20,34 +20,10 @@ from ops.services import risk_accept, risk_close, risk_create, risk_create_from_
 from ops.tests.factories import RiskFactory
 from projects.models import Role
 from projects.services import organization_today
-from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
+from projects.tests.factories import OrganizationFactory, ProjectFactory, UserFactory, member
 from tracker.exceptions import NotPermitted, ValidationFailed
 
 pytestmark = pytest.mark.django_db
-
-
-def member(organization, role: Role):
-    return MembershipFactory(organization=organization, role=role).user
-
-
-@pytest.fixture
-def org():
-    return OrganizationFactory()
-
-
-@pytest.fixture
-def project(org):
-    return ProjectFactory(organization=org)
-
-
-@pytest.fixture
-def contributor(org):
-    return member(org, Role.CONTRIBUTOR)
-
-
-@pytest.fixture
-def manager(org):
-    return member(org, Role.MANAGER)
 
 
 @pytest.fixture

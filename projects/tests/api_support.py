@@ -6,12 +6,7 @@ from rest_framework.test import APIClient
 
 from projects.models import Organization, Role
 from projects.services import api_token_create
-from projects.tests.factories import MembershipFactory, UserFactory
-
-
-def member(organization: Organization, role: Role = Role.CONTRIBUTOR):
-    """Return a new user holding `role` in `organization`."""
-    return MembershipFactory(organization=organization, role=role, user=UserFactory()).user
+from projects.tests.factories import member
 
 
 def client_for(user) -> APIClient:

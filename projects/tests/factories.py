@@ -50,3 +50,8 @@ class ProjectFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"project-{n}")
     stage = Stage.IDEATION
     stage_entered_at = factory.LazyFunction(timezone.now)
+
+
+def member(organization: Organization, role: Role = Role.CONTRIBUTOR):
+    """Return a new user holding `role` in `organization`."""
+    return MembershipFactory(organization=organization, role=role, user=UserFactory()).user

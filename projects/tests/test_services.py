@@ -34,41 +34,17 @@ from projects.services import (
     status_update_create,
 )
 from projects.tests.factories import (
-    MembershipFactory,
     OrganizationFactory,
     ProjectFactory,
     TeamFactory,
     UserFactory,
+    member,
 )
 from tracker.exceptions import Conflict, NotPermitted, TransitionRefused, ValidationFailed
 
 pytestmark = pytest.mark.django_db
 
 BASE_GATES = ["data_classification", "budget", "infrastructure", "risk_review", "quality_metrics"]
-
-
-def member(organization, role: Role):
-    return MembershipFactory(organization=organization, role=role).user
-
-
-@pytest.fixture
-def org():
-    return OrganizationFactory()
-
-
-@pytest.fixture
-def viewer(org):
-    return member(org, Role.VIEWER)
-
-
-@pytest.fixture
-def contributor(org):
-    return member(org, Role.CONTRIBUTOR)
-
-
-@pytest.fixture
-def manager(org):
-    return member(org, Role.MANAGER)
 
 
 def make_ready(project: Project) -> Project:
