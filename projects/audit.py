@@ -177,16 +177,18 @@ def audit_record_copied(model: type[models.Model], ids: Sequence[int], labels: S
     ]
     # jsonb_build_object takes at most 100 arguments: join objects of 50 pairs.
     changes = " || ".join(f"jsonb_build_object({', '.join(values[i : i + 50])})" for i in range(0, len(values), 50))
+    pk, project = quote(model._meta.pk.column), quote(model._meta.get_field("project").column)
+    organization = quote(Project._meta.get_field("organization").column)
     actor = _actor()
     # Every name interpolated below comes from model metadata, never from input.
     sql = f"""
         INSERT INTO {quote(AuditEvent._meta.db_table)}
             (at, organization_id, project_id, actor_id, token_id, actor_repr, action, object_type, object_id,
              object_repr, changes)
-        SELECT %s, p.organization_id, t.project_id, %s, %s, %s, %s, %s, t.id::text, left(r.label, 300), {changes}
+        SELECT %s, p.{organization}, t.{project}, %s, %s, %s, %s, %s, t.{pk}::text, left(r.label, 300), {changes}
         FROM unnest(%s::bigint[], %s::text[]) WITH ORDINALITY AS r(id, label, n)
-        JOIN {quote(model._meta.db_table)} t ON t.id = r.id
-        JOIN {quote(Project._meta.db_table)} p ON p.id = t.project_id
+        JOIN {quote(model._meta.db_table)} t ON t.{pk} = r.id
+        JOIN {quote(Project._meta.db_table)} p ON p.{quote(Project._meta.pk.column)} = t.{project}
         ORDER BY r.n
     """  # nosec B608
     params = [
