@@ -41,7 +41,7 @@ def rows(project, prefix: str) -> list[dict]:
             "date": f"2026-03-{day:02}",
             "category": "inference",
             "amount": f"{day}.50",
-            "description": f"Line “{day}”, with a 'quote' and a \\ backslash",
+            "description": f"Line “{day}”, with a 'quote', a \\ backslash,\ta tab and\na new line",
             "model": "gpt-4o",
             "input_tokens": 1000 * day,
             "output_tokens": 10 * day,
@@ -114,7 +114,7 @@ def test_copied_history_has_its_scope_actor_token_and_the_stored_values(projects
     assert event.object_repr == str(CostEntry.objects.get(pk=pk)).replace("1.5000", "1.50")
     assert event.changes["amount"] == [None, "1.5000"]
     assert event.changes["date"] == [None, "2026-03-01"]
-    assert event.changes["description"] == [None, "Line “1”, with a 'quote' and a \\ backslash"]
+    assert event.changes["description"] == [None, "Line “1”, with a 'quote', a \\ backslash,\ta tab and\na new line"]
     assert event.changes["price_id"] == [None, None] and event.changes["created_by_id"] == [None, contributor.pk]
     assert event.changes["source"] == [None, CostSource.API]
     assert not {"id", "created_at", "updated_at"} & event.changes.keys()
