@@ -1,11 +1,10 @@
 """Bulk ingestion's two writers: COPY on PostgreSQL and the ORM elsewhere store the same rows and history."""
 
 import datetime as dt
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, models
+from django.db import models
 from django.test import RequestFactory
 
 from ops.models import CostCategory, CostEntry, CostSource
@@ -15,6 +14,7 @@ from projects.audit import audit_request
 from projects.models import AuditAction, AuditEvent, Role
 from projects.services import api_token_create
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory
+from tests.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -157,24 +157,9 @@ def test_usage_is_copied_with_its_price(projects, contributor):
 def test_the_same_batch_sent_twice_at_once_is_recorded_once(projects, contributor):
     """Both requests lock the batch's projects, so the second sees the first's rows as already there."""
     entries = rows(projects[0], "race") + rows(projects[1], "race")
-    barrier, results, errors = threading.Barrier(2), [], []
+    results = at_once(*[lambda: cost_entries_ingest(by=contributor, entries=entries)] * 2)
 
-    def send():
-        try:
-            barrier.wait()
-            results.append(cost_entries_ingest(by=contributor, entries=entries))
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert errors == []
+    assert not [r for r in results if isinstance(r, Exception)]
     first, second = sorted(results, key=lambda r: -len(r.created_ids))
     with_ids = [i for i, e in enumerate(entries) if "external_id" in e]
     assert len(first.created_ids) == len(entries) and first.existing == []

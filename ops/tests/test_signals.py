@@ -1,12 +1,10 @@
 """Risk signals: each rule raises a risk, updates it while the condition holds, closes it when it clears."""
 
 import datetime as dt
-import threading
 from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db import connection
 from django.utils import timezone
 
 from ops.models import (
@@ -30,6 +28,7 @@ from ops.tests.factories import (
 )
 from projects.models import DataClassification, Stage
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory
+from tests.concurrency import at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -264,23 +263,8 @@ def test_two_concurrent_evaluations_never_duplicate_a_signal_risk():
     with time_machine.travel(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)):
         org = OrganizationFactory()
         projects = [ProjectFactory(organization=org, stage=Stage.DEVELOPMENT) for _ in range(5)]
-    barrier, errors = threading.Barrier(2), []
-
-    def run():
-        try:
-            barrier.wait()
-            evaluate(org)
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
+    results = at_once(lambda: evaluate(org), lambda: evaluate(org))
+    assert not [r for r in results if isinstance(r, Exception)]
     keys = list(signal_risks(org).values_list("signal_key", flat=True))
     assert sorted(keys) == sorted(
         f"{rule}:project:{p.pk}" for p in projects for rule in ("stale_status", "stage_stuck")
