@@ -23,15 +23,13 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from bench._db import BASE_DIR, create_database, run_child
+
 PAGE = 100
 LIST_REQUESTS = 200
 BULK_ROWS = 10_000
@@ -41,26 +39,9 @@ TARGET_COPY_RATIO = 5.0
 TARGET_PEAK_MB = 200
 
 
-def bench_db_url() -> str:
-    url = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tracker"))
-    return urlunparse(url._replace(path=url.path.rstrip("/") + "_api_bench"))
-
-
 def run() -> None:
     """Run the benchmark in a child process on the bench database and print its figures."""
-    env = os.environ | {"DATABASE_URL": bench_db_url(), "DJANGO_SETTINGS_MODULE": "tracker.settings"}
-    subprocess.run([sys.executable, "-m", "bench.api", "--child"], cwd=BASE_DIR, env=env, check=True)
-
-
-def _ensure_database() -> None:
-    import psycopg
-
-    url = urlparse(os.environ["DATABASE_URL"])
-    name = url.path.lstrip("/")
-    admin = urlunparse(url._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+    run_child("bench.api", "_api_bench")
 
 
 def _portfolio():
@@ -251,7 +232,7 @@ def _bench_bulk(projects, client) -> tuple[float, float, float]:
 def _child() -> None:
     import django
 
-    _ensure_database()
+    create_database(os.environ["DATABASE_URL"], fresh=False)
     django.setup()
     from django.conf import settings
     from django.core.management import call_command

@@ -33,9 +33,10 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import urlparse
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from bench._db import BASE_DIR, bench_db_url, create_database
+
 SYNTHETIC_PROJECTS = 200
 TOKEN_USER = "demo-contributor"
 STARTUP_TIMEOUT = 300  # workers import Django in parallel; minutes on a saturated 2-core machine
@@ -43,16 +44,11 @@ STOP_TIMEOUT = 30
 SIGNIN_ALLOWANCE = 600  # seconds for every client to sign in before the window
 
 
-def bench_db_url() -> str:
-    url = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tracker"))
-    return urlunparse(url._replace(path=url.path.rstrip("/") + "_load"))
-
-
 def _server_env(static_root: Path) -> dict[str, str]:
     """Production settings (README, Deploy), on the load database, for plain HTTP on 127.0.0.1."""
     redis = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     return os.environ | {
-        "DATABASE_URL": bench_db_url(),
+        "DATABASE_URL": bench_db_url("_load"),
         "DJANGO_SETTINGS_MODULE": "tracker.settings",
         "DJANGO_DEBUG": "false",
         "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
@@ -64,17 +60,6 @@ def _server_env(static_root: Path) -> dict[str, str]:
         "CELERY_BROKER_URL": redis,
         "LOG_FORMAT": "json",
     }
-
-
-def _recreate_database(url: str) -> None:
-    import psycopg
-
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    admin = urlunparse(parsed._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _prepare(*, clients: int, config_path: Path, credentials: Path) -> None:
@@ -219,7 +204,7 @@ def run(seconds: int | None = None, clients: int | None = None) -> None:
         print(f"Preparing {urlparse(env['DATABASE_URL']).path.lstrip('/')}: migrate, static, seed, tokens…", flush=True)
         started = time.monotonic()
         if os.environ.get("LOAD_REUSE_DB") != "1":
-            _recreate_database(env["DATABASE_URL"])
+            create_database(env["DATABASE_URL"], fresh=True)
         config = work / "config.json"
         subprocess.run(
             [sys.executable, "-m", "bench.load", "--prepare", str(config), "--users", str(clients)],

@@ -17,16 +17,14 @@ import argparse
 import datetime as dt
 import os
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from bench._db import create_database, run_child
+
 ORGS = 10
 ROUNDS = 5
 
@@ -249,39 +247,16 @@ def _check(reports: list[Any], raw: dict[str, list[tuple]]) -> None:
         sys.exit(f"The raw SQL disagrees with the reports (report, raw): {wrong}")
 
 
-def bench_db_url() -> str:
-    url = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tracker"))
-    return urlunparse(url._replace(path=url.path.rstrip("/") + "_bench"))
-
-
 def run() -> None:
     """Run the benchmark in a child process on the bench database and print its figures."""
-    env = os.environ | {"DATABASE_URL": bench_db_url(), "DJANGO_SETTINGS_MODULE": "tracker.settings"}
-    max_projects = os.environ.get("BENCH_MAX_PROJECTS", "5000")
-    subprocess.run(
-        [sys.executable, "-m", "bench.reports", "--child", "--max-projects", max_projects],
-        cwd=BASE_DIR,
-        env=env,
-        check=True,
-    )
-
-
-def _recreate_database() -> None:
-    import psycopg
-
-    url = urlparse(os.environ["DATABASE_URL"])
-    name = url.path.lstrip("/")
-    admin = urlunparse(url._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        # A fresh database each run, so every figure is measured on exactly the data described.
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    run_child("bench.reports", "_bench", "--max-projects", os.environ.get("BENCH_MAX_PROJECTS", "5000"))
 
 
 def _child(max_projects: int) -> None:
     import django
 
-    _recreate_database()
+    # A fresh database each run, so every figure is measured on exactly the data described.
+    create_database(os.environ["DATABASE_URL"], fresh=True)
     django.setup()
     from django.conf import settings
     from django.core.management import call_command

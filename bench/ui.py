@@ -18,43 +18,28 @@ Run: `python -m bench.ui` (BENCH_UI_PROJECTS=500,5000 to choose the sizes) or th
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from bench._db import BASE_DIR, create_database, run_child, server
+
 REPEATS = 15
 DASHBOARD_MAX_QUERIES = 20
 RAW_SQL_MAX_RATIO = 3.0
 
 
-def bench_db_url() -> str:
-    url = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tracker"))
-    return urlunparse(url._replace(path=url.path.rstrip("/") + "_ui_bench"))
-
-
 def run() -> None:
     """Run the benchmark in a child process on the bench database and print its figures."""
-    env = os.environ | {"DATABASE_URL": bench_db_url(), "DJANGO_SETTINGS_MODULE": "tracker.settings"}
-    subprocess.run([sys.executable, "-m", "bench.ui", "--child"], cwd=BASE_DIR, env=env, check=True)
+    run_child("bench.ui", "_ui_bench")
 
 
 def _ensure_database(smallest: int) -> None:
     """Create the bench database; recreate it when it holds more projects than the smallest size."""
-    import psycopg
-
-    url = urlparse(os.environ["DATABASE_URL"])
-    name = url.path.lstrip("/")
-    admin = urlunparse(url._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
+    url = os.environ["DATABASE_URL"]
+    with server(url) as (conn, name):
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and _synthetic_projects(urlunparse(url._replace(scheme="postgresql"))) > smallest:
-            conn.execute(f'DROP DATABASE "{name}"')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
+    create_database(url, fresh=bool(exists) and _synthetic_projects(url) > smallest)
 
 
 def _synthetic_projects(url: str) -> int:
