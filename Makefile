@@ -3,11 +3,12 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# Tests run against the machine's PostgreSQL and Redis unless told otherwise.
+# Tests and benchmarks run on PostgreSQL and Redis at these URLs; `services` provisions them when
+# nothing answers there (scripts/services.sh; TRACKER_PROVISION=0 turns that off).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tracker
 REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test lint format bench browser-deps vendor clean
+.PHONY: run test lint format bench services browser-deps vendor clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,16 +49,20 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## browser-deps: Debian's Chromium for the browser tests (Playwright drives it; nothing is downloaded)
-browser-deps:
-	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+## services: PostgreSQL and Redis answering at the URLs above (installed and started as root on Debian when down)
+services:
+	@TEST_DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) scripts/services.sh
 
-## test: lint, then the whole suite on PostgreSQL and Redis
-test: lint browser-deps
+## browser-deps: the services, plus Debian's Chromium for the browser tests (Playwright drives it; nothing is downloaded)
+browser-deps:
+	@TEST_DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) scripts/services.sh --browser
+
+## test: the services and the browser first (a clear stop when they cannot be had), lint, then the whole suite
+test: browser-deps lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/pytest
 
 ## bench: performance figures on PostgreSQL (not a test): ratios, query counts, a 60 s load test (docs/bench.md)
-bench: $(VENV)/.dev
+bench: services $(VENV)/.dev
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/python -m bench
 
 ## vendor: reinstall the pinned front-end libraries from npm and copy their built files to static/vendor/ (committed)

@@ -128,7 +128,10 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def start(self) -> "RedisServer":
-        command = [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        # Debian's redis-server, the one `make test` installs (scripts/services.sh) and checks for.
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed: make test installs Debian's redis-server package"
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.directory)]
         self.process = Process("redis-server", command, dict(os.environ), self.directory / "redis.log")
         try:
