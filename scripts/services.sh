@@ -138,6 +138,6 @@ if ! answers "$REDIS_HOST" "$REDIS_PORT"; then
   mkdir -p "$dir"
   say "starting redis-server on port $REDIS_PORT"
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$REDIS_PORT" --save "" --appendonly no \
-    --dir "$dir" --logfile "$dir/redis.log" --pidfile "$dir/redis.pid"
+    --dir "$dir" --logfile "$dir/redis-$REDIS_PORT.log" --pidfile "$dir/redis-$REDIS_PORT.pid"
   wait_for "Redis" redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping
 fi
