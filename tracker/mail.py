@@ -52,6 +52,9 @@ def mail_each(
     A mail server that cannot be reached raises before anything is sent (the caller retries later),
     and a database error propagates (the task retries it): neither is the item's fault.
     """
+    items = list(items)
+    if not items:  # no connection to the mail server for nothing
+        return MailCounts()
     sent = failed = 0
     connection = get_connection()
     connection.open()

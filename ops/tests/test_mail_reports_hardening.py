@@ -151,6 +151,8 @@ def test_an_unreachable_mail_server_sends_nothing_and_records_nothing(three_due,
         review_reminders_send(organization=three_due[0].organization, today=TODAY)
 
     assert not ReviewReminder.objects.exists()
+    # With nothing due, the mail server is not even asked.
+    assert review_reminders_send(organization=three_due[0].organization, today=TODAY - dt.timedelta(30)) == MailCounts()
 
 
 # --- Digests ----------------------------------------------------------------------------------------
