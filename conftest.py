@@ -1,7 +1,9 @@
 """Fixtures shared by every test: services must be reachable, a portfolio to work on."""
 
 import os
+import re
 import socket
+from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
@@ -47,6 +49,18 @@ def _cheap_password_hashing(request: pytest.FixtureRequest, settings) -> None:
     if request.node.get_closest_marker("real_password_hashing") is None:
         # First, so new hashes are cheap; the others still check hashes made before (module fixtures).
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *settings.PASSWORD_HASHERS]
+
+
+@pytest.fixture(autouse=True)
+def _every_subject_on_one_line() -> Iterator[None]:
+    """Check every e-mail any test has the app send: a control or line break in a subject is a header injection."""
+    yield
+    from django.core import mail
+
+    broken = [
+        m.subject for m in getattr(mail, "outbox", []) if re.search(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", m.subject)
+    ]
+    assert not broken, f"subjects with a control or line break: {broken!r}"
 
 
 # --- A portfolio to work on (a test module defines its own where it needs something else) -------

@@ -3,6 +3,7 @@
 import datetime as dt
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from ops.catalogue import CATALOGUE
 from ops.models import (
@@ -14,10 +15,13 @@ from ops.models import (
     ModelSource,
     Provider,
     ReportKind,
+    ReportSpan,
     RiskCategory,
     RiskStatus,
     Treatment,
 )
+from ops.selectors.reports import report_period
+from ops.services import report_period_limits
 from projects.forms import DateInput, PageForm, members_of
 from projects.models import Organization
 
@@ -142,11 +146,22 @@ class QualityMetricForm(PageForm):
 
 class ReportRequestForm(forms.Form):
     kind = forms.ChoiceField(choices=ReportKind.choices)
-    week = forms.DateField(widget=DateInput, help_text="Any day of the week to report on (Monday to Sunday).")
+    span = forms.ChoiceField(choices=ReportSpan.choices, required=False, label="Period")
+    week = forms.DateField(
+        widget=DateInput, label="Day", help_text="Any day of the week (Monday to Sunday) or month to report on."
+    )
+    notify = forms.BooleanField(required=False, label="E-mail the digest to the managers when it is ready")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Bounded before any date arithmetic, so a day such as 9999-12-31 is a form error, not an overflow.
+        earliest, latest = report_period_limits()
+        day = self.fields["week"]
+        day.validators += [MinValueValidator(earliest), MaxValueValidator(latest)]
+        day.widget.attrs.update(min=earliest.isoformat(), max=latest.isoformat())
 
     def period(self) -> tuple[dt.date, dt.date]:
-        start = self.cleaned_data["week"] - dt.timedelta(days=self.cleaned_data["week"].weekday())
-        return start, start + dt.timedelta(days=6)
+        return report_period(day=self.cleaned_data["week"], span=self.cleaned_data["span"] or ReportSpan.WEEK)
 
 
 class RiskFilterForm(forms.Form):

@@ -166,6 +166,13 @@ class ReportKind(models.TextChoices):
     RISK = "risk", "Risk report"
 
 
+class ReportSpan(models.TextChoices):
+    """The periods a report covers."""
+
+    WEEK = "week", "Week (Monday to Sunday)"
+    MONTH = "month", "Calendar month"
+
+
 class ReportState(models.TextChoices):
     PENDING = "pending", "Pending"
     RUNNING = "running", "Running"
@@ -532,6 +539,9 @@ class Report(TimeStampedModel):
     generated_at = models.DateTimeField(null=True, blank=True)
     data = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    # The scheduler's reports mail their digest; an on-demand one only when asked. A database default,
+    # so rows written by the release before (which always mailed) keep doing so.
+    notify = models.BooleanField(db_default=True, help_text="E-mail the digest to the managers once ready.")
     digest_sent_at = models.DateTimeField(null=True, blank=True)
     # Progress of the build, so the UI and the API can show how far a running report is.
     progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])

@@ -23,7 +23,7 @@ from ops.forms import (
     RiskFilterForm,
     RiskForm,
 )
-from ops.models import Report, ReportKind, ReportState, Risk, RiskStatus
+from ops.models import Report, ReportKind, ReportSpan, ReportState, Risk, RiskStatus
 from ops.selectors.dashboard import HeatCell, risk_overview
 from projects.forms import form_apply_error
 from projects.middleware import organization_activate
@@ -220,7 +220,7 @@ def _report_get(request: HttpRequest, pk: int) -> Report:
 
 @organization_required
 def report_index(request: HttpRequest) -> HttpResponse:
-    """The report archive, newest week first, grouped by week."""
+    """The report archive, newest period first, grouped by period."""
     reports = Report.objects.filter(organization=request.organization).select_related("project")
     kind = request.GET.get("kind", "")
     if kind in ReportKind.values:
@@ -241,7 +241,9 @@ def report_index(request: HttpRequest) -> HttpResponse:
         "kind": kind,
         "scope": scope,
         "kinds": ReportKind.choices,
-        "request_form": ReportRequestForm(initial={"kind": ReportKind.STATUS, "week": last_week}),
+        "request_form": ReportRequestForm(
+            initial={"kind": ReportKind.STATUS, "span": ReportSpan.WEEK, "week": last_week}
+        ),
     }
     return render(request, "ops/report_list.html", context)
 
@@ -252,7 +254,7 @@ def report_create(request: HttpRequest) -> HttpResponse:
     """Ask for a report now; the page then shows its progress until it is ready."""
     role_required(request, Role.MANAGER)
     form = ReportRequestForm(request.POST)
-    status = 200
+    status = 400  # a refusal answers with its own status, as the API does
     if form.is_valid():
         start, end = form.period()
         try:
@@ -262,12 +264,14 @@ def report_create(request: HttpRequest) -> HttpResponse:
                 period_start=start,
                 period_end=end,
                 by=request.user,
+                notify=form.cleaned_data["notify"],
             )
         except ServiceUnavailable as exc:  # saved pending, but the queue is down: say so, with a 503
             form.add_error(None, exc.message)
             status = exc.status_code
         except DomainError as exc:
             form_apply_error(form, exc)
+            status = exc.status_code
         else:
             return redirect(report)
     context = {"weeks": {}, "request_form": form, "kinds": ReportKind.choices}

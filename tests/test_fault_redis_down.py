@@ -74,7 +74,12 @@ def test_redis_down_keeps_the_site_serving_answers_503_for_reports_and_recovers_
         # Before the outage: a report requested through the API is built by the worker.
         before = api.post_json(
             "/api/v1/reports/",
-            {"kind": "status", "period_start": str(earlier), "period_end": str(earlier + dt.timedelta(days=6))},
+            {
+                "kind": "status",
+                "period_start": str(earlier),
+                "period_end": str(earlier + dt.timedelta(days=6)),
+                "notify": True,
+            },
         )
         assert before.status == 202, before.text
         wait_for(
@@ -115,14 +120,19 @@ def test_redis_down_keeps_the_site_serving_answers_503_for_reports_and_recovers_
         started = time.monotonic()
         refused = api.post_json(
             "/api/v1/reports/",
-            {"kind": "status", "period_start": str(week), "period_end": str(week + dt.timedelta(days=6))},
+            {
+                "kind": "status",
+                "period_start": str(week),
+                "period_end": str(week + dt.timedelta(days=6)),
+                "notify": True,
+            },
         )
         api_seconds = time.monotonic() - started
         assert refused.status == 503, refused.text
         assert refused.json()["code"] == "queue_unavailable"
         assert "task queue is unavailable" in refused.json()["detail"]
         started = time.monotonic()
-        page = browser.post_form("/reports/new/", {"kind": "risk", "week": str(week)}, page="/reports/")
+        page = browser.post_form("/reports/new/", {"kind": "risk", "week": str(week), "notify": "on"}, page="/reports/")
         ui_seconds = time.monotonic() - started
         assert page.status == 503
         assert "task queue is unavailable" in page.text
@@ -146,7 +156,12 @@ def test_redis_down_keeps_the_site_serving_answers_503_for_reports_and_recovers_
         # And new requests are queued again.
         again = api.post_json(
             "/api/v1/reports/",
-            {"kind": "risk", "period_start": str(earlier), "period_end": str(earlier + dt.timedelta(days=6))},
+            {
+                "kind": "risk",
+                "period_start": str(earlier),
+                "period_end": str(earlier + dt.timedelta(days=6)),
+                "notify": True,
+            },
         )
         assert again.status == 202, again.text
         wait_for(

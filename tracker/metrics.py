@@ -34,6 +34,7 @@ REQUESTS = Counter(
     "tracker_http_requests", "HTTP requests answered, by method, URL route and status.", ["method", "route", "status"]
 )
 TASKS = Counter("tracker_celery_tasks", "Celery tasks run, by task name and outcome.", ["task", "outcome"])
+MAILS = Counter("tracker_mail_messages", "E-mails the app tried to send, by kind and outcome.", ["kind", "outcome"])
 TASK_DURATION = Histogram(
     "tracker_celery_task_duration_seconds",
     "Time a Celery task ran, by task name and outcome.",

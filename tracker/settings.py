@@ -4,6 +4,7 @@ With nothing configured the app runs embedded: SQLite and Celery's filesystem tr
 Every variable is listed in `.env.example`.
 """
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -276,3 +277,8 @@ RISK_SIGNAL_PROVIDER_WINDOW_DAYS = env.int("RISK_SIGNAL_PROVIDER_WINDOW_DAYS", d
 REPORT_CATCH_UP_WEEKS = env.int("REPORT_CATCH_UP_WEEKS", default=4)
 REPORT_PENDING_REQUEUE_MINUTES = env.int("REPORT_PENDING_REQUEUE_MINUTES", default=15)
 REPORT_LIST_LIMIT = env.int("REPORT_LIST_LIMIT", default=50)  # rows kept per list in a report (counts stay exact)
+# Reports cover days from REPORT_PERIOD_EARLIEST to REPORT_PERIOD_DAYS_AHEAD days after today; a user may
+# have REPORT_PENDING_PER_USER on-demand reports waiting (pending or running) at once.
+REPORT_PERIOD_EARLIEST = dt.date.fromisoformat(env("REPORT_PERIOD_EARLIEST", default="2000-01-01"))
+REPORT_PERIOD_DAYS_AHEAD = env.int("REPORT_PERIOD_DAYS_AHEAD", default=366)
+REPORT_PENDING_PER_USER = env.int("REPORT_PENDING_PER_USER", default=5)

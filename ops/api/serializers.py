@@ -353,6 +353,7 @@ class ReportSerializer(StrictModelSerializer):
             "period_end",
             "state",
             "requested_by",
+            "notify",
             "started_at",
             "generated_at",
             "error",
@@ -386,5 +387,8 @@ class ReportRequestSerializer(StrictSerializer):
     kind = serializers.ChoiceField(choices=ReportKind.choices)
     organization = organization_field(required=False, help_text="Defaults to the project's, or your only one.")
     project = project_field(required=False, allow_null=True)
-    period_start = serializers.DateField()
-    period_end = serializers.DateField(help_text="Inclusive.")
+    period_start = serializers.DateField(help_text="A Monday, or the first day of a month.")
+    period_end = serializers.DateField(help_text="Inclusive: the Sunday of that week, or the last day of that month.")
+    notify = serializers.BooleanField(
+        default=False, help_text="E-mail the digest to the organization's managers once the report is ready."
+    )

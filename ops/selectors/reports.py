@@ -5,6 +5,7 @@ and risks: grouped aggregates, correlated subqueries and window functions. Pytho
 the grouped rows (at most one per project), never over cost entries.
 """
 
+import calendar
 import csv
 import datetime as dt
 import io
@@ -38,6 +39,7 @@ from ops.models import (
     QualityMetric,
     Report,
     ReportKind,
+    ReportSpan,
     Risk,
     RiskAssessment,
     RiskCategory,
@@ -67,6 +69,13 @@ def report_week(day: dt.date) -> tuple[dt.date, dt.date]:
     """Return the Monday and the Sunday (inclusive) of the week containing `day`."""
     start = day - dt.timedelta(days=day.weekday())
     return start, start + dt.timedelta(days=6)
+
+
+def report_period(*, day: dt.date, span: str) -> tuple[dt.date, dt.date]:
+    """Return the first and last day (inclusive) of the week (Monday–Sunday) or calendar month containing `day`."""
+    if span == ReportSpan.MONTH:
+        return day.replace(day=1), day.replace(day=calendar.monthrange(day.year, day.month)[1])
+    return report_week(day)
 
 
 def period_bounds(organization: Organization, start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:

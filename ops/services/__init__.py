@@ -4,7 +4,13 @@ from ops.services.costs import budget_create, cost_entry_create, model_price_cre
 from ops.services.infrastructure import infrastructure_component_create, quality_metric_create
 from ops.services.ingest import cost_entries_ingest, usage_ingest
 from ops.services.reminders import review_reminders_send
-from ops.services.reports import report_build, report_digest_send, report_request, reports_schedule
+from ops.services.reports import (
+    report_build,
+    report_digest_send,
+    report_period_limits,
+    report_request,
+    reports_schedule,
+)
 from ops.services.risks import risk_accept, risk_close, risk_create, risk_create_from_catalogue, risk_update
 from ops.services.signals import risk_signals_evaluate
 from ops.services.snapshots import snapshots_take
@@ -18,6 +24,7 @@ __all__ = [
     "quality_metric_create",
     "report_build",
     "report_digest_send",
+    "report_period_limits",
     "report_request",
     "reports_schedule",
     "review_reminders_send",

@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -12,6 +13,7 @@ from ops.models import ReminderKind, ReviewReminder, Risk, RiskStatus
 from ops.services.reports import absolute_link
 from projects.models import Organization
 from projects.services import organization_today
+from tracker.mail import MailCounts, mail_each, subject_line
 
 
 def _kind(days_left: int) -> ReminderKind:
@@ -20,12 +22,13 @@ def _kind(days_left: int) -> ReminderKind:
     return ReminderKind.DUE_IN_1_DAY if days_left <= 1 else ReminderKind.DUE_IN_7_DAYS
 
 
-def review_reminders_send(*, organization: Organization, today: dt.date | None = None) -> int:
-    """Send the reminders due today in the organization; return how many were sent.
+def review_reminders_send(*, organization: Organization, today: dt.date | None = None) -> MailCounts:
+    """Send the reminders due today in the organization; return how many were sent and how many failed.
 
     Each (risk, kind, review date) goes out once: the send record is inserted under a unique
     constraint in the same transaction as the sending, so a rerun or a concurrent run skips it
-    and a failed send is retried next time. A moved review date gets its own reminders.
+    and a failed send (logged, counted, the others still sent) is retried on the next run.
+    A moved review date gets its own reminders.
     """
     today = today or organization_today(organization)
     risks = (
@@ -36,7 +39,7 @@ def review_reminders_send(*, organization: Organization, today: dt.date | None =
             owner__is_active=True,
         )
         .exclude(owner__email="")
-        .select_related("owner", "project")
+        .select_related("owner", "project", "organization")
         .order_by("next_review_date", "pk")
     )
     due = [(risk, _kind((risk.next_review_date - today).days)) for risk in risks]
@@ -45,10 +48,10 @@ def review_reminders_send(*, organization: Organization, today: dt.date | None =
             "risk_id", "kind", "review_date"
         )
     )
-    sent = 0
-    for risk, kind in due:
-        if (risk.pk, kind.value, risk.next_review_date) in sent_before:
-            continue
+    unsent = [(risk, kind) for risk, kind in due if (risk.pk, kind.value, risk.next_review_date) not in sent_before]
+
+    def send(item: tuple[Risk, ReminderKind], connection: BaseEmailBackend) -> bool:
+        risk, kind = item
         try:
             with transaction.atomic():
                 ReviewReminder.objects.create(
@@ -58,14 +61,15 @@ def review_reminders_send(*, organization: Organization, today: dt.date | None =
                     recipient=risk.owner.email,
                     sent_at=timezone.now(),
                 )
-                _send(risk, kind, today)
+                _send(risk, kind, today, connection)
         except IntegrityError:  # a concurrent run sent it
-            continue
-        sent += 1
-    return sent
+            return False
+        return True
+
+    return mail_each(unsent, send, kind="review_reminder", describe=lambda item: f"risk {item[0].pk} ({item[1]})")
 
 
-def _send(risk: Risk, kind: ReminderKind, today: dt.date) -> None:
+def _send(risk: Risk, kind: ReminderKind, today: dt.date, connection: BaseEmailBackend) -> None:
     context = {
         "risk": risk,
         "kind": kind,
@@ -74,12 +78,12 @@ def _send(risk: Risk, kind: ReminderKind, today: dt.date) -> None:
         "days_overdue": (today - risk.next_review_date).days,
         "link": absolute_link(risk, f"/api/v1/risks/{risk.pk}/"),
     }
-    subject = f"[{risk.organization.name}] {kind.label}: {risk.title}"
     message = EmailMultiAlternatives(
-        subject,
+        subject_line(f"[{risk.organization.name}]", f"{kind.label}:", risk.title),
         render_to_string("ops/email/review_reminder.txt", context),
         settings.DEFAULT_FROM_EMAIL,
         [risk.owner.email],
+        connection=connection,
     )
     message.attach_alternative(render_to_string("ops/email/review_reminder.html", context), "text/html")
     message.send()

@@ -3,6 +3,9 @@
 Exactly once: a report is unique per organization × project × kind × period (database
 constraint), the build is claimed under a PostgreSQL session advisory lock that dies with the
 worker holding it, and the digest is claimed by a conditional UPDATE of `digest_sent_at`.
+
+Bounded: a report covers a week or a calendar month inside the report range, and a user may have
+REPORT_PENDING_PER_USER on-demand reports waiting at once.
 """
 
 import contextlib
@@ -11,8 +14,10 @@ import logging
 from collections.abc import Iterator
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection, transaction
 from django.db.models import F, Model, Q
 from django.template.loader import render_to_string
@@ -20,11 +25,12 @@ from django.urls import NoReverseMatch
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from ops.models import Report, ReportKind, ReportState
-from ops.selectors.reports import BUILDERS, report_headline, report_week
+from ops.models import Report, ReportKind, ReportSpan, ReportState
+from ops.selectors.reports import BUILDERS, report_headline, report_period, report_week
 from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require
-from tracker.exceptions import ServiceUnavailable, ValidationFailed
+from tracker.exceptions import Conflict, ServiceUnavailable, ValidationFailed
+from tracker.mail import MailCounts, mail_each, subject_line
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,40 @@ def _enqueue_build(report_id: int) -> None:
     transaction.on_commit(publish)
 
 
+PERIOD_SHAPE = "A report covers a week (Monday to Sunday) or a calendar month."
+TOO_MANY_PENDING = (
+    "You already have {limit} reports waiting to be built. Ask for more once one of them is ready or failed."
+)
+
+
+def report_period_limits() -> tuple[dt.date, dt.date]:
+    """Return the first and the last day a report may cover (a sanity range: a day of timezone makes no odds)."""
+    return settings.REPORT_PERIOD_EARLIEST, timezone.localdate() + dt.timedelta(days=settings.REPORT_PERIOD_DAYS_AHEAD)
+
+
+def _period_errors(*, period_start: dt.date, period_end: dt.date) -> dict[str, list[str]]:
+    earliest, latest = report_period_limits()
+    if period_end < period_start:
+        return {"period_end": ["The period ends before it starts."]}
+    if period_start < earliest or period_end > latest:
+        return {"period_start": [f"A report covers days from {earliest} to {latest}."]}
+    if (period_start, period_end) not in {report_period(day=period_start, span=span) for span in ReportSpan}:
+        return {"period_start": [PERIOD_SHAPE]}
+    return {}
+
+
+def _pending_limit_check(*, user: AbstractBaseUser) -> None:
+    """Refuse one more on-demand report to a user who has REPORT_PENDING_PER_USER waiting (pending or running).
+
+    The user's row is locked first, so two requests at once cannot both take the last place.
+    """
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+    limit = settings.REPORT_PENDING_PER_USER
+    waiting = Report.objects.filter(requested_by=user, state__in=[ReportState.PENDING, ReportState.RUNNING])
+    if waiting.count() >= limit:
+        raise Conflict(TOO_MANY_PENDING.format(limit=limit), code="too_many_pending_reports")
+
+
 def report_request(
     *,
     organization: Organization,
@@ -65,39 +105,51 @@ def report_request(
     period_end: dt.date,
     by: AbstractBaseUser | None,
     project: Project | None = None,
+    notify: bool = False,
     enqueue: bool = True,
 ) -> Report:
     """Ask for a report of a period and enqueue its build; asking again returns the same report.
 
-    `by` must be a manager; `by=None` is the scheduler. A failed report is reset to pending, so
-    asking again retries it; a ready one is returned as it is. `enqueue=False` leaves the build
-    to the caller (the command line builds in-process).
+    `by` must be a manager; `by=None` is the scheduler. The period is a week or a calendar month
+    inside `report_period_limits`. A failed report is reset to pending, so asking again retries
+    it; a ready one is returned as it is. A new or retried report counts against the requester's
+    REPORT_PENDING_PER_USER. `notify=True` has the digest e-mailed once the report is ready
+    (asking again with it turns it on, never off). `enqueue=False` leaves the build to the caller
+    (the command line builds in-process).
     """
     if by is not None:
         membership_require(user=by, organization=organization, role=Role.MANAGER)
     errors: dict[str, list[str]] = {}
     if kind not in ReportKind.values:
         errors["kind"] = [f"Choose one of {', '.join(ReportKind.values)}."]
-    if period_end < period_start:
-        errors["period_end"] = ["The period ends before it starts."]
+    errors |= _period_errors(period_start=period_start, period_end=period_end)
     if project is not None and project.organization_id != organization.pk:
         errors["project"] = ["Unknown project."]
     if errors:
         raise ValidationFailed(next(iter(errors.values()))[0], errors=errors)
+    key = {
+        "organization": organization,
+        "project": project,
+        "kind": kind,
+        "period_start": period_start,
+        "period_end": period_end,
+    }
     # The row commits before the build is enqueued: a broker outage never loses the request.
     with transaction.atomic():
-        report, created = Report.objects.select_for_update().get_or_create(
-            organization=organization,
-            project=project,
-            kind=kind,
-            period_start=period_start,
-            period_end=period_end,
-            defaults={"requested_by": by},
-        )
-        if not created and report.state == ReportState.FAILED:
+        report = Report.objects.select_for_update().filter(**key).first()
+        if by is not None and (report is None or report.state == ReportState.FAILED):
+            _pending_limit_check(user=by)
+        if report is None:  # get_or_create: the scheduler may be creating it right now
+            report, _ = Report.objects.get_or_create(**key, defaults={"requested_by": by, "notify": notify})
+        elif report.state == ReportState.FAILED:
             report.state, report.error, report.progress, report.step = ReportState.PENDING, "", 0, ""
             report.save(update_fields=["state", "error", "progress", "step", "updated_at"])
-    if report.state == ReportState.PENDING and enqueue:
+        notify_now = notify and not report.notify
+        if notify_now:
+            report.notify = True
+            report.save(update_fields=["notify", "updated_at"])
+    # A ready report asked with notify goes through the task too: the build is a no-op, the digest goes.
+    if enqueue and (report.state == ReportState.PENDING or (notify_now and report.state == ReportState.READY)):
         _enqueue_build(report.pk)
     return report
 
@@ -177,25 +229,28 @@ def absolute_link(instance: Model, api_path: str) -> str:
     return settings.SITE_URL.rstrip("/") + path
 
 
-def report_digest_send(*, report_id: int) -> int:
-    """E-mail a ready report's digest to its organization's managers and admins, once; return how many.
+def report_digest_send(*, report_id: int) -> MailCounts:
+    """E-mail a ready report's digest to its organization's managers and admins, once; return what went.
 
-    The claim (a conditional UPDATE of `digest_sent_at`) and the sending share one transaction:
-    a concurrent run waits on the row and then finds it claimed; a failed send rolls the claim back.
+    Only reports with `notify` (the scheduler's, and on-demand ones asked so) have a digest. The
+    claim (a conditional UPDATE of `digest_sent_at`) and the sending share one transaction: a
+    concurrent run waits on the row and then finds it claimed; a mail server that cannot be reached
+    rolls the claim back (the hourly job retries). A message that fails for one recipient is logged
+    and counted, the others still go, and the digest is not sent again.
     """
     with transaction.atomic():
-        claimed = Report.objects.filter(pk=report_id, state=ReportState.READY, digest_sent_at__isnull=True).update(
-            digest_sent_at=timezone.now()
-        )
+        claimed = Report.objects.filter(
+            pk=report_id, state=ReportState.READY, notify=True, digest_sent_at__isnull=True
+        ).update(digest_sent_at=timezone.now())
         if not claimed:
-            return 0
+            return MailCounts()
         report = Report.objects.select_related("organization", "project").get(pk=report_id)
         recipients = list(
             Membership.objects.filter(organization=report.organization, role__in=[Role.MANAGER, Role.ADMIN])
             .exclude(user__email="")
             .filter(user__is_active=True)
             .order_by("user__email")
-            .values_list("user__email", flat=True)
+            .values_list("user__email", "user_id")
             .distinct()
         )
         context = {
@@ -203,17 +258,20 @@ def report_digest_send(*, report_id: int) -> int:
             "headline": report_headline(report),
             "link": absolute_link(report, f"/api/v1/reports/{report.pk}/"),
         }
-        subject = f"[{report.organization.name}] {report} ready"
+        subject = subject_line(f"[{report.organization.name}]", f"{report} ready")
         text = render_to_string("ops/email/report_digest.txt", context)
         html = render_to_string("ops/email/report_digest.html", context)
-        messages = []
-        for address in recipients:
-            message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [address])
+
+        def send(recipient: tuple[str, int], connection: BaseEmailBackend) -> bool:
+            message = EmailMultiAlternatives(
+                subject, text, settings.DEFAULT_FROM_EMAIL, [recipient[0]], connection=connection
+            )
             message.attach_alternative(html, "text/html")
-            messages.append(message)
-        if messages:
-            get_connection().send_messages(messages)
-    return len(messages)
+            return bool(message.send())
+
+        return mail_each(
+            recipients, send, kind="report_digest", describe=lambda r: f"report {report_id} to user {r[1]}"
+        )
 
 
 def reports_schedule(*, now: dt.datetime | None = None) -> list[Report]:
@@ -238,22 +296,20 @@ def reports_schedule(*, now: dt.datetime | None = None) -> list[Report]:
     existing = set()
     if wanted:
         earliest = min(start for _, start in wanted)
+        # A week someone asked for without the digest is requested again, which turns its digest on.
         existing = set(
-            Report.objects.filter(project=None, period_start__gte=earliest).values_list(
-                "organization_id", "kind", "period_start"
+            Report.objects.filter(project=None, period_start__gte=earliest, notify=True).values_list(
+                "organization_id", "kind", "period_start", "period_end"
             )
         )
     enqueued = []
     for organization, start in wanted:
         for kind in ReportKind.values:
-            if (organization.pk, kind, start) not in existing:
+            end = start + dt.timedelta(days=6)
+            if (organization.pk, kind, start, end) not in existing:
                 enqueued.append(
                     report_request(
-                        organization=organization,
-                        kind=kind,
-                        period_start=start,
-                        period_end=start + dt.timedelta(days=6),
-                        by=None,
+                        organization=organization, kind=kind, period_start=start, period_end=end, by=None, notify=True
                     )
                 )
     stuck = Report.objects.filter(
@@ -261,6 +317,7 @@ def reports_schedule(*, now: dt.datetime | None = None) -> list[Report]:
         | Q(state=ReportState.RUNNING, started_at__lt=now - dt.timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT))
         | Q(
             state=ReportState.READY,
+            notify=True,
             digest_sent_at__isnull=True,
             generated_at__lt=now - dt.timedelta(minutes=settings.REPORT_PENDING_REQUEUE_MINUTES),
         )

@@ -8,6 +8,7 @@ from ops.models import ReminderKind, ReviewReminder, RiskStatus
 from ops.services import review_reminders_send
 from ops.tests.factories import RiskFactory
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
+from tracker.mail import MailCounts
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +23,7 @@ def risk():
 
 
 def send(risk, days_before: int) -> int:
-    return review_reminders_send(organization=risk.organization, today=REVIEW - dt.timedelta(days=days_before))
+    return review_reminders_send(organization=risk.organization, today=REVIEW - dt.timedelta(days=days_before)).sent
 
 
 def test_owner_is_reminded_seven_days_one_day_before_and_when_overdue_once_each(risk, mailoutbox):
@@ -45,7 +46,9 @@ def test_a_moved_review_date_gets_its_own_reminders(risk, mailoutbox):
     send(risk, 1)
     risk.next_review_date = REVIEW + dt.timedelta(days=30)
     risk.save()
-    assert review_reminders_send(organization=risk.organization, today=REVIEW + dt.timedelta(days=29)) == 1
+    assert review_reminders_send(organization=risk.organization, today=REVIEW + dt.timedelta(days=29)) == MailCounts(
+        sent=1
+    )
     assert ReviewReminder.objects.filter(kind=ReminderKind.DUE_IN_1_DAY).count() == 2
 
 

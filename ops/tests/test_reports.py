@@ -38,6 +38,7 @@ from projects.models import DataClassification, Role, Stage, StageTransition, St
 from projects.selectors import project_gates
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 from tracker.exceptions import NotPermitted, ValidationFailed
+from tracker.mail import MailCounts
 
 pytestmark = pytest.mark.django_db
 
@@ -472,8 +473,8 @@ def test_digest_goes_once_to_managers_and_admins_with_text_and_html(portfolio):
         MembershipFactory(organization=org, role=role, user=UserFactory(username=f"{role}-person"))
     MembershipFactory(organization=org, role=Role.MANAGER, user=UserFactory(username="no-mail", email=""))
     report = build(ReportKind.STATUS, org)
-    assert report_digest_send(report_id=report.pk) == 2
-    assert report_digest_send(report_id=report.pk) == 0
+    assert report_digest_send(report_id=report.pk) == MailCounts(sent=2)
+    assert report_digest_send(report_id=report.pk) == MailCounts()
     assert sorted(m.to[0] for m in mail.outbox) == ["admin-person@example.com", "manager-person@example.com"]
     message = mail.outbox[0]
     assert "Spend in the week: 175.50 EUR (incomplete: unpriced usage)" in message.body
@@ -487,7 +488,7 @@ def test_digest_is_not_sent_for_a_report_that_is_not_ready():
     org = OrganizationFactory()
     MembershipFactory(organization=org, role=Role.MANAGER)
     report = ReportFactory(organization=org)
-    assert report_digest_send(report_id=report.pk) == 0
+    assert report_digest_send(report_id=report.pk) == MailCounts()
     report.refresh_from_db()
     assert mail.outbox == [] and report.digest_sent_at is None
 

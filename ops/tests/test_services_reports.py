@@ -107,10 +107,11 @@ def test_report_request_leaves_a_ready_or_running_report_alone(org, manager, sta
     assert callbacks == []
 
 
-def test_report_request_accepts_a_one_day_period(org, manager):
-    report = request(org, manager, period_start=MONDAY, period_end=MONDAY)
+def test_report_request_refuses_a_period_that_is_neither_a_week_nor_a_month(org, manager):
+    with pytest.raises(ValidationFailed, match=r"a week \(Monday to Sunday\) or a calendar month"):
+        request(org, manager, period_start=MONDAY, period_end=MONDAY)
 
-    assert Report.objects.get(pk=report.pk).period_end == MONDAY
+    assert not Report.objects.exists()
 
 
 @pytest.mark.parametrize(

@@ -237,7 +237,7 @@ class TestReports:
     def test_generate_now_with_a_bad_kind_shows_the_error(self, client, org):
         sign_in(client, org, Role.MANAGER)
         response = client.post(reverse("ops:report-create"), {"kind": "nope", "week": "2026-03-04"})
-        assert response.status_code == 200 and response.context["request_form"].errors["kind"]
+        assert response.status_code == 400 and response.context["request_form"].errors["kind"]
         assert not Report.objects.exists()
 
     @pytest.mark.parametrize("kind", [ReportKind.STATUS, ReportKind.RISK])

@@ -50,6 +50,7 @@ class Command(BaseCommand):
                     period_start=start,
                     period_end=end,
                     by=None,
+                    notify=not options["no_digest"],
                     enqueue=False,
                 )
                 if report.state == ReportState.READY and options["rebuild"]:
@@ -64,7 +65,7 @@ class Command(BaseCommand):
                 if built is None:
                     bar.write(self.style.WARNING(f"{report}: being built by a worker right now; skipped."))
                     continue
-                sent = 0 if options["no_digest"] else report_digest_send(report_id=report.pk)
+                sent = 0 if options["no_digest"] else report_digest_send(report_id=report.pk).sent
                 bar.write(f"{built}: {built.state}" + (f", digest to {sent}" if sent else ""))
         if failed:
             raise CommandError(f"{failed} report(s) failed.")
