@@ -225,8 +225,9 @@ class Attempts:
             "title": f"title {n}",
             "external_id": f"x-{n}",
             "valid_from": str(dt.date(2020, 1, 1) + dt.timedelta(days=n)),
-            "period_start": str(dt.date(2030, 1, 5) + dt.timedelta(weeks=n)),
-            "period_end": str(dt.date(2030, 1, 11) + dt.timedelta(weeks=n)),
+            # Reports cover a Monday-to-Sunday week inside the offered range (2000-01-03 is a Monday).
+            "period_start": str(dt.date(2000, 1, 3) + dt.timedelta(weeks=n)),
+            "period_end": str(dt.date(2000, 1, 9) + dt.timedelta(weeks=n)),
         }
         if write.route.name == "api-projects:membership-list":
             made["user"] = f"joiner{n}"
