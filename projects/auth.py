@@ -28,6 +28,7 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
+from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from tracker.security import client_address
@@ -195,9 +196,27 @@ def password_reset_allowed(*, request: HttpRequest, email: str) -> bool:
     return True
 
 
+def password_reset_mail_send(*, email: str, domain: str, use_https: bool) -> None:
+    """Send Django's reset e-mail to the active accounts with this address (none: nothing happens)."""
+    form = PasswordResetForm(data={"email": email})
+    if form.is_valid():
+        form.save(domain_override=domain, use_https=use_https)
+
+
 class PasswordResetRequestForm(PasswordResetForm):
-    """Django's reset form, sending nothing beyond the limits while answering exactly as when it sends."""
+    """Django's reset form, answering the same whether the account exists and whether a limit is reached.
+
+    The request only counts and enqueues; the worker looks the account up and sends. Sending in the
+    request would make it slower exactly when the account exists, which tells whom it belongs to.
+    """
 
     def save(self, **kwargs):
-        if password_reset_allowed(request=kwargs["request"], email=self.cleaned_data["email"]):
-            super().save(**kwargs)
+        from projects.tasks import password_reset_mail_send_task
+
+        request, email = kwargs["request"], self.cleaned_data["email"]
+        if not password_reset_allowed(request=request, email=email):
+            return
+        try:
+            password_reset_mail_send_task.delay(email, request.get_host(), request.is_secure())
+        except KombuOperationalError as exc:
+            logger.warning("Password reset e-mail not queued, the task queue is unavailable: %s", exc)

@@ -10,8 +10,10 @@ from django.core import mail
 from django.core.cache import cache
 from django.test import RequestFactory
 
+from projects.tasks import password_reset_mail_send_task
 from projects.tests.factories import UserFactory
 from tracker.api import TokenRateThrottle
+from tracker.celery import app
 from tracker.security import client_address
 
 PASSWORD = "correct-horse-battery"
@@ -166,12 +168,20 @@ def test_the_back_off_fails_open_while_the_cache_is_down(settings):
 # --- Point 13: password reset is throttled, and says nothing about accounts -------------------------
 
 
+@pytest.fixture
+def eager():
+    """Run the enqueued e-mail task in-process, as a worker would."""
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
 def _reset(client, email: str, address: str):
     return client.post("/accounts/password_reset/", {"email": email}, **_via_proxy(address))
 
 
 @pytest.mark.django_db
-def test_ten_reset_requests_for_one_account_send_at_most_the_limit(client, settings):
+def test_ten_reset_requests_for_one_account_send_at_most_the_limit(client, eager, settings):
     settings.PASSWORD_RESET_MAX_PER_ACCOUNT = 3
     UserFactory(username="erin", email="erin@example.com")
     answers = {
@@ -183,7 +193,7 @@ def test_ten_reset_requests_for_one_account_send_at_most_the_limit(client, setti
 
 
 @pytest.mark.django_db
-def test_reset_requests_from_one_address_send_at_most_the_limit(client, settings):
+def test_reset_requests_from_one_address_send_at_most_the_limit(client, eager, settings):
     settings.PASSWORD_RESET_MAX_PER_ADDRESS = 5
     for n in range(10):
         UserFactory(username=f"user-{n}", email=f"user-{n}@example.com")
@@ -196,7 +206,7 @@ def test_reset_requests_from_one_address_send_at_most_the_limit(client, settings
 
 
 @pytest.mark.django_db
-def test_reset_answers_the_same_whether_or_not_the_account_exists(client, settings):
+def test_reset_answers_the_same_whether_or_not_the_account_exists(client, eager, settings):
     settings.PASSWORD_RESET_MAX_PER_ACCOUNT = 1
     UserFactory(username="frank", email="frank@example.com")
 
@@ -209,3 +219,18 @@ def test_reset_answers_the_same_whether_or_not_the_account_exists(client, settin
     # Beyond the limit the answer is still the same, for both; only the known one got (one) e-mail.
     assert answer("Frank@Example.com ") == answer("nobody@example.com") == known
     assert [m.to for m in mail.outbox] == [["frank@example.com"]]
+
+
+@pytest.mark.django_db
+def test_a_reset_request_does_the_same_work_whether_or_not_the_account_exists(
+    client, monkeypatch, django_assert_num_queries
+):
+    UserFactory(username="grace", email="grace@example.com")
+    queued = []
+    monkeypatch.setattr(password_reset_mail_send_task, "delay", lambda *args: queued.append(args))
+    # No account lookup and no e-mail inside the request: its time cannot tell a known address from another.
+    for email in ("grace@example.com", "nobody@example.com"):
+        with django_assert_num_queries(0):
+            assert _reset(client, email, ALICE_HOME).status_code == 302
+    assert queued == [("grace@example.com", "testserver", False), ("nobody@example.com", "testserver", False)]
+    assert mail.outbox == []
