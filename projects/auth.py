@@ -27,7 +27,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
@@ -149,6 +149,13 @@ def signin_refusal(request: HttpRequest | None) -> Lockout | None:
         # Every refused attempt restarts the cool-off (axes), so it ends one cool-off from now.
         return Lockout(seconds=int(get_cool_off(request).total_seconds()))
     return None
+
+
+def signin_lockout_response(request: HttpRequest, original_response: HttpResponse, credentials: dict | None):
+    """Answer a locked-out sign-in with the page the view rendered, as 429 with Retry-After (AXES_LOCKOUT_CALLABLE)."""
+    original_response.status_code = 429
+    original_response["Retry-After"] = str(int(get_cool_off(request).total_seconds()))
+    return original_response
 
 
 class SignInBackend(ModelBackend):

@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "projects.middleware.CurrentOrganizationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # a sign-in refused by a lockout answers 429 (AXES_LOCKOUT_CALLABLE)
 ]
 
 ROOT_URLCONF = "tracker.urls"
@@ -155,9 +156,8 @@ SIGNIN_ADDRESS_MAX_PAUSE_SECONDS = env.int("SIGNIN_ADDRESS_MAX_PAUSE_SECONDS", d
 PASSWORD_RESET_MAX_PER_ADDRESS = env.int("PASSWORD_RESET_MAX_PER_ADDRESS", default=5)
 PASSWORD_RESET_MAX_PER_ACCOUNT = env.int("PASSWORD_RESET_MAX_PER_ACCOUNT", default=3)
 PASSWORD_RESET_WINDOW_SECONDS = env.int("PASSWORD_RESET_WINDOW_SECONDS", default=3600)
-# The sign-in form reports a lockout on its own page (SignInForm), so axes' middleware, which would
-# replace that page with its own, is left out.
-SILENCED_SYSTEM_CHECKS = ["axes.W002"]
+# A lockout keeps the page the view rendered (the sign-in form says when to retry), answered with 429.
+AXES_LOCKOUT_CALLABLE = "projects.auth.signin_lockout_response"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=False)

@@ -98,12 +98,24 @@ def test_failures_lock_the_account_for_the_failing_address_only(client):
 
     # (a) + (d): locked for the stranger's address, with when to retry; the owner elsewhere gets in.
     locked = _sign_in(client, "alice", PASSWORD, MALLORY)
-    assert locked.status_code == 200
+    assert locked.status_code == 429 and locked["Retry-After"] == "900"
     assert "Too many failed sign-ins for this account from your address. Try again in 15 minutes." in (
         locked.content.decode()
     )
     assert "_auth_user_id" not in client.session
     assert _sign_in(client, "alice", PASSWORD, ALICE_HOME).status_code == 302
+
+
+@pytest.mark.django_db
+def test_the_admin_site_locks_the_failing_address_only(client):
+    UserFactory(username="root", is_staff=True, is_superuser=True)
+    admin_login = "/admin/login/?next=/admin/"
+    for _ in range(5):
+        _sign_in(client, "root", "wrong-guess", MALLORY, path=admin_login)
+    assert _sign_in(client, "root", PASSWORD, MALLORY, path=admin_login).status_code == 429
+    assert "_auth_user_id" not in client.session
+    signed_in = _sign_in(client, "root", PASSWORD, ALICE_HOME, path=admin_login)
+    assert signed_in.status_code == 302 and signed_in.url == "/admin/"
 
 
 @pytest.mark.django_db
