@@ -28,6 +28,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from tracker.exceptions import DomainError, TransitionRefused
+from tracker.security import client_address
 
 logger = logging.getLogger(__name__)
 
@@ -369,6 +370,10 @@ class TokenRateThrottle(SimpleRateThrottle):
         else:
             ident = self.get_ident(request)
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+    def get_ident(self, request) -> str:
+        """Key anonymous callers on the address behind the trusted proxies, as sign-in does."""
+        return client_address(request)
 
 
 @csrf_exempt  # nothing is written; a browser-style CSRF refusal would answer HTML instead of JSON

@@ -1,9 +1,32 @@
-"""Security middleware shared by the whole site: response headers and request-size bounds."""
+"""Security shared by the whole site: the client's address, response headers and request-size bounds."""
 
+import ipaddress
 from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+
+def client_address(request: HttpRequest) -> str:
+    """Return the client's IP address, as the outermost of DJANGO_TRUSTED_PROXY_COUNT proxies saw it.
+
+    Each trusted proxy appends the address it received the request from to X-Forwarded-For, so the
+    Nth entry from the right is the one the outermost proxy wrote; entries further left are whatever
+    the client sent, never trusted. Fewer entries than proxies: the request skipped the outer ones, and
+    the leftmost entry is still written by one of ours (as DRF's NUM_PROXIES reads it). No proxy: REMOTE_ADDR.
+    """
+    remote = request.META.get("REMOTE_ADDR") or "unknown"
+    hops = settings.TRUSTED_PROXY_COUNT
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if hops <= 0 or not forwarded:
+        return remote
+    addresses = [part.strip() for part in forwarded.split(",")]
+    candidate = addresses[-min(hops, len(addresses))]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:  # not what a proxy writes: keep the peer's address rather than a chosen string
+        return remote
+
 
 # Scripts only from our own static files: no inline script, no eval. Inline styles stay allowed
 # (htmx and the chart library set style attributes), which cannot run code.

@@ -32,6 +32,9 @@ SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
 # Production: TLS ends at a proxy that sets X-Forwarded-Proto (README, Deploy); cookies only over HTTPS.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many proxies in front append to X-Forwarded-For (1 behind the TLS proxy of the Deploy docs); 0: none,
+# the client is REMOTE_ADDR. Read by tracker.security.client_address only (sign-in, reset, API throttle).
+TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
@@ -63,6 +66,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",  # sign-in lockouts per (account, address): projects/auth.py
     "projects",
     "ops",
 ]
@@ -82,6 +86,7 @@ MIDDLEWARE = [
     "projects.middleware.CurrentOrganizationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # a sign-in refused by a lockout answers 429 (AXES_LOCKOUT_CALLABLE)
 ]
 
 ROOT_URLCONF = "tracker.urls"
@@ -130,13 +135,29 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
-AUTHENTICATION_BACKENDS = ["projects.auth.LockoutModelBackend"]
-# Sign-in back-off: after N failures in the window, lock for SIGNIN_LOCKOUT_SECONDS, doubling per failure.
-SIGNIN_MAX_FAILURES_PER_ACCOUNT = env.int("SIGNIN_MAX_FAILURES_PER_ACCOUNT", default=5)
+# Sign-in (projects/auth.py). django-axes locks an account for one client address only, after
+# SIGNIN_MAX_FAILURES_PER_ACCOUNT failures from it, for SIGNIN_LOCKOUT_SECONDS after the last one: a
+# stranger cannot lock the owner out from her own address. An address failing across accounts is
+# slowed down instead (refused for 1 s, 2 s, 4 s … up to SIGNIN_ADDRESS_MAX_PAUSE_SECONDS once it has
+# SIGNIN_MAX_FAILURES_PER_ADDRESS failures within SIGNIN_FAILURE_WINDOW_SECONDS), never locked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "projects.auth.SignInBackend"]
+AXES_HANDLER = "projects.auth.FailOpenCacheHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env.int("SIGNIN_MAX_FAILURES_PER_ACCOUNT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(seconds=env.int("SIGNIN_LOCKOUT_SECONDS", default=900))
+AXES_USERNAME_CALLABLE = "projects.auth.signin_username"
+AXES_CLIENT_IP_CALLABLE = "tracker.security.client_address"
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ADMIN = False  # the cache handler writes no AccessAttempt rows: the admin pages would stay empty
 SIGNIN_MAX_FAILURES_PER_ADDRESS = env.int("SIGNIN_MAX_FAILURES_PER_ADDRESS", default=30)
 SIGNIN_FAILURE_WINDOW_SECONDS = env.int("SIGNIN_FAILURE_WINDOW_SECONDS", default=900)
-SIGNIN_LOCKOUT_SECONDS = env.int("SIGNIN_LOCKOUT_SECONDS", default=60)
-SIGNIN_MAX_LOCKOUT_SECONDS = env.int("SIGNIN_MAX_LOCKOUT_SECONDS", default=3600)
+SIGNIN_ADDRESS_MAX_PAUSE_SECONDS = env.int("SIGNIN_ADDRESS_MAX_PAUSE_SECONDS", default=60)
+# Password reset requests, per client address and per e-mail address, within the window; beyond, no e-mail.
+PASSWORD_RESET_MAX_PER_ADDRESS = env.int("PASSWORD_RESET_MAX_PER_ADDRESS", default=5)
+PASSWORD_RESET_MAX_PER_ACCOUNT = env.int("PASSWORD_RESET_MAX_PER_ACCOUNT", default=3)
+PASSWORD_RESET_WINDOW_SECONDS = env.int("PASSWORD_RESET_WINDOW_SECONDS", default=3600)
+# A lockout keeps the page the view rendered (the sign-in form says when to retry), answered with 429.
+AXES_LOCKOUT_CALLABLE = "projects.auth.signin_lockout_response"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=False)
@@ -230,6 +251,8 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_THROTTLE_CLASSES": ["tracker.api.TokenRateThrottle"],
+    # For DRF's own address lookups; our throttle asks tracker.security.client_address, which agrees.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     # Per token (per user for a browser session); a 429 carries Retry-After.
     "DEFAULT_THROTTLE_RATES": {"api": env("API_THROTTLE_RATE", default="1200/minute")},
     "EXCEPTION_HANDLER": "tracker.api.exception_handler",

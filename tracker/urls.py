@@ -1,14 +1,20 @@
 from django.contrib import admin
-from django.contrib.auth.views import LoginView
+from django.contrib.auth.views import LoginView, PasswordResetView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from projects.auth import SignInForm
+from projects.auth import PasswordResetRequestForm, SignInForm
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # Sign-in says so when a back-off is in force (projects/auth.py); the rest are Django's views.
+    # Sign-in says so when a back-off is in force, password reset is throttled (projects/auth.py);
+    # the rest are Django's views.
     path("accounts/login/", LoginView.as_view(authentication_form=SignInForm), name="login"),
+    path(
+        "accounts/password_reset/",
+        PasswordResetView.as_view(form_class=PasswordResetRequestForm),
+        name="password_reset",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
