@@ -143,3 +143,24 @@ class SignInForm(AuthenticationForm):
             if lockout := signin_lockout(username=username, request=self.request):
                 raise ValidationError(lockout.message, code="locked_out") from None
             raise
+
+
+class RevokeTokensOnPasswordChange:
+    """Revoke the user's personal API tokens whenever their password changes.
+
+    Listed in AUTH_PASSWORD_VALIDATORS for its `password_changed` hook, not as a check: Django calls
+    it from `AbstractBaseUser.save()` after every `set_password()`, so the password-change view,
+    password reset, the admin and `manage.py changepassword` all pass here with no custom user model.
+    """
+
+    def validate(self, password: str, user=None) -> None:
+        return None
+
+    def password_changed(self, password: str, user=None) -> None:
+        from projects.services import api_tokens_revoke_personal
+
+        if user is not None and user.pk is not None:
+            api_tokens_revoke_personal(user=user)
+
+    def get_help_text(self) -> str:
+        return "Changing your password revokes your personal API tokens (service tokens stay)."
