@@ -457,6 +457,45 @@ def api_tokens_revoke_personal(*, user: AbstractBaseUser) -> int:
     return len(tokens)
 
 
+TOKEN_EXPIRY_SUBJECT = "Your LLMOps Tracker API token expires soon"
+
+
+def api_token_expiry_warnings_send(*, now: dt.datetime | None = None) -> int:
+    """E-mail the owner of each live personal token expiring within API_TOKEN_EXPIRY_WARNING_DAYS; return how many.
+
+    Each token is announced once: `expiry_warned_at` is claimed in the same transaction as the
+    sending, so a rerun or a concurrent run skips it and a failed send is retried next time. The
+    subject is constant; the token's name appears in the body only.
+    """
+    from django.core.mail import send_mail
+    from django.template.loader import render_to_string
+    from django.urls import reverse
+
+    now = now or timezone.now()
+    due = (
+        ApiToken.objects.live()
+        .filter(
+            organization=None,
+            expiry_warned_at=None,
+            expires_at__lte=now + dt.timedelta(days=settings.API_TOKEN_EXPIRY_WARNING_DAYS),
+            user__is_active=True,
+        )
+        .exclude(user__email="")
+        .select_related("user")
+        .order_by("expires_at", "pk")
+    )
+    link = settings.SITE_URL.rstrip("/") + reverse("projects:tokens")
+    sent = 0
+    for token in due:
+        with transaction.atomic():
+            if not ApiToken.objects.filter(pk=token.pk, expiry_warned_at=None).update(expiry_warned_at=now):
+                continue  # a concurrent run announced it
+            body = render_to_string("projects/email/token_expiry.txt", {"token": token, "link": link})
+            send_mail(TOKEN_EXPIRY_SUBJECT, body, settings.DEFAULT_FROM_EMAIL, [token.user.email])
+        sent += 1
+    return sent
+
+
 @transaction.atomic
 def user_sessions_revoke(*, user: AbstractBaseUser) -> int:
     """Sign the user out everywhere: delete every live session of theirs, revoke their personal tokens.
