@@ -19,6 +19,7 @@ from projects.models import (
     Membership,
     Organization,
     Project,
+    ServiceAccount,
     StageTransition,
     StatusUpdate,
     Team,
@@ -254,6 +255,16 @@ class ApiTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         messages.warning(
             request, f"API token “{token.name}” for {token.user}: {raw_key} — copy it now, it is not shown again."
         )
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The users service tokens act as: made by `service_token_create`, never edited by hand."""
+
+    list_display = ["organization", "scope", "user"]
+    list_filter = ["scope"]
+    search_fields = ["organization__name", "user__username"]
+    list_select_related = ["organization", "user"]
 
 
 @admin.register(AuditEvent)

@@ -321,11 +321,11 @@ def user_password_confirm(*, user: AbstractBaseUser, password: str, request: Htt
     from projects.auth import signin_lockout
 
     if lockout := signin_lockout(username=user.get_username(), request=request):
-        raise ValidationFailed(lockout.message, errors={"password": [lockout.message]}, code="locked_out")
+        raise ValidationFailed(lockout.message, errors={"password": [lockout.message]})
     confirmed = authenticate(request, username=user.get_username(), password=password or "")
     if confirmed is None or confirmed.pk != user.pk:
         message = "That is not your current password."
-        raise ValidationFailed(message, errors={"password": [message]}, code="password_incorrect")
+        raise ValidationFailed(message, errors={"password": [message]})
 
 
 def _expiry_check(expires_at: dt.datetime | None, *, required: bool) -> None:
