@@ -15,6 +15,7 @@ from ops.services.reports import report_build, report_digest_send, reports_sched
 from ops.services.signals import risk_signals_evaluate
 from ops.services.snapshots import snapshots_due, snapshots_take
 from projects.models import Organization
+from projects.services import api_token_expiry_warnings_send
 
 RELIABLE = {
     "acks_late": True,
@@ -81,3 +82,9 @@ def snapshots_schedule_task() -> None:
     """Fan out: each organization's snapshot of its local yesterday, once that day is over."""
     for organization, date in snapshots_due():
         snapshots_take_task.delay(organization.pk, date.isoformat())
+
+
+@shared_task(name="ops.api_token_expiry_warnings_send", **RELIABLE)
+def api_token_expiry_warnings_send_task() -> int:
+    """E-mail owners whose personal API tokens expire within the week (each token once)."""
+    return api_token_expiry_warnings_send()

@@ -19,6 +19,7 @@ from projects.models import (
     Membership,
     Organization,
     Project,
+    ServiceAccount,
     StageTransition,
     StatusUpdate,
     Team,
@@ -227,16 +228,18 @@ class StatusUpdateAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Tokens can be created here for a user (the raw key is shown once); never edited.
+    """Personal tokens can be created here for a user (the raw key is shown once); never edited.
 
     Only the hash is stored, so the admin form asks just for the user and a name and the service
-    makes the key.
+    makes the key (expiring after API_TOKEN_LIFETIME_DAYS, within the user's cap). Service tokens
+    are made by their organization's admins on the tokens page or the API.
     """
 
-    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "revoked_at"]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_display = ["name", "user", "organization", "scope", "prefix", "created_at", "expires_at", "last_used_at"]
+    list_display += ["revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), ("organization", admin.EmptyFieldListFilter), "scope"]
     search_fields = ["name", "prefix", "user__username"]
-    list_select_related = ["user"]
+    list_select_related = ["user", "organization"]
     exclude = ["key_hash"]
     fields = ["user", "name"]
     raw_id_fields = ["user"]
@@ -245,11 +248,23 @@ class ApiTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return request.user.has_perm("projects.add_apitoken")
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
-        token, raw_key = api_token_create(user=form.cleaned_data["user"], name=form.cleaned_data["name"])
+        token, raw_key = api_token_create(
+            user=form.cleaned_data["user"], name=form.cleaned_data["name"], created_by=request.user
+        )
         obj.pk = token.pk
         messages.warning(
             request, f"API token “{token.name}” for {token.user}: {raw_key} — copy it now, it is not shown again."
         )
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The users service tokens act as: made by `service_token_create`, never edited by hand."""
+
+    list_display = ["organization", "scope", "user"]
+    list_filter = ["scope"]
+    search_fields = ["organization__name", "user__username"]
+    list_select_related = ["organization", "user"]
 
 
 @admin.register(AuditEvent)

@@ -62,6 +62,10 @@ def _actor() -> dict[str, object]:
     if user is None or not user.is_authenticated:
         return {"actor": None, "token": None, "actor_repr": "system"}
     token = getattr(request, "audit_token", None)
+    if token is not None and token.is_service:
+        # The service acted, not a person: its account is only the means, so no actor is named.
+        label = f"service token “{token.name}” ({token.prefix}…) of {token.organization.name}"
+        return {"actor": None, "token": token, "actor_repr": label[:300]}
     label = f"{user.get_username()} via API token “{token.name}” ({token.prefix}…)" if token else user.get_username()
     return {"actor": user, "token": token, "actor_repr": label[:300]}
 

@@ -227,3 +227,24 @@ class PasswordResetRequestForm(PasswordResetForm):
             password_reset_mail_send_task.delay(email, request.get_host(), request.is_secure())
         except KombuOperationalError as exc:
             logger.warning("Password reset e-mail not queued, the task queue is unavailable: %s", exc)
+
+
+class RevokeTokensOnPasswordChange:
+    """Revoke the user's personal API tokens whenever their password changes.
+
+    Listed in AUTH_PASSWORD_VALIDATORS for its `password_changed` hook, not as a check: Django calls
+    it from `AbstractBaseUser.save()` after every `set_password()`, so the password-change view,
+    password reset, the admin and `manage.py changepassword` all pass here with no custom user model.
+    """
+
+    def validate(self, password: str, user=None) -> None:
+        return None
+
+    def password_changed(self, password: str, user=None) -> None:
+        from projects.services import api_tokens_revoke_personal
+
+        if user is not None and user.pk is not None:
+            api_tokens_revoke_personal(user=user)
+
+    def get_help_text(self) -> str:
+        return "Changing your password revokes your personal API tokens (service tokens stay)."

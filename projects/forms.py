@@ -1,10 +1,14 @@
 """Web forms of the projects app: they parse input; the services decide."""
 
+import datetime as dt
+
 import django_filters
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
 
 from projects.models import (
     AIActTier,
@@ -15,6 +19,7 @@ from projects.models import (
     Project,
     Stage,
     Team,
+    TokenScope,
     UseCase,
 )
 from tracker.exceptions import DomainError, NotPermitted
@@ -37,7 +42,7 @@ def form_apply_error(form: forms.Form, exc: DomainError) -> None:
 
 
 def members_of(organization: Organization):
-    return User.objects.filter(memberships__organization=organization).order_by("username")
+    return User.objects.filter(memberships__organization=organization, service_account=None).order_by("username")
 
 
 class DateInput(forms.DateInput):
@@ -151,5 +156,55 @@ class ProjectFilter(django_filters.FilterSet):
         return queryset.filter(Exists(InfrastructureComponent.objects.filter(project=OuterRef("pk"), provider=value)))
 
 
-class ApiTokenForm(forms.Form):
+def _expires_at(day: dt.date | None) -> dt.datetime | None:
+    """A token "expiring on" a day stops working when that day begins, in UTC."""
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC) if day else None
+
+
+class ApiTokenForm(PageForm):
+    id_prefix = "token"
+
     name = forms.CharField(max_length=100, help_text="Say what will use it, e.g. “LLM gateway nightly usage push”.")
+    expires_at = forms.DateField(
+        widget=DateInput, label="Expires on", help_text="It stops working when this day begins (UTC)."
+    )
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        strip=False,
+        label="Your current password",
+        help_text="Asked again because a token acts as you.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["expires_at"].initial = timezone.localdate() + dt.timedelta(days=settings.API_TOKEN_LIFETIME_DAYS)
+        self.fields["expires_at"].help_text += f" At most {settings.API_TOKEN_MAX_LIFETIME_DAYS} days ahead."
+
+    def clean_expires_at(self) -> dt.datetime | None:
+        return _expires_at(self.cleaned_data["expires_at"])
+
+
+class ServiceTokenForm(PageForm):
+    id_prefix = "service"
+
+    name = forms.CharField(max_length=100, help_text="Say what will use it, e.g. “OTLP collector, production”.")
+    scope = forms.ChoiceField(
+        choices=TokenScope.choices,
+        initial=TokenScope.INGEST,
+        help_text="Read: reads like a viewer. Read and ingest: also pushes costs and usage, nothing else.",
+    )
+    expires_at = forms.DateField(
+        widget=DateInput,
+        required=False,
+        label="Expires on",
+        help_text="Empty: it works until revoked. It stops working when this day begins (UTC).",
+    )
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        strip=False,
+        label="Your current password",
+        help_text="Asked again because the token outlives your session and your password.",
+    )
+
+    def clean_expires_at(self) -> dt.datetime | None:
+        return _expires_at(self.cleaned_data.get("expires_at"))

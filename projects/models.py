@@ -287,27 +287,103 @@ class StatusUpdate(TimeStampedModel):
         return f"{self.project} {self.date} ({self.health})"
 
 
+class TokenScope(models.TextChoices):
+    """What a service token may do inside its organization."""
+
+    READ = "read", "Read"
+    INGEST = "ingest", "Read and ingest"
+
+    @property
+    def role(self) -> Role:
+        """Return the role the scope reads with: ingest writes through the ingest endpoints only."""
+        return Role.CONTRIBUTOR if self == TokenScope.INGEST else Role.VIEWER
+
+
+class ServiceAccount(models.Model):
+    """The user a service token acts as: one per organization and scope, never a person.
+
+    It has an unusable password (it cannot sign in) and a membership with its scope's role, so the
+    role checks and the scoping every service already does apply to service tokens unchanged.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="service_account")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="service_accounts")
+    scope = models.CharField(max_length=16, choices=TokenScope.choices)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "scope"], name="service_account_one_per_org_scope"),
+            models.CheckConstraint(condition=Q(scope__in=TokenScope.values), name="service_account_scope_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization} service ({self.scope})"
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def live(self) -> "ApiTokenQuerySet":
+        """Return the tokens that still authenticate: not revoked, not expired."""
+        return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), revoked_at=None)
+
+
 class ApiToken(models.Model):
-    """A personal API token. Only its SHA-256 hash is stored; the raw key is shown once."""
+    """An API token. Only its SHA-256 hash is stored; the raw key is shown once.
+
+    A personal token acts as its user and dies with their password. A service token belongs to an
+    organization (its user is the organization's service account for its scope) and outlives
+    whoever created it.
+    """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    organization = models.ForeignKey(
+        Organization,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="service_tokens",
+        help_text="Set for a service token; empty for a personal one.",
+    )
+    scope = models.CharField(max_length=16, choices=TokenScope.choices, blank=True, default="", db_default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=8, help_text="The key's first characters, to recognise it.")
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    expiry_warned_at = models.DateTimeField(null=True, blank=True, help_text="When the owner was told it expires.")
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API token"
+        constraints = [
+            # A service token has a scope and a personal one has none (it acts with its user's role).
+            models.CheckConstraint(
+                condition=Q(organization__isnull=True, scope="")
+                | Q(organization__isnull=False, scope__in=TokenScope.values),
+                name="api_token_scope_iff_service",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
     @property
+    def is_service(self) -> bool:
+        return self.organization_id is not None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
 
 
 class AuditAction(models.TextChoices):

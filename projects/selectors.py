@@ -160,10 +160,18 @@ def project_list_with_figures(*, user: AbstractBaseUser) -> QuerySet[Project]:
 
 
 def api_token_list(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
-    """Return the user's API tokens, newest first, revoked ones included."""
+    """Return the user's personal API tokens, newest first, revoked and expired ones included."""
     if not user.is_authenticated:
         return ApiToken.objects.none()
-    return ApiToken.objects.filter(user=user)
+    return ApiToken.objects.filter(user=user, organization=None)
+
+
+def service_token_list(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
+    """Return the service tokens of the organizations the user administers, newest first."""
+    if not user.is_authenticated:
+        return ApiToken.objects.none()
+    administered = Membership.objects.filter(user=user, role=Role.ADMIN).values("organization")
+    return ApiToken.objects.filter(organization__in=administered).select_related("organization", "created_by")
 
 
 def team_list(*, user: AbstractBaseUser) -> QuerySet[Team]:
@@ -172,9 +180,10 @@ def team_list(*, user: AbstractBaseUser) -> QuerySet[Team]:
 
 def membership_list(*, user: AbstractBaseUser) -> QuerySet[Membership]:
     """Return the memberships of every organization the user belongs to."""
-    return Membership.objects.filter(organization__in=organization_list(user=user)).select_related(
-        "user", "organization"
-    )
+    # Service accounts are the means of service tokens, not members: listed, they could be re-roled or removed.
+    return Membership.objects.filter(
+        organization__in=organization_list(user=user), user__service_account=None
+    ).select_related("user", "organization")
 
 
 def status_update_list(*, user: AbstractBaseUser) -> QuerySet[StatusUpdate]:

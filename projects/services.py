@@ -3,9 +3,11 @@
 import datetime as dt
 from typing import Any
 
-from django.contrib.auth import get_user_model
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -15,10 +17,12 @@ from projects.models import (
     Organization,
     Project,
     Role,
+    ServiceAccount,
     Stage,
     StageTransition,
     StatusUpdate,
     Team,
+    TokenScope,
 )
 from projects.selectors import membership_get, project_gates
 from tracker.exceptions import (
@@ -112,6 +116,9 @@ def membership_set(
     membership_require(user=by, organization=organization, role=Role.ADMIN)
     if role not in Role.values:
         raise ValidationFailed(f"Unknown role “{role}”.", errors={"role": [f"Choose one of {', '.join(Role.values)}."]})
+    if ServiceAccount.objects.filter(user=user).exists():
+        # Its one membership is its scope's role in its own organization: anything else would widen the scope.
+        raise ValidationFailed("A service account is not a person.", errors={"user": ["Not a person."]})
     membership, _ = Membership.objects.update_or_create(user=user, organization=organization, defaults={"role": role})
     return membership
 
@@ -305,8 +312,38 @@ def membership_delete(*, membership: Membership, by: AbstractBaseUser) -> None:
     membership.delete()
 
 
-def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, str]:
-    """Create a personal API token; return it with its raw key, which is never stored and shown once."""
+def user_password_confirm(*, user: AbstractBaseUser, password: str, request: HttpRequest | None) -> None:
+    """Refuse unless `password` is the user's current password: re-authentication before minting a token.
+
+    It goes through `authenticate()`, so wrong guesses from a stolen session count towards the
+    sign-in back-off like any other.
+    """
+    from projects.auth import signin_refusal
+
+    confirmed = authenticate(request, username=user.get_username(), password=password or "")
+    if confirmed is None or confirmed.pk != user.pk:
+        refusal = signin_refusal(request)
+        message = refusal.message if refusal else "That is not your current password."
+        raise ValidationFailed(message, errors={"password": [message]})
+
+
+def _expiry_check(expires_at: dt.datetime | None, *, required: bool) -> None:
+    now = timezone.now()
+    latest = now + dt.timedelta(days=settings.API_TOKEN_MAX_LIFETIME_DAYS)
+    if expires_at is None:
+        if required:
+            raise ValidationFailed("A personal token needs an expiry date.", errors={"expires_at": ["Required."]})
+        return
+    if timezone.is_naive(expires_at):
+        raise ValidationFailed("Give the expiry with a time zone.", errors={"expires_at": ["No time zone."]})
+    if expires_at <= now:
+        raise ValidationFailed("The expiry date is in the past.", errors={"expires_at": ["In the past."]})
+    if required and expires_at > latest:
+        message = f"A personal token lives at most {settings.API_TOKEN_MAX_LIFETIME_DAYS} days."
+        raise ValidationFailed(message, errors={"expires_at": [message]})
+
+
+def _api_token_make(*, user: AbstractBaseUser, name: str, **fields: Any) -> tuple[ApiToken, str]:
     import secrets
 
     from tracker.api import hash_key
@@ -315,15 +352,90 @@ def api_token_create(*, user: AbstractBaseUser, name: str) -> tuple[ApiToken, st
     if not name:
         raise ValidationFailed("Name the token, e.g. after the integration using it.", errors={"name": ["Required."]})
     raw = "llmt_" + secrets.token_urlsafe(32)
-    token = ApiToken(user=user, name=name, prefix=raw[:8], key_hash=hash_key(raw))
-    validate_model(token, exclude=["user"])
+    token = ApiToken(user=user, name=name, prefix=raw[:8], key_hash=hash_key(raw), **fields)
+    validate_model(token, exclude=["user", "organization", "created_by"])
     token.save()
     return token, raw
 
 
+def api_token_expiry_default() -> dt.datetime:
+    return timezone.now() + dt.timedelta(days=settings.API_TOKEN_LIFETIME_DAYS)
+
+
+@transaction.atomic
+def api_token_create(
+    *,
+    user: AbstractBaseUser,
+    name: str,
+    expires_at: dt.datetime | None = None,
+    created_by: AbstractBaseUser | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a personal API token; return it with its raw key, which is never stored and shown once.
+
+    It expires at `expires_at` (default API_TOKEN_LIFETIME_DAYS from now). A user holds at most
+    API_TOKENS_PER_USER live tokens. A request minting a token for its own user confirms the
+    password first (`user_password_confirm`); the admin and the command are operators' paths.
+    """
+    expires_at = expires_at or api_token_expiry_default()
+    _expiry_check(expires_at, required=True)
+    User.objects.select_for_update().filter(pk=user.pk).first()  # serialise the cap per user
+    limit = settings.API_TOKENS_PER_USER
+    if ApiToken.objects.live().filter(user=user, organization=None).count() >= limit:
+        raise Conflict(f"You already have {limit} live API tokens, the most allowed: revoke one you no longer use.")
+    return _api_token_make(user=user, name=name, expires_at=expires_at, created_by=created_by or user)
+
+
+def _service_account(organization: Organization, scope: TokenScope) -> ServiceAccount:
+    """Return the organization's service account for `scope`, creating it (and its membership) the first time."""
+    account = ServiceAccount.objects.filter(organization=organization, scope=scope).select_related("user").first()
+    if account is not None:
+        return account
+    # ":" is not allowed in people's usernames, so no person can be (or become) this user.
+    user = User(username=f"service:{organization.pk}:{scope}", first_name=f"{organization.name} service"[:150])
+    user.set_unusable_password()
+    user.save()
+    Membership.objects.create(user=user, organization=organization, role=scope.role)
+    return ServiceAccount.objects.create(user=user, organization=organization, scope=scope)
+
+
+@transaction.atomic
+def service_token_create(
+    *,
+    organization: Organization,
+    scope: str,
+    name: str,
+    by: AbstractBaseUser,
+    expires_at: dt.datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Create a service token of the organization (admins only); return it with its raw key, shown once.
+
+    It acts as the organization's service account for `scope` (`read`: a viewer's reads; `ingest`:
+    reads and the ingest endpoints), whoever created it, and lives until revoked or `expires_at`.
+    An organization holds at most API_SERVICE_TOKENS_PER_ORGANIZATION live service tokens.
+    """
+    membership_require(user=by, organization=organization, role=Role.ADMIN)
+    if scope not in TokenScope.values:
+        message = f"Choose one of {', '.join(TokenScope.values)}."
+        raise ValidationFailed(f"Unknown scope “{scope}”.", errors={"scope": [message]})
+    _expiry_check(expires_at, required=False)
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()  # serialise the cap and the account
+    limit = settings.API_SERVICE_TOKENS_PER_ORGANIZATION
+    if ApiToken.objects.live().filter(organization=organization).count() >= limit:
+        raise Conflict(f"{organization.name} already has {limit} live service tokens, the most allowed: revoke one.")
+    account = _service_account(organization, TokenScope(scope))
+    return _api_token_make(
+        user=account.user, name=name, organization=organization, scope=scope, expires_at=expires_at, created_by=by
+    )
+
+
 def api_token_revoke(*, token: ApiToken, by: AbstractBaseUser) -> ApiToken:
-    """Revoke a token (its owner only); revoking twice keeps the first time."""
-    if token.user_id != by.pk:
+    """Revoke a token: a personal one by its owner, a service one by its organization's admins.
+
+    Revoking twice keeps the first time.
+    """
+    if token.is_service:
+        membership_require(user=by, organization=token.organization, role=Role.ADMIN)
+    elif token.user_id != by.pk:
         raise NotPermitted("Only the token's owner can revoke it.")
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
@@ -331,8 +443,64 @@ def api_token_revoke(*, token: ApiToken, by: AbstractBaseUser) -> ApiToken:
     return token
 
 
+def api_tokens_revoke_personal(*, user: AbstractBaseUser) -> int:
+    """Revoke every live personal token of the user (password changed, signed out everywhere); return how many.
+
+    One save per token, so each revocation is in the history; a user holds at most API_TOKENS_PER_USER.
+    """
+    tokens = list(ApiToken.objects.filter(user=user, organization=None, revoked_at=None))
+    now = timezone.now()
+    for token in tokens:
+        token.revoked_at = now
+        token.save(update_fields=["revoked_at"])
+    return len(tokens)
+
+
+TOKEN_EXPIRY_SUBJECT = "Your LLMOps Tracker API token expires soon"
+
+
+def api_token_expiry_warnings_send(*, now: dt.datetime | None = None) -> int:
+    """E-mail the owner of each live personal token expiring within API_TOKEN_EXPIRY_WARNING_DAYS; return how many.
+
+    Each token is announced once: `expiry_warned_at` is claimed in the same transaction as the
+    sending, so a rerun or a concurrent run skips it and a failed send is retried next time. The
+    subject is constant; the token's name appears in the body only.
+    """
+    from django.core.mail import send_mail
+    from django.template.loader import render_to_string
+    from django.urls import reverse
+
+    now = now or timezone.now()
+    due = (
+        ApiToken.objects.live()
+        .filter(
+            organization=None,
+            expiry_warned_at=None,
+            expires_at__lte=now + dt.timedelta(days=settings.API_TOKEN_EXPIRY_WARNING_DAYS),
+            user__is_active=True,
+        )
+        .exclude(user__email="")
+        .select_related("user")
+        .order_by("expires_at", "pk")
+    )
+    link = settings.SITE_URL.rstrip("/") + reverse("projects:tokens")
+    sent = 0
+    for token in due:
+        with transaction.atomic():
+            if not ApiToken.objects.filter(pk=token.pk, expiry_warned_at=None).update(expiry_warned_at=now):
+                continue  # a concurrent run announced it
+            body = render_to_string("projects/email/token_expiry.txt", {"token": token, "link": link})
+            send_mail(TOKEN_EXPIRY_SUBJECT, body, settings.DEFAULT_FROM_EMAIL, [token.user.email])
+        sent += 1
+    return sent
+
+
+@transaction.atomic
 def user_sessions_revoke(*, user: AbstractBaseUser) -> int:
-    """Sign the user out everywhere: delete every live session of theirs; return how many."""
+    """Sign the user out everywhere: delete every live session of theirs, revoke their personal tokens.
+
+    Return how many sessions ended. Service tokens stay: they belong to their organizations.
+    """
     from django.contrib.auth import SESSION_KEY
     from django.contrib.sessions.models import Session
 
@@ -342,4 +510,5 @@ def user_sessions_revoke(*, user: AbstractBaseUser) -> int:
         if str(session.get_decoded().get(SESSION_KEY)) == str(user.pk)
     ]
     Session.objects.filter(pk__in=mine).delete()
+    api_tokens_revoke_personal(user=user)
     return len(mine)

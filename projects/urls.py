@@ -17,4 +17,6 @@ urlpatterns = [
     path("account/tokens/", views.api_tokens, name="tokens"),
     path("account/sign-out-everywhere/", views.sign_out_everywhere, name="sign-out-everywhere"),
     path("account/tokens/<int:pk>/revoke/", views.api_token_revoke, name="token-revoke"),
+    path("account/service-tokens/", views.service_token_create, name="service-token-create"),
+    path("account/service-tokens/<int:pk>/revoke/", views.service_token_revoke, name="service-token-revoke"),
 ]

@@ -16,6 +16,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -33,14 +34,21 @@ from projects.forms import (
     ApiTokenForm,
     ProjectFilter,
     ProjectForm,
+    ServiceTokenForm,
     StageMoveForm,
     StatusUpdateForm,
     form_apply_error,
 )
 from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role, Stage
-from projects.selectors import api_token_list, audit_history, project_list, project_list_with_figures
-from tracker.exceptions import DomainError, TransitionRefused
+from projects.selectors import (
+    api_token_list,
+    audit_history,
+    project_list,
+    project_list_with_figures,
+    service_token_list,
+)
+from tracker.exceptions import DomainError, NotPermitted, TransitionRefused
 
 PAGE_SIZE = 25
 
@@ -307,28 +315,72 @@ def project_transition(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def api_tokens(request: HttpRequest) -> HttpResponse:
-    """The user's personal API tokens: create one (its key is shown once), list them with their last use."""
-    form = ApiTokenForm(request.POST or None)
-    created_key = ""
-    if request.method == "POST" and form.is_valid():
-        try:
-            token, created_key = services.api_token_create(user=request.user, name=form.cleaned_data["name"])
-        except DomainError as exc:
-            form_apply_error(form, exc)
-        else:
-            form = ApiTokenForm()
-            messages.success(request, f"Token “{token.name}” created. Copy its key now: it is not shown again.")
-    response = render(
-        request,
-        "projects/api_tokens.html",
-        {"form": form, "tokens": api_token_list(user=request.user), "created_key": created_key},
-    )
+def _tokens_page(
+    request: HttpRequest,
+    *,
+    form: ApiTokenForm | None = None,
+    service_form: ServiceTokenForm | None = None,
+    created_key: str = "",
+) -> HttpResponse:
+    """Render the tokens page: the user's personal tokens and, for admins, the organization's service tokens."""
+    administers = request.organization is not None and has_role(request, Role.ADMIN)
+    service_tokens = service_token_list(user=request.user).filter(organization=request.organization)
+    context = {
+        "form": form or ApiTokenForm(),
+        "tokens": api_token_list(user=request.user),
+        "administers": administers,
+        "service_form": (service_form or ServiceTokenForm()) if administers else None,
+        "service_tokens": service_tokens if administers else [],
+        "created_key": created_key,
+        "now": timezone.now(),
+    }
+    response = render(request, "projects/api_tokens.html", context)
     # The page may hold a key shown once: never cache it.
     response["Cache-Control"] = "no-store"
     return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    """The user's personal API tokens: create one (password asked again; key shown once), list, revoke."""
+    form = ApiTokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.user_password_confirm(user=request.user, password=data["password"], request=request)
+            token, key = services.api_token_create(user=request.user, name=data["name"], expires_at=data["expires_at"])
+        except DomainError as exc:
+            form_apply_error(form, exc)
+        else:
+            messages.success(request, f"Token “{token.name}” created. Copy its key now: it is not shown again.")
+            return _tokens_page(request, created_key=key)
+    return _tokens_page(request, form=form)
+
+
+@organization_required
+@require_POST
+def service_token_create(request: HttpRequest) -> HttpResponse:
+    """Create a service token of the current organization (admins; password asked again; key shown once)."""
+    role_required(request, Role.ADMIN)
+    form = ServiceTokenForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.user_password_confirm(user=request.user, password=data["password"], request=request)
+            token, key = services.service_token_create(
+                organization=request.organization,
+                by=request.user,
+                name=data["name"],
+                scope=data["scope"],
+                expires_at=data["expires_at"],
+            )
+        except DomainError as exc:
+            form_apply_error(form, exc)
+        else:
+            messages.success(request, f"Service token “{token.name}” created. Copy its key now: it is not shown again.")
+            return _tokens_page(request, created_key=key)
+    return _tokens_page(request, service_form=form)
 
 
 @login_required
@@ -337,6 +389,18 @@ def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     token = get_object_or_404(api_token_list(user=request.user), pk=pk)
     services.api_token_revoke(token=token, by=request.user)
     messages.success(request, f"Token “{token.name}” revoked: requests using it are refused from now on.")
+    return redirect("projects:tokens")
+
+
+@organization_required
+@require_POST
+def service_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    token = get_object_or_404(service_token_list(user=request.user), pk=pk)
+    try:
+        services.api_token_revoke(token=token, by=request.user)
+    except NotPermitted as exc:
+        raise PermissionDenied(exc.message) from exc
+    messages.success(request, f"Service token “{token.name}” revoked: requests using it are refused from now on.")
     return redirect("projects:tokens")
 
 
@@ -354,8 +418,12 @@ def project_history(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
-    """End every session of the user, on every device, this one included."""
+    """End every session of the user, on every device, this one included, and revoke their personal tokens."""
     count = services.user_sessions_revoke(user=request.user)
     logout(request)
-    messages.success(request, f"Signed out of {count} session{'s' if count != 1 else ''}.")
+    messages.success(
+        request,
+        f"Signed out of {count} session{'s' if count != 1 else ''}. Your personal API tokens are revoked too;"
+        " your organizations' service tokens keep working.",
+    )
     return redirect("login")

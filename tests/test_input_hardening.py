@@ -44,7 +44,7 @@ from ops.services import risk_create
 from projects import services
 from projects.api import serializers as projects_serializers
 from projects.api import views as projects_views
-from projects.forms import ApiTokenForm, ProjectForm, StageMoveForm, StatusUpdateForm
+from projects.forms import ApiTokenForm, ProjectForm, ServiceTokenForm, StageMoveForm, StatusUpdateForm
 from projects.models import ApiToken, Project, StageTransition, StatusUpdate
 from tests.test_tenant_isolation import (
     BODIES,
@@ -400,6 +400,7 @@ FORMS: dict[str, tuple[type[forms.Form], type[Model]]] = {
     "projects:status-create": (StatusUpdateForm, StatusUpdate),
     "projects:transition": (StageMoveForm, StageTransition),
     "projects:tokens": (ApiTokenForm, ApiToken),
+    "projects:service-token-create": (ServiceTokenForm, ApiToken),
     "ops:cost-create": (CostEntryForm, CostEntry),
     "ops:budget-create": (BudgetForm, Budget),
     "ops:risk-create": (RiskForm, Risk),
@@ -424,7 +425,7 @@ STORED_AS: dict[tuple[str, str], tuple[type[Model], str] | None] = {
 
 
 # Web writes that take no typed input: a choice of organization, a token to revoke.
-FORMLESS = {"projects:organization-switch", "projects:token-revoke"}
+FORMLESS = {"projects:organization-switch", "projects:token-revoke", "projects:service-token-revoke"}
 
 
 def test_every_web_form_is_planned():
@@ -489,6 +490,7 @@ def _web_url(name: str, p: Portfolio, n: int) -> str:
     paths = {
         "projects:create": "/projects/new/",
         "projects:tokens": "/account/tokens/",
+        "projects:service-token-create": "/account/service-tokens/",
         "ops:report-create": "/reports/new/",
         "projects:edit": f"/projects/{project.pk}/edit/",
         "projects:status-create": f"/projects/{project.pk}/status/",

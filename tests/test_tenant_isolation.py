@@ -350,7 +350,11 @@ body("api-projects:project-transition", "POST")(lambda p: {"to_stage": "retired"
 body("api-projects:status-update-list", "POST")(
     lambda p: {"project": _project(p), "date": "2026-03-04", "health": "red", "progress": 50, "summary": "posted"}
 )
-body("api-projects:api-token-list", "POST")(lambda p: {"name": "posted"})
+PASSWORD = "correct-horse-battery"  # every factory user's: minting a token asks for it
+body("api-projects:api-token-list", "POST")(lambda p: {"name": "posted", "password": PASSWORD})
+body("api-projects:service-token-list", "POST")(
+    lambda p: {"organization": p.organization.pk, "name": "posted", "scope": "read", "password": PASSWORD}
+)
 body("api-ops:infrastructure-list", "POST")(
     lambda p: {"project": _project(p), "name": "posted", "kind": "compute", "provider": "gcp"}
 )
@@ -390,6 +394,7 @@ for _name in ("api-projects:team-detail", "api-projects:membership-detail", "api
 for _name in ("api-ops:budget-detail", "api-ops:cost-detail", "api-ops:model-price-detail", "api-ops:metric-detail"):
     body(_name, "DELETE")(lambda p: {})
 body("api-projects:api-token-detail", "DELETE")(lambda p: {})
+body("api-projects:service-token-detail", "DELETE")(lambda p: {})
 
 body("projects:organization-switch", "POST")(lambda p: {"organization": p.organization.pk, "next": "/"})
 PROJECT_FORM = {"name": "Posted project", "industry": "other", "use_case": "other", "ai_act_tier": "unassessed"}
@@ -399,8 +404,11 @@ body("projects:status-create", "POST")(
     lambda p: {"date": "2026-03-04", "health": "red", "progress": 50, "summary": "posted"}
 )
 body("projects:transition", "POST")(lambda p: {"to_stage": "retired", "note": "posted"})
-body("projects:tokens", "POST")(lambda p: {"name": "posted"})
+IN_30_DAYS = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+body("projects:tokens", "POST")(lambda p: {"name": "posted", "expires_at": IN_30_DAYS, "password": PASSWORD})
 body("projects:token-revoke", "POST")(lambda p: {})
+body("projects:service-token-create", "POST")(lambda p: {"name": "posted", "scope": "read", "password": PASSWORD})
+body("projects:service-token-revoke", "POST")(lambda p: {})
 body("ops:cost-create", "POST")(lambda p: COST)
 body("ops:budget-create", "POST")(lambda p: {**BUDGET, "tolerance_pct": "10"})
 RISK_FORM = {**RISK, "treatment": "mitigate"}
@@ -471,12 +479,17 @@ VIEWER_EXCEPTIONS = {
     ("projects:token-revoke", "POST"): {404},
     ("api-projects:api-token-detail", "GET"): {404},
     ("api-projects:api-token-detail", "DELETE"): {404},
+    # Service tokens are their admins' only: to a viewer, the portfolio's token is any other's row.
+    ("projects:service-token-revoke", "POST"): {404},
+    ("api-projects:service-token-detail", "GET"): {404},
+    ("api-projects:service-token-detail", "DELETE"): {404},
 }
 # An outsider's writes on their own side: they land in B (or nowhere), never in A.
 OUTSIDER_COLLECTION_WRITES = {
     ("projects:organization-switch", "POST"): {404},
     ("projects:create", "POST"): {302},
     ("projects:tokens", "POST"): {200},
+    ("projects:service-token-create", "POST"): {200},  # a service token of B, the outsider's organization
     ("ops:report-create", "POST"): {302},
 }
 
@@ -500,6 +513,8 @@ def expected(caller: Caller, route: Route, method: str, has_object: bool) -> set
         return {200}
     if route.name == "api-projects:api-token-list":
         return {403} if caller.role == "outsider-token" else {201}  # tokens are made from a session only
+    if route.name == "api-projects:service-token-list":
+        return {403} if caller.role == "outsider-token" else {400}  # and only in the admin's own organization
     return OUTSIDER_COLLECTION_WRITES.get(key, {400} if route.api else set())
 
 

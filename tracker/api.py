@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from rest_framework import ISO_8601, exceptions, filters, parsers, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.relations import PKOnlyObject
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -265,7 +266,7 @@ def hash_key(raw: str) -> str:
 
 
 class TokenAuthentication(BaseAuthentication):
-    """`Authorization: Bearer <token>` (or `Token <token>`) with a personal API token."""
+    """`Authorization: Bearer <token>` (or `Token <token>`) with a personal or a service API token."""
 
     keywords = (b"bearer", b"token")
 
@@ -281,9 +282,15 @@ class TokenAuthentication(BaseAuthentication):
             raw = parts[1].decode()
         except UnicodeDecodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid token.") from exc
-        token = ApiToken.objects.select_related("user").filter(key_hash=hash_key(raw), revoked_at=None).first()
+        token = (
+            ApiToken.objects.select_related("user", "organization")
+            .filter(key_hash=hash_key(raw), revoked_at=None)
+            .first()
+        )
         if token is None or not token.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        if token.is_expired:
+            raise exceptions.AuthenticationFailed("Token expired.", code="token_expired")
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_GRANULARITY:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
@@ -293,6 +300,28 @@ class TokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'
+
+
+class ServiceTokenScope(BasePermission):
+    """Hold a service token to its scope: it reads; it writes only where a view names its scope.
+
+    A view lists the scopes allowed to write through it in `service_token_write_scopes` (the ingest
+    endpoints say `("ingest",)`); `service_tokens_refused = True` shuts service tokens out entirely
+    (the token endpoints: a service token never lists, mints or revokes tokens). Personal tokens and
+    sessions pass: their user's role decides, as everywhere.
+    """
+
+    def has_permission(self, request, view) -> bool:
+        token = request.auth
+        if token is None or not getattr(token, "is_service", False):
+            return True
+        if getattr(view, "service_tokens_refused", False):
+            self.message = "Service tokens cannot use this endpoint."
+        elif request.method in SAFE_METHODS or token.scope in getattr(view, "service_token_write_scopes", ()):
+            return True
+        else:
+            self.message = f"A service token with the “{token.scope}” scope cannot make this request."
+        return False
 
 
 # --- Parsing ------------------------------------------------------------------------------------

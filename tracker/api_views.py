@@ -53,6 +53,10 @@ class ScopedViewSet(viewsets.GenericViewSet):
 
     selector: Callable[..., QuerySet]
     create_serializer_class: type[serializers.Serializer] | None = None
+    # Service tokens (tracker.api.ServiceTokenScope): the scopes that may write here (an @action may
+    # say so for itself), or whether they are shut out entirely.
+    service_token_write_scopes: tuple[str, ...] = ()
+    service_tokens_refused = False
 
     def get_queryset(self) -> QuerySet:
         return type(self).selector(user=self.request.user)

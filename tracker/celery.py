@@ -43,6 +43,8 @@ app.conf.beat_schedule = {
     "risk-signals-daily": {"task": "ops.risk_signals_schedule", "schedule": crontab(minute=0, hour=5)},
     # Daily at 07:00 UTC. Review reminders (7 days, 1 day before, overdue), one task per organization.
     "review-reminders-daily": {"task": "ops.review_reminders_schedule", "schedule": crontab(minute=0, hour=7)},
+    # Daily at 06:30 UTC. A week's notice to owners of personal API tokens about to expire, once per token.
+    "token-expiry-warnings": {"task": "ops.api_token_expiry_warnings_send", "schedule": crontab(minute=30, hour=6)},
 }
 
 

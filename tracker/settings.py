@@ -126,6 +126,9 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a check: Django tells validators of every password change (view, reset, admin, changepassword),
+    # and this one revokes the user's personal API tokens then.
+    {"NAME": "projects.auth.RevokeTokensOnPasswordChange"},
 ]
 
 # Bodies above this are refused unread (a bulk ingest of 10,000 cost entries is about 3 MB).
@@ -158,6 +161,13 @@ PASSWORD_RESET_MAX_PER_ACCOUNT = env.int("PASSWORD_RESET_MAX_PER_ACCOUNT", defau
 PASSWORD_RESET_WINDOW_SECONDS = env.int("PASSWORD_RESET_WINDOW_SECONDS", default=3600)
 # A lockout keeps the page the view rendered (the sign-in form says when to retry), answered with 429.
 AXES_LOCKOUT_CALLABLE = "projects.auth.signin_lockout_response"
+# API tokens (docs/api.md): personal ones expire (default and longest lifetime, in days) and are capped
+# per user, service tokens per organization; owners are e-mailed this many days before expiry.
+API_TOKEN_LIFETIME_DAYS = env.int("API_TOKEN_LIFETIME_DAYS", default=90)
+API_TOKEN_MAX_LIFETIME_DAYS = env.int("API_TOKEN_MAX_LIFETIME_DAYS", default=365)
+API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=10)
+API_SERVICE_TOKENS_PER_ORGANIZATION = env.int("API_SERVICE_TOKENS_PER_ORGANIZATION", default=10)
+API_TOKEN_EXPIRY_WARNING_DAYS = env.int("API_TOKEN_EXPIRY_WARNING_DAYS", default=7)
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=False)
@@ -241,7 +251,10 @@ REST_FRAMEWORK = {
         "tracker.api.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "tracker.api.ServiceTokenScope",  # a service token reads, and writes only where its scope says
+    ],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["tracker.api.JSONParser"],  # deep nesting is a 400, not a 500
     "DEFAULT_PAGINATION_CLASS": "tracker.api.Pagination",

@@ -33,7 +33,7 @@ from ops.api.serializers import (
 from ops.selectors import api as selectors
 from ops.services import costs, infrastructure
 from ops.services.ingest import IngestResult
-from projects.models import Organization
+from projects.models import Organization, TokenScope
 from projects.selectors import audit_history, organization_list
 from tracker.api_views import AuditEventSerializer, HistoryMixin, ScopedViewSet
 from tracker.exceptions import ValidationFailed
@@ -153,7 +153,7 @@ class CostEntryViewSet(*READ, *WRITE, ScopedViewSet):
     def perform_destroy(self, instance):
         costs.cost_entry_delete(entry=instance, by=self.request.user)
 
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], service_token_write_scopes=(TokenScope.INGEST,))
     def bulk(self, request: Request) -> Response:
         return ingest_response(services.cost_entries_ingest(by=request.user, entries=bulk_entries(request)))
 
@@ -163,6 +163,7 @@ class UsageViewSet(ScopedViewSet):
 
     selector = selectors.cost_entry_list
     serializer_class = UsageBulkSerializer
+    service_token_write_scopes = (TokenScope.INGEST,)
 
     @extend_schema(
         summary="Record token usage: priced with the model price valid on each date (all or nothing)",

@@ -4,6 +4,7 @@ import datetime as dt
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -132,8 +133,9 @@ def _fill(resource: str, project, user, n: int) -> None:
         for _ in range(n - 1):
             MembershipFactory(user=user, role=Role.VIEWER)
     elif resource == "auth/tokens":
-        for _ in range(n - 1):
-            api_token_create(user=user, name="t")
+        with override_settings(API_TOKENS_PER_USER=n + 1):  # past the cap of live tokens
+            for _ in range(n - 1):
+                api_token_create(user=user, name="t")
     elif resource == "projects":
         for _ in range(n - 1):
             other = ProjectFactory(organization=project.organization, health="green")

@@ -45,6 +45,7 @@ def test_every_periodic_job_is_declared_in_the_beat_schedule():
         "ops.snapshots_schedule",
         "ops.risk_signals_schedule",
         "ops.review_reminders_schedule",
+        "ops.api_token_expiry_warnings_send",
     }
     assert all(entry["task"] in app.tasks for entry in schedule.values())
     assert schedule["reports-weekly"]["schedule"] == crontab(minute=5)

@@ -18,6 +18,7 @@ from projects.models import (
     StageTransition,
     StatusUpdate,
     Team,
+    TokenScope,
 )
 from tracker.api import StrictModelSerializer, StrictSerializer
 
@@ -45,7 +46,9 @@ class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
 
 def colleagues(*, user) -> QuerySet:
     """Return the users who share an organization with `user`."""
-    return User.objects.filter(memberships__organization__in=selectors.organization_list(user=user)).distinct()
+    return User.objects.filter(
+        memberships__organization__in=selectors.organization_list(user=user), service_account=None
+    ).distinct()
 
 
 def organization_field(**kwargs) -> ScopedRelatedField:
@@ -232,8 +235,23 @@ class StatusUpdateSerializer(StrictModelSerializer):
 class ApiTokenSerializer(StrictModelSerializer):
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
-        read_only_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+        fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+
+
+class ApiTokenCreateSerializer(ApiTokenSerializer):
+    password = serializers.CharField(
+        write_only=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Your current password: minting a token re-authenticates you.",
+    )
+    expires_at = serializers.DateTimeField(
+        required=False, help_text="When it stops working; API_TOKEN_LIFETIME_DAYS (90) from now by default."
+    )
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "password"]
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):
@@ -241,3 +259,44 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
     class Meta(ApiTokenSerializer.Meta):
         fields = [*ApiTokenSerializer.Meta.fields, "key"]
+
+
+class ServiceTokenSerializer(StrictModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "organization",
+            "name",
+            "scope",
+            "prefix",
+            "created_by",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ]
+        read_only_fields = fields
+
+
+class ServiceTokenCreateSerializer(StrictSerializer):
+    organization = organization_field()
+    name = serializers.CharField(max_length=100)
+    scope = serializers.ChoiceField(choices=TokenScope.choices)
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, help_text="Empty: until revoked.")
+    password = serializers.CharField(
+        write_only=True,
+        trim_whitespace=False,
+        style={"input_type": "password"},
+        help_text="Your current password: minting a token re-authenticates you.",
+    )
+
+
+class ServiceTokenCreatedSerializer(ServiceTokenSerializer):
+    key = serializers.CharField(read_only=True, help_text="The token itself: shown this once, never again.")
+
+    class Meta(ServiceTokenSerializer.Meta):
+        fields = [*ServiceTokenSerializer.Meta.fields, "key"]
+        read_only_fields = fields

@@ -13,6 +13,7 @@ router.register("projects", views.ProjectViewSet, basename="project")
 router.register("status-updates", views.StatusUpdateViewSet, basename="status-update")
 router.register("stage-transitions", views.StageTransitionViewSet, basename="stage-transition")
 router.register("auth/tokens", views.ApiTokenViewSet, basename="api-token")
+router.register("service-tokens", views.ServiceTokenViewSet, basename="service-token")
 
 app_name = "api-projects"
 urlpatterns = router.urls

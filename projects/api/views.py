@@ -11,12 +11,16 @@ from projects import selectors, services
 from projects.api import filters
 from projects.api.serializers import (
     ApiTokenCreatedSerializer,
+    ApiTokenCreateSerializer,
     ApiTokenSerializer,
     MembershipCreateSerializer,
     MembershipSerializer,
     OrganizationSerializer,
     ProjectCreateSerializer,
     ProjectSerializer,
+    ServiceTokenCreatedSerializer,
+    ServiceTokenCreateSerializer,
+    ServiceTokenSerializer,
     StatusUpdateSerializer,
     TeamCreateSerializer,
     TeamSerializer,
@@ -188,7 +192,8 @@ class StageTransitionViewSet(*READ, ScopedViewSet):
 
 @extend_schema_view(
     create=extend_schema(
-        summary="Create a personal API token (signed-in browser session only)",
+        summary="Create a personal API token (signed-in browser session and your password only)",
+        request=ApiTokenCreateSerializer,
         responses={201: ApiTokenCreatedSerializer},
     ),
     destroy=extend_schema(summary="Revoke a token"),
@@ -198,17 +203,60 @@ class ApiTokenViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMixin, 
 
     selector = selectors.api_token_list
     serializer_class = ApiTokenSerializer
+    create_serializer_class = ApiTokenCreateSerializer
     search_fields = ["name"]
-    ordering_fields = ["created_at", "last_used_at", "name"]
+    ordering_fields = ["created_at", "expires_at", "last_used_at", "name"]
+    service_tokens_refused = True
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         if request.auth is not None:
             raise NotPermitted("Create tokens from a signed-in session, not with another token.")
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
-        token, key = services.api_token_create(user=request.user, name=body.validated_data["name"])
+        data = body.validated_data
+        services.user_password_confirm(user=request.user, password=data["password"], request=request._request)
+        token, key = services.api_token_create(user=request.user, name=data["name"], expires_at=data.get("expires_at"))
         token.key = key
         return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.api_token_revoke(token=instance, by=self.request.user)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the service tokens of the organizations you administer"),
+    create=extend_schema(
+        summary="Create a service token (admins; signed-in browser session and your password only)",
+        request=ServiceTokenCreateSerializer,
+        responses={201: ServiceTokenCreatedSerializer},
+    ),
+    destroy=extend_schema(summary="Revoke a service token (admins)"),
+)
+class ServiceTokenViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
+    """Tokens of an organization, not of a person: for integrations, OTLP exporters and imports.
+
+    A `read` token reads like a viewer; an `ingest` token also writes through the ingest endpoints
+    (bulk costs, usage) and nothing else. They outlive their creator's password and membership.
+    """
+
+    selector = selectors.service_token_list
+    serializer_class = ServiceTokenSerializer
+    create_serializer_class = ServiceTokenCreateSerializer
+    filterset_class = filters.ServiceTokenFilter
+    search_fields = ["name"]
+    ordering_fields = ["created_at", "expires_at", "last_used_at", "name"]
+    service_tokens_refused = True
+
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        if request.auth is not None:
+            raise NotPermitted("Create tokens from a signed-in session, not with another token.")
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        services.user_password_confirm(user=request.user, password=data.pop("password"), request=request._request)
+        token, key = services.service_token_create(by=request.user, **data)
+        token.key = key
+        return Response(ServiceTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):
         services.api_token_revoke(token=instance, by=self.request.user)

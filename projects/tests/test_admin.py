@@ -39,10 +39,12 @@ from projects.models import (
     StageTransition,
     StatusUpdate,
 )
+from projects.services import service_token_create
 from projects.tests.factories import MembershipFactory, ProjectFactory, TeamFactory
 
 READ_ONLY = {
     "projects.StageTransition",
+    "projects.ServiceAccount",
     "projects.AuditEvent",
     "ops.RiskAssessment",
     "ops.RiskSnapshot",
@@ -77,6 +79,8 @@ def _project_with_everything(n: int = 0) -> Project:
     RiskAssessmentFactory(risk=risk, by=member.user)
     ReportFactory(organization=project.organization, project=project)
     ApiToken.objects.create(user=member.user, name=f"gateway {n}", prefix="llmt_abc", key_hash=f"{n:064d}")
+    admin_user = MembershipFactory(organization=project.organization, role=Role.ADMIN).user
+    service_token_create(organization=project.organization, scope="ingest", name=f"otlp {n}", by=admin_user)
     RiskSnapshot.objects.create(organization=project.organization, date=dt.date(2026, 3, 1), high=1)
     SpendSnapshot.objects.create(project=project, date=dt.date(2026, 3, 1), spend_day=Decimal(5))
     ReviewReminder.objects.create(

@@ -58,7 +58,9 @@ def test_signed_in_session_creates_a_token_shown_once():
     user = UserFactory()
     client = APIClient()
     client.force_login(user)
-    response = client.post("/api/v1/auth/tokens/", {"name": "BI export"}, format="json")
+    response = client.post(
+        "/api/v1/auth/tokens/", {"name": "BI export", "password": "correct-horse-battery"}, format="json"
+    )
     assert response.status_code == 201
     key = response.json()["key"]
     assert ApiToken.objects.get(user=user).key_hash == hash_key(key)

@@ -1,5 +1,7 @@
 """The API token page: create (key shown once), list with last use, revoke."""
 
+import datetime as dt
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -9,6 +11,10 @@ from projects.services import api_token_create
 from projects.tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+def in_30_days() -> str:
+    return (timezone.localdate() + dt.timedelta(days=30)).isoformat()
 
 
 @pytest.fixture
@@ -28,7 +34,10 @@ def test_empty_state_invites_to_create_one(client, user):
 
 
 def test_created_key_is_shown_once_and_only_its_hash_is_kept(client, user):
-    response = client.post(reverse("projects:tokens"), {"name": "Gateway push"})
+    response = client.post(
+        reverse("projects:tokens"),
+        {"name": "Gateway push", "expires_at": in_30_days(), "password": "correct-horse-battery"},
+    )
     key = response.context["created_key"]
     assert key and key in response.content.decode()
     assert response["Cache-Control"] == "no-store"
