@@ -5,7 +5,14 @@ from ops.services.infrastructure import infrastructure_component_create, quality
 from ops.services.ingest import cost_entries_ingest, usage_ingest
 from ops.services.reminders import review_reminders_send
 from ops.services.reports import report_build, report_digest_send, report_request, reports_schedule
-from ops.services.risks import risk_accept, risk_close, risk_create, risk_create_from_catalogue, risk_update
+from ops.services.risks import (
+    risk_accept,
+    risk_close,
+    risk_close_role,
+    risk_create,
+    risk_create_from_catalogue,
+    risk_update,
+)
 from ops.services.signals import risk_signals_evaluate
 from ops.services.snapshots import snapshots_take
 
@@ -23,6 +30,7 @@ __all__ = [
     "review_reminders_send",
     "risk_accept",
     "risk_close",
+    "risk_close_role",
     "risk_create",
     "risk_create_from_catalogue",
     "risk_signals_evaluate",

@@ -220,7 +220,7 @@ def risk_close(*, risk: Risk, by: AbstractBaseUser, note: str) -> Risk:
         )
     role = risk_close_role(risk=risk)
     if not membership.has_role(role):
-        raise NotPermitted(f"Closing a {risk.get_severity_display().lower()} risk needs the {role.label.lower()} role.")
+        raise NotPermitted(f"Closing a {risk.severity} risk needs the {role.label.lower()} role.")
     risk.status, risk.closed_at, risk.status_note = RiskStatus.CLOSED, timezone.now(), note.strip()
     risk.save(update_fields=["status", "closed_at", "status_note", "updated_at"])
     return risk
