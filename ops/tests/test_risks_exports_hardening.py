@@ -369,6 +369,24 @@ def test_a_lone_surrogate_in_bulk_usage_is_a_400_naming_the_row(project, field):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        ("/api/v1/costs/bulk/", {"entries": [{"\ud800": 1}]}, "entries.0.\ud800"),
+        ("/api/v1/costs/bulk/", {"entries": [], "\ud800": 1}, "\ud800"),
+        ("/api/v1/usage/", {"entries": [{"model": "\ud800", "\udc00x": 1}]}, "entries.0.\udc00x"),
+        ("/api/v1/risks/", {"title": "x", "category": "\ud800", "likelihood": 1, "impact": 1}, "category"),
+    ],
+)
+def test_an_error_naming_a_lone_surrogate_is_a_400_not_a_500(project, url, body, field):
+    response = _post_raw(as_role(project.organization), url, body)
+
+    assert response.status_code == 400, response.content
+    assert field in response.json()["errors"]  # written as a \u escape in the JSON answer
+    assert not CostEntry.objects.exists() and not Risk.objects.exists()
+
+
+@pytest.mark.django_db
 def test_a_surrogate_pair_is_a_character_and_is_recorded(project):
     entry = {"project": project.pk, "date": "2026-03-01", "category": "inference", "amount": "1.00"}
     entry["description"] = "GPU \U0001f680"
