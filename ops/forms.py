@@ -87,6 +87,12 @@ class RiskEditForm(RiskForm):
         help_text="Recorded with the new likelihood or impact.",
     )
 
+    def __init__(self, *args, organization: Organization, status: str = RiskStatus.OPEN, **kwargs):
+        super().__init__(*args, organization=organization, **kwargs)
+        if status not in RiskStatus.active():
+            # Keeping an accepted risk accepted is offered; choosing open or mitigating ends the acceptance.
+            self.fields["status"].choices = [(status, RiskStatus(status).label), *self.fields["status"].choices]
+
 
 class CatalogueForm(forms.Form):
     key = forms.ChoiceField(choices=[(k, r.title) for k, r in CATALOGUE.items()])

@@ -26,7 +26,7 @@ from ops.forms import (
 from ops.models import Report, ReportKind, ReportSpan, ReportState, Risk, RiskStatus
 from ops.selectors.dashboard import HeatCell, risk_overview
 from projects.forms import form_apply_error
-from projects.middleware import organization_activate
+from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role
 from projects.selectors import organization_list
 from projects.services import organization_today
@@ -36,7 +36,7 @@ from projects.views import (
     project_form_view,
     role_required,
 )
-from tracker.exceptions import DomainError, ServiceUnavailable
+from tracker.exceptions import Conflict, DomainError, ServiceUnavailable
 
 PAGE_SIZE = 25
 
@@ -136,11 +136,13 @@ def _risk_page(request: HttpRequest, risk: Risk, **forms) -> HttpResponse:
     initial = {name: getattr(risk, name) for name in RiskEditForm.base_fields if hasattr(risk, name)}
     context = {
         "risk": risk,
-        "edit_form": forms.get("edit") or RiskEditForm(initial=initial, organization=risk.organization),
+        "edit_form": forms.get("edit")
+        or RiskEditForm(initial=initial, organization=risk.organization, status=risk.status),
         "accept_form": forms.get("accept") or RiskAcceptForm(),
         "close_form": forms.get("close") or RiskCloseForm(),
         "assessments": risk.assessments.select_related("by").order_by("-assessed_at")[:20],
         "can_edit": risk.status != RiskStatus.CLOSED,
+        "can_close": risk.status in RiskStatus.active() and has_role(request, services.risk_close_role(risk=risk)),
     }
     template = "ops/includes/risk_panel.html" if is_htmx(request) else "ops/risk_detail.html"
     return render(request, template, context)
@@ -154,10 +156,16 @@ def risk_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _risk_action(request: HttpRequest, pk: int, key: str, form, act, notice: str, role: Role) -> HttpResponse:
     risk = _risk_get(request, pk)
     role_required(request, role)
-    form = form(request.POST, organization=risk.organization) if key == "edit" else form(request.POST)
+    if key == "edit":
+        form = form(request.POST, organization=risk.organization, status=risk.status)
+    else:
+        form = form(request.POST)
     if form.is_valid():
         try:
             risk = act(risk, form.cleaned_data)
+        except Conflict as exc:  # the risk changed meanwhile: show it as it is now, and why nothing happened
+            messages.error(request, exc.message)
+            return _risk_page(request, _risk_get(request, pk))
         except DomainError as exc:
             form_apply_error(form, exc)
         else:

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import psycopg
 import pytest
+import redis
 import yaml
 
 from conftest import redis_url
@@ -38,7 +39,7 @@ def test_compose_declares_every_service_with_health_checks_and_restart_policies(
     assert SERVICES["db"]["image"].startswith("postgres:")
     assert "pg_isready" in " ".join(SERVICES["db"]["healthcheck"]["test"])
     assert SERVICES["redis"]["image"].startswith("redis:")
-    assert SERVICES["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert "redis-cli ping" in " ".join(SERVICES["redis"]["healthcheck"]["test"])
     assert "/healthz" in " ".join(SERVICES["web"]["healthcheck"]["test"])
     assert {name: service["restart"] for name, service in SERVICES.items()} == {
         "db": "unless-stopped",
@@ -109,6 +110,53 @@ def test_dockerfile_builds_a_slim_non_root_image_with_static_files_collected():
     assert json.loads(cmd) == SERVICES["web"]["command"]
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert {".env", ".git", ".venv", "db.sqlite3"} <= set(ignored)
+
+
+def _resolve(value: str, env: dict[str, str]) -> str:
+    """Resolve ${NAME}, ${NAME:?message} (refused when unset) and then ${NAME:-default}, as compose does."""
+
+    def required(match: re.Match) -> str:
+        if not env.get(match.group(1)) and match.group(2) is not None:
+            raise KeyError(f"{match.group(1)}: {match.group(2)}")
+        return env.get(match.group(1), "")
+
+    return _interpolate(re.sub(r"\$\{(\w+)(?::\?([^}]*))?\}", required, str(value)), env)
+
+
+def test_compose_redis_requires_the_password_from_the_environment_and_every_url_carries_it(tmp_path):
+    service = SERVICES["redis"]
+    command = service["command"]
+    assert command[command.index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
+    assert service["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?")
+    with pytest.raises(KeyError, match="REDIS_PASSWORD"):
+        _resolve(command[-1], {})
+    app_env = SERVICES["web"]["environment"]
+    for name in ("CELERY_BROKER_URL", "CACHE_URL"):
+        assert ":${REDIS_PASSWORD}@redis:6379/" in app_env[name], name
+
+    # The bundled Redis's command, run here: without the password nothing answers, with it the
+    # health check passes and the app's default broker URL connects.
+    password, port = secrets.token_hex(16), _free_port()
+    env = {**os.environ, "REDIS_PASSWORD": password}
+    server = subprocess.Popen(
+        [_resolve(part, env) for part in command] + ["--port", str(port), "--dir", str(tmp_path), "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        cli = ["redis-cli", "-p", str(port), "ping"]
+        _wait_for(lambda: b"NOAUTH" in subprocess.run(cli, capture_output=True).stdout, timeout=10, what="redis")
+        check = service["healthcheck"]["test"][1].replace("redis-cli", f"redis-cli -p {port}")
+        auth = {"REDISCLI_AUTH": _resolve(service["environment"]["REDISCLI_AUTH"], env)}
+        assert subprocess.run(["sh", "-c", check], env={"PATH": os.environ["PATH"]}).returncode != 0
+        assert subprocess.run(["sh", "-c", check], env={"PATH": os.environ["PATH"], **auth}).returncode == 0
+        broker = _resolve(app_env["CELERY_BROKER_URL"], env).replace("@redis:6379", f"@127.0.0.1:{port}")
+        assert broker == f"redis://:{password}@127.0.0.1:{port}/0"
+        assert redis.Redis.from_url(broker).ping() is True
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis.from_url(f"redis://127.0.0.1:{port}/0").ping()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 # --- The topology as local processes ---------------------------------------------------------------------

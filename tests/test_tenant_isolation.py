@@ -361,6 +361,11 @@ body("api-ops:infrastructure-list", "POST")(
 body("api-ops:infrastructure-detail", "PUT", "PATCH")(
     lambda p: {"name": "posted", "kind": "compute", "provider": "gcp"}
 )
+def _in_a_month() -> str:
+    """An acceptance expiry inside the allowed range whenever the suite runs."""
+    return str(dt.date.today() + dt.timedelta(days=30))
+
+
 BUDGET = {"period_start": "2027-01-01", "period_end": "2027-12-31", "amount": "5.00"}
 body("api-ops:budget-list", "POST")(lambda p: {"project": _project(p), **BUDGET})
 body("api-ops:budget-detail", "PUT", "PATCH")(lambda p: BUDGET)
@@ -384,7 +389,7 @@ body("api-ops:metric-detail", "PUT", "PATCH")(lambda p: METRIC)
 RISK = {"title": "posted", "category": "cost", "likelihood": 1, "impact": 1}
 body("api-ops:risk-list", "POST")(lambda p: {"project": _project(p), **RISK})
 body("api-ops:risk-detail", "PUT", "PATCH")(lambda p: RISK)
-body("api-ops:risk-accept", "POST")(lambda p: {"justification": "posted", "expires": "2027-01-01"})
+body("api-ops:risk-accept", "POST")(lambda p: {"justification": "posted", "expires": _in_a_month()})
 body("api-ops:risk-close", "POST")(lambda p: {"note": "posted"})
 body("api-ops:report-list", "POST")(
     lambda p: {"kind": "risk", "project": _project(p), "period_start": "2026-03-09", "period_end": "2026-03-15"}
@@ -422,7 +427,7 @@ body("ops:infrastructure-create", "POST")(
 )
 body("ops:metric-create", "POST")(lambda p: METRIC)
 body("ops:risk-edit", "POST")(lambda p: {**RISK_FORM, "status": "mitigating", "note": "posted"})
-body("ops:risk-accept", "POST")(lambda p: {"justification": "posted", "expires": "2027-01-01"})
+body("ops:risk-accept", "POST")(lambda p: {"justification": "posted", "expires": _in_a_month()})
 body("ops:risk-close", "POST")(lambda p: {"note": "posted"})
 body("ops:report-create", "POST")(lambda p: {"kind": "risk", "week": "2026-03-10"})
 

@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample
 from redis.exceptions import RedisError
-from rest_framework import ISO_8601, exceptions, filters, parsers, serializers
+from rest_framework import ISO_8601, exceptions, filters, parsers, renderers, serializers
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import SAFE_METHODS, BasePermission
@@ -335,6 +335,21 @@ class JSONParser(parsers.JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError as exc:
             raise exceptions.ParseError("JSON parse error - the document is nested too deeply.") from exc
+
+
+class JSONRenderer(renderers.JSONRenderer):
+    """DRF's JSON renderer, except that text no UTF-8 can hold is written as a \\u escape, not a 500.
+
+    A lone surrogate ("\\ud800", valid JSON) reaches an answer when an error names what was sent: an
+    unknown field, an invalid choice.
+    """
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        try:
+            return super().render(data, accepted_media_type, renderer_context)
+        except UnicodeEncodeError:
+            self.ensure_ascii = True
+            return super().render(data, accepted_media_type, renderer_context)
 
 
 class FilterBackend(DjangoFilterBackend):

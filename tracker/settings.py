@@ -255,7 +255,7 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "tracker.api.ServiceTokenScope",  # a service token reads, and writes only where its scope says
     ],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["tracker.api.JSONRenderer"],  # an echoed lone surrogate is escaped, not a 500
     "DEFAULT_PARSER_CLASSES": ["tracker.api.JSONParser"],  # deep nesting is a 400, not a 500
     "DEFAULT_PAGINATION_CLASS": "tracker.api.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
@@ -309,6 +309,8 @@ RISK_SIGNAL_DEPRECATION_DAYS = env.int("RISK_SIGNAL_DEPRECATION_DAYS", default=9
 RISK_SIGNAL_UNPRICED_LOOKBACK_DAYS = env.int("RISK_SIGNAL_UNPRICED_LOOKBACK_DAYS", default=30)
 RISK_SIGNAL_PROVIDER_SHARE_PCT = env.int("RISK_SIGNAL_PROVIDER_SHARE_PCT", default=70)
 RISK_SIGNAL_PROVIDER_WINDOW_DAYS = env.int("RISK_SIGNAL_PROVIDER_WINDOW_DAYS", default=90)
+# A risk acceptance lasts at most this many days before a manager has to decide again.
+RISK_ACCEPTANCE_MAX_DAYS = env.int("RISK_ACCEPTANCE_MAX_DAYS", default=365)
 # Reports: weeks of missed reports produced on catch-up; a pending report older than this is re-enqueued.
 REPORT_CATCH_UP_WEEKS = env.int("REPORT_CATCH_UP_WEEKS", default=4)
 REPORT_PENDING_REQUEUE_MINUTES = env.int("REPORT_PENDING_REQUEUE_MINUTES", default=15)

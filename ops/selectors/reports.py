@@ -6,7 +6,6 @@ the grouped rows (at most one per project), never over cost entries.
 """
 
 import calendar
-import csv
 import datetime as dt
 import io
 from collections import Counter, defaultdict
@@ -57,6 +56,7 @@ from projects.models import (
     StageTransition,
     StatusUpdate,
 )
+from tracker.exports import CsvWriter, markdown_text
 
 Step = Callable[[int, str], None]
 CENT = Decimal("0.01")
@@ -611,11 +611,8 @@ def report_headline(report: Report) -> list[tuple[str, str]]:
 
 
 def _md_table(header: list[str], rows: Iterable[Iterable[Any]]) -> list[str]:
-    def cell(value: Any) -> str:
-        return ("" if value is None else str(value)).replace("|", "\\|").replace("\n", " ")
-
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown_text(v) for v in row) + " |" for row in rows]
     return lines
 
 
@@ -666,10 +663,11 @@ def _status_csv_row(section: dict[str, Any]) -> list[Any]:
 def report_markdown(report: Report) -> str:
     """Render a ready report as Markdown."""
     data = report.data
-    title = f"# {report.get_kind_display()}: {report.organization.name}, {report.period_start} – {report.period_end}"
+    organization = markdown_text(report.organization.name)
+    title = f"# {report.get_kind_display()}: {organization}, {report.period_start} – {report.period_end}"
     lines = [title, ""]
     if report.project_id:
-        lines += [f"Project: {report.project.name}", ""]
+        lines += [f"Project: {markdown_text(report.project.name)}", ""]
     lines += [f"- **{label}**: {value}" for label, value in report_headline(report)]
     if report.kind == ReportKind.STATUS:
         totals = data["totals"]
@@ -678,7 +676,8 @@ def report_markdown(report: Report) -> str:
             counts = ", ".join(f"{key}: {n}" for key, n in totals[name].items()) or "none"
             lines.append(f"- {name.removeprefix('by_').capitalize()}: {counts}")
         lines += ["", "## Needs attention", ""]
-        lines += [f"- {a['name']}: {', '.join(a['reasons'])}" for a in data["needs_attention"]] or ["Nothing."]
+        attention = data["needs_attention"]
+        lines += [f"- {markdown_text(a['name'])}: {', '.join(a['reasons'])}" for a in attention] or ["Nothing."]
         lines += ["", "## Projects", ""]
         lines += _md_table(STATUS_COLUMNS, (_status_csv_row(s) for s in data["projects"]))
     else:
@@ -702,7 +701,7 @@ def report_markdown(report: Report) -> str:
 def report_csv(report: Report) -> str:
     """Render a ready report as CSV: one row per project (status) or per listed risk (risk)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = CsvWriter(out)
     data = report.data
     if report.kind == ReportKind.STATUS:
         writer.writerow(STATUS_COLUMNS)

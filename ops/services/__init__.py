@@ -11,7 +11,14 @@ from ops.services.reports import (
     report_request,
     reports_schedule,
 )
-from ops.services.risks import risk_accept, risk_close, risk_create, risk_create_from_catalogue, risk_update
+from ops.services.risks import (
+    risk_accept,
+    risk_close,
+    risk_close_role,
+    risk_create,
+    risk_create_from_catalogue,
+    risk_update,
+)
 from ops.services.signals import risk_signals_evaluate
 from ops.services.snapshots import snapshots_take
 
@@ -30,6 +37,7 @@ __all__ = [
     "review_reminders_send",
     "risk_accept",
     "risk_close",
+    "risk_close_role",
     "risk_create",
     "risk_create_from_catalogue",
     "risk_signals_evaluate",

@@ -80,6 +80,10 @@ def _text(max_length: int) -> Callable[[Any], str]:
         value = value.strip()
         if "\x00" in value:  # PostgreSQL text cannot hold it: refuse it here rather than fail on insert
             raise _RowError("Null characters are not allowed.")
+        try:
+            value.encode()  # a lone surrogate ("\ud800", legal in JSON) is no UTF-8: COPY would fail on it
+        except UnicodeEncodeError as exc:
+            raise _RowError("Unpaired surrogate characters are not allowed.") from exc
         if len(value) > max_length:
             raise _RowError(f"At most {max_length} characters.")
         return value

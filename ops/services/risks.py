@@ -3,15 +3,16 @@
 import datetime as dt
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from ops.catalogue import CATALOGUE
-from ops.models import NistGenAIRisk, OwaspLLMRisk, Risk, RiskAssessment, RiskSource, RiskStatus
+from ops.models import NistGenAIRisk, OwaspLLMRisk, Risk, RiskAssessment, RiskSource, RiskStatus, Severity
 from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require, organization_today
-from tracker.exceptions import ValidationFailed, reject_unknown_fields, validate_model
+from tracker.exceptions import Conflict, NotPermitted, ValidationFailed, reject_unknown_fields, validate_model
 
 RISK_FIELDS = {
     "description",
@@ -25,6 +26,8 @@ RISK_FIELDS = {
     "owasp_refs",
 }
 UPDATE_FIELDS = RISK_FIELDS | {"title", "category", "likelihood", "impact", "status"}
+# Accepting a risk is a manager's decision; so is keeping an acceptance through a reassessment.
+RISK_ACCEPT_ROLE = Role.MANAGER
 
 
 def _risk_validate(risk: Risk) -> None:
@@ -104,23 +107,52 @@ def risk_create_from_catalogue(*, project: Project, by: AbstractBaseUser, key: s
     return risk_create(project=project, by=by, **values)
 
 
+def risk_close_role(*, risk: Risk) -> Role:
+    """Return the role that may close the risk: a critical one only a manager, as it clears a stage gate."""
+    return Role.MANAGER if risk.severity == Severity.CRITICAL else Role.CONTRIBUTOR
+
+
+def _locked(risk: Risk) -> Risk:
+    """Return the risk's row, locked until the transaction ends: decisions check the state they change."""
+    return Risk.objects.select_for_update().get(pk=risk.pk)
+
+
+def _acceptance_end(risk: Risk, why: str) -> None:
+    """Clear the acceptance of a risk that is no longer accepted; the audit history keeps who had accepted it."""
+    risk.accepted_by, risk.accepted_at, risk.acceptance_justification, risk.acceptance_expires = None, None, "", None
+    risk.status_note = why
+
+
 @transaction.atomic
 def risk_update(*, risk: Risk, by: AbstractBaseUser, note: str = "", **changes: Any) -> Risk:
     """Change a risk; a new likelihood or impact is a reassessment and is recorded as one.
 
-    Status moves here only between open and mitigating: accepting and closing are decisions
-    with their own services.
+    Status moves here only between open and mitigating (or stays as it is): accepting and closing
+    are decisions with their own services. Moving an accepted risk to open or mitigating ends its
+    acceptance, and so does a reassessment by someone who may not accept risks: the acceptance
+    covered the rating a manager saw, not the new one.
     """
-    membership_require(user=by, organization=risk.organization, role=Role.CONTRIBUTOR)
+    membership = membership_require(user=by, organization=risk.organization, role=Role.CONTRIBUTOR)
     reject_unknown_fields(changes, UPDATE_FIELDS)
-    if "status" in changes and changes["status"] not in RiskStatus.active():
+    risk = _locked(risk)
+    if "status" in changes and changes["status"] != risk.status and changes["status"] not in RiskStatus.active():
         raise ValidationFailed(
             "Use accept or close to accept or close a risk.", errors={"status": ["Only open or mitigating here."]}
         )
-    risk = Risk.objects.select_for_update().get(pk=risk.pk)
+    was = (risk.status, risk.likelihood, risk.impact)
     reassessed = any(f in changes and changes[f] != getattr(risk, f) for f in ("likelihood", "impact"))
     for field, value in changes.items():
         setattr(risk, field, value)
+    if was[0] == RiskStatus.ACCEPTED:
+        if reassessed and risk.status == RiskStatus.ACCEPTED and not membership.has_role(RISK_ACCEPT_ROLE):
+            risk.status = RiskStatus.OPEN
+            _acceptance_end(
+                risk,
+                f"Acceptance ended: reassessed from {was[1]} × {was[2]} to {risk.likelihood} × {risk.impact} "
+                f"by {by.get_username()}, who may not accept risks.",
+            )
+        elif risk.status != RiskStatus.ACCEPTED:
+            _acceptance_end(risk, f"Acceptance ended by {by.get_username()}.")
     _risk_validate(risk)
     risk.save()
     risk.refresh_from_db(fields=["score", "severity"])
@@ -131,17 +163,28 @@ def risk_update(*, risk: Risk, by: AbstractBaseUser, note: str = "", **changes: 
 
 @transaction.atomic
 def risk_accept(*, risk: Risk, by: AbstractBaseUser, justification: str, expires: dt.date) -> Risk:
-    """Accept a risk (managers only), with a justification and the date the acceptance expires."""
-    membership_require(user=by, organization=risk.organization, role=Role.MANAGER)
+    """Accept an open or mitigating risk (managers only), with a justification and when the acceptance expires.
+
+    The acceptance lasts at most RISK_ACCEPTANCE_MAX_DAYS: it has to be decided again, not granted for ever.
+    """
+    membership_require(user=by, organization=risk.organization, role=RISK_ACCEPT_ROLE)
     errors = {}
     if not justification.strip():
         errors["justification"] = ["Say why the risk is acceptable."]
-    if expires <= organization_today(risk.organization):
+    today = organization_today(risk.organization)
+    latest = today + dt.timedelta(days=settings.RISK_ACCEPTANCE_MAX_DAYS)
+    if expires <= today:
         errors["expires"] = ["The acceptance must expire in the future."]
-    if risk.status == RiskStatus.CLOSED:
-        errors["status"] = ["A closed risk cannot be accepted."]
+    elif expires > latest:
+        errors["expires"] = [f"At most {settings.RISK_ACCEPTANCE_MAX_DAYS} days ahead: {latest} or earlier."]
     if errors:
         raise ValidationFailed(next(iter(errors.values()))[0], errors=errors)
+    risk = _locked(risk)
+    if risk.status not in RiskStatus.active():
+        raise Conflict(
+            f"The risk is {risk.get_status_display().lower()}: only an open or mitigating risk can be accepted.",
+            errors={"status": [f"Already {risk.get_status_display().lower()}."]},
+        )
     risk.status, risk.accepted_by, risk.accepted_at = RiskStatus.ACCEPTED, by, timezone.now()
     risk.acceptance_justification, risk.acceptance_expires = justification.strip(), expires
     risk.status_note = justification.strip()
@@ -161,12 +204,23 @@ def risk_accept(*, risk: Risk, by: AbstractBaseUser, justification: str, expires
 
 @transaction.atomic
 def risk_close(*, risk: Risk, by: AbstractBaseUser, note: str) -> Risk:
-    """Close a risk with a note saying why it no longer applies."""
-    membership_require(user=by, organization=risk.organization, role=Role.CONTRIBUTOR)
+    """Close an open or mitigating risk with a note saying why it no longer applies.
+
+    An accepted risk is reopened first (`risk_update` with status open), so that a close and an
+    acceptance sent together cannot both win. A critical risk needs a manager (`risk_close_role`).
+    """
+    membership = membership_require(user=by, organization=risk.organization, role=Role.CONTRIBUTOR)
     if not note.strip():
         raise ValidationFailed("Say why the risk is closed.", errors={"note": ["This field is required."]})
-    if risk.status == RiskStatus.CLOSED:
-        raise ValidationFailed("The risk is already closed.", errors={"status": ["Already closed."]})
+    risk = _locked(risk)
+    if risk.status not in RiskStatus.active():
+        raise Conflict(
+            f"The risk is {risk.get_status_display().lower()}: only an open or mitigating risk can be closed.",
+            errors={"status": [f"Already {risk.get_status_display().lower()}."]},
+        )
+    role = risk_close_role(risk=risk)
+    if not membership.has_role(role):
+        raise NotPermitted(f"Closing a {risk.severity} risk needs the {role.label.lower()} role.")
     risk.status, risk.closed_at, risk.status_note = RiskStatus.CLOSED, timezone.now(), note.strip()
     risk.save(update_fields=["status", "closed_at", "status_note", "updated_at"])
     return risk

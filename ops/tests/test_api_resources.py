@@ -157,6 +157,9 @@ def test_only_managers_accept_risks_and_anyone_contributing_closes(project):
     response = as_role(project.organization, Role.MANAGER).post(url + "accept/", body, format="json")
     assert response.status_code == 200 and response.json()["status"] == "accepted"
     assert as_role(project.organization).post(url + "close/", {}, format="json").status_code == 400
+    # An accepted risk is reopened (which ends the acceptance) before it is closed.
+    assert as_role(project.organization).post(url + "close/", {"note": "Gone"}, format="json").status_code == 409
+    assert as_role(project.organization).patch(url, {"status": "open"}, format="json").status_code == 200
     response = as_role(project.organization).post(url + "close/", {"note": "Feature removed"}, format="json")
     assert response.status_code == 200 and response.json()["status"] == "closed"
     assert as_role(project.organization).delete(url).status_code == 405

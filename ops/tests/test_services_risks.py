@@ -21,7 +21,7 @@ from ops.tests.factories import RiskFactory
 from projects.models import Role
 from projects.services import organization_today
 from projects.tests.factories import OrganizationFactory, ProjectFactory, UserFactory, member
-from tracker.exceptions import NotPermitted, ValidationFailed
+from tracker.exceptions import Conflict, NotPermitted, ValidationFailed
 
 pytestmark = pytest.mark.django_db
 
@@ -431,7 +431,7 @@ def test_risk_accept_needs_a_justification_and_a_future_expiry(org, risk, manage
 def test_risk_accept_refuses_a_closed_risk(org, risk, manager):
     risk_close(risk=risk, by=manager, note="Feature removed")
 
-    with pytest.raises(ValidationFailed) as excinfo:
+    with pytest.raises(Conflict) as excinfo:
         risk_accept(risk=risk, by=manager, justification="Fine", expires=tomorrow(org))
 
     assert list(excinfo.value.errors) == ["status"]
@@ -463,7 +463,7 @@ def test_risk_close_refuses_an_already_closed_risk(risk, contributor):
     risk_close(risk=risk, by=contributor, note="Done")
     closed_at = Risk.objects.get(pk=risk.pk).closed_at
 
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(Conflict):
         risk_close(risk=risk, by=contributor, note="Again")
 
     stored = Risk.objects.get(pk=risk.pk)
@@ -477,10 +477,14 @@ def test_risk_close_refused_to_a_viewer(org, risk):
     assert Risk.objects.get(pk=risk.pk).status == RiskStatus.OPEN
 
 
-def test_risk_close_of_an_accepted_risk(org, manager):
+def test_risk_close_of_an_accepted_risk_ends_the_acceptance_first(org, manager):
     risk = RiskFactory(project=ProjectFactory(organization=org))
     risk_accept(risk=risk, by=manager, justification="Fine", expires=tomorrow(org))
 
+    with pytest.raises(Conflict):
+        risk_close(risk=risk, by=manager, note="Vendor fixed it")
+    risk_update(risk=risk, by=manager, status=RiskStatus.OPEN)
     risk_close(risk=risk, by=manager, note="Vendor fixed it")
 
-    assert Risk.objects.get(pk=risk.pk).status == RiskStatus.CLOSED
+    stored = Risk.objects.get(pk=risk.pk)
+    assert (stored.status, stored.accepted_by, stored.acceptance_justification) == (RiskStatus.CLOSED, None, "")

@@ -9,6 +9,7 @@ from ops.models import Report, ReportKind, ReportState, Risk, RiskSource, RiskSt
 from ops.services.reports import report_build
 from ops.tests.factories import ReportFactory, RiskFactory
 from projects.models import Role
+from projects.services import organization_today
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -168,7 +169,7 @@ class TestRiskDetail:
         assert risk.status == RiskStatus.OPEN
         client.post(
             reverse("ops:risk-accept", args=[risk.pk]),
-            {"justification": "Residual risk tolerable", "expires": "2099-01-01"},
+            {"justification": "Residual risk tolerable", "expires": organization_today(org) + dt.timedelta(days=90)},
             **HTMX,
         )
         risk.refresh_from_db()
