@@ -4,6 +4,7 @@ The admin is the operators' raw-data tool: list pages join what they show (no N+
 foreign keys use autocomplete so no page loads every user or project, and history is read-only.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
@@ -24,7 +25,8 @@ from projects.models import (
     StatusUpdate,
     Team,
 )
-from projects.services import api_token_create
+from projects.services import api_token_create, user_password_confirm
+from tracker.exceptions import DomainError
 
 
 class ReadOnlyAdminMixin:
@@ -241,11 +243,30 @@ class ApiTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["name", "prefix", "user__username"]
     list_select_related = ["user", "organization"]
     exclude = ["key_hash"]
-    fields = ["user", "name"]
+    fields = ["user", "name", "your_password"]
     raw_id_fields = ["user"]
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return request.user.has_perm("projects.add_apitoken")
+
+    def get_form(self, request: HttpRequest, obj: ApiToken | None = None, change: bool = False, **kwargs):
+        """The add form asks for the operator's own password: a stolen admin session mints no token."""
+
+        class TokenAddForm(forms.ModelForm):
+            your_password = forms.CharField(
+                widget=forms.PasswordInput, strip=False, help_text="Your own password, to confirm it is you."
+            )
+
+            def clean_your_password(self) -> str:
+                password = self.cleaned_data["your_password"]
+                try:
+                    user_password_confirm(user=request.user, password=password, request=request)
+                except DomainError as exc:
+                    raise forms.ValidationError(exc.message) from exc
+                return password
+
+        kwargs["form"] = TokenAddForm
+        return super().get_form(request, obj, change, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
         token, raw_key = api_token_create(

@@ -219,10 +219,24 @@ def test_a_token_created_in_the_admin_shows_its_key_once_and_stores_only_the_has
     from tracker.api import hash_key
 
     user = MembershipFactory().user
-    response = admin_client.post(_url(ApiToken, "add"), {"user": user.pk, "name": "ci pipeline"}, follow=True)
+    response = admin_client.post(
+        _url(ApiToken, "add"), {"user": user.pk, "name": "ci pipeline", "your_password": "password"}, follow=True
+    )
     assert response.status_code == 200
     message = next(str(m) for m in response.context["messages"] if "ci pipeline" in str(m))
     raw_key = message.split(": ")[1].split(" ")[0]
     token = ApiToken.objects.get(user=user, name="ci pipeline")
     assert token.key_hash == hash_key(raw_key) and raw_key not in token.key_hash
     assert ApiToken.objects.filter(user=user).count() == 1
+
+
+def test_the_admin_mints_no_token_without_the_operators_own_password(admin_client, portfolio):
+    """A stolen admin session cannot mint a token for anybody: the add form asks for the password again."""
+    user = MembershipFactory().user
+    for guess in ("", "not-it"):
+        response = admin_client.post(
+            _url(ApiToken, "add"), {"user": user.pk, "name": "thief", "your_password": guess}, follow=True
+        )
+        assert response.status_code == 200
+        assert "your_password" in response.context["adminform"].form.errors
+    assert not ApiToken.objects.filter(user=user).exists()
