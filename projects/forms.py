@@ -2,6 +2,7 @@
 
 import django_filters
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
@@ -110,7 +111,8 @@ class StageMoveForm(PageForm):
 class ProjectFilter(django_filters.FilterSet):
     """Filters, search and sorting of the project list."""
 
-    q = django_filters.CharFilter(method="search", label="Search")
+    # One phrase, bounded like a term of the API's ?search=.
+    q = django_filters.CharFilter(method="search", label="Search", max_length=settings.SEARCH_MAX_TERM_LENGTH)
     stage = django_filters.ChoiceFilter(choices=Stage.choices, empty_label="Any stage")
     health = django_filters.ChoiceFilter(choices=Health.choices, empty_label="Any health")
     industry = django_filters.ChoiceFilter(choices=Industry.choices, empty_label="Any industry")
