@@ -32,7 +32,9 @@ from tracker.api import RateThrottle
 
 pytestmark = pytest.mark.django_db
 
-WORST_SEARCH = " ".join(f"{n}{'x' * (settings.SEARCH_MAX_TERM_LENGTH - 1)}" for n in range(settings.SEARCH_MAX_TERMS))
+# The dearest search allowed: PostgreSQL stops at a row's first missed term, so every term matches every row,
+# and only in the last search field of costs (description, model, external_id): every comparison is made.
+WORST_SEARCH = " ".join(["bench"] * settings.SEARCH_MAX_TERMS)
 
 
 def _rates(**rates: str):
@@ -81,7 +83,7 @@ def test_a_search_term_longer_than_the_limit_is_a_400_naming_it():
 
 
 def test_the_worst_search_still_allowed_answers_well_under_a_second_on_30000_costs():
-    """The most and longest terms allowed, over the benchmark's 30,000 cost rows (each term misses: a full scan)."""
+    """As many terms as allowed, each matching all of the benchmark's 30,000 cost rows in the last field."""
     organization = OrganizationFactory()
     projects = [ProjectFactory(organization=organization) for _ in range(10)]
     CostEntry.objects.bulk_create(
@@ -107,7 +109,7 @@ def test_the_worst_search_still_allowed_answers_well_under_a_second_on_30000_cos
         started = time.perf_counter()
         response = client.get("/api/v1/costs/", {"search": WORST_SEARCH})
         timings.append(time.perf_counter() - started)
-        assert response.status_code == 200 and response.json()["count"] == 0
+        assert response.status_code == 200 and response.json()["count"] == 30_000
     assert sorted(timings)[1] < 1.0, timings
 
 

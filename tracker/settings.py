@@ -245,7 +245,7 @@ REST_FRAMEWORK = {
 }
 # ?search= (API) and the web UI's search: more or longer terms are a 400 naming the limit. Each term is
 # matched against every search field of every row, so these bound the cost of a search.
-SEARCH_MAX_TERMS = env.int("SEARCH_MAX_TERMS", default=10)
+SEARCH_MAX_TERMS = env.int("SEARCH_MAX_TERMS", default=5)
 SEARCH_MAX_TERM_LENGTH = env.int("SEARCH_MAX_TERM_LENGTH", default=100)
 SPECTACULAR_SETTINGS = {
     "TITLE": "LLMOps Tracker API",
