@@ -115,7 +115,8 @@ class StageMoveForm(PageForm):
 class ProjectFilter(django_filters.FilterSet):
     """Filters, search and sorting of the project list."""
 
-    q = django_filters.CharFilter(method="search", label="Search")
+    # One phrase, bounded like a term of the API's ?search=.
+    q = django_filters.CharFilter(method="search", label="Search", max_length=settings.SEARCH_MAX_TERM_LENGTH)
     stage = django_filters.ChoiceFilter(choices=Stage.choices, empty_label="Any stage")
     health = django_filters.ChoiceFilter(choices=Health.choices, empty_label="Any health")
     industry = django_filters.ChoiceFilter(choices=Industry.choices, empty_label="Any industry")

@@ -361,6 +361,8 @@ body("api-ops:infrastructure-list", "POST")(
 body("api-ops:infrastructure-detail", "PUT", "PATCH")(
     lambda p: {"name": "posted", "kind": "compute", "provider": "gcp"}
 )
+
+
 def _in_a_month() -> str:
     """An acceptance expiry inside the allowed range whenever the suite runs."""
     return str(dt.date.today() + dt.timedelta(days=30))

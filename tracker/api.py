@@ -9,8 +9,10 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
@@ -28,6 +30,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from tracker.db import STATEMENT_TIMEOUT_MESSAGE, statement_timeout_caught
 from tracker.exceptions import DomainError, TransitionRefused
 from tracker.security import client_address
 
@@ -80,6 +83,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif statement_timeout_caught(exc, path=context["request"].path):
+        return Response(_body(STATEMENT_TIMEOUT_MESSAGE, "statement_timeout"), status=503)
     if not isinstance(exc, exceptions.APIException):
         return None  # a bug: let Django log it and answer 500
     headers = {}
@@ -149,6 +154,12 @@ ERROR_EXAMPLES = {
             "missing": [{"key": "budget", "label": "A budget is recorded", "overridable": True}],
         },
         status_codes=["409"],
+        response_only=True,
+    ),
+    "503": OpenApiExample(
+        "Too long in the database",
+        value=_body(STATEMENT_TIMEOUT_MESSAGE, "statement_timeout"),
+        status_codes=["503"],
         response_only=True,
     ),
     "429": OpenApiExample(
@@ -367,13 +378,22 @@ class FilterBackend(DjangoFilterBackend):
 
 
 class SearchFilter(filters.SearchFilter):
-    """DRF's `?search=`, except that a NUL byte (PostgreSQL cannot compare text with one) is a 400, not a 500."""
+    """DRF's `?search=`, bounded: a NUL byte (PostgreSQL cannot compare text with one) is a 400, and so are
+    more than SEARCH_MAX_TERMS terms or one longer than SEARCH_MAX_TERM_LENGTH (each term is matched
+    against every search field of every row)."""
 
     def get_search_terms(self, request) -> list[str]:
         terms = super().get_search_terms(request)
+        most, longest = settings.SEARCH_MAX_TERMS, settings.SEARCH_MAX_TERM_LENGTH
         if any("\x00" in term for term in terms):
-            raise exceptions.ValidationError({self.search_param: ["Null characters are not allowed."]})
-        return terms
+            message = "Null characters are not allowed."
+        elif len(terms) > most:
+            message = f"At most {most} search terms are allowed ({len(terms)} given)."
+        elif any(len(term) > longest for term in terms):
+            message = f"A search term may have at most {longest} characters."
+        else:
+            return terms
+        raise exceptions.ValidationError({self.search_param: [message]})
 
 
 # --- Pagination and throttling ------------------------------------------------------------------
@@ -387,37 +407,103 @@ class Pagination(PageNumberPagination):
     max_page_size = 200
 
 
-class TokenRateThrottle(SimpleRateThrottle):
-    """Limit each token (or, for a browser session, each user) to the `api` rate in settings."""
+@dataclass(frozen=True)
+class RateLimit:
+    """Where a caller stands against one rate limit: what the RateLimit-* headers say."""
 
-    scope = "api"
+    limit: int
+    remaining: int
+    reset: int  # seconds until the oldest counted request leaves the window
+
+
+def rate_limit_headers(request) -> dict[str, str]:
+    """The IETF draft's RateLimit-Limit/-Remaining/-Reset for the most constrained limit the request counted against."""
+    limits = getattr(request, "rate_limits", ())
+    if not limits:
+        return {}  # not counted: refused before throttling (401/403), or the cache is down
+    tightest = min(limits, key=lambda rate: (rate.remaining, -rate.reset))
+    return {
+        "RateLimit-Limit": str(tightest.limit),
+        "RateLimit-Remaining": str(tightest.remaining),
+        "RateLimit-Reset": str(tightest.reset),
+    }
+
+
+class RateThrottle(SimpleRateThrottle):
+    """DRF's sliding-window throttle over one or more counters, failing open, noting where the caller stands.
+
+    A request is allowed when every counter of `get_idents` has room, and is then counted in all of them.
+    """
 
     def get_rate(self) -> str | None:
         # Read at call time, so a settings override (tests, the benchmark) applies.
         return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
 
-    def allow_request(self, request, view) -> bool:
-        # Fail open while the cache (Redis) is down: refusing every API call would turn a cache
-        # outage into a full API outage; going unthrottled for that time is the lesser harm, and logged.
-        try:
-            return super().allow_request(request, view)
-        except RedisError as exc:
-            logger.warning("API throttling skipped: the cache is unavailable: %s", exc)
-            return True
-
-    def get_cache_key(self, request, view) -> str | None:
-        token = request.auth
-        if token is not None and hasattr(token, "key_hash"):
-            ident = f"token-{token.pk}"
-        elif request.user and request.user.is_authenticated:
-            ident = f"user-{request.user.pk}"
-        else:
-            ident = self.get_ident(request)
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+    def get_idents(self, request) -> list[str]:
+        raise NotImplementedError
 
     def get_ident(self, request) -> str:
         """Key anonymous callers on the address behind the trusted proxies, as sign-in does."""
         return client_address(request)
+
+    def allow_request(self, request, view) -> bool:
+        if self.rate is None:
+            return True
+        # Fail open while the cache (Redis) is down: refusing every API call would turn a cache
+        # outage into a full API outage; going unthrottled for that time is the lesser harm, and logged.
+        try:
+            return self._count(request)
+        except RedisError as exc:
+            logger.warning("API throttling skipped: the cache is unavailable: %s", exc)
+            return True
+
+    def _count(self, request) -> bool:
+        self.now = self.timer()
+        keys = [self.cache_format % {"scope": self.scope, "ident": ident} for ident in self.get_idents(request)]
+        stored = self.cache.get_many(keys)
+        histories = {key: [at for at in stored.get(key, []) if at > self.now - self.duration] for key in keys}
+        self.history = max(histories.values(), key=len, default=[])  # the fullest counter decides (and DRF's wait())
+        allowed = len(self.history) < self.num_requests
+        if allowed:
+            for history in histories.values():
+                history.insert(0, self.now)
+            self.cache.set_many(histories, self.duration)
+        oldest = self.history[-1] if self.history else self.now
+        request.rate_limits = [
+            *getattr(request, "rate_limits", ()),
+            RateLimit(
+                limit=self.num_requests,
+                remaining=max(self.num_requests - len(self.history), 0),
+                reset=math.ceil(oldest + self.duration - self.now),
+            ),
+        ]
+        return allowed
+
+
+class UserRateThrottle(RateThrottle):
+    """The `api` rate per user: their browser session and every token of theirs share one counter."""
+
+    scope = "api"
+
+    def get_idents(self, request) -> list[str]:
+        if request.user and request.user.is_authenticated:
+            return [f"user-{request.user.pk}"]
+        return [self.get_ident(request)]
+
+
+class OrganizationRateThrottle(RateThrottle):
+    """The `expensive` rate per organization (bulk ingestion, report requests), whichever member calls.
+
+    A request counts against every organization of the caller: it is known before the body is read, and
+    a member of several organizations can spend no more of any one than its other members can.
+    """
+
+    scope = "expensive"
+
+    def get_idents(self, request) -> list[str]:
+        from projects.selectors import organization_list
+
+        return [f"organization-{pk}" for pk in organization_list(user=request.user).values_list("pk", flat=True)]
 
 
 @csrf_exempt  # nothing is written; a browser-style CSRF refusal would answer HTML instead of JSON

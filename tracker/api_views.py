@@ -7,7 +7,13 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers, viewsets
 
-from tracker.api import ERROR_EXAMPLES, ErrorSerializer, TransitionErrorSerializer
+from tracker.api import (
+    ERROR_EXAMPLES,
+    ErrorSerializer,
+    OrganizationRateThrottle,
+    TransitionErrorSerializer,
+    rate_limit_headers,
+)
 
 
 class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -30,7 +36,7 @@ class ApiAutoSchema(AutoSchema):
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses
-        codes = ["401", "403", "404", "429"]
+        codes = ["401", "403", "404", "429", "503"]  # 503: the database ceiling of web requests tripped
         if self.method in WRITE_METHODS or self._is_list_view():
             codes.append("400")
         if self.method in WRITE_METHODS or self.method == "DELETE":
@@ -49,6 +55,8 @@ class ScopedViewSet(viewsets.GenericViewSet):
     """A viewset whose rows come from a selector scoped to the caller (others' rows answer 404).
 
     `create_serializer_class` describes the body of a create when it accepts more (the parent).
+    `expensive_actions` (bulk ingestion, report requests) also count against the caller's organizations.
+    Every answer says where the caller stands against its rate limits (RateLimit-* headers).
     """
 
     selector: Callable[..., QuerySet]
@@ -57,6 +65,19 @@ class ScopedViewSet(viewsets.GenericViewSet):
     # say so for itself), or whether they are shut out entirely.
     service_token_write_scopes: tuple[str, ...] = ()
     service_tokens_refused = False
+    expensive_actions: frozenset[str] = frozenset()
+
+    def get_throttles(self):
+        throttles = super().get_throttles()
+        if self.action in self.expensive_actions:
+            throttles.append(OrganizationRateThrottle())
+        return throttles
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        for name, value in rate_limit_headers(request).items():
+            response[name] = value
+        return response
 
     def get_queryset(self) -> QuerySet:
         return type(self).selector(user=self.request.user)

@@ -1,4 +1,4 @@
-"""Request id and access log for every request; probes and metrics answered before host checks."""
+"""Request id and access log for every request; probes and metrics answered before host checks; the 503 page."""
 
 import logging
 import re
@@ -7,8 +7,10 @@ import uuid
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.template import loader
 
 from tracker import health, metrics
+from tracker.db import statement_timeout_caught
 from tracker.logging import request_id_var
 
 access_logger = logging.getLogger("tracker.request")
@@ -82,3 +84,22 @@ class ProbeMiddleware:
         if probe is not None and request.method in ("GET", "HEAD"):
             return probe(request)
         return self.get_response(request)
+
+
+class StatementTimeoutMiddleware:
+    """Answer a page whose query ran past the web ceiling with the 503 page instead of a 500.
+
+    The API answers its own JSON 503 (tracker.api.exception_handler); this covers the web UI.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not statement_timeout_caught(exception, path=request.path):
+            return None
+        # Rendered without the request: its context processors would query the database again.
+        return HttpResponse(loader.render_to_string("503.html"), status=503)

@@ -87,6 +87,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # a sign-in refused by a lockout answers 429 (AXES_LOCKOUT_CALLABLE)
+    "tracker.middleware.StatementTimeoutMiddleware",  # last: its process_exception sees the view's error first
 ]
 
 ROOT_URLCONF = "tracker.urls"
@@ -117,6 +118,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The test database lives in memory unless pytest asks for a file.
     DATABASES["default"]["TEST"] = {"NAME": None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Web processes (tracker.wsgi: gunicorn, runserver) cancel any statement running longer than this and
+# answer 503; migrations, management commands and the Celery worker have no such ceiling. 0: none.
+DATABASE_WEB_STATEMENT_TIMEOUT_MS = env.int("DATABASE_WEB_STATEMENT_TIMEOUT_MS", default=5000)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -263,15 +267,23 @@ REST_FRAMEWORK = {
         "tracker.api.SearchFilter",  # a NUL byte in ?search= is a 400
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_THROTTLE_CLASSES": ["tracker.api.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["tracker.api.UserRateThrottle"],
+    # "api": per user, whatever session or token they call with; "expensive": also per organization, on bulk
+    # ingestion and report requests. A 429 carries Retry-After; every answer carries RateLimit-* headers.
     # For DRF's own address lookups; our throttle asks tracker.security.client_address, which agrees.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
-    # Per token (per user for a browser session); a 429 carries Retry-After.
-    "DEFAULT_THROTTLE_RATES": {"api": env("API_THROTTLE_RATE", default="1200/minute")},
+    "DEFAULT_THROTTLE_RATES": {
+        "api": env("API_THROTTLE_RATE", default="1200/minute"),
+        "expensive": env("API_EXPENSIVE_THROTTLE_RATE", default="60/minute"),
+    },
     "EXCEPTION_HANDLER": "tracker.api.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# ?search= (API) and the web UI's search: more or longer terms are a 400 naming the limit. Each term is
+# matched against every search field of every row, so these bound the cost of a search.
+SEARCH_MAX_TERMS = env.int("SEARCH_MAX_TERMS", default=5)
+SEARCH_MAX_TERM_LENGTH = env.int("SEARCH_MAX_TERM_LENGTH", default=100)
 SPECTACULAR_SETTINGS = {
     "TITLE": "LLMOps Tracker API",
     "VERSION": "1.0.0",

@@ -4,3 +4,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracker.settings")
 application = get_wsgi_application()
+
+# This module is the web entry point (gunicorn; runserver loads it too): only web requests get the ceiling.
+from tracker.db import web_statement_timeout_apply  # noqa: E402 (needs the settings loaded above)
+
+web_statement_timeout_apply()

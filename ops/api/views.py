@@ -139,6 +139,7 @@ class CostEntryViewSet(*READ, *WRITE, ScopedViewSet):
     filterset_class = filters.CostEntryFilter
     search_fields = ["description", "model", "external_id"]
     ordering_fields = ["date", "amount", "category", "created_at"]
+    expensive_actions = frozenset({"bulk"})
 
     def perform_create(self, serializer):
         serializer.instance = services.cost_entry_create(
@@ -164,6 +165,7 @@ class UsageViewSet(ScopedViewSet):
     selector = selectors.cost_entry_list
     serializer_class = UsageBulkSerializer
     service_token_write_scopes = (TokenScope.INGEST,)
+    expensive_actions = frozenset({"create"})
 
     @extend_schema(
         summary="Record token usage: priced with the model price valid on each date (all or nothing)",
@@ -280,6 +282,7 @@ class ReportViewSet(*READ, mixins.CreateModelMixin, ScopedViewSet):
     serializer_class = ReportSerializer
     filterset_class = filters.ReportFilter
     ordering_fields = ["period_start", "created_at", "generated_at"]
+    expensive_actions = frozenset({"create"})
 
     def get_queryset(self):
         queryset = super().get_queryset()

@@ -113,18 +113,22 @@ def test_last_used_is_written_at_most_once_a_minute():
     assert token.last_used_at == recent
 
 
-def test_throttle_answers_429_with_retry_after_per_token():
-    user = member(OrganizationFactory())
+def test_throttle_answers_429_with_retry_after_per_user():
+    organization = OrganizationFactory()
+    user = member(organization)
     first, second = client_for(user), client_for(user)
+    someone_else = client_for(member(organization))
     rates = {**api_settings.DEFAULT_THROTTLE_RATES, "api": "3/minute"}
     with override_settings(REST_FRAMEWORK={**_rest_framework(), "DEFAULT_THROTTLE_RATES": rates}):
         codes = [first.get("/api/v1/organizations/").status_code for _ in range(4)]
         refused = first.get("/api/v1/organizations/")
         other_token = second.get("/api/v1/organizations/")
+        other_user = someone_else.get("/api/v1/organizations/")
     assert codes == [200, 200, 200, 429]
     assert refused.json()["code"] == "throttled"
     assert int(refused.headers["Retry-After"]) > 0
-    assert other_token.status_code == 200
+    assert other_token.status_code == 429  # the user's counter, whichever token they use
+    assert other_user.status_code == 200
 
 
 def _rest_framework() -> dict:

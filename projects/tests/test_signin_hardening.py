@@ -12,7 +12,7 @@ from django.test import RequestFactory
 
 from projects.tasks import password_reset_mail_send_task
 from projects.tests.factories import UserFactory
-from tracker.api import TokenRateThrottle
+from tracker.api import UserRateThrottle
 from tracker.celery import app
 from tracker.security import client_address
 
@@ -62,7 +62,7 @@ def test_client_address_is_the_nth_entry_from_the_right(settings, proxies, remot
     settings.TRUSTED_PROXY_COUNT = proxies
     request = RequestFactory().get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
     assert client_address(request) == expected
-    assert TokenRateThrottle().get_ident(request) == expected  # the API's anonymous throttle agrees
+    assert UserRateThrottle().get_ident(request) == expected  # the API's anonymous throttle agrees
 
 
 # --- Point 2: one stranger must not lock everyone out ----------------------------------------------
