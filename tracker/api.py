@@ -27,7 +27,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from tracker.exceptions import DomainError, TransitionRefused
+from tracker.exceptions import DomainError, TooManyRequests, TransitionRefused
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = _body(exc.message, exc.code, exc.errors)
         if isinstance(exc, TransitionRefused):
             body["missing"] = exc.missing
-        return Response(body, status=exc.status_code)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else {}
+        return Response(body, status=exc.status_code, headers=headers)
     if isinstance(exc, DjangoValidationError):
         errors = (
             {k: [str(m) for m in v] for k, v in exc.message_dict.items()}

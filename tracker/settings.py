@@ -137,6 +137,11 @@ SIGNIN_FAILURE_WINDOW_SECONDS = env.int("SIGNIN_FAILURE_WINDOW_SECONDS", default
 SIGNIN_LOCKOUT_SECONDS = env.int("SIGNIN_LOCKOUT_SECONDS", default=60)
 SIGNIN_MAX_LOCKOUT_SECONDS = env.int("SIGNIN_MAX_LOCKOUT_SECONDS", default=3600)
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# Invitations to join an organization: how long a link works, how many one admin may send per
+# organization per hour, and how soon one invitation may be sent again.
+INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+INVITATIONS_PER_HOUR = env.int("INVITATIONS_PER_HOUR", default=20)
+INVITATION_RESEND_MINUTES = env.int("INVITATION_RESEND_MINUTES", default=10)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=False)
 

@@ -2,7 +2,7 @@
 
 import django_filters as filters
 
-from projects.models import Membership, Project, StageTransition, StatusUpdate, Team
+from projects.models import Invitation, Membership, Project, StageTransition, StatusUpdate, Team
 
 
 # Foreign keys filter by plain id, so an id of another organization matches nothing rather than
@@ -65,4 +65,12 @@ class MembershipFilter(filters.FilterSet):
 
     class Meta:
         model = Membership
+        fields = ["organization", "role"]
+
+
+class InvitationFilter(filters.FilterSet):
+    organization = id_filter("organization")
+
+    class Meta:
+        model = Invitation
         fields = ["organization", "role"]
