@@ -32,6 +32,7 @@ from ops.tests.factories import (
 )
 from projects.models import (
     ApiToken,
+    Invitation,
     Health,
     Project,
     Role,
@@ -43,6 +44,7 @@ from projects.tests.factories import MembershipFactory, ProjectFactory, TeamFact
 
 READ_ONLY = {
     "projects.StageTransition",
+    "projects.Invitation",
     "projects.AuditEvent",
     "ops.RiskAssessment",
     "ops.RiskSnapshot",
@@ -77,6 +79,9 @@ def _project_with_everything(n: int = 0) -> Project:
     RiskAssessmentFactory(risk=risk, by=member.user)
     ReportFactory(organization=project.organization, project=project)
     ApiToken.objects.create(user=member.user, name=f"gateway {n}", prefix="llmt_abc", key_hash=f"{n:064d}")
+    Invitation.objects.create(
+        organization=project.organization, email=f"invitee{n}@example.com", key_hash=f"{n:064d}", expires_at=now
+    )
     RiskSnapshot.objects.create(organization=project.organization, date=dt.date(2026, 3, 1), high=1)
     SpendSnapshot.objects.create(project=project, date=dt.date(2026, 3, 1), spend_day=Decimal(5))
     ReviewReminder.objects.create(
