@@ -410,7 +410,9 @@ def _retry_after(moment: dt.datetime) -> int:
 
 
 @transaction.atomic
-def invitation_create(*, organization: Organization, email: str, role: str, by: AbstractBaseUser) -> Invitation:
+def invitation_create(
+    *, organization: Organization, email: str, by: AbstractBaseUser, role: str = Role.VIEWER
+) -> Invitation:
     """Invite someone by e-mail address (admins only) and send them the link.
 
     The answer never depends on whether the address has an account, here or in another

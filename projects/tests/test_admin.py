@@ -32,8 +32,8 @@ from ops.tests.factories import (
 )
 from projects.models import (
     ApiToken,
-    Invitation,
     Health,
+    Invitation,
     Project,
     Role,
     Stage,
