@@ -295,6 +295,7 @@ def test_the_members_page_invites_revokes_and_costs_the_same_queries_for_more_ro
         return len(captured)
 
     few = queries()
+    print(f"\nmembers page: {few} queries, whatever the number of members and invitations")
     for n in range(4):
         member(org, Role.VIEWER)
         services.invitation_create(organization=org, email=f"more{n}@example.com", role=Role.VIEWER, by=admin)
