@@ -104,6 +104,10 @@ class InvitationSerializer(StrictModelSerializer):
         read_only_fields = ["organization", "email", "role", "created_at", "expires_at", "last_sent_at", "send_count"]
 
 
+class InvitationResendSerializer(StrictSerializer):
+    """Resending takes no input: an empty body (anything in it is refused)."""
+
+
 class InvitationCreateSerializer(InvitationSerializer):
     organization = organization_field()
 

@@ -13,6 +13,7 @@ from projects.api.serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenSerializer,
     InvitationCreateSerializer,
+    InvitationResendSerializer,
     InvitationSerializer,
     MembershipSerializer,
     OrganizationSerializer,
@@ -99,7 +100,10 @@ class MembershipViewSet(*READ, mixins.UpdateModelMixin, mixins.DestroyModelMixin
     list=extend_schema(summary="List the pending invitations of the organizations you are an admin of"),
     create=extend_schema(summary="Invite someone by e-mail address (admins); the same answer whoever it is"),
     destroy=extend_schema(summary="Revoke a pending invitation (admins)"),
-    resend=extend_schema(summary="Send an invitation again, with a new link (admins; rate-limited: 429)", request=None),
+    resend=extend_schema(
+        summary="Send an invitation again, with a new link (admins; rate-limited: 429)",
+        request=InvitationResendSerializer,
+    ),
 )
 class InvitationViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
     """Invitations to join an organization: the invited person accepts through the link e-mailed to them."""
@@ -119,6 +123,7 @@ class InvitationViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMixin
 
     @action(detail=True, methods=["post"])
     def resend(self, request: Request, pk: str) -> Response:
+        InvitationResendSerializer(data=request.data).is_valid(raise_exception=True)
         invitation = services.invitation_resend(invitation=self.get_object(), by=request.user)
         return Response(InvitationSerializer(invitation).data)
 
