@@ -27,7 +27,7 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo
-	@echo "LLMOps Tracker: http://127.0.0.1:8000/  (admin: http://127.0.0.1:8000/admin/)"
+	@echo "LLMOps Tracker: http://127.0.0.1:8000/  (Django admin for superusers: http://127.0.0.1:8000/admin/, see seed_demo --superuser)"
 	@if [ -f .demo-credentials ]; then echo "Demo logins:"; cat .demo-credentials; fi
 	@echo
 # On Ctrl-C or TERM, stop the three and wait for them (ignoring repeats, so the wait is not cut short).

@@ -8,15 +8,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from ops.models import CostEntry, Risk
+from projects import services
 from projects.models import (
     ApiToken,
     AuditEvent,
+    Invitation,
     Membership,
     Organization,
     Project,
@@ -25,7 +27,6 @@ from projects.models import (
     StatusUpdate,
     Team,
 )
-from projects.services import api_token_create, user_password_confirm
 from tracker.exceptions import DomainError
 
 
@@ -62,11 +63,16 @@ class LatestRowsFormSet(InlineRowsFormSet):
     limit = 20
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Members at a glance; a role is changed on the membership's own page, through the service."""
+
     model = Membership
-    extra = 0
-    autocomplete_fields = ["user"]
     fields = ["user", "role"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("user")
 
 
 class TeamInline(admin.TabularInline):
@@ -88,11 +94,64 @@ class OrganizationAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    """Memberships change through the services, so the admin site keeps the rules (one admin at least).
+
+    A refusal rolls the whole request back (the change form runs in a transaction) and shows as an
+    error message on the page the operator came from.
+    """
+
     list_display = ["user", "organization", "role", "created_at"]
     list_filter = ["role", "organization"]
     search_fields = ["user__username", "user__email", "organization__name"]
     list_select_related = ["user", "organization"]
     autocomplete_fields = ["user", "organization"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Membership | None = None) -> list[str]:
+        # Moving a membership to another user or organization is a removal and an addition.
+        return ["user", "organization"] if obj is not None else []
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, through membership_delete
+        return actions
+
+    def save_model(self, request: HttpRequest, obj: Membership, form, change: bool) -> None:
+        if change:
+            services.membership_role_set(membership=obj, role=obj.role, by=request.user, as_operator=True)
+        else:
+            created = services.membership_create(
+                organization=obj.organization, user=obj.user, role=obj.role, by=request.user
+            )
+            obj.pk = created.pk
+
+    def delete_model(self, request: HttpRequest, obj: Membership) -> None:
+        services.membership_delete(membership=obj, by=request.user, as_operator=True)
+
+    def changeform_view(self, request: HttpRequest, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_view(self, request: HttpRequest, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:projects_membership_change", args=[object_id]))
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Invitations are sent, resent and revoked by organization admins in the app; here they are read."""
+
+    list_display = ["email", "organization", "role", "invited_by", "created_at", "expires_at", "accepted_at"]
+    list_display += ["revoked_at"]
+    list_filter = ["role", ("accepted_at", admin.EmptyFieldListFilter), ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["email", "organization__name"]
+    list_select_related = ["organization", "invited_by"]
+    exclude = ["key_hash"]
 
 
 @admin.register(Team)
@@ -260,7 +319,7 @@ class ApiTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             def clean_your_password(self) -> str:
                 password = self.cleaned_data["your_password"]
                 try:
-                    user_password_confirm(user=request.user, password=password, request=request)
+                    services.user_password_confirm(user=request.user, password=password, request=request)
                 except DomainError as exc:
                     raise forms.ValidationError(exc.message) from exc
                 return password
@@ -269,7 +328,7 @@ class ApiTokenAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().get_form(request, obj, change, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
-        token, raw_key = api_token_create(
+        token, raw_key = services.api_token_create(
             user=form.cleaned_data["user"], name=form.cleaned_data["name"], created_by=request.user
         )
         obj.pk = token.pk

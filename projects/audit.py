@@ -26,6 +26,7 @@ AUDITED_MODELS = (
     "projects.StatusUpdate",
     "projects.Membership",
     "projects.ApiToken",
+    "projects.Invitation",
     "ops.Budget",
     "ops.CostEntry",
     "ops.Risk",

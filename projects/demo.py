@@ -76,7 +76,8 @@ User = get_user_model()
 ORG_NAME, ORG_SLUG = "Northwind Group", "northwind-group"
 CENT, MTOK = Decimal("0.01"), Decimal(1_000_000)
 
-# One login per role; the admin is also staff and superuser so the Django admin works.
+# One login per role. None is a platform superuser unless asked (`seed_demo --superuser`): an
+# organization's admin manages its members, the Django admin is the platform operators' tool.
 DEMO_USERS = [
     ("demo-viewer", Role.VIEWER, "Vera", "Lind"),
     ("demo-contributor", Role.CONTRIBUTOR, "Colin", "Baptiste"),
@@ -1110,8 +1111,11 @@ def _password() -> str:
     return secrets.token_urlsafe(12)
 
 
-def demo_users_ensure(*, organization: Organization) -> dict[str, str]:
-    """Create missing demo users and personas; return the new logins' passwords (shown once)."""
+def demo_users_ensure(*, organization: Organization, superuser: bool = False) -> dict[str, str]:
+    """Create missing demo users and personas; return the new logins' passwords (shown once).
+
+    With `superuser`, demo-admin is also made staff and superuser, so the Django admin works.
+    """
     created: dict[str, str] = {}
     for username, role, first, last in DEMO_USERS + PERSONAS:
         user, is_new = User.objects.get_or_create(
@@ -1124,8 +1128,10 @@ def demo_users_ensure(*, organization: Organization) -> dict[str, str]:
                 user.set_password(created[username])
             else:
                 user.set_unusable_password()
-            user.is_staff = user.is_superuser = role == Role.ADMIN and username.startswith("demo-")
             user.save()
+        if superuser and username == "demo-admin" and not user.is_superuser:
+            user.is_staff = user.is_superuser = True
+            user.save(update_fields=["is_staff", "is_superuser"])
         Membership.objects.get_or_create(user=user, organization=organization, defaults={"role": role})
     return created
 
@@ -1515,13 +1521,18 @@ def _project_seed(spec, organization, teams, people, manager, prices, today) -> 
     Project.objects.filter(pk=project.pk).update(created_at=_at(timeline.start))
 
 
-def demo_seed(*, today: dt.date | None = None, log: Callable[[str], None] = lambda _: None) -> DemoResult:
-    """Create what is missing of the demo portfolio; return new passwords and the projects created."""
+def demo_seed(
+    *, today: dt.date | None = None, superuser: bool = False, log: Callable[[str], None] = lambda _: None
+) -> DemoResult:
+    """Create what is missing of the demo portfolio; return new passwords and the projects created.
+
+    `superuser` makes demo-admin a platform superuser too (the Django admin); by default no demo login is.
+    """
     today = today or timezone.localdate()
     organization = Organization.objects.filter(slug=ORG_SLUG).first()
     if organization is None:
         organization = organization_create(name=ORG_NAME, slug=ORG_SLUG, currency="USD", timezone_name="Europe/London")
-    passwords = demo_users_ensure(organization=organization)
+    passwords = demo_users_ensure(organization=organization, superuser=superuser)
     people = {u.username: u for u in User.objects.filter(username__in=[p[0] for p in DEMO_USERS + PERSONAS])}
     manager = people["demo-manager"]
     teams = {}

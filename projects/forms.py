@@ -17,6 +17,7 @@ from projects.models import (
     Industry,
     Organization,
     Project,
+    Role,
     Stage,
     Team,
     TokenScope,
@@ -28,8 +29,9 @@ User = get_user_model()
 
 
 def form_apply_error(form: forms.Form, exc: DomainError) -> None:
-    """Put a domain error's messages on the form's fields (or the form itself); a refusal of role is a 403."""
-    if isinstance(exc, NotPermitted):
+    """Put a domain error's messages on the form's fields (or the form itself)."""
+    # A refusal of role is a 403, unless it is about a field the user filled in (a value only a manager may set).
+    if isinstance(exc, NotPermitted) and not set(exc.errors) & set(form.fields):
         raise PermissionDenied(exc.message)
     placed = False
     for field, messages in exc.errors.items():
@@ -209,3 +211,28 @@ class ServiceTokenForm(PageForm):
 
     def clean_expires_at(self) -> dt.datetime | None:
         return _expires_at(self.cleaned_data.get("expires_at"))
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label="E-mail address", help_text="They get a link to join; it works for a week.")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class InvitationSignUpForm(forms.Form):
+    """A new person's account, made when they accept an invitation (the service checks the password's strength)."""
+
+    username = forms.CharField(max_length=150, help_text="Letters, digits and @ . + - _ only.")
+    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password_again = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), label="Password (again)"
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("password") and data.get("password") != data.get("password_again"):
+            self.add_error("password_again", "The two passwords differ.")
+        return data

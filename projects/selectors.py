@@ -11,6 +11,7 @@ from projects.models import (
     AIActTier,
     ApiToken,
     DataClassification,
+    Invitation,
     Membership,
     Organization,
     Project,
@@ -184,6 +185,23 @@ def membership_list(*, user: AbstractBaseUser) -> QuerySet[Membership]:
     return Membership.objects.filter(
         organization__in=organization_list(user=user), user__service_account=None
     ).select_related("user", "organization")
+
+
+def invitation_list(*, user: AbstractBaseUser) -> QuerySet[Invitation]:
+    """Return the pending invitations (expired ones included) of the organizations the user is an admin of."""
+    if not user.is_authenticated:
+        return Invitation.objects.none()
+    administered = Membership.objects.filter(user=user, role=Role.ADMIN).values("organization")
+    return (
+        Invitation.objects.pending().filter(organization__in=administered).select_related("organization", "invited_by")
+    )
+
+
+def invitation_by_key(*, key: str) -> Invitation | None:
+    """Return the invitation whose link carries `key`, whatever its state."""
+    from tracker.api import hash_key
+
+    return Invitation.objects.select_related("organization", "invited_by").filter(key_hash=hash_key(key)).first()
 
 
 def status_update_list(*, user: AbstractBaseUser) -> QuerySet[StatusUpdate]:

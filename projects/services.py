@@ -1,18 +1,26 @@
 """Every write of the projects app: organizations, members, teams, projects, stages, status."""
 
 import datetime as dt
+import math
+import secrets
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
 from projects.models import (
+    AIActTier,
     ApiToken,
+    DataClassification,
+    Invitation,
     Membership,
     Organization,
     Project,
@@ -28,6 +36,7 @@ from projects.selectors import membership_get, project_gates
 from tracker.exceptions import (
     Conflict,
     NotPermitted,
+    TooManyRequests,
     TransitionRefused,
     ValidationFailed,
     reject_unknown_fields,
@@ -109,17 +118,65 @@ def organization_create(
     return organization
 
 
-def membership_set(
-    *, organization: Organization, user: AbstractBaseUser, role: Role, by: AbstractBaseUser
+def _members_manage_require(*, by: AbstractBaseUser, organization: Organization, as_operator: bool) -> None:
+    """Organization admins manage members; so do platform operators, from the admin site (`as_operator`)."""
+    if not as_operator:
+        membership_require(user=by, organization=organization, role=Role.ADMIN)
+    elif not (by.is_active and by.is_staff and by.has_perm("projects.change_membership")):
+        raise NotPermitted("Only platform operators manage memberships from the admin site.")
+
+
+def _last_admin_refuse(*, membership: Membership) -> None:
+    """Refuse to take away the organization's last admin.
+
+    The admin rows are locked first: two admins demoting or removing each other at once are
+    serialised, and the second is judged on the first's result (the first is then no admin).
+    """
+    admins = list(
+        Membership.objects.select_for_update()
+        .filter(organization_id=membership.organization_id, role=Role.ADMIN)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if admins == [membership.pk]:
+        raise Conflict(
+            "An organization keeps at least one admin: make someone else admin first.",
+            errors={"role": ["The last admin."]},
+        )
+
+
+@transaction.atomic
+def membership_create(
+    *, organization: Organization, user: AbstractBaseUser, role: str, by: AbstractBaseUser
 ) -> Membership:
-    """Add a member or change a member's role (admins only)."""
-    membership_require(user=by, organization=organization, role=Role.ADMIN)
-    if role not in Role.values:
-        raise ValidationFailed(f"Unknown role “{role}”.", errors={"role": [f"Choose one of {', '.join(Role.values)}."]})
+    """Add someone to an organization directly (platform operators only); tenants invite by e-mail."""
+    _members_manage_require(by=by, organization=organization, as_operator=True)
     if ServiceAccount.objects.filter(user=user).exists():
         # Its one membership is its scope's role in its own organization: anything else would widen the scope.
         raise ValidationFailed("A service account is not a person.", errors={"user": ["Not a person."]})
-    membership, _ = Membership.objects.update_or_create(user=user, organization=organization, defaults={"role": role})
+    membership = Membership(organization=organization, user=user, role=role)
+    validate_model(membership)
+    membership.save()
+    return membership
+
+
+@transaction.atomic
+def membership_role_set(
+    *, membership: Membership, role: str, by: AbstractBaseUser, as_operator: bool = False
+) -> Membership:
+    """Change a member's role (admins; operators from the admin site); the last admin stays admin."""
+    _members_manage_require(by=by, organization=membership.organization, as_operator=as_operator)
+    if role not in Role.values:
+        raise ValidationFailed(f"Unknown role “{role}”.", errors={"role": [f"Choose one of {', '.join(Role.values)}."]})
+    if ServiceAccount.objects.filter(user_id=membership.user_id).exists():
+        # Its one membership is its scope's role in its own organization: anything else would widen the scope.
+        raise ValidationFailed("A service account's role follows its scope.", errors={"role": ["A service account."]})
+    if role != Role.ADMIN:
+        _last_admin_refuse(membership=membership)
+    membership.refresh_from_db(fields=["role"])
+    if membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role", "updated_at"])
     return membership
 
 
@@ -152,9 +209,17 @@ def project_create(*, organization: Organization, by: AbstractBaseUser, name: st
 
 
 def project_update(*, project: Project, by: AbstractBaseUser, **changes: Any) -> Project:
-    """Change a project's descriptive fields; the stage moves only through `project_transition`."""
-    membership_require(user=by, organization=project.organization, role=Role.CONTRIBUTOR)
+    """Change a project's descriptive fields; the stage moves only through `project_transition`.
+
+    Lowering a set EU AI Act tier or data classification needs a manager: both decide the gates.
+    """
+    membership = membership_require(user=by, organization=project.organization, role=Role.CONTRIBUTOR)
     reject_unknown_fields(changes, PROJECT_FIELDS)
+    if not membership.has_role(Role.MANAGER) and (lowered := _lowered_classifications(project, changes)):
+        raise NotPermitted(
+            "Only a manager can lower a project's EU AI Act tier or data classification.",
+            errors={field: ["Only a manager can lower it."] for field in lowered},
+        )
     for field, value in changes.items():
         setattr(project, field, value)
     _project_validate(project)
@@ -164,6 +229,21 @@ def project_update(*, project: Project, by: AbstractBaseUser, **changes: Any) ->
     except IntegrityError as exc:
         raise Conflict("A project with this slug already exists.", errors={"slug": ["Already taken."]}) from exc
     return project
+
+
+# The fields the stage gates judge a project by, each from its least strict value (not set yet) up.
+GATING_FIELDS = {"ai_act_tier": AIActTier.values, "data_classification": ["", *DataClassification.values]}
+
+
+def _lowered_classifications(project: Project, changes: dict[str, Any]) -> list[str]:
+    """Return the gating fields `changes` would lower from a value already set."""
+    lowered = []
+    for field, order in GATING_FIELDS.items():
+        new, current = changes.get(field), getattr(project, field)
+        # An unknown value is left to the model's validation, which refuses it.
+        if new in order and current in order[1:] and order.index(new) < order.index(current):
+            lowered.append(field)
+    return lowered
 
 
 def _project_validate(project: Project) -> None:
@@ -303,13 +383,181 @@ def team_delete(*, team: Team, by: AbstractBaseUser) -> None:
 
 
 @transaction.atomic
-def membership_delete(*, membership: Membership, by: AbstractBaseUser) -> None:
-    """Remove a member (admins only); the last admin of an organization cannot be removed."""
-    membership_require(user=by, organization=membership.organization, role=Role.ADMIN)
-    admins = Membership.objects.select_for_update().filter(organization=membership.organization, role=Role.ADMIN)
-    if membership.role == Role.ADMIN and [m.pk for m in admins] == [membership.pk]:
-        raise Conflict("An organization keeps at least one admin.", errors={"role": ["The last admin."]})
+def membership_delete(*, membership: Membership, by: AbstractBaseUser, as_operator: bool = False) -> None:
+    """Remove a member (admins; operators from the admin site); the last admin cannot be removed."""
+    _members_manage_require(by=by, organization=membership.organization, as_operator=as_operator)
+    _last_admin_refuse(membership=membership)
     membership.delete()
+
+
+INVITATION_SUBJECT = "Your invitation to LLMOps Tracker"  # constant: names go in the body, never in a header
+
+
+def _invitation_key() -> tuple[str, str]:
+    """Return a new random link key and its hash (only the hash is stored)."""
+    from tracker.api import hash_key
+
+    raw = secrets.token_urlsafe(32)
+    return raw, hash_key(raw)
+
+
+def _invitation_send(*, invitation: Invitation, key: str) -> None:
+    """E-mail the invitation's link once the transaction commits; a failed send is logged, and can be resent."""
+    context = {
+        "invitation": invitation,
+        "inviter": invitation.invited_by,
+        "link": settings.SITE_URL.rstrip("/") + reverse("projects:invitation-accept", kwargs={"key": key}),
+    }
+    text = render_to_string("projects/email/invitation.txt", context)
+    transaction.on_commit(
+        lambda: send_mail(INVITATION_SUBJECT, text, settings.DEFAULT_FROM_EMAIL, [invitation.email]), robust=True
+    )
+
+
+def _retry_after(moment: dt.datetime) -> int:
+    return max(1, math.ceil((moment - timezone.now()).total_seconds()))
+
+
+@transaction.atomic
+def invitation_create(
+    *, organization: Organization, email: str, by: AbstractBaseUser, role: str = Role.VIEWER
+) -> Invitation:
+    """Invite someone by e-mail address (admins only) and send them the link.
+
+    The answer never depends on whether the address has an account, here or in another
+    organization: nothing of other tenants can be learnt by inviting. An admin sends at most
+    INVITATIONS_PER_HOUR invitations per organization per hour.
+    """
+    inviter = membership_require(user=by, organization=organization, role=Role.ADMIN)
+    now = timezone.now()
+    invitation = Invitation(
+        organization=organization,
+        email=email.strip(),
+        role=role,
+        invited_by=by,
+        created_at=now,
+        last_sent_at=now,
+        expires_at=now + dt.timedelta(days=settings.INVITATION_TTL_DAYS),
+    )
+    validate_model(invitation, exclude=["organization", "invited_by", "key_hash"])
+    # The inviter's membership row serialises their invitations, so the hourly count cannot be raced.
+    Membership.objects.select_for_update().filter(pk=inviter.pk).exists()
+    recent = Invitation.objects.filter(
+        organization=organization, invited_by=by, created_at__gt=now - dt.timedelta(hours=1)
+    ).order_by("created_at")
+    if len(sent := list(recent.values_list("created_at", flat=True))) >= settings.INVITATIONS_PER_HOUR:
+        raise TooManyRequests(
+            f"You have sent {len(sent)} invitations in the last hour: try again later.",
+            retry_after=_retry_after(sent[0] + dt.timedelta(hours=1)),
+        )
+    if Membership.objects.filter(organization=organization, user__email__iexact=invitation.email).exists():
+        raise Conflict(
+            f"A member of {organization.name} already has this address.", errors={"email": ["Already a member."]}
+        )
+    if Invitation.objects.pending().filter(organization=organization, email__iexact=invitation.email).exists():
+        raise Conflict(
+            "This address already has a pending invitation: resend it instead.",
+            errors={"email": ["Already invited."]},
+        )
+    key, invitation.key_hash = _invitation_key()
+    invitation.save()
+    _invitation_send(invitation=invitation, key=key)
+    return invitation
+
+
+@transaction.atomic
+def invitation_resend(*, invitation: Invitation, by: AbstractBaseUser) -> Invitation:
+    """Send a pending invitation again with a new link (the old one stops working) and a new expiry.
+
+    Once per INVITATION_RESEND_MINUTES per invitation.
+    """
+    membership_require(user=by, organization=invitation.organization, role=Role.ADMIN)
+    locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if not locked.is_pending:
+        raise Conflict("This invitation was accepted or revoked: it cannot be sent again.")
+    next_send = locked.last_sent_at + dt.timedelta(minutes=settings.INVITATION_RESEND_MINUTES)
+    if next_send > timezone.now():
+        raise TooManyRequests(
+            f"This invitation was sent at {locked.last_sent_at:%H:%M} UTC: it can be sent again "
+            f"{settings.INVITATION_RESEND_MINUTES} minutes later.",
+            retry_after=_retry_after(next_send),
+        )
+    key, locked.key_hash = _invitation_key()
+    locked.last_sent_at = timezone.now()
+    locked.expires_at = locked.last_sent_at + dt.timedelta(days=settings.INVITATION_TTL_DAYS)
+    locked.send_count += 1
+    locked.save(update_fields=["key_hash", "last_sent_at", "expires_at", "send_count"])
+    _invitation_send(invitation=locked, key=key)
+    return locked
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation, by: AbstractBaseUser) -> Invitation:
+    """Revoke a pending invitation (admins only): its link stops working. Revoking twice keeps the first time."""
+    membership_require(user=by, organization=invitation.organization, role=Role.ADMIN)
+    locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if locked.accepted_at is not None:
+        raise Conflict("This invitation was already accepted: remove the member instead.")
+    if locked.revoked_at is None:
+        locked.revoked_at = timezone.now()
+        locked.save(update_fields=["revoked_at"])
+    return locked
+
+
+def _invitation_claim(*, key: str) -> Invitation:
+    """Lock and return the pending, unexpired invitation of this link key, or refuse."""
+    from tracker.api import hash_key
+
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(key_hash=hash_key(key))
+        .first()
+    )
+    if invitation is None or invitation.revoked_at is not None:
+        raise Conflict("This invitation link is not valid: ask for a new invitation.")
+    if invitation.accepted_at is not None:
+        raise Conflict("This invitation was already accepted.")
+    if invitation.is_expired:
+        raise Conflict("This invitation has expired: ask the person who invited you to send it again.")
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, key: str, user: AbstractBaseUser) -> Membership:
+    """Join the invitation's organization, with its role, as the signed-in `user`.
+
+    The account's e-mail address need not be the invited one: whoever holds the link may accept.
+    """
+    invitation = _invitation_claim(key=key)
+    if Membership.objects.filter(organization=invitation.organization, user=user).exists():
+        raise Conflict(f"You are already a member of {invitation.organization.name}.")
+    membership = Membership.objects.create(organization=invitation.organization, user=user, role=invitation.role)
+    invitation.accepted_at, invitation.accepted_by = timezone.now(), user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    return membership
+
+
+@transaction.atomic
+def invitation_accept_new_user(*, key: str, username: str, password: str) -> Membership:
+    """Create an account (username and password, Django's password validators) and accept the invitation."""
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError as DjangoValidationError
+
+    invitation = _invitation_claim(key=key)
+    user = User(username=username.strip(), email=invitation.email)
+    try:
+        validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(exc.messages[0], errors={"password": exc.messages}) from exc
+    user.set_password(password)
+    validate_model(user, exclude=["last_login", "date_joined"])
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:
+        raise Conflict("This username is taken: choose another.", errors={"username": ["Taken."]}) from exc
+    return invitation_accept(key=key, user=user)
 
 
 def user_password_confirm(*, user: AbstractBaseUser, password: str, request: HttpRequest | None) -> None:
@@ -344,8 +592,6 @@ def _expiry_check(expires_at: dt.datetime | None, *, required: bool) -> None:
 
 
 def _api_token_make(*, user: AbstractBaseUser, name: str, **fields: Any) -> tuple[ApiToken, str]:
-    import secrets
-
     from tracker.api import hash_key
 
     name = name.strip()

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from django import forms as django_forms
 from django.contrib import messages
-from django.contrib.auth import logout
+from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -32,6 +32,9 @@ from ops.selectors.dashboard import portfolio_overview, project_detail
 from projects import services
 from projects.forms import (
     ApiTokenForm,
+    InvitationForm,
+    InvitationSignUpForm,
+    MemberRoleForm,
     ProjectFilter,
     ProjectForm,
     ServiceTokenForm,
@@ -44,6 +47,9 @@ from projects.models import Project, Role, Stage
 from projects.selectors import (
     api_token_list,
     audit_history,
+    invitation_by_key,
+    invitation_list,
+    membership_list,
     project_list,
     project_list_with_figures,
     service_token_list,
@@ -427,3 +433,115 @@ def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
         " your organizations' service tokens keep working.",
     )
     return redirect("login")
+
+
+def _members_page(
+    request: HttpRequest, *, form: InvitationForm, refused: Mapping[int, str] | None = None
+) -> HttpResponse:
+    organization = request.organization
+    context = {
+        "form": form,
+        "members": membership_list(user=request.user).filter(organization=organization).order_by("user__username"),
+        "invitations": invitation_list(user=request.user).filter(organization=organization),
+        "roles": Role.choices,
+        "refused": refused or {},
+    }
+    return render(request, "projects/members.html", context)
+
+
+@organization_required
+@require_http_methods(["GET", "POST"])
+def members(request: HttpRequest) -> HttpResponse:
+    """The current organization's members and pending invitations (admins): invite, revoke, resend, change roles."""
+    role_required(request, Role.ADMIN)
+    form = InvitationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            invitation = services.invitation_create(
+                organization=request.organization, by=request.user, **form.cleaned_data
+            )
+        except DomainError as exc:
+            form_apply_error(form, exc)
+        else:
+            messages.success(request, f"Invitation sent to {invitation.email}.")
+            return redirect("projects:members")
+    return _members_page(request, form=form)
+
+
+@organization_required
+@require_POST
+def member_role(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a member's role; refusing to leave the organization without an admin shows on the member's row."""
+    role_required(request, Role.ADMIN)
+    membership = get_object_or_404(membership_list(user=request.user), organization=request.organization, pk=pk)
+    form = MemberRoleForm(request.POST)
+    if form.is_valid():
+        try:
+            services.membership_role_set(membership=membership, role=form.cleaned_data["role"], by=request.user)
+        except DomainError as exc:
+            return _members_page(request, form=InvitationForm(), refused={membership.pk: exc.message})
+        messages.success(request, f"{membership.user.get_username()} is now {membership.get_role_display().lower()}.")
+        return redirect("projects:members")
+    return _members_page(request, form=InvitationForm(), refused={membership.pk: "Choose a role."})
+
+
+def _invitation_action(act: Callable, done: str) -> Callable:
+    """Build a POST view that applies `act` to one of the current organization's pending invitations."""
+
+    @organization_required
+    @require_POST
+    def view(request: HttpRequest, pk: int) -> HttpResponse:
+        role_required(request, Role.ADMIN)
+        invitation = get_object_or_404(invitation_list(user=request.user), organization=request.organization, pk=pk)
+        try:
+            act(invitation=invitation, by=request.user)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, done.format(email=invitation.email))
+        return redirect("projects:members")
+
+    view.__name__ = view.__qualname__ = act.__name__
+    return view
+
+
+invitation_revoke = _invitation_action(
+    services.invitation_revoke, "Invitation to {email} revoked: its link no longer works."
+)
+invitation_resend = _invitation_action(services.invitation_resend, "Invitation sent to {email} again, with a new link.")
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, key: str) -> HttpResponse:
+    """The link of an invitation: a signed-in person joins; a new one picks a username and a password."""
+    invitation = invitation_by_key(key=key)
+    if invitation is None:
+        raise Http404("This invitation link is not valid.")
+    signed_in = request.user.is_authenticated
+    form = InvitationSignUpForm(request.POST or None) if not signed_in else None
+    error = ""
+    if request.method == "POST" and (signed_in or form.is_valid()):
+        try:
+            if signed_in:
+                membership = services.invitation_accept(key=key, user=request.user)
+            else:
+                membership = services.invitation_accept_new_user(
+                    key=key, username=form.cleaned_data["username"], password=form.cleaned_data["password"]
+                )
+                login(request, membership.user, backend="projects.auth.SignInBackend")
+        except DomainError as exc:
+            if form is None:
+                error = exc.message
+            else:
+                form_apply_error(form, exc)
+        else:
+            request.memberships.append(membership)
+            organization_activate(request, membership.organization_id)
+            messages.success(request, f"Welcome to {membership.organization.name}.")
+            return redirect("projects:dashboard")
+    response = render(
+        request, "projects/invitation_accept.html", {"invitation": invitation, "form": form, "error": error}
+    )
+    # The page's address is the invitation's key: keep it out of caches.
+    response["Cache-Control"] = "no-store"
+    return response

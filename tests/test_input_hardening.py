@@ -44,8 +44,16 @@ from ops.services import risk_create
 from projects import services
 from projects.api import serializers as projects_serializers
 from projects.api import views as projects_views
-from projects.forms import ApiTokenForm, ProjectForm, ServiceTokenForm, StageMoveForm, StatusUpdateForm
-from projects.models import ApiToken, Project, StageTransition, StatusUpdate
+from projects.forms import (
+    ApiTokenForm,
+    InvitationForm,
+    MemberRoleForm,
+    ProjectForm,
+    ServiceTokenForm,
+    StageMoveForm,
+    StatusUpdateForm,
+)
+from projects.models import ApiToken, Invitation, Membership, Project, StageTransition, StatusUpdate
 from tests.test_tenant_isolation import (
     BODIES,
     Portfolio,
@@ -111,6 +119,7 @@ ACTION_SERIALIZERS = {
     (ops_views.RiskViewSet, "close"): ops_serializers.RiskCloseSerializer,
     (ops_views.CostEntryViewSet, "bulk"): ops_serializers.CostBulkSerializer,
     (ops_views.ReportViewSet, "create"): ops_serializers.ReportRequestSerializer,
+    (projects_views.InvitationViewSet, "resend"): projects_serializers.InvitationResendSerializer,
 }
 TEXT = (serializers.CharField, serializers.ChoiceField, serializers.SlugRelatedField)
 NUMBER = (
@@ -213,6 +222,10 @@ class Attempts:
             return risk_create(
                 project=self.p.objects[Project], by=self.p.admin, title=f"r{n}", category="cost", likelihood=1, impact=1
             )
+        if model is Invitation:
+            return services.invitation_create(
+                organization=self.p.organization, email=f"i{n}@example.com", by=self.p.admin
+            )
         return services.project_create(organization=self.p.organization, by=self.p.admin, name=f"p{n}")
 
     def body(self, write: Write) -> dict:
@@ -229,11 +242,8 @@ class Attempts:
             "period_start": str(dt.date(2000, 1, 3) + dt.timedelta(weeks=n)),
             "period_end": str(dt.date(2000, 1, 9) + dt.timedelta(weeks=n)),
         }
-        if write.route.name == "api-projects:membership-list":
-            made["user"] = f"joiner{n}"
-            from projects.tests.factories import UserFactory
-
-            UserFactory(username=made["user"])
+        if write.route.name == "api-projects:invitation-list":
+            made["email"] = f"invitee{n}@example.com"
         if write.route.name == "api-projects:project-transition":
             return {"to_stage": "data_preparation", "note": "next"}
         if write.route.name == "api-ops:budget-list" or write.route.name == "api-ops:budget-detail":
@@ -418,6 +428,8 @@ FORMS: dict[str, tuple[type[forms.Form], type[Model]]] = {
     "ops:risk-accept": (RiskAcceptForm, Risk),
     "ops:risk-close": (RiskCloseForm, Risk),
     "ops:report-create": (ReportRequestForm, Report),
+    "projects:members": (InvitationForm, Invitation),
+    "projects:member-role": (MemberRoleForm, Membership),
 }
 FORM_TEXT = (forms.CharField, forms.ChoiceField)
 FORM_NUMBER = (forms.IntegerField, forms.DecimalField, forms.FloatField)
@@ -432,7 +444,13 @@ STORED_AS: dict[tuple[str, str], tuple[type[Model], str] | None] = {
 
 
 # Web writes that take no typed input: a choice of organization, a token to revoke.
-FORMLESS = {"projects:organization-switch", "projects:token-revoke", "projects:service-token-revoke"}
+FORMLESS = {
+    "projects:organization-switch",
+    "projects:token-revoke",
+    "projects:service-token-revoke",
+    "projects:invitation-revoke",
+    "projects:invitation-resend",
+}
 
 
 def test_every_web_form_is_planned():
@@ -498,6 +516,8 @@ def _web_url(name: str, p: Portfolio, n: int) -> str:
         "projects:create": "/projects/new/",
         "projects:tokens": "/account/tokens/",
         "projects:service-token-create": "/account/service-tokens/",
+        "projects:members": "/members/",
+        "projects:member-role": f"/members/{p.objects[Membership].pk}/role/",
         "ops:report-create": "/reports/new/",
         "projects:edit": f"/projects/{project.pk}/edit/",
         "projects:status-create": f"/projects/{project.pk}/status/",

@@ -57,6 +57,7 @@ from projects import services
 from projects.models import (
     ApiToken,
     AuditEvent,
+    Invitation,
     Membership,
     Organization,
     Project,
@@ -83,12 +84,20 @@ NOT_EXERCISED = {
     "account/sign-out-everywhere/": "ends the visitor's own sessions, no tenant data (tests/test_security.py)",
     "api/schema/": "the OpenAPI schema: describes the endpoints, holds no rows",
     "api/docs/": "Swagger UI for the schema: a static page",
+    "invitations/accept/": "an invitation's link, answered by its key alone (projects/tests/test_members_hardening.py)",
 }
 # Not URL patterns at all: the probes are answered by tracker.middleware.ProbeMiddleware and the
 # static files by WhiteNoise, before URL resolution (test_probes_hold_no_tenant_data covers the probes).
 
 # The object a web route's `pk` names, by the route's first path segment.
-WEB_OBJECTS: dict[str, type[Model]] = {"projects": Project, "risks": Risk, "reports": Report, "account": ApiToken}
+WEB_OBJECTS: dict[str, type[Model]] = {
+    "projects": Project,
+    "risks": Risk,
+    "reports": Report,
+    "account": ApiToken,
+    "members": Membership,
+    "invitations": Invitation,
+}
 OTHER_KWARGS = {"format": "json", "fmt": "md"}
 
 
@@ -187,6 +196,7 @@ class Portfolio:
             Organization: Q(pk=org.pk),
             Team: Q(organization=org),
             Membership: Q(organization=org),
+            Invitation: Q(organization=org),
             Project: Q(organization=org),
             StatusUpdate: Q(project__organization=org),
             StageTransition: Q(project__organization=org),
@@ -291,6 +301,9 @@ def portfolio_build() -> Portfolio:
     token, _ = services.api_token_create(user=contributor, name="Zqxa gateway")
     revoked, revoked_key = services.api_token_create(user=admin, name="Zqxa old")
     services.api_token_revoke(token=revoked, by=admin)
+    invitation = services.invitation_create(
+        organization=org, email="zqxa-invitee@example.com", role=Role.CONTRIBUTOR, by=admin
+    )
     assert AuditEvent.objects.filter(organization=org).count() >= 8
 
     other = OrganizationFactory(name="Other Corp", slug="other-corp")
@@ -313,6 +326,7 @@ def portfolio_build() -> Portfolio:
         QualityMetric: metric,
         Report: report,
         ApiToken: token,
+        Invitation: invitation,
     }
     return Portfolio(org, admin, contributor, viewer, objects, revoked_key, outsider, outsider_key, viewer_key)
 
@@ -340,9 +354,10 @@ def _project(p: Portfolio) -> int:
 body("api-projects:organization-detail", "PUT", "PATCH")(lambda p: {"name": "Posted", "currency": "USD"})
 body("api-projects:team-list", "POST")(lambda p: {"organization": p.organization.pk, "name": "Posted team"})
 body("api-projects:team-detail", "PUT", "PATCH")(lambda p: {"name": "Posted team", "description": "posted"})
-body("api-projects:membership-list", "POST")(
-    lambda p: {"organization": p.organization.pk, "user": p.outsider.username, "role": "admin"}
+body("api-projects:invitation-list", "POST")(
+    lambda p: {"organization": p.organization.pk, "email": "posted@example.com", "role": "admin"}
 )
+body("api-projects:invitation-resend", "POST")(lambda p: {})
 body("api-projects:membership-detail", "PUT", "PATCH")(lambda p: {"role": "admin"})
 body("api-projects:project-list", "POST")(lambda p: {"organization": p.organization.pk, "name": "Posted project"})
 body("api-projects:project-detail", "PUT", "PATCH")(lambda p: {"name": "Posted project", "summary": "posted"})
@@ -396,7 +411,9 @@ body("api-ops:risk-close", "POST")(lambda p: {"note": "posted"})
 body("api-ops:report-list", "POST")(
     lambda p: {"kind": "risk", "project": _project(p), "period_start": "2026-03-09", "period_end": "2026-03-15"}
 )
-for _name in ("api-projects:team-detail", "api-projects:membership-detail", "api-ops:infrastructure-detail"):
+for _name in ("api-projects:team-detail", "api-projects:membership-detail", "api-projects:invitation-detail"):
+    body(_name, "DELETE")(lambda p: {})
+for _name in ("api-ops:infrastructure-detail",):
     body(_name, "DELETE")(lambda p: {})
 for _name in ("api-ops:budget-detail", "api-ops:cost-detail", "api-ops:model-price-detail", "api-ops:metric-detail"):
     body(_name, "DELETE")(lambda p: {})
@@ -416,6 +433,10 @@ body("projects:tokens", "POST")(lambda p: {"name": "posted", "expires_at": IN_30
 body("projects:token-revoke", "POST")(lambda p: {})
 body("projects:service-token-create", "POST")(lambda p: {"name": "posted", "scope": "read", "password": PASSWORD})
 body("projects:service-token-revoke", "POST")(lambda p: {})
+body("projects:members", "POST")(lambda p: {"email": "posted@example.com", "role": "admin"})
+body("projects:member-role", "POST")(lambda p: {"role": "admin"})
+body("projects:invitation-revoke", "POST")(lambda p: {})
+body("projects:invitation-resend", "POST")(lambda p: {})
 body("ops:cost-create", "POST")(lambda p: COST)
 body("ops:budget-create", "POST")(lambda p: {**BUDGET, "tolerance_pct": "10"})
 RISK_FORM = {**RISK, "treatment": "mitigate"}
@@ -490,6 +511,12 @@ VIEWER_EXCEPTIONS = {
     ("projects:service-token-revoke", "POST"): {404},
     ("api-projects:service-token-detail", "GET"): {404},
     ("api-projects:service-token-detail", "DELETE"): {404},
+    # Members and invitations are the admins' (invitees' addresses are personal data): a viewer gets
+    # the members page refused and sees no invitation at all, so one named by id is "not found".
+    ("projects:members", "GET"): {403},
+    ("api-projects:invitation-detail", "GET"): {404},
+    ("api-projects:invitation-detail", "DELETE"): {404},
+    ("api-projects:invitation-resend", "POST"): {404},
 }
 # An outsider's writes on their own side: they land in B (or nowhere), never in A.
 OUTSIDER_COLLECTION_WRITES = {
@@ -498,6 +525,7 @@ OUTSIDER_COLLECTION_WRITES = {
     ("projects:tokens", "POST"): {200},
     ("projects:service-token-create", "POST"): {200},  # a service token of B, the outsider's organization
     ("ops:report-create", "POST"): {302},
+    ("projects:members", "POST"): {302},  # an invitation to B
 }
 
 

@@ -31,7 +31,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from tracker.db import STATEMENT_TIMEOUT_MESSAGE, statement_timeout_caught
-from tracker.exceptions import DomainError, TransitionRefused
+from tracker.exceptions import DomainError, TooManyRequests, TransitionRefused
 from tracker.security import client_address
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = _body(exc.message, exc.code, exc.errors)
         if isinstance(exc, TransitionRefused):
             body["missing"] = exc.missing
-        return Response(body, status=exc.status_code)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else {}
+        return Response(body, status=exc.status_code, headers=headers)
     if isinstance(exc, DjangoValidationError):
         errors = (
             {k: [str(m) for m in v] for k, v in exc.message_dict.items()}

@@ -44,6 +44,17 @@ class Conflict(DomainError):
     default_code = "conflict"
 
 
+class TooManyRequests(DomainError):
+    """A rate limit refused the operation; retry after `retry_after` seconds."""
+
+    status_code = 429
+    default_code = "throttled"
+
+    def __init__(self, message: str, *, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ServiceUnavailable(DomainError):
     """A service the operation needs (e.g. the task queue) is down; what was saved stays saved, retry later."""
 

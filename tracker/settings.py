@@ -173,6 +173,11 @@ API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=10)
 API_SERVICE_TOKENS_PER_ORGANIZATION = env.int("API_SERVICE_TOKENS_PER_ORGANIZATION", default=10)
 API_TOKEN_EXPIRY_WARNING_DAYS = env.int("API_TOKEN_EXPIRY_WARNING_DAYS", default=7)
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# Invitations to join an organization: how long a link works, how many one admin may send per
+# organization per hour, and how soon one invitation may be sent again.
+INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+INVITATIONS_PER_HOUR = env.int("INVITATIONS_PER_HOUR", default=20)
+INVITATION_RESEND_MINUTES = env.int("INVITATION_RESEND_MINUTES", default=10)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env.bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=False)
 

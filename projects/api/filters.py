@@ -2,7 +2,7 @@
 
 import django_filters as filters
 
-from projects.models import ApiToken, Membership, Project, StageTransition, StatusUpdate, Team
+from projects.models import ApiToken, Invitation, Membership, Project, StageTransition, StatusUpdate, Team
 
 
 # Foreign keys filter by plain id, so an id of another organization matches nothing rather than
@@ -74,3 +74,11 @@ class ServiceTokenFilter(filters.FilterSet):
     class Meta:
         model = ApiToken
         fields = ["organization", "scope"]
+
+
+class InvitationFilter(filters.FilterSet):
+    organization = id_filter("organization")
+
+    class Meta:
+        model = Invitation
+        fields = ["organization", "role"]

@@ -11,6 +11,7 @@ from projects import selectors
 from projects.models import (
     ApiToken,
     Health,
+    Invitation,
     Membership,
     Organization,
     Project,
@@ -84,15 +85,6 @@ class TeamCreateSerializer(TeamSerializer):
         read_only_fields = ["slug", "created_at", "updated_at"]
 
 
-class UsernameField(serializers.SlugRelatedField):
-    """A username of an active user; one with a NUL byte, which PostgreSQL cannot even compare, is unknown (400)."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, str) and "\x00" in data:
-            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", ""))
-        return super().to_internal_value(data)
-
-
 class MembershipSerializer(StrictModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
 
@@ -102,14 +94,28 @@ class MembershipSerializer(StrictModelSerializer):
         read_only_fields = ["organization", "user", "created_at", "updated_at"]
 
 
-class MembershipCreateSerializer(MembershipSerializer):
-    organization = organization_field()
-    user = UsernameField(
-        slug_field="username", queryset=User.objects.filter(is_active=True), help_text="The person's username."
-    )
+class InvitationSerializer(StrictModelSerializer):
+    """A pending invitation; the link itself is only ever in the e-mail sent to the address."""
 
-    class Meta(MembershipSerializer.Meta):
-        read_only_fields = ["created_at", "updated_at"]
+    expired = serializers.BooleanField(source="is_expired", read_only=True)
+    invited_by = serializers.CharField(source="invited_by.username", read_only=True, allow_null=True, default=None)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "organization", "email", "role", "invited_by", "created_at", "expires_at", "expired"]
+        fields += ["last_sent_at", "send_count"]
+        read_only_fields = ["organization", "email", "role", "created_at", "expires_at", "last_sent_at", "send_count"]
+
+
+class InvitationResendSerializer(StrictSerializer):
+    """Resending takes no input: an empty body (anything in it is refused)."""
+
+
+class InvitationCreateSerializer(InvitationSerializer):
+    organization = organization_field()
+
+    class Meta(InvitationSerializer.Meta):
+        read_only_fields = ["created_at", "expires_at", "last_sent_at", "send_count"]
 
 
 PROJECT_FIELDS = [

@@ -9,6 +9,7 @@ router.include_format_suffixes = False
 router.register("organizations", views.OrganizationViewSet, basename="organization")
 router.register("teams", views.TeamViewSet, basename="team")
 router.register("memberships", views.MembershipViewSet, basename="membership")
+router.register("invitations", views.InvitationViewSet, basename="invitation")
 router.register("projects", views.ProjectViewSet, basename="project")
 router.register("status-updates", views.StatusUpdateViewSet, basename="status-update")
 router.register("stage-transitions", views.StageTransitionViewSet, basename="stage-transition")

@@ -13,7 +13,9 @@ from projects.api.serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenCreateSerializer,
     ApiTokenSerializer,
-    MembershipCreateSerializer,
+    InvitationCreateSerializer,
+    InvitationResendSerializer,
+    InvitationSerializer,
     MembershipSerializer,
     OrganizationSerializer,
     ProjectCreateSerializer,
@@ -27,7 +29,7 @@ from projects.api.serializers import (
     TransitionRequestSerializer,
     TransitionSerializer,
 )
-from projects.models import Organization, Project, Role
+from projects.models import Organization, Project
 from tracker.api import TransitionErrorSerializer
 from tracker.api_views import AuditEventSerializer, HistoryMixin, ScopedViewSet
 from tracker.exceptions import NotPermitted, ValidationFailed
@@ -74,33 +76,60 @@ class TeamViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, mixin
         services.team_delete(team=instance, by=self.request.user)
 
 
-class MembershipViewSet(
-    *READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, ScopedViewSet
-):
-    """Who belongs to your organizations; admins add members, change roles and remove members."""
+@extend_schema_view(
+    update=extend_schema(summary="Change a member's role (admins); the last admin stays admin (409)"),
+    partial_update=extend_schema(summary="Change a member's role (admins); the last admin stays admin (409)"),
+    destroy=extend_schema(summary="Remove a member (admins); the last admin cannot be removed (409)"),
+)
+class MembershipViewSet(*READ, mixins.UpdateModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
+    """Who belongs to your organizations; admins change roles and remove members. People join by invitation."""
 
     selector = selectors.membership_list
     serializer_class = MembershipSerializer
-    create_serializer_class = MembershipCreateSerializer
     filterset_class = filters.MembershipFilter
     search_fields = ["user__username", "user__email"]
     ordering_fields = ["role", "created_at"]
 
-    def perform_create(self, serializer):
-        data = {"role": Role.VIEWER, **serializer.validated_data}
-        serializer.instance = services.membership_set(by=self.request.user, **data)
-
     def perform_update(self, serializer):
         membership = serializer.instance
-        serializer.instance = services.membership_set(
-            organization=membership.organization,
-            user=membership.user,
-            role=serializer.validated_data.get("role", membership.role),
-            by=self.request.user,
+        serializer.instance = services.membership_role_set(
+            membership=membership, role=serializer.validated_data.get("role", membership.role), by=self.request.user
         )
 
     def perform_destroy(self, instance):
         services.membership_delete(membership=instance, by=self.request.user)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the pending invitations of the organizations you are an admin of"),
+    create=extend_schema(summary="Invite someone by e-mail address (admins); the same answer whoever it is"),
+    destroy=extend_schema(summary="Revoke a pending invitation (admins)"),
+    resend=extend_schema(
+        summary="Send an invitation again, with a new link (admins; rate-limited: 429)",
+        request=InvitationResendSerializer,
+    ),
+)
+class InvitationViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMixin, ScopedViewSet):
+    """Invitations to join an organization: the invited person accepts through the link e-mailed to them."""
+
+    selector = selectors.invitation_list
+    serializer_class = InvitationSerializer
+    create_serializer_class = InvitationCreateSerializer
+    filterset_class = filters.InvitationFilter
+    search_fields = ["email"]
+    ordering_fields = ["created_at", "expires_at", "email"]
+
+    def perform_create(self, serializer):
+        serializer.instance = services.invitation_create(by=self.request.user, **serializer.validated_data)
+
+    def perform_destroy(self, instance):
+        services.invitation_revoke(invitation=instance, by=self.request.user)
+
+    @action(detail=True, methods=["post"])
+    def resend(self, request: Request, pk: str) -> Response:
+        InvitationResendSerializer(data=request.data).is_valid(raise_exception=True)
+        invitation = services.invitation_resend(invitation=self.get_object(), by=request.user)
+        return Response(InvitationSerializer(invitation).data)
 
 
 @extend_schema_view(

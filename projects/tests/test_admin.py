@@ -33,6 +33,7 @@ from ops.tests.factories import (
 from projects.models import (
     ApiToken,
     Health,
+    Invitation,
     Project,
     Role,
     Stage,
@@ -45,6 +46,7 @@ from projects.tests.factories import MembershipFactory, ProjectFactory, TeamFact
 READ_ONLY = {
     "projects.StageTransition",
     "projects.ServiceAccount",
+    "projects.Invitation",
     "projects.AuditEvent",
     "ops.RiskAssessment",
     "ops.RiskSnapshot",
@@ -81,6 +83,9 @@ def _project_with_everything(n: int = 0) -> Project:
     ApiToken.objects.create(user=member.user, name=f"gateway {n}", prefix="llmt_abc", key_hash=f"{n:064d}")
     admin_user = MembershipFactory(organization=project.organization, role=Role.ADMIN).user
     service_token_create(organization=project.organization, scope="ingest", name=f"otlp {n}", by=admin_user)
+    Invitation.objects.create(
+        organization=project.organization, email=f"invitee{n}@example.com", key_hash=f"{n:064d}", expires_at=now
+    )
     RiskSnapshot.objects.create(organization=project.organization, date=dt.date(2026, 3, 1), high=1)
     SpendSnapshot.objects.create(project=project, date=dt.date(2026, 3, 1), spend_day=Decimal(5))
     ReviewReminder.objects.create(

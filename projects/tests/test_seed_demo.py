@@ -71,11 +71,11 @@ def test_seed_covers_every_stage_provider_hosting_and_risk_category(demo):
     assert set(risks.values_list("status", flat=True)) == set(RiskStatus.values)
 
 
-def test_seed_creates_one_login_per_role_and_only_the_admin_is_superuser(demo):
+def test_seed_creates_one_login_per_role_and_no_superuser(demo):
     for username, role, *_ in DEMO_USERS:
         user = User.objects.get(username=username)
         assert Membership.objects.get(user=user, organization=demo).role == role
-        assert user.is_staff == user.is_superuser == (role == Role.ADMIN)
+        assert not user.is_staff and not user.is_superuser
         assert user.has_usable_password()
     # The people who own projects exist as members but cannot sign in.
     personas = User.objects.filter(memberships__organization=demo).exclude(username__startswith="demo-")

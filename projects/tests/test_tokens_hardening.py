@@ -305,8 +305,12 @@ def test_service_token_sees_nothing_of_another_organization(acme):
 def test_service_account_cannot_be_given_another_membership(alice, acme):
     account = ServiceAccount.objects.get()
     other = MembershipFactory(user=alice, organization=OrganizationFactory(), role=Role.ADMIN).organization
-    with pytest.raises(services.ValidationFailed):
-        services.membership_set(organization=other, user=account.user, role=Role.ADMIN, by=alice)
+    operator = UserFactory(is_staff=True, is_superuser=True)
+    with pytest.raises(services.ValidationFailed):  # not even a platform operator adds it elsewhere
+        services.membership_create(organization=other, user=account.user, role=Role.ADMIN, by=operator)
+    own = Membership.objects.get(user=account.user)
+    with pytest.raises(services.ValidationFailed):  # nor widens its role at home
+        services.membership_role_set(membership=own, role=Role.ADMIN, by=alice)
     assert list(Membership.objects.filter(user=account.user).values_list("role", flat=True)) == [Role.CONTRIBUTOR]
     api = APIClient()
     api.force_login(alice)

@@ -1,4 +1,4 @@
-"""`manage.py seed_demo [--projects N]`: the demo portfolio, idempotently; N synthetic projects for load tests."""
+"""`manage.py seed_demo [--projects N] [--superuser]`: the demo portfolio (idempotent); N synthetic projects."""
 
 import time
 from pathlib import Path
@@ -25,13 +25,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--reset-passwords", action="store_true", help="Give the demo logins new passwords (e.g. file lost)."
         )
+        parser.add_argument(
+            "--superuser",
+            action="store_true",
+            help="Also make demo-admin a platform superuser (staff), for the Django admin. Off by default.",
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
-    def handle(self, *args, projects: int, credentials_file: Path, reset_passwords: bool, **options) -> None:
+    def handle(
+        self, *args, projects: int, credentials_file: Path, reset_passwords: bool, superuser: bool, **options
+    ) -> None:
         if projects < 0:
             raise CommandError("--projects must be 0 or more.")
         started = time.monotonic()
-        result = demo_seed(log=lambda line: self.stdout.write(line))
+        result = demo_seed(superuser=superuser, log=lambda line: self.stdout.write(line))
+        if superuser:
+            self.stdout.write("demo-admin is a platform superuser: it can sign in to /admin/.")
         if result.projects_created:
             self.stdout.write(f"Demo portfolio: {len(result.projects_created)} projects created.")
         else:
