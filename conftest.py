@@ -63,6 +63,13 @@ def _every_subject_on_one_line() -> Iterator[None]:
     assert not broken, f"subjects with a control or line break: {broken!r}"
 
 
+@pytest.fixture
+def expensive_unthrottled(settings) -> None:
+    """Lift the per-organization rate of bulk ingestion and report requests, for tests that send hundreds."""
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "expensive": "1000000/minute"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+
+
 # --- A portfolio to work on (a test module defines its own where it needs something else) -------
 
 

@@ -280,7 +280,7 @@ def latest() -> dt.date:
 
 
 def test_two_hundred_ten_year_periods_are_refused_and_nothing_is_built_or_mailed(
-    api, django_capture_on_commit_callbacks, mailoutbox
+    api, django_capture_on_commit_callbacks, mailoutbox, expensive_unthrottled
 ):
     with django_capture_on_commit_callbacks() as enqueued:
         answers = [ask(api, dt.date(2006, 1, 2) + dt.timedelta(days=n), dt.date(2015, 12, 31)) for n in range(200)]
