@@ -17,7 +17,7 @@ from ops.tests.factories import (
     ReportFactory,
     RiskFactory,
 )
-from projects.models import Membership, Role, StageTransition, StatusUpdate
+from projects.models import Invitation, Membership, Role, StageTransition, StatusUpdate
 from projects.services import api_token_create
 from projects.tests.api_support import _fresh_throttle, as_role, client_for, member  # noqa: F401
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, TeamFactory
@@ -118,11 +118,15 @@ def test_another_organization_cannot_be_named_as_owner():
             {"provider": "p", "model": "m", "input_per_mtok": 1, "output_per_mtok": 1, "valid_from": "2026-01-01"},
         ),
         ("teams", {"name": "x"}),
-        ("memberships", {"user": member(a).username, "role": "admin"}),
+        ("invitations", {"email": "joiner@example.com", "role": "admin"}),
     ]:
         response = client.post(f"/api/v1/{resource}/", {**body, "organization": a.pk})
         assert response.status_code == 400 and "organization" in response.json()["errors"], resource
     assert not Membership.objects.filter(organization=a, role=Role.ADMIN).exists()
+    assert not Invitation.objects.filter(organization=a).exists()
+    # Members join by invitation only: naming a user is no longer a way in, whichever organization.
+    response = client.post("/api/v1/memberships/", {"user": member(a).username, "role": "admin", "organization": a.pk})
+    assert response.status_code == 405
 
 
 # --- query counts --------------------------------------------------------------------------------
