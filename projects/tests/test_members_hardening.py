@@ -83,7 +83,11 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin():
         return lambda: services.membership_role_set(membership=membership, role=Role.VIEWER, by=by)
 
     results = at_once(demote(first, second.user), demote(second, first.user))
-    assert sorted(type(r).__name__ for r in results) == ["Conflict", "Membership"], results
+    # The loser is refused either as the last admin or, when the winner committed before its permission
+    # check, as no longer an admin: both leave the organization its one admin.
+    winners = [r for r in results if isinstance(r, Membership)]
+    losers = [type(r).__name__ for r in results if not isinstance(r, Membership)]
+    assert len(winners) == 1 and losers in (["Conflict"], ["NotPermitted"]), results
     assert Membership.objects.filter(organization=org, role=Role.ADMIN).count() == 1
 
 
