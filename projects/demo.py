@@ -53,6 +53,7 @@ from ops.services import (
     risk_update,
 )
 from projects.audit import audit_record_created
+from projects.gates import project_gates
 from projects.models import (
     AIActTier,
     DataClassification,
@@ -68,7 +69,6 @@ from projects.models import (
     Team,
     UseCase,
 )
-from projects.selectors import project_gates
 from projects.services import organization_create, project_create, project_transition, status_update_create
 
 User = get_user_model()

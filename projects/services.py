@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from projects.gates import project_gates
 from projects.models import (
     AIActTier,
     ApiToken,
@@ -32,7 +33,7 @@ from projects.models import (
     Team,
     TokenScope,
 )
-from projects.selectors import membership_get, project_gates
+from projects.selectors import membership_get
 from tracker.exceptions import (
     Conflict,
     NotPermitted,
