@@ -110,7 +110,7 @@ def invitation_list(*, user: AbstractBaseUser) -> QuerySet[Invitation]:
 
 def invitation_by_key(*, key: str) -> Invitation | None:
     """Return the invitation whose link carries `key`, whatever its state."""
-    from tracker.api import hash_key
+    from projects.tokens import hash_key
 
     return Invitation.objects.select_related("organization", "invited_by").filter(key_hash=hash_key(key)).first()
 
