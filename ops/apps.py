@@ -6,4 +6,5 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from ops import gates  # noqa: F401  registers the budget, infrastructure, risk and metric gates
+        # Register what lower apps need from ops: its stage gates, its /metrics gauges.
+        from ops import gates, metrics  # noqa: F401
