@@ -23,7 +23,7 @@ from ops.models import (
     RiskStatus,
     SpendSnapshot,
 )
-from projects.admin import ReadOnlyAdminMixin
+from projects.admin import InlineRowsFormSet, LatestRowsFormSet, ProjectAdmin, ReadOnlyAdminMixin
 
 
 class PricedFilter(admin.SimpleListFilter):
@@ -238,3 +238,36 @@ class ReviewReminderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["risk__title", "recipient"]
     list_select_related = ["risk"]
     date_hierarchy = "sent_at"
+
+
+class RiskInlineFormSet(InlineRowsFormSet):
+    def save_new(self, form, commit=True):
+        # A risk added on a project's page belongs to the project's organization.
+        form.instance.organization_id = self.instance.organization_id
+        return super().save_new(form, commit=commit)
+
+
+class RiskInline(admin.TabularInline):
+    model = Risk
+    formset = RiskInlineFormSet
+    extra = 0
+    fields = ["title", "category", "likelihood", "impact", "score", "severity", "status", "next_review_date"]
+    readonly_fields = ["score", "severity"]
+    show_change_link = True
+
+
+class CostEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The newest cost entries only: a project has hundreds, the cost changelist has them all."""
+
+    model = CostEntry
+    formset = LatestRowsFormSet
+    fields = ["date", "category", "amount", "model", "input_tokens", "output_tokens", "source"]
+    readonly_fields = fields
+    ordering = ["-date", "-id"]
+    show_change_link = True
+    classes = ["collapse"]
+    verbose_name_plural = f"cost entries (newest {LatestRowsFormSet.limit})"
+
+
+# The project's page in the admin lists its risks and newest costs; projects/ knows nothing of ops.
+ProjectAdmin.inlines = [*ProjectAdmin.inlines, RiskInline, CostEntryInline]

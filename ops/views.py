@@ -25,18 +25,13 @@ from ops.forms import (
 )
 from ops.models import Report, ReportKind, ReportSpan, ReportState, Risk, RiskStatus
 from ops.selectors.dashboard import HeatCell, risk_overview
-from projects.forms import form_apply_error
 from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role
 from projects.selectors import organization_list
 from projects.services import organization_today
-from projects.views import (
-    is_htmx,
-    organization_required,
-    project_form_view,
-    role_required,
-)
+from projects.views import project_form_view
 from tracker.exceptions import Conflict, DomainError, ServiceUnavailable
+from tracker.web import form_apply_error, is_htmx, organization_required, role_required
 
 PAGE_SIZE = 25
 

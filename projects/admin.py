@@ -13,7 +13,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ops.models import CostEntry, Risk
 from projects import services
 from projects.models import (
     ApiToken,
@@ -190,35 +189,6 @@ class StatusUpdateInline(admin.StackedInline):
         return super().get_queryset(request).select_related("author")
 
 
-class RiskInlineFormSet(InlineRowsFormSet):
-    def save_new(self, form, commit=True):
-        # A risk added on a project's page belongs to the project's organization.
-        form.instance.organization_id = self.instance.organization_id
-        return super().save_new(form, commit=commit)
-
-
-class RiskInline(admin.TabularInline):
-    model = Risk
-    formset = RiskInlineFormSet
-    extra = 0
-    fields = ["title", "category", "likelihood", "impact", "score", "severity", "status", "next_review_date"]
-    readonly_fields = ["score", "severity"]
-    show_change_link = True
-
-
-class CostEntryInline(ReadOnlyAdminMixin, admin.TabularInline):
-    """The newest cost entries only: a project has hundreds, the cost changelist has them all."""
-
-    model = CostEntry
-    formset = LatestRowsFormSet
-    fields = ["date", "category", "amount", "model", "input_tokens", "output_tokens", "source"]
-    readonly_fields = fields
-    ordering = ["-date", "-id"]
-    show_change_link = True
-    classes = ["collapse"]
-    verbose_name_plural = f"cost entries (newest {LatestRowsFormSet.limit})"
-
-
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     list_display = [
@@ -241,7 +211,8 @@ class ProjectAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     # The stage moves only through project_transition (gates, history); health follows status updates.
     readonly_fields = ["stage", "stage_entered_at", "health", "progress", "last_status_date", "all_costs"]
-    inlines = [StageTransitionInline, StatusUpdateInline, RiskInline, CostEntryInline]
+    # ops adds its risk and cost-entry inlines (ops/admin.py).
+    inlines = [StageTransitionInline, StatusUpdateInline]
     show_full_result_count = False
     fieldsets = [
         (None, {"fields": ["organization", "team", "name", "slug", "summary", "industry", "use_case"]}),

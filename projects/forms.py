@@ -6,7 +6,6 @@ import django_filters
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -23,24 +22,8 @@ from projects.models import (
     TokenScope,
     UseCase,
 )
-from tracker.exceptions import DomainError, NotPermitted
 
 User = get_user_model()
-
-
-def form_apply_error(form: forms.Form, exc: DomainError) -> None:
-    """Put a domain error's messages on the form's fields (or the form itself)."""
-    # A refusal of role is a 403, unless it is about a field the user filled in (a value only a manager may set).
-    if isinstance(exc, NotPermitted) and not set(exc.errors) & set(form.fields):
-        raise PermissionDenied(exc.message)
-    placed = False
-    for field, messages in exc.errors.items():
-        target = field if field in form.fields else None
-        for message in messages:
-            form.add_error(target, message if target else f"{field.replace('_', ' ').capitalize()}: {message}")
-        placed = True
-    if not placed:
-        form.add_error(None, exc.message)
 
 
 def members_of(organization: Organization):

@@ -83,6 +83,13 @@ class Stage(models.TextChoices):
     def order(cls, stage: str) -> int:
         return list(cls.values).index(stage)
 
+    @classmethod
+    def following(cls, stage: str) -> str | None:
+        """Return the stage a project moves forward to from `stage` (none from production or retired)."""
+        if stage in (cls.PRODUCTION, cls.RETIRED):
+            return None
+        return cls.values[cls.order(stage) + 1]
+
 
 class Health(models.TextChoices):
     GREEN = "green", "On track"

@@ -1,6 +1,5 @@
 """Reads of the projects app that are more than a `get`."""
 
-from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -8,21 +7,16 @@ from django.db.models import Count, DecimalField, OuterRef, QuerySet, Subquery, 
 from django.db.models.functions import Coalesce
 
 from projects.models import (
-    AIActTier,
     ApiToken,
-    DataClassification,
     Invitation,
     Membership,
     Organization,
     Project,
     Role,
-    Stage,
     StageTransition,
     StatusUpdate,
     Team,
 )
-
-GATED_STAGES = (Stage.PILOT, Stage.PRODUCTION)
 
 
 def membership_get(*, user: AbstractBaseUser, organization: Organization) -> Membership | None:
@@ -46,89 +40,6 @@ def organization_list(*, user: AbstractBaseUser) -> QuerySet[Organization]:
 def project_list(*, user: AbstractBaseUser) -> QuerySet[Project]:
     """Return the projects of every organization the user belongs to."""
     return Project.objects.filter(organization__in=organization_list(user=user)).select_related("organization", "team")
-
-
-@dataclass(frozen=True)
-class Gate:
-    """One condition a project must meet to enter a gated stage."""
-
-    key: str
-    label: str
-    passed: bool
-    # False for gates no override may bypass (a prohibited AI practice).
-    overridable: bool = True
-
-    def as_dict(self) -> dict[str, object]:
-        return {"key": self.key, "label": self.label, "overridable": self.overridable}
-
-
-def project_gates(*, project: Project, to_stage: str) -> list[Gate]:
-    """Return every gate for entering `to_stage` (empty for ungated stages), passed or not."""
-    from ops.models import (
-        Budget,
-        InfrastructureComponent,
-        QualityMetric,
-        Risk,
-        RiskAssessment,
-        RiskCategory,
-        RiskStatus,
-        Severity,
-    )
-
-    if to_stage not in GATED_STAGES:
-        return []
-    risks = Risk.objects.filter(project=project).exclude(status=RiskStatus.CLOSED)
-    assessed = RiskAssessment.objects.filter(risk__project=project)
-    gates = [
-        Gate("data_classification", "Data classification is set", bool(project.data_classification)),
-        Gate("budget", "A budget is recorded", Budget.objects.filter(project=project).exists()),
-        Gate(
-            "infrastructure",
-            "Infrastructure is recorded",
-            InfrastructureComponent.objects.filter(project=project).exists(),
-        ),
-        Gate("risk_review", "A risk review happened (at least one risk assessed)", assessed.exists()),
-        Gate(
-            "critical_risks_mitigated",
-            "No open critical risk without a mitigation plan",
-            not risks.filter(status=RiskStatus.OPEN, severity=Severity.CRITICAL, mitigation_plan="").exists(),
-        ),
-        Gate("quality_metrics", "Quality metrics are recorded", QualityMetric.objects.filter(project=project).exists()),
-    ]
-    if project.ai_act_tier == AIActTier.HIGH:
-        gates += [
-            Gate(
-                "compliance_risk",
-                "A compliance risk is assessed (EU AI Act high-risk system)",
-                assessed.filter(risk__category=RiskCategory.COMPLIANCE).exists(),
-            ),
-            Gate(
-                "human_oversight_owner",
-                "A human-oversight owner is named (EU AI Act high-risk system)",
-                project.human_oversight_owner_id is not None,
-            ),
-        ]
-    gates.append(
-        Gate(
-            "ai_act_not_prohibited",
-            "The EU AI Act tier is not unacceptable (a prohibited practice never enters pilot or production)",
-            project.ai_act_tier != AIActTier.UNACCEPTABLE,
-            overridable=False,
-        )
-    )
-    if to_stage == Stage.PRODUCTION:
-        gates.append(
-            Gate("ai_act_assessed", "The EU AI Act tier is assessed", project.ai_act_tier != AIActTier.UNASSESSED)
-        )
-        if project.data_classification in DataClassification.personal():
-            gates.append(
-                Gate(
-                    "privacy_risk",
-                    "A data-privacy risk is assessed (the project handles personal data)",
-                    assessed.filter(risk__category=RiskCategory.DATA_PRIVACY).exists(),
-                )
-            )
-    return gates
 
 
 def project_list_with_figures(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -199,7 +110,7 @@ def invitation_list(*, user: AbstractBaseUser) -> QuerySet[Invitation]:
 
 def invitation_by_key(*, key: str) -> Invitation | None:
     """Return the invitation whose link carries `key`, whatever its state."""
-    from tracker.api import hash_key
+    from projects.tokens import hash_key
 
     return Invitation.objects.select_related("organization", "invited_by").filter(key_hash=hash_key(key)).first()
 

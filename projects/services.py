@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from projects.gates import project_gates
 from projects.models import (
     AIActTier,
     ApiToken,
@@ -32,7 +33,7 @@ from projects.models import (
     Team,
     TokenScope,
 )
-from projects.selectors import membership_get, project_gates
+from projects.selectors import membership_get
 from tracker.exceptions import (
     Conflict,
     NotPermitted,
@@ -395,7 +396,7 @@ INVITATION_SUBJECT = "Your invitation to LLMOps Tracker"  # constant: names go i
 
 def _invitation_key() -> tuple[str, str]:
     """Return a new random link key and its hash (only the hash is stored)."""
-    from tracker.api import hash_key
+    from projects.tokens import hash_key
 
     raw = secrets.token_urlsafe(32)
     return raw, hash_key(raw)
@@ -506,7 +507,7 @@ def invitation_revoke(*, invitation: Invitation, by: AbstractBaseUser) -> Invita
 
 def _invitation_claim(*, key: str) -> Invitation:
     """Lock and return the pending, unexpired invitation of this link key, or refuse."""
-    from tracker.api import hash_key
+    from projects.tokens import hash_key
 
     invitation = (
         Invitation.objects.select_for_update(of=("self",))
@@ -592,7 +593,7 @@ def _expiry_check(expires_at: dt.datetime | None, *, required: bool) -> None:
 
 
 def _api_token_make(*, user: AbstractBaseUser, name: str, **fields: Any) -> tuple[ApiToken, str]:
-    from tracker.api import hash_key
+    from projects.tokens import hash_key
 
     name = name.strip()
     if not name:

@@ -40,7 +40,6 @@ from projects.forms import (
     ServiceTokenForm,
     StageMoveForm,
     StatusUpdateForm,
-    form_apply_error,
 )
 from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role, Stage
@@ -55,31 +54,9 @@ from projects.selectors import (
     service_token_list,
 )
 from tracker.exceptions import DomainError, NotPermitted, TransitionRefused
+from tracker.web import form_apply_error, is_htmx, organization_required, role_required
 
 PAGE_SIZE = 25
-
-
-def organization_required(view: Callable) -> Callable:
-    """Require a signed-in user with a current organization; without one, say how to get one."""
-
-    @login_required
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if request.organization is None:
-            return render(request, "projects/no_organization.html", status=403)
-        return view(request, *args, **kwargs)
-
-    wrapped.__name__, wrapped.__doc__ = view.__name__, view.__doc__
-    return wrapped
-
-
-def role_required(request: HttpRequest, role: Role) -> None:
-    """Refuse with a 403 when the user's role in the current organization is below `role`."""
-    if not has_role(request, role):
-        raise PermissionDenied(f"This needs the {Role(role).label.lower()} role in {request.organization.name}.")
-
-
-def is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def project_get(request: HttpRequest, pk: int) -> Project:

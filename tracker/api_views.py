@@ -17,7 +17,7 @@ from tracker.api import (
 
 
 class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "tracker.api.TokenAuthentication"
+    target_class = "projects.tokens.TokenAuthentication"
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema):
@@ -61,7 +61,7 @@ class ScopedViewSet(viewsets.GenericViewSet):
 
     selector: Callable[..., QuerySet]
     create_serializer_class: type[serializers.Serializer] | None = None
-    # Service tokens (tracker.api.ServiceTokenScope): the scopes that may write here (an @action may
+    # Service tokens (projects.tokens.ServiceTokenScope): the scopes that may write here (an @action may
     # say so for itself), or whether they are shut out entirely.
     service_token_write_scopes: tuple[str, ...] = ()
     service_tokens_refused = False

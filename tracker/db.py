@@ -1,10 +1,12 @@
-"""The database ceiling of web processes: a statement running past it is cancelled and the request answers 503."""
+"""Database helpers every app shares: the web processes' statement ceiling, per-row existence probes."""
 
 import logging
 
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import QuerySet, Subquery
+from django.db.models.lookups import IsNull
 from django.db.utils import OperationalError
 
 logger = logging.getLogger(__name__)
@@ -42,3 +44,17 @@ def statement_timeout_caught(exc: BaseException, *, path: str) -> bool:
         extra={"path": path, "event": "statement_timeout"},
     )
     return True
+
+
+def row_exists(queryset: QuerySet) -> IsNull:
+    """Return whether the correlated `queryset` has a row, as an index probe per outer row.
+
+    PostgreSQL may run an EXISTS as a hash over the whole table, every organization's rows
+    included; a scalar subquery with LIMIT 1 is always an index lookup per row.
+    """
+    return IsNull(Subquery(queryset.order_by().values("pk")[:1]), False)
+
+
+def row_absent(queryset: QuerySet) -> IsNull:
+    """Return whether the correlated `queryset` has no row (the negation of `row_exists`)."""
+    return IsNull(Subquery(queryset.order_by().values("pk")[:1]), True)

@@ -6,9 +6,12 @@ import re
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from django.conf import settings
 from django.core.mail import get_connection
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import DatabaseError
+from django.db.models import Model
+from django.urls import NoReverseMatch
 
 from tracker.metrics import MAILS
 
@@ -75,3 +78,12 @@ def mail_each(
     finally:
         connection.close()
     return MailCounts(sent=sent, failed=failed)
+
+
+def absolute_link(instance: Model, api_path: str) -> str:
+    """Return the full URL of an object's page for an e-mail, or of its API resource without a web UI."""
+    try:
+        path = instance.get_absolute_url()
+    except NoReverseMatch:
+        path = api_path
+    return settings.SITE_URL.rstrip("/") + path

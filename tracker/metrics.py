@@ -11,16 +11,14 @@ import ipaddress
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from django.conf import settings
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 logger = logging.getLogger(__name__)
@@ -53,35 +51,14 @@ def task_observe(*, task: str, outcome: str, duration: float) -> None:
     TASK_DURATION.labels(task, outcome).observe(duration)
 
 
-class DatabaseCollector:
-    """Report counts by kind and state, and open risks by severity, read from the database at scrape time."""
+# The scrape-time collectors that read the database, registered by the apps that own the data
+# (ops registers its report and risk gauges in `OpsConfig.ready()`); tracker knows no app's models.
+DATABASE_COLLECTORS: list[Callable[[], Any]] = []
 
-    def collect(self) -> Iterator[Metric]:
-        from ops.models import Report, ReportKind, ReportState, Risk, RiskStatus, Severity
 
-        reports = GaugeMetricFamily("tracker_reports", "Reports by kind and state.", labels=["kind", "state"])
-        counts = {
-            (row["kind"], row["state"]): row["n"]
-            for row in Report.objects.values("kind", "state").annotate(n=Count("id")).order_by()
-        }
-        for kind in ReportKind.values:
-            for state in ReportState.values:
-                reports.add_metric([kind, state], counts.get((kind, state), 0))
-        yield reports
-
-        risks = GaugeMetricFamily(
-            "tracker_open_risks", "Risks still needing work (open or mitigating), by severity.", labels=["severity"]
-        )
-        counts = dict(
-            Risk.objects.filter(status__in=RiskStatus.active())
-            .values("severity")
-            .annotate(n=Count("id"))
-            .order_by()
-            .values_list("severity", "n")
-        )
-        for severity in Severity.values:
-            risks.add_metric([severity], counts.get(severity, 0))
-        yield risks
+def database_collector_register(collector: Callable[[], Any]) -> Callable[[], Any]:
+    DATABASE_COLLECTORS.append(collector)
+    return collector
 
 
 def _multiprocess_dir() -> str:
@@ -140,7 +117,8 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if refused is not None:
         return HttpResponse(_REASONS[refused], status=refused, headers=_refusal_headers(refused))
     database = CollectorRegistry()
-    database.register(DatabaseCollector())
+    for collector in DATABASE_COLLECTORS:
+        database.register(collector())
     return HttpResponse(_process_metrics() + generate_latest(database), content_type=CONTENT_TYPE_LATEST)
 
 

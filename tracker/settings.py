@@ -257,12 +257,12 @@ LOGGING = {
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "tracker.api_views.ApiAutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "tracker.api.TokenAuthentication",
+        "projects.tokens.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
-        "tracker.api.ServiceTokenScope",  # a service token reads, and writes only where its scope says
+        "projects.tokens.ServiceTokenScope",  # a service token reads, and writes only where its scope says
     ],
     "DEFAULT_RENDERER_CLASSES": ["tracker.api.JSONRenderer"],  # an echoed lone surrogate is escaped, not a 500
     "DEFAULT_PARSER_CLASSES": ["tracker.api.JSONParser"],  # deep nesting is a 400, not a 500

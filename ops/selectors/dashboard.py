@@ -26,8 +26,9 @@ from ops.models import (
     RiskStatus,
     Severity,
 )
+from projects.gates import GateCheck, project_gates
 from projects.models import Health, Organization, Project, Stage, StageTransition, StatusUpdate
-from projects.selectors import Gate, project_gates, project_list_with_figures
+from projects.selectors import project_list_with_figures
 from projects.services import organization_today
 
 MONTHS = 12
@@ -80,7 +81,7 @@ class ProjectDetail:
     infrastructure: list[InfrastructureComponent]
     metrics: list[QualityMetric]
     next_stage: str | None
-    gates: list[Gate] = field(default_factory=list)
+    gates: list[GateCheck] = field(default_factory=list)
 
     @property
     def spend_total(self) -> Decimal:
@@ -242,8 +243,7 @@ def project_detail(*, project: Project) -> ProjectDetail:
             seen.add((metric.metric, metric.name))
             metrics.append(metric)
     risks = Risk.objects.filter(project=project)
-    order = Stage.order(project.stage)
-    next_stage = Stage.values[order + 1] if project.stage not in (Stage.PRODUCTION, Stage.RETIRED) else None
+    next_stage = Stage.following(project.stage)
     return ProjectDetail(
         project=project,
         transitions=list(StageTransition.objects.filter(project=project).select_related("by").order_by("at")),

@@ -29,7 +29,6 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import Coalesce, RowNumber
-from django.db.models.lookups import IsNull
 
 from ops.models import (
     Budget,
@@ -41,14 +40,12 @@ from ops.models import (
     ReportSpan,
     Risk,
     RiskAssessment,
-    RiskCategory,
     RiskSource,
     RiskStatus,
     Severity,
 )
+from projects.gates import gates_annotate, gates_unmet
 from projects.models import (
-    AIActTier,
-    DataClassification,
     Health,
     Organization,
     Project,
@@ -56,6 +53,7 @@ from projects.models import (
     StageTransition,
     StatusUpdate,
 )
+from tracker.db import row_exists
 from tracker.exports import CsvWriter, markdown_text
 
 Step = Callable[[int, str], None]
@@ -120,57 +118,17 @@ PROJECT_COLUMNS = [
 ]
 
 
-def _unmet_gates(row: Project) -> list[str]:
-    """Return the keys of the gates the project misses for its next, gated stage.
-
-    Mirrors `projects.selectors.project_gates` from annotations, so the whole portfolio costs one
-    query instead of several per project; a test keeps both in step.
-    """
-    following = {Stage.EVALUATION: Stage.PILOT, Stage.PILOT: Stage.PRODUCTION}.get(row.stage)
-    if following is None:
-        return []
-    checks = {
-        "data_classification": bool(row.data_classification),
-        "budget": row.has_budget,
-        "infrastructure": row.has_infrastructure,
-        "risk_review": row.has_assessment,
-        "critical_risks_mitigated": not row.has_unmitigated_critical,
-        "quality_metrics": row.has_metrics,
-        "ai_act_not_prohibited": row.ai_act_tier != AIActTier.UNACCEPTABLE,
-    }
-    if row.ai_act_tier == AIActTier.HIGH:
-        checks["compliance_risk"] = row.has_compliance_assessment
-        checks["human_oversight_owner"] = row.human_oversight_owner_id is not None
-    if following == Stage.PRODUCTION:
-        checks["ai_act_assessed"] = row.ai_act_tier != AIActTier.UNASSESSED
-        if row.data_classification in DataClassification.personal():
-            checks["privacy_risk"] = row.has_privacy_assessment
-    return [key for key, passed in checks.items() if not passed]
-
-
-def _any(queryset: QuerySet) -> IsNull:
-    """Return whether the correlated `queryset` has a row, as an index probe per outer row.
-
-    PostgreSQL may run an EXISTS as a hash over the whole table, every organization's rows
-    included; a scalar subquery with LIMIT 1 is always an index lookup per row.
-    """
-    return IsNull(Subquery(queryset.order_by().values("pk")[:1]), False)
-
-
 def _project_rows(projects: QuerySet[Project], end_dt: dt.datetime) -> QuerySet[Project]:
-    """Annotate each project with its stage as of the end of the period and its gate checks (one query).
+    """Annotate each project with its stage as of the end of the period and every registered gate (one query).
 
     Every annotation is an index lookup per project (stage transitions by project and time, one
     probe per gate), so the query costs a few lookups per project whatever the history behind it.
     """
     before = StageTransition.objects.filter(project=OuterRef("pk"), at__lt=end_dt).order_by("-at", "-id")
     after = StageTransition.objects.filter(project=OuterRef("pk"), at__gte=end_dt).order_by("at", "id")
-    assessed = RiskAssessment.objects.filter(risk__project=OuterRef("pk"))
-    critical = Risk.objects.filter(
-        project=OuterRef("pk"), status=RiskStatus.OPEN, severity=Severity.CRITICAL, mitigation_plan=""
-    )
     return (
-        projects.order_by("name", "pk")
+        gates_annotate(projects)
+        .order_by("name", "pk")
         .only(*PROJECT_COLUMNS)
         .annotate(
             stage_asof=Coalesce(
@@ -178,15 +136,8 @@ def _project_rows(projects: QuerySet[Project], end_dt: dt.datetime) -> QuerySet[
             ),
             stage_since=Coalesce(
                 Subquery(before.values("at")[:1]),
-                Case(When(_any(after), then=F("created_at")), default=F("stage_entered_at")),
+                Case(When(row_exists(after), then=F("created_at")), default=F("stage_entered_at")),
             ),
-            has_budget=_any(Budget.objects.filter(project=OuterRef("pk"))),
-            has_infrastructure=_any(InfrastructureComponent.objects.filter(project=OuterRef("pk"))),
-            has_assessment=_any(assessed),
-            has_compliance_assessment=_any(assessed.filter(risk__category=RiskCategory.COMPLIANCE)),
-            has_privacy_assessment=_any(assessed.filter(risk__category=RiskCategory.DATA_PRIVACY)),
-            has_unmitigated_critical=_any(critical),
-            has_metrics=_any(QualityMetric.objects.filter(project=OuterRef("pk"))),
         )
         .select_related("team")
     )
@@ -395,7 +346,7 @@ def status_report_data(
             "cost_incomplete": bool(cost.get("unpriced_to_date")),
             "metrics": metrics.get(p.pk, []),
             "open_risks": _severity_counts(risks_by_project.get(p.pk, [])),
-            "unmet_gates": _unmet_gates(p),
+            "unmet_gates": gates_unmet(row=p),
         }
         reasons = []
         if section["health"] in (Health.RED, Health.AMBER):

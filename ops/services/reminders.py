@@ -10,10 +10,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from ops.models import ReminderKind, ReviewReminder, Risk, RiskStatus
-from ops.services.reports import absolute_link
 from projects.models import Organization
 from projects.services import organization_today
-from tracker.mail import MailCounts, mail_each, subject_line
+from tracker.mail import MailCounts, absolute_link, mail_each, subject_line
 
 
 def _kind(days_left: int) -> ReminderKind:

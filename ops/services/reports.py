@@ -13,15 +13,15 @@ import datetime as dt
 import logging
 from collections.abc import Iterator
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMultiAlternatives
 from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection, transaction
-from django.db.models import F, Model, Q
+from django.db.models import F, Q
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
@@ -30,7 +30,7 @@ from ops.selectors.reports import BUILDERS, report_headline, report_period, repo
 from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require
 from tracker.exceptions import Conflict, ServiceUnavailable, ValidationFailed
-from tracker.mail import MailCounts, mail_each, subject_line
+from tracker.mail import MailCounts, absolute_link, mail_each, subject_line
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +51,11 @@ def _enqueue_build(report_id: int) -> None:
     (after Celery's bounded publish retries); the report stays pending and reports_schedule
     re-enqueues it once the broker is back.
     """
-    from ops.tasks import report_build_task
 
     def publish() -> None:
         try:
-            report_build_task.delay(report_id)
+            # By name: services never import tasks (the tasks call the services).
+            current_app.signature("ops.report_build", args=[report_id]).delay()
         except KombuOperationalError as exc:
             logger.warning("Could not enqueue report %s, left pending: %s", report_id, exc)
             raise ServiceUnavailable(QUEUE_UNAVAILABLE, code="queue_unavailable") from exc
@@ -218,15 +218,6 @@ def report_build(*, report_id: int) -> Report | None:
         rows.update(state=ReportState.READY, data=data, generated_at=now, progress=100, step="Ready", updated_at=now)
         report.refresh_from_db()
         return report
-
-
-def absolute_link(instance: Model, api_path: str) -> str:
-    """Return the full URL of an object's page for an e-mail, or of its API resource without a web UI."""
-    try:
-        path = instance.get_absolute_url()
-    except NoReverseMatch:
-        path = api_path
-    return settings.SITE_URL.rstrip("/") + path
 
 
 def report_digest_send(*, report_id: int) -> MailCounts:

@@ -24,7 +24,7 @@ from ops.models import (
     RiskSource,
     RiskStatus,
 )
-from ops.selectors.reports import _project_rows, _unmet_gates, report_csv, report_markdown, report_week
+from ops.selectors.reports import _project_rows, report_csv, report_markdown, report_week
 from ops.services import report_build, report_digest_send, report_request, risk_accept, risk_update
 from ops.tests.factories import (
     BudgetFactory,
@@ -34,8 +34,8 @@ from ops.tests.factories import (
     ReportFactory,
     RiskFactory,
 )
+from projects.gates import gates_unmet, project_gates
 from projects.models import DataClassification, Role, Stage, StageTransition, StatusUpdate
-from projects.selectors import project_gates
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 from tracker.exceptions import NotPermitted, ValidationFailed
 from tracker.mail import MailCounts
@@ -242,7 +242,7 @@ def test_providers_and_hosting_count_projects_not_components():
     assert totals["by_hosting"] == {"cloud": 1, "local": 1}
 
 
-def test_unmet_gates_agree_with_project_gates():
+def test_report_rows_read_the_same_gates_as_the_single_project_check():
     org = OrganizationFactory()
     ready = ProjectFactory(organization=org, stage=Stage.PILOT, data_classification=DataClassification.PERSONAL)
     BudgetFactory(project=ready)
@@ -254,12 +254,12 @@ def test_unmet_gates_agree_with_project_gates():
     idle = ProjectFactory(organization=org, stage=Stage.DEVELOPMENT)
     rows = {p.pk: p for p in _project_rows(org.projects.all(), at(9, 0))}
     for project in (ready, bare, idle):
-        following = {Stage.EVALUATION: Stage.PILOT, Stage.PILOT: Stage.PRODUCTION}.get(project.stage)
+        following = Stage.following(project.stage)
         expected = (
             [g.key for g in project_gates(project=project, to_stage=following) if not g.passed] if following else []
         )
-        assert sorted(_unmet_gates(rows[project.pk])) == sorted(expected)
-    assert "critical_risks_mitigated" in _unmet_gates(rows[ready.pk])
+        assert sorted(gates_unmet(row=rows[project.pk])) == sorted(expected)
+    assert "critical_risks_mitigated" in gates_unmet(row=rows[ready.pk])
 
 
 def test_status_figures_follow_the_organization_timezone_at_the_week_boundary():

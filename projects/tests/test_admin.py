@@ -221,7 +221,7 @@ def _form_data(page) -> dict[str, str]:
 
 
 def test_a_token_created_in_the_admin_shows_its_key_once_and_stores_only_the_hash(admin_client, portfolio):
-    from tracker.api import hash_key
+    from projects.tokens import hash_key
 
     user = MembershipFactory().user
     response = admin_client.post(

@@ -14,7 +14,7 @@ from projects.models import ApiToken, Project, Role
 from projects.services import api_token_create
 from projects.tests.api_support import _fresh_throttle, client_for, member  # noqa: F401
 from projects.tests.factories import OrganizationFactory, UserFactory
-from tracker.api import hash_key
+from projects.tokens import hash_key
 
 pytestmark = pytest.mark.django_db
 

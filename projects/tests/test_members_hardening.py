@@ -15,8 +15,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from ops.demo import demo_users_ensure
 from projects import services
-from projects.demo import demo_users_ensure
 from projects.models import AIActTier, AuditEvent, DataClassification, Invitation, Membership, Role
 from projects.tests.api_support import _fresh_throttle, client_for  # noqa: F401
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, member

@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.utils import timezone
 
+from ops.demo import DEMO_USERS, ORG_SLUG
 from ops.models import (
     CostEntry,
     CostSource,
@@ -28,7 +29,6 @@ from ops.models import (
     RiskStatus,
     Severity,
 )
-from projects.demo import DEMO_USERS, ORG_SLUG
 from projects.models import Membership, Organization, Project, Role, Stage, StageTransition, StatusUpdate
 
 User = get_user_model()

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from projects.demo import DEMO_USERS, credentials_write, demo_passwords_reset, demo_seed, synthetic_seed
+from ops.demo import DEMO_USERS, credentials_write, demo_passwords_reset, demo_seed, synthetic_seed
 
 
 class Command(BaseCommand):
