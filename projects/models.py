@@ -90,6 +90,15 @@ class Health(models.TextChoices):
     RED = "red", "Off track"
 
 
+def validate_locale(value: str) -> None:
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        Locale.parse(value)
+    except (ValueError, UnknownLocaleError):
+        raise ValidationError(f"“{value}” is not a known locale (e.g. en, de, fr_CH).") from None
+
+
 def validate_timezone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(f"“{value}” is not a known IANA time zone (e.g. Europe/Berlin).")
@@ -114,6 +123,14 @@ class Organization(TimeStampedModel):
         default="UTC",
         validators=[validate_timezone],
         help_text="IANA name, e.g. Europe/Berlin.",
+    )
+    locale = models.CharField(
+        max_length=16,
+        # A database default too, so that the release before, which knows no locale, can still insert.
+        default="en",
+        db_default="en",
+        validators=[validate_locale],
+        help_text="How money, numbers and dates read for people (CLDR locale, e.g. en, de, fr_CH).",
     )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="organizations")
 
