@@ -23,7 +23,7 @@ from ops.forms import (
     RiskFilterForm,
     RiskForm,
 )
-from ops.models import Report, ReportKind, ReportSpan, ReportState, Risk, RiskStatus
+from ops.models import AttentionReason, Report, ReportKind, ReportSpan, ReportState, Risk, RiskStatus, Severity
 from ops.selectors.dashboard import HeatCell, risk_overview
 from projects.forms import form_apply_error
 from projects.middleware import has_role, organization_activate
@@ -37,6 +37,7 @@ from projects.views import (
     role_required,
 )
 from tracker.exceptions import Conflict, DomainError, ServiceUnavailable
+from tracker.formatting import label
 
 PAGE_SIZE = 25
 
@@ -365,10 +366,13 @@ def report_context(report: Report) -> dict:
         projects = data.get("projects", [])
         ranked = sorted(projects, key=lambda p: float(p["spend_period"] or 0), reverse=True)[:15]
         context["projects"] = projects
-        context["attention"] = data.get("needs_attention", [])
+        context["attention"] = [
+            a | {"reasons": [label(AttentionReason, reason) for reason in a["reasons"]]}
+            for a in data.get("needs_attention", [])
+        ]
         context["chart"] = {
             "labels": [p["name"] for p in ranked],
-            "series": [{"label": "Spend in the week", "data": [float(p["spend_period"] or 0) for p in ranked]}],
+            "series": [{"label": "Spend in the period", "data": [float(p["spend_period"] or 0) for p in ranked]}],
         }
     elif report.kind == ReportKind.RISK:
         matrix = data.get("matrix") or [[0] * 5 for _ in range(5)]
@@ -379,7 +383,7 @@ def report_context(report: Report) -> dict:
         context["risk_lists"] = [(title, data[key]) for key, title in RISK_LISTS if key in data]
         severity = data.get("totals", {}).get("by_severity", {})
         context["chart"] = {
-            "labels": [label.capitalize() for label in severity],
+            "labels": [label(Severity, code) for code in severity],
             "series": [{"label": "Open risks", "data": list(severity.values())}],
         }
     return context
