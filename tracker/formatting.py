@@ -138,10 +138,16 @@ def label(choices: Choices, code: Any) -> str:
     return str(dict(pairs).get(code, code))
 
 
-def field_choices(spec: str) -> list[tuple[Any, Any]]:
-    """Return the choices of a model field named "app_label.Model.field" (e.g. "projects.Project.stage")."""
-    app_label, model_name, field_name = spec.split(".")
-    return apps.get_model(app_label, model_name)._meta.get_field(field_name).flatchoices
+def choices_of(spec: str) -> list[tuple[Any, Any]]:
+    """Return the choices named by "app_label.Model.field" (a field's, e.g. "projects.Project.stage") or by
+    "app_label.Choices" (a choices class of the app's models module, e.g. "ops.Severity")."""
+    app_label, name, *field = spec.split(".")
+    if field:
+        return apps.get_model(app_label, name)._meta.get_field(field[0]).flatchoices
+    choices = getattr(apps.get_app_config(app_label).models_module, name)
+    if not (isinstance(choices, type) and issubclass(choices, models.Choices)):
+        raise TypeError(f"{spec} is no choices class")
+    return choices.choices
 
 
 def model_label(object_type: str) -> str:

@@ -41,7 +41,7 @@ def when(value: Any, organization: Any) -> str:
 
 @register.filter
 def label(code: Any, spec: str) -> str:
-    return formatting.label(formatting.field_choices(spec), code)
+    return formatting.label(formatting.choices_of(spec), code)
 
 
 @register.filter
