@@ -6,6 +6,7 @@ from django.db.models.lookups import GreaterThanOrEqual
 from django.urls import reverse
 
 from projects.models import Organization, Project
+from tracker import formatting
 from tracker.models import TimeStampedModel
 
 SCORE = F("likelihood") * F("impact")
@@ -372,7 +373,7 @@ class CostEntry(TimeStampedModel):
     @staticmethod
     def label(project: Project, date: object, category: str, amount: object) -> str:
         """The entry's `str()` from its parts, for rows written without model instances."""
-        return f"{project} {date} {category} {amount}"
+        return f"{project} {formatting.date(date, None)} {formatting.label(CostCategory, category)} {amount}"
 
     @property
     def is_priced(self) -> bool:

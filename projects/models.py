@@ -9,6 +9,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
+from tracker import formatting
 from tracker.models import TimeStampedModel
 
 
@@ -164,7 +165,7 @@ class Membership(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} @ {self.organization} ({self.role})"
+        return f"{self.user} @ {self.organization} ({self.get_role_display()})"
 
     def has_role(self, role: str) -> bool:
         return Role.rank(self.role) >= Role.rank(role)
@@ -279,7 +280,7 @@ class StageTransition(models.Model):
         indexes = [models.Index(fields=["project", "at"])]
 
     def __str__(self) -> str:
-        return f"{self.project}: {self.from_stage} → {self.to_stage}"
+        return f"{self.project}: {self.get_from_stage_display()} → {self.get_to_stage_display()}"
 
 
 class StatusUpdate(TimeStampedModel):
@@ -302,7 +303,7 @@ class StatusUpdate(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.project} {self.date} ({self.health})"
+        return f"{self.project} {formatting.date(self.date, None)} ({self.get_health_display()})"
 
 
 class TokenScope(models.TextChoices):
@@ -335,7 +336,7 @@ class ServiceAccount(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.organization} service ({self.scope})"
+        return f"{self.organization} service ({self.get_scope_display()})"
 
 
 class ApiTokenQuerySet(models.QuerySet):
@@ -452,7 +453,7 @@ class Invitation(models.Model):
         indexes = [models.Index(fields=["organization", "invited_by", "created_at"])]
 
     def __str__(self) -> str:
-        return f"{self.email} → {self.organization} ({self.role})"
+        return f"{self.email} → {self.organization} ({self.get_role_display()})"
 
     @property
     def is_pending(self) -> bool:

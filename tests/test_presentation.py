@@ -44,6 +44,8 @@ RAW_CODES = [
     Stage.DATA_PREPARATION.value,
     "over_budget",
     "health_red",
+    Health.GREEN.value,
+    Health.AMBER.value,
     "blocked_gates",
     RiskCategory.DATA_PRIVACY.value,
     "human_ai_configuration",
@@ -159,6 +161,7 @@ def test_money_reads_in_the_organizations_currency_and_locale(client, portfolio)
     assert formatting.money(amount, german) == "3.979.202,46\xa0€"
     assert formatting.money(amount, german, whole=True) == "3.979.202\xa0€"
     assert formatting.percent("103.6", org) == "103.6%" and formatting.percent("103.6", german) == "103,6\xa0%"
+    assert formatting.percent("67", org) == "67.0%"
     assert formatting.number(1234567, german) == "1.234.567"
     status = build(ReportKind.STATUS, org)
     assert "$3,979,202.46" in visible_text(client.get(status.get_absolute_url()).content.decode())

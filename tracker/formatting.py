@@ -88,7 +88,7 @@ def percent(value: Any, organization: Localized | None) -> str:
         return EMPTY
     locale = _locale(organization)
     pattern = copy.copy(locale.percent_formats[None])
-    pattern.frac_prec = (0, 1)
+    pattern.frac_prec = (1, 1)  # one decimal always, so that a column of them lines up
     return pattern.apply(parsed / 100, locale)
 
 
