@@ -457,9 +457,8 @@ class Risk(TimeStampedModel):
     nist_refs = models.JSONField(default=list, blank=True, help_text="NIST AI 600-1 risks.")
     owasp_refs = models.JSONField(default=list, blank=True, help_text="OWASP Top 10 for LLM applications.")
     source = models.CharField(max_length=16, choices=RiskSource.choices, default=RiskSource.MANUAL)
-    signal_rule = models.CharField(
-        max_length=64, choices=SignalRule.choices, blank=True, help_text="The rule that raised it (signals only)."
-    )
+    # Its labels are SignalRule's; not the field's choices, so the API keeps a plain string (blank for manual risks).
+    signal_rule = models.CharField(max_length=64, blank=True, help_text="The rule that raised it (signals only).")
     signal_key = models.CharField(max_length=200, blank=True, help_text="Rule and subject: one open risk per key.")
     accepted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
