@@ -6,6 +6,7 @@ from django.db.models.lookups import GreaterThanOrEqual
 from django.urls import reverse
 
 from projects.models import Organization, Project
+from tracker import formatting
 from tracker.models import TimeStampedModel
 
 SCORE = F("likelihood") * F("impact")
@@ -129,6 +130,21 @@ class RiskSource(models.TextChoices):
     SIGNAL = "signal", "Signal"
 
 
+class SignalRule(models.TextChoices):
+    """The rules of ops/services/signals.py that raise risks by themselves."""
+
+    BUDGET_OVERRUN = "budget_overrun", "Budget overrun"
+    BUDGET_FORECAST_OVERRUN = "budget_forecast_overrun", "Forecast over budget"
+    METRIC_BREACH = "metric_breach", "Quality metric breached"
+    STALE_STATUS = "stale_status", "No recent status"
+    STAGE_STUCK = "stage_stuck", "Stuck in a stage"
+    PRIVACY_UNASSESSED = "privacy_unassessed", "Data privacy not assessed"
+    REVIEW_OVERDUE = "review_overdue", "Risk review overdue"
+    MODEL_DEPRECATION = "model_deprecation", "Model deprecated"
+    UNPRICED_USAGE = "unpriced_usage", "Unpriced usage"
+    PROVIDER_CONCENTRATION = "provider_concentration", "Provider concentration"
+
+
 class NistGenAIRisk(models.TextChoices):
     """The twelve generative-AI risks of NIST AI 600-1."""
 
@@ -178,6 +194,16 @@ class ReportState(models.TextChoices):
     RUNNING = "running", "Running"
     READY = "ready", "Ready"
     FAILED = "failed", "Failed"
+
+
+class AttentionReason(models.TextChoices):
+    """Why a project needs attention, as the status report's data lists it."""
+
+    HEALTH_RED = "health_red", "Off track"
+    HEALTH_AMBER = "health_amber", "At risk"
+    OVER_BUDGET = "over_budget", "Over budget"
+    STALE = "stale", "No recent status"
+    BLOCKED_GATES = "blocked_gates", "Gates of the next stage not met"
 
 
 class InfrastructureComponent(TimeStampedModel):
@@ -347,7 +373,7 @@ class CostEntry(TimeStampedModel):
     @staticmethod
     def label(project: Project, date: object, category: str, amount: object) -> str:
         """The entry's `str()` from its parts, for rows written without model instances."""
-        return f"{project} {date} {category} {amount}"
+        return f"{project} {formatting.date(date, None)} {formatting.label(CostCategory, category)} {amount}"
 
     @property
     def is_priced(self) -> bool:
@@ -431,6 +457,7 @@ class Risk(TimeStampedModel):
     nist_refs = models.JSONField(default=list, blank=True, help_text="NIST AI 600-1 risks.")
     owasp_refs = models.JSONField(default=list, blank=True, help_text="OWASP Top 10 for LLM applications.")
     source = models.CharField(max_length=16, choices=RiskSource.choices, default=RiskSource.MANUAL)
+    # Its labels are SignalRule's; not the field's choices, so the API keeps a plain string (blank for manual risks).
     signal_rule = models.CharField(max_length=64, blank=True, help_text="The rule that raised it (signals only).")
     signal_key = models.CharField(max_length=200, blank=True, help_text="Rule and subject: one open risk per key.")
     accepted_by = models.ForeignKey(

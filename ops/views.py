@@ -23,7 +23,7 @@ from ops.forms import (
     RiskFilterForm,
     RiskForm,
 )
-from ops.models import Report, ReportKind, ReportSpan, ReportState, Risk, RiskStatus
+from ops.models import AttentionReason, Report, ReportKind, ReportSpan, ReportState, Risk, RiskStatus, Severity
 from ops.selectors.dashboard import HeatCell, risk_overview
 from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role
@@ -31,6 +31,7 @@ from projects.selectors import organization_list
 from projects.services import organization_today
 from projects.views import project_form_view
 from tracker.exceptions import Conflict, DomainError, ServiceUnavailable
+from tracker.formatting import label
 from tracker.web import form_apply_error, is_htmx, organization_required, role_required
 
 PAGE_SIZE = 25
@@ -360,10 +361,13 @@ def report_context(report: Report) -> dict:
         projects = data.get("projects", [])
         ranked = sorted(projects, key=lambda p: float(p["spend_period"] or 0), reverse=True)[:15]
         context["projects"] = projects
-        context["attention"] = data.get("needs_attention", [])
+        context["attention"] = [
+            a | {"reasons": [label(AttentionReason, reason) for reason in a["reasons"]]}
+            for a in data.get("needs_attention", [])
+        ]
         context["chart"] = {
             "labels": [p["name"] for p in ranked],
-            "series": [{"label": "Spend in the week", "data": [float(p["spend_period"] or 0) for p in ranked]}],
+            "series": [{"label": "Spend in the period", "data": [float(p["spend_period"] or 0) for p in ranked]}],
         }
     elif report.kind == ReportKind.RISK:
         matrix = data.get("matrix") or [[0] * 5 for _ in range(5)]
@@ -374,7 +378,7 @@ def report_context(report: Report) -> dict:
         context["risk_lists"] = [(title, data[key]) for key, title in RISK_LISTS if key in data]
         severity = data.get("totals", {}).get("by_severity", {})
         context["chart"] = {
-            "labels": [label.capitalize() for label in severity],
+            "labels": [label(Severity, code) for code in severity],
             "series": [{"label": "Open risks", "data": list(severity.values())}],
         }
     return context

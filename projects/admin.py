@@ -84,7 +84,7 @@ class TeamInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "currency", "timezone", "created_at"]
+    list_display = ["name", "slug", "currency", "timezone", "locale", "created_at"]
     search_fields = ["name", "slug"]
     list_filter = ["currency"]
     prepopulated_fields = {"slug": ["name"]}

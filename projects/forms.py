@@ -52,6 +52,11 @@ class ProjectForm(forms.Form):
     use_case = forms.ChoiceField(choices=UseCase.choices, initial=UseCase.OTHER)
     business_owner = forms.ModelChoiceField(queryset=User.objects.none(), required=False)
     technical_lead = forms.ModelChoiceField(queryset=User.objects.none(), required=False)
+    human_oversight_owner = forms.ModelChoiceField(
+        queryset=User.objects.none(),
+        required=False,
+        help_text=Project._meta.get_field("human_oversight_owner").help_text,
+    )
     start_date = forms.DateField(widget=DateInput, required=False)
     target_date = forms.DateField(widget=DateInput, required=False)
     data_classification = forms.ChoiceField(
@@ -62,7 +67,7 @@ class ProjectForm(forms.Form):
     def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["team"].queryset = organization.teams.all()
-        for name in ("business_owner", "technical_lead"):
+        for name in ("business_owner", "technical_lead", "human_oversight_owner"):
             self.fields[name].queryset = members_of(organization)
 
     @classmethod
@@ -107,7 +112,10 @@ class ProjectFilter(django_filters.FilterSet):
     industry = django_filters.ChoiceFilter(choices=Industry.choices, empty_label="Any industry")
     use_case = django_filters.ChoiceFilter(choices=UseCase.choices, empty_label="Any use case")
     team = django_filters.ModelChoiceFilter(queryset=Team.objects.none(), empty_label="Any team")
-    provider = django_filters.ChoiceFilter(choices=(), method="by_provider", empty_label="Any provider")
+    # Named: the label django-filter derives from a model field does not exist for a method filter.
+    provider = django_filters.ChoiceFilter(
+        choices=(), method="by_provider", label="Provider", empty_label="Any provider"
+    )
     sort = django_filters.OrderingFilter(
         fields=(
             ("name", "name"),

@@ -9,6 +9,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
+from tracker import formatting
 from tracker.models import TimeStampedModel
 
 
@@ -97,6 +98,15 @@ class Health(models.TextChoices):
     RED = "red", "Off track"
 
 
+def validate_locale(value: str) -> None:
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        Locale.parse(value)
+    except (ValueError, UnknownLocaleError):
+        raise ValidationError(f"“{value}” is not a known locale (e.g. en, de, fr_CH).") from None
+
+
 def validate_timezone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(f"“{value}” is not a known IANA time zone (e.g. Europe/Berlin).")
@@ -121,6 +131,14 @@ class Organization(TimeStampedModel):
         default="UTC",
         validators=[validate_timezone],
         help_text="IANA name, e.g. Europe/Berlin.",
+    )
+    locale = models.CharField(
+        max_length=16,
+        # A database default too, so that the release before, which knows no locale, can still insert.
+        default="en",
+        db_default="en",
+        validators=[validate_locale],
+        help_text="How money, numbers and dates read for people (CLDR locale, e.g. en, de, fr_CH).",
     )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="organizations")
 
@@ -154,7 +172,7 @@ class Membership(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} @ {self.organization} ({self.role})"
+        return f"{self.user} @ {self.organization} ({self.get_role_display()})"
 
     def has_role(self, role: str) -> bool:
         return Role.rank(self.role) >= Role.rank(role)
@@ -269,7 +287,7 @@ class StageTransition(models.Model):
         indexes = [models.Index(fields=["project", "at"])]
 
     def __str__(self) -> str:
-        return f"{self.project}: {self.from_stage} → {self.to_stage}"
+        return f"{self.project}: {self.get_from_stage_display()} → {self.get_to_stage_display()}"
 
 
 class StatusUpdate(TimeStampedModel):
@@ -292,7 +310,7 @@ class StatusUpdate(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.project} {self.date} ({self.health})"
+        return f"{self.project} {formatting.date(self.date, None)} ({self.get_health_display()})"
 
 
 class TokenScope(models.TextChoices):
@@ -325,7 +343,7 @@ class ServiceAccount(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.organization} service ({self.scope})"
+        return f"{self.organization} service ({self.get_scope_display()})"
 
 
 class ApiTokenQuerySet(models.QuerySet):
@@ -442,7 +460,7 @@ class Invitation(models.Model):
         indexes = [models.Index(fields=["organization", "invited_by", "created_at"])]
 
     def __str__(self) -> str:
-        return f"{self.email} → {self.organization} ({self.role})"
+        return f"{self.email} → {self.organization} ({self.get_role_display()})"
 
     @property
     def is_pending(self) -> bool:

@@ -352,11 +352,11 @@ def status_update_create(
     return update
 
 
-ORGANIZATION_FIELDS = {"name", "currency", "timezone"}
+ORGANIZATION_FIELDS = {"name", "currency", "timezone", "locale"}
 
 
 def organization_update(*, organization: Organization, by: AbstractBaseUser, **changes: Any) -> Organization:
-    """Change an organization's name, currency or time zone (admins only)."""
+    """Change an organization's name, currency, time zone or locale (admins only)."""
     membership_require(user=by, organization=organization, role=Role.ADMIN)
     reject_unknown_fields(changes, ORGANIZATION_FIELDS)
     for field, value in changes.items():

@@ -105,6 +105,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "tracker.context_processors.current_organization",
             ],
+            # tracker/ is no app, so its template library is named here.
+            "libraries": {"formatting": "tracker.templatetags.formatting"},
         },
     },
 ]

@@ -31,15 +31,19 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, RowNumber
 
 from ops.models import (
+    AttentionReason,
     Budget,
     CostEntry,
+    Hosting,
     InfrastructureComponent,
+    Provider,
     QualityMetric,
     Report,
     ReportKind,
     ReportSpan,
     Risk,
     RiskAssessment,
+    RiskCategory,
     RiskSource,
     RiskStatus,
     Severity,
@@ -47,6 +51,7 @@ from ops.models import (
 from projects.gates import gates_annotate, gates_unmet
 from projects.models import (
     Health,
+    Industry,
     Organization,
     Project,
     Stage,
@@ -55,6 +60,7 @@ from projects.models import (
 )
 from tracker.db import row_exists
 from tracker.exports import CsvWriter, markdown_text
+from tracker.formatting import date, date_range, label, money, number, percent
 
 Step = Callable[[int, str], None]
 CENT = Decimal("0.01")
@@ -537,26 +543,29 @@ def risk_report_data(
 BUILDERS = {ReportKind.STATUS: status_report_data, ReportKind.RISK: risk_report_data}
 
 
+def _counts(counts: dict[str, int], choices: Any, organization: Organization) -> str:
+    """Return {code: n} as "3 critical, 1 high" with the labels of the codes."""
+    return ", ".join(f"{number(n, organization)} {label(choices, code).lower()}" for code, n in counts.items())
+
+
 def report_headline(report: Report) -> list[tuple[str, str]]:
-    """Return the few figures a digest e-mail leads with, as (label, value) pairs."""
-    data, totals = report.data, report.data.get("totals", {})
+    """Return the few figures a report leads with (page, Markdown, digest), as (label, formatted value) pairs."""
+    data, totals, organization = report.data, report.data.get("totals", {}), report.organization
     if report.kind == ReportKind.STATUS:
-        currency = data["organization"]["currency"]
         incomplete = " (incomplete: unpriced usage)" if totals["cost_incomplete"] else ""
-        spend = f"{totals['spend_period']} {currency}{incomplete}"
         return [
-            ("Projects", str(totals["projects"])),
-            ("Spend in the week", spend),
-            ("Spend to date", f"{totals['spend_to_date']} {currency}"),
-            ("Needs attention", str(totals["needs_attention"])),
-            ("Open risks", ", ".join(f"{n} {sev}" for sev, n in totals["open_risks"].items())),
+            ("Projects", number(totals["projects"], organization)),
+            ("Spend in the period", money(totals["spend_period"], organization) + incomplete),
+            ("Spend to date", money(totals["spend_to_date"], organization)),
+            ("Needs attention", number(totals["needs_attention"], organization)),
+            ("Open risks", _counts(totals["open_risks"], Severity, organization)),
         ]
     return [
-        ("Open risks", str(totals["open"])),
-        ("By severity", ", ".join(f"{n} {sev}" for sev, n in totals["by_severity"].items())),
-        ("New", str(data["new"]["count"])),
-        ("Escalated", str(data["escalated"]["count"])),
-        ("Overdue reviews", str(data["overdue_reviews"]["count"])),
+        ("Open risks", number(totals["open"], organization)),
+        ("By severity", _counts(totals["by_severity"], Severity, organization)),
+        ("New", number(data["new"]["count"], organization)),
+        ("Escalated", number(data["escalated"]["count"], organization)),
+        ("Overdue reviews", number(data["overdue_reviews"]["count"], organization)),
         ("Signals raised / cleared", f"{data['signals_raised']['count']} / {data['signals_cleared']['count']}"),
     ]
 
@@ -611,26 +620,86 @@ def _status_csv_row(section: dict[str, Any]) -> list[Any]:
     return [flat[column] for column in STATUS_COLUMNS]
 
 
+# The Markdown tables are for people: labels and formatted figures, as on the report's page.
+MD_STATUS_COLUMNS = [
+    "Project",
+    "Stage",
+    "Health",
+    "Spend in period",
+    "Spend to date",
+    "Budget used",
+    "Forecast",
+    "Tokens",
+]
+MD_RISK_COLUMNS = [
+    "Risk",
+    "Project",
+    "Category",
+    "Likelihood × impact",
+    "Score",
+    "Severity",
+    "Status",
+    "Owner",
+    "Review",
+]
+# The portfolio counts of the status report and the choices their codes come from.
+PORTFOLIO_COUNTS = (
+    ("by_stage", "Stage", Stage),
+    ("by_health", "Health", [*Health.choices, ("none", "No status yet")]),
+    ("by_industry", "Industry", Industry),
+    ("by_provider", "Provider", Provider),
+    ("by_hosting", "Hosting", Hosting),
+)
+
+
+def _md_status_row(section: dict[str, Any], organization: Organization) -> list[str]:
+    return [
+        section["name"],
+        label(Stage, section["stage"]),
+        label(Health, section["health"]),
+        money(section["spend_period"], organization),
+        money(section["spend_to_date"], organization),
+        percent(section["budget_used_pct"], organization),
+        percent(section["forecast_pct"], organization),
+        number(section["tokens"]["total"], organization),
+    ]
+
+
+def _md_risk_row(risk: dict[str, Any], organization: Organization) -> list[str]:
+    return [
+        risk["title"],
+        risk["project"] or "Portfolio",
+        label(RiskCategory, risk["category"]),
+        f"{risk['likelihood']} × {risk['impact']}",
+        risk["score"],
+        label(Severity, risk["severity"]),
+        label(RiskStatus, risk["status"]),
+        risk["owner"] or "—",
+        date(risk["next_review_date"], organization),
+    ]
+
+
 def report_markdown(report: Report) -> str:
-    """Render a ready report as Markdown."""
-    data = report.data
-    organization = markdown_text(report.organization.name)
-    title = f"# {report.get_kind_display()}: {organization}, {report.period_start} – {report.period_end}"
-    lines = [title, ""]
+    """Render a ready report as Markdown, for people: labels, the organization's money and date formats."""
+    data, organization = report.data, report.organization
+    period = date_range(report.period_start, report.period_end, organization)
+    lines = [f"# {report.get_kind_display()}: {markdown_text(organization.name)}, {period}", ""]
     if report.project_id:
         lines += [f"Project: {markdown_text(report.project.name)}", ""]
-    lines += [f"- **{label}**: {value}" for label, value in report_headline(report)]
+    lines += [f"- **{name}**: {markdown_text(value)}" for name, value in report_headline(report)]
     if report.kind == ReportKind.STATUS:
         totals = data["totals"]
         lines += ["", "## Portfolio", ""]
-        for name in ("by_stage", "by_health", "by_industry", "by_provider", "by_hosting"):
-            counts = ", ".join(f"{key}: {n}" for key, n in totals[name].items()) or "none"
-            lines.append(f"- {name.removeprefix('by_').capitalize()}: {counts}")
+        for key, title, choices in PORTFOLIO_COUNTS:
+            counts = ", ".join(f"{label(choices, code)}: {n}" for code, n in totals[key].items()) or "none"
+            lines.append(f"- {title}: {markdown_text(counts)}")
         lines += ["", "## Needs attention", ""]
-        attention = data["needs_attention"]
-        lines += [f"- {markdown_text(a['name'])}: {', '.join(a['reasons'])}" for a in attention] or ["Nothing."]
+        lines += [
+            f"- {markdown_text(a['name'])}: {', '.join(label(AttentionReason, r) for r in a['reasons'])}"
+            for a in data["needs_attention"]
+        ] or ["Nothing."]
         lines += ["", "## Projects", ""]
-        lines += _md_table(STATUS_COLUMNS, (_status_csv_row(s) for s in data["projects"]))
+        lines += _md_table(MD_STATUS_COLUMNS, (_md_status_row(s, organization) for s in data["projects"]))
     else:
         lines += ["", "## Heat map (likelihood × impact)", ""]
         lines += _md_table(
@@ -638,25 +707,29 @@ def report_markdown(report: Report) -> str:
             ([5 - i, *row] for i, row in enumerate(reversed(data["matrix"]))),
         )
         lines += ["", "## Top risks", ""]
-        lines += _md_table(RISK_COLUMNS, ([r[c] for c in RISK_COLUMNS] for r in data["top_risks"]))
+        lines += _md_table(MD_RISK_COLUMNS, (_md_risk_row(r, organization) for r in data["top_risks"]))
         for key, heading in RISK_LIST_TITLES.items():
             section = data[key]
             lines += ["", f"## {heading} ({section['count']})", ""]
             if section["items"]:
-                lines += _md_table(RISK_COLUMNS, ([r[c] for c in RISK_COLUMNS] for r in section["items"]))
+                lines += _md_table(MD_RISK_COLUMNS, (_md_risk_row(r, organization) for r in section["items"]))
         lines += ["", "## By category", ""]
-        lines += [f"- {category}: {n}" for category, n in data["by_category"].items()] or ["No open risks."]
+        lines += [f"- {label(RiskCategory, c)}: {n}" for c, n in data["by_category"].items()] or ["No open risks."]
     return "\n".join(lines) + "\n"
 
 
 def report_csv(report: Report) -> str:
-    """Render a ready report as CSV: one row per project (status) or per listed risk (risk)."""
+    """Render a ready report as CSV: one row per project (status) or per listed risk (risk).
+
+    CSV is a machine format: codes (not labels), raw decimals, ISO dates, and the currency in a column.
+    """
     out = io.StringIO()
     writer = CsvWriter(out)
     data = report.data
+    currency = data["organization"]["currency"]
     if report.kind == ReportKind.STATUS:
-        writer.writerow(STATUS_COLUMNS)
-        writer.writerows(_status_csv_row(s) for s in data["projects"])
+        writer.writerow([*STATUS_COLUMNS, "currency"])
+        writer.writerows([*_status_csv_row(s), currency] for s in data["projects"])
     else:
         writer.writerow(["section", *RISK_COLUMNS])
         for key in ["top_risks", *RISK_LIST_TITLES]:

@@ -30,6 +30,7 @@ from ops.selectors.reports import BUILDERS, report_headline, report_period, repo
 from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require
 from tracker.exceptions import Conflict, ServiceUnavailable, ValidationFailed
+from tracker.formatting import date_range
 from tracker.mail import MailCounts, absolute_link, mail_each, subject_line
 
 logger = logging.getLogger(__name__)
@@ -244,12 +245,14 @@ def report_digest_send(*, report_id: int) -> MailCounts:
             .values_list("user__email", "user_id")
             .distinct()
         )
+        period = date_range(report.period_start, report.period_end, report.organization)
         context = {
             "report": report,
+            "title": f"{report.get_kind_display()} of {report.project or report.organization}, {period}",
             "headline": report_headline(report),
             "link": absolute_link(report, f"/api/v1/reports/{report.pk}/"),
         }
-        subject = subject_line(f"[{report.organization.name}]", f"{report} ready")
+        subject = subject_line(f"[{report.organization.name}]", f"{context['title']} ready")
         text = render_to_string("ops/email/report_digest.txt", context)
         html = render_to_string("ops/email/report_digest.html", context)
 

@@ -35,7 +35,7 @@ def test_owner_is_reminded_seven_days_one_day_before_and_when_overdue_once_each(
     assert send(risk, -1) == 1
     assert send(risk, -5) == 0
     assert [m.to for m in mailoutbox] == [["owner@example.com"]] * 3
-    assert "due on March 20, 2026 (in 7 days)" in mailoutbox[0].body
+    assert "due on 20 Mar 2026 (in 7 days)" in mailoutbox[0].body
     assert "1 day overdue" in mailoutbox[2].body
     assert mailoutbox[2].alternatives[0][1] == "text/html"
     kinds = list(ReviewReminder.objects.order_by("sent_at").values_list("kind", flat=True))

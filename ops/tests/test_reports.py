@@ -477,9 +477,9 @@ def test_digest_goes_once_to_managers_and_admins_with_text_and_html(portfolio):
     assert report_digest_send(report_id=report.pk) == MailCounts()
     assert sorted(m.to[0] for m in mail.outbox) == ["admin-person@example.com", "manager-person@example.com"]
     message = mail.outbox[0]
-    assert "Spend in the week: 175.50 EUR (incomplete: unpriced usage)" in message.body
+    assert "Spend in the period: €175.50 (incomplete: unpriced usage)" in message.body
     html, mimetype = message.alternatives[0]
-    assert mimetype == "text/html" and "175.50 EUR" in html
+    assert mimetype == "text/html" and "€175.50" in html
     report.refresh_from_db()
     assert report.digest_sent_at is not None
 
@@ -500,8 +500,8 @@ def test_markdown_and_csv_exports_carry_the_figures(portfolio, risk_portfolio):
     org, *_ = portfolio
     status_report = build(ReportKind.STATUS, org)
     markdown = report_markdown(status_report)
-    assert markdown.startswith("# Status summary: ") and "| Alpha | pilot |" in markdown
-    assert "- Beta: stale, blocked_gates" in markdown
+    assert markdown.startswith("# Status summary: ") and "| Alpha | Pilot |" in markdown
+    assert "- Beta: No recent status, Gates of the next stage not met" in markdown
     rows = list(csv.DictReader(io.StringIO(report_csv(status_report))))
     assert [(r["name"], r["spend_period"], r["budget_used_pct"]) for r in rows] == [
         ("Alpha", "75.50", "4.8"),

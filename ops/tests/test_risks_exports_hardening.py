@@ -18,7 +18,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from ops.models import CostEntry, ReportKind, Risk, RiskAssessment, RiskStatus
-from ops.selectors.reports import RISK_COLUMNS, report_csv, report_markdown, report_week
+from ops.selectors.reports import MD_RISK_COLUMNS, report_csv, report_markdown, report_week
 from ops.services import report_build, risk_accept
 from ops.tests.factories import ModelPriceFactory, ReportFactory, RiskFactory
 from projects.models import AuditEvent, Role
@@ -124,7 +124,7 @@ def test_html_and_markdown_in_titles_and_names_come_out_of_the_markdown_export_e
     row = next(line for line in markdown.splitlines() if "onerror" in line)
     assert "&lt;img src=x onerror=alert(1)&gt; \\[click\\](http://evil/) \\| \\*\\*urgent\\*\\* \\`x\\`" in row
     # The title's pipe is escaped, so the row keeps the table's columns.
-    assert len(re.findall(r"(?<!\\)\|", row)) == len(RISK_COLUMNS) + 1
+    assert len(re.findall(r"(?<!\\)\|", row)) == len(MD_RISK_COLUMNS) + 1
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,7 @@ def user_field(**kwargs) -> ScopedRelatedField:
 class OrganizationSerializer(StrictModelSerializer):
     class Meta:
         model = Organization
-        fields = ["id", "name", "slug", "currency", "timezone", "created_at", "updated_at"]
+        fields = ["id", "name", "slug", "currency", "timezone", "locale", "created_at", "updated_at"]
         read_only_fields = ["slug", "created_at", "updated_at"]
 
 

@@ -1,0 +1,54 @@
+"""`{% load formatting %}`: the filters through which templates show codes, money, numbers and dates.
+
+{{ amount|money:organization }}   {{ amount|money_whole:organization }}   {{ tokens|number:organization }}
+{{ pct|percent:organization }}    {{ day_or_moment|when:organization }}
+{{ project.stage|label:"projects.Project.stage" }}
+"""
+
+from typing import Any
+
+from django import template
+
+from tracker import formatting
+
+register = template.Library()
+
+
+@register.filter
+def money(amount: Any, organization: Any) -> str:
+    return formatting.money(amount, organization)
+
+
+@register.filter
+def money_whole(amount: Any, organization: Any) -> str:
+    return formatting.money(amount, organization, whole=True)
+
+
+@register.filter
+def number(value: Any, organization: Any) -> str:
+    return formatting.number(value, organization)
+
+
+@register.filter
+def percent(value: Any, organization: Any) -> str:
+    return formatting.percent(value, organization)
+
+
+@register.filter
+def when(value: Any, organization: Any) -> str:
+    return formatting.date(value, organization)
+
+
+@register.filter
+def label(code: Any, spec: str) -> str:
+    return formatting.label(formatting.choices_of(spec), code)
+
+
+@register.filter
+def model_label(object_type: str) -> str:
+    return formatting.model_label(object_type)
+
+
+@register.simple_tag
+def change_lines(event: Any, organization: Any) -> list[str]:
+    return formatting.change_lines(object_type=event.object_type, changes=event.changes, organization=organization)
