@@ -219,6 +219,20 @@ class StageTransitionViewSet(*READ, ScopedViewSet):
     ordering_fields = ["at"]
 
 
+def _reauthenticated(view: ScopedViewSet, request: Request) -> dict:
+    """Validate a token-creation body and confirm the caller's password; return the body without it.
+
+    Tokens are minted from a signed-in session only, never with another token.
+    """
+    if request.auth is not None:
+        raise NotPermitted("Create tokens from a signed-in session, not with another token.")
+    body = view.get_serializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    data = dict(body.validated_data)
+    services.user_password_confirm(user=request.user, password=data.pop("password"), request=request._request)
+    return data
+
+
 @extend_schema_view(
     create=extend_schema(
         summary="Create a personal API token (signed-in browser session and your password only)",
@@ -238,12 +252,7 @@ class ApiTokenViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMixin, 
     service_tokens_refused = True
 
     def create(self, request: Request, *args, **kwargs) -> Response:
-        if request.auth is not None:
-            raise NotPermitted("Create tokens from a signed-in session, not with another token.")
-        body = self.get_serializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = body.validated_data
-        services.user_password_confirm(user=request.user, password=data["password"], request=request._request)
+        data = _reauthenticated(self, request)
         token, key = services.api_token_create(user=request.user, name=data["name"], expires_at=data.get("expires_at"))
         token.key = key
         return Response(ApiTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
@@ -277,13 +286,7 @@ class ServiceTokenViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMix
     service_tokens_refused = True
 
     def create(self, request: Request, *args, **kwargs) -> Response:
-        if request.auth is not None:
-            raise NotPermitted("Create tokens from a signed-in session, not with another token.")
-        body = self.get_serializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        services.user_password_confirm(user=request.user, password=data.pop("password"), request=request._request)
-        token, key = services.service_token_create(by=request.user, **data)
+        token, key = services.service_token_create(by=request.user, **_reauthenticated(self, request))
         token.key = key
         return Response(ServiceTokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
 
