@@ -15,22 +15,23 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_make_services_stops_at_once_with_how_to_provide_them_when_provisioning_is_off():
-    pg, redis = _closed_port(), _closed_port()
-    started = time.monotonic()
-    result = subprocess.run(
-        [
-            "make",
-            "--no-print-directory",
-            "services",
-            f"TEST_DATABASE_URL=postgres://tester@127.0.0.1:{pg}/tracker",
-            f"REDIS_URL=redis://127.0.0.1:{redis}/0",
-        ],
+def _make_services(*, database_url: str, redis_url: str) -> subprocess.CompletedProcess:
+    """`make services` for these URLs with provisioning off, as a caller without root would see it."""
+    return subprocess.run(
+        ["make", "--no-print-directory", "services", f"TEST_DATABASE_URL={database_url}", f"REDIS_URL={redis_url}"],
         cwd=ROOT,
         env=os.environ | {"TRACKER_PROVISION": "0"},
         capture_output=True,
         text=True,
         timeout=60,
+    )
+
+
+def test_make_services_stops_at_once_with_how_to_provide_them_when_provisioning_is_off():
+    pg, redis = _closed_port(), _closed_port()
+    started = time.monotonic()
+    result = _make_services(
+        database_url=f"postgres://tester@127.0.0.1:{pg}/tracker", redis_url=f"redis://127.0.0.1:{redis}/0"
     )
     elapsed = time.monotonic() - started
 
@@ -47,19 +48,8 @@ def test_make_services_stops_at_once_with_how_to_provide_them_when_provisioning_
 
 def test_make_services_is_quiet_and_installs_nothing_when_both_answer():
     """The suite's own services answer (conftest checked them), so a second provisioning is a no-op."""
-    result = subprocess.run(
-        [
-            "make",
-            "--no-print-directory",
-            "services",
-            f"TEST_DATABASE_URL={os.environ['DATABASE_URL']}",
-            f"REDIS_URL={os.environ.get('REDIS_URL', 'redis://127.0.0.1:6379/0')}",
-        ],
-        cwd=ROOT,
-        env=os.environ | {"TRACKER_PROVISION": "0"},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = _make_services(
+        database_url=os.environ["DATABASE_URL"], redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
