@@ -182,7 +182,7 @@ def projects_needing_attention(*, user: AbstractBaseUser, organization: Organiza
     rows = with_overdue_reviews(
         with_budget_status(with_spend_to_date(projects, as_of=today), as_of=today), as_of=today
     ).order_by("name", "pk")
-    unmet = {row.pk: _unmet_gates(row) for row in _project_rows(projects, timezone.now())}
+    unmet = {row.pk: _unmet_gates(row) for row in _project_rows(projects.select_related(None), timezone.now())}
     needing = []
     for row in rows:
         row.budget = budget_status_of(row)
