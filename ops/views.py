@@ -25,6 +25,8 @@ from ops.forms import (
 )
 from ops.models import AttentionReason, Report, ReportKind, ReportSpan, ReportState, Risk, RiskStatus, Severity
 from ops.selectors.dashboard import HeatCell, risk_overview
+from ops.selectors.portfolio import week_before
+from ops.selectors.reports import status_sections
 from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role
 from projects.selectors import organization_list
@@ -237,8 +239,7 @@ def report_index(request: HttpRequest) -> HttpResponse:
     weeks: dict[tuple[dt.date, dt.date], list[Report]] = {}
     for report in page:
         weeks.setdefault((report.period_start, report.period_end), []).append(report)
-    today = organization_today(request.organization)
-    last_week = today - dt.timedelta(days=today.weekday() + 7)
+    last_week, _ = week_before(organization=request.organization)
     context = {
         "weeks": weeks,
         "page": page,
@@ -358,7 +359,7 @@ def report_context(report: Report) -> dict:
         return {}
     context: dict = {"headline": report_headline(report)}
     if report.kind == ReportKind.STATUS:
-        projects = data.get("projects", [])
+        projects = status_sections(data)
         ranked = sorted(projects, key=lambda p: float(p["spend_period"] or 0), reverse=True)[:15]
         context["projects"] = projects
         context["attention"] = [

@@ -122,7 +122,7 @@ class ProjectFilter(django_filters.FilterSet):
             ("stage", "stage"),
             ("health", "health"),
             ("spend_to_date", "spend"),
-            ("budget_total", "budget"),
+            ("budget_amount", "budget"),
             ("open_risks", "risks"),
             ("updated_at", "updated"),
         ),

@@ -1,10 +1,7 @@
 """Reads of the projects app that are more than a `get`."""
 
-from decimal import Decimal
-
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, DecimalField, OuterRef, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 
 from projects.models import (
     ApiToken,
@@ -40,35 +37,6 @@ def organization_list(*, user: AbstractBaseUser) -> QuerySet[Organization]:
 def project_list(*, user: AbstractBaseUser) -> QuerySet[Project]:
     """Return the projects of every organization the user belongs to."""
     return Project.objects.filter(organization__in=organization_list(user=user)).select_related("organization", "team")
-
-
-def project_list_with_figures(*, user: AbstractBaseUser) -> QuerySet[Project]:
-    """Return the user's projects annotated with spend to date, total budget and risk counts.
-
-    Each figure is a correlated subquery, so a page of projects costs one query whatever its size
-    and the sums are not multiplied by joins.
-    """
-    from ops.models import Budget, CostEntry, Risk, RiskStatus, Severity
-
-    def total(model, column: str) -> Coalesce:
-        rows = model.objects.filter(project=OuterRef("pk")).order_by().values("project")
-        return Coalesce(
-            Subquery(rows.annotate(t=Sum(column)).values("t")),
-            Value(Decimal(0)),
-            output_field=DecimalField(max_digits=16, decimal_places=4),
-        )
-
-    def risks(**filters: object) -> Coalesce:
-        rows = Risk.objects.filter(project=OuterRef("pk"), status__in=RiskStatus.active(), **filters)
-        rows = rows.order_by().values("project").annotate(n=Count("pk")).values("n")
-        return Coalesce(Subquery(rows), Value(0))
-
-    return project_list(user=user).annotate(
-        spend_to_date=total(CostEntry, "amount"),
-        budget_total=total(Budget, "amount"),
-        open_risks=risks(),
-        critical_risks=risks(severity=Severity.CRITICAL),
-    )
 
 
 def api_token_list(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:

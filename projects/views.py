@@ -29,6 +29,7 @@ from ops.forms import (
     RiskForm,
 )
 from ops.selectors.dashboard import portfolio_overview, project_detail
+from ops.selectors.portfolio import budget_status_of, project_list_with_figures
 from projects import services
 from projects.forms import (
     ApiTokenForm,
@@ -50,7 +51,6 @@ from projects.selectors import (
     invitation_list,
     membership_list,
     project_list,
-    project_list_with_figures,
     service_token_list,
 )
 from tracker.exceptions import DomainError, NotPermitted, TransitionRefused
@@ -109,6 +109,8 @@ def project_index(request: HttpRequest) -> HttpResponse:
     filters = ProjectFilter(request.GET, queryset=projects, organization=request.organization)
     rows = filters.qs
     page = Paginator(rows.order_by(*rows.query.order_by, "name", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+    for project in page:
+        project.budget = budget_status_of(project)
     query = request.GET.copy()
     query.pop("page", None)
     filtered = any(value for key, value in request.GET.items() if key not in ("page", "sort"))

@@ -17,7 +17,6 @@ from ops.catalogue import CATALOGUE
 from ops.demo.story import (
     CENT,
     DEMO_USERS,
-    MTOK,
     ORG_NAME,
     ORG_SLUG,
     PERSONAS,
@@ -37,6 +36,7 @@ from ops.models import (
     RiskStatus,
     Treatment,
 )
+from ops.selectors.portfolio import usage_price
 from ops.services import (
     budget_create,
     cost_entry_create,
@@ -218,17 +218,16 @@ def _usage_entries(spec, project, timeline, today, prices, rng, by) -> list[Cost
         for use in spec.usage:
             volume = 2 * use.requests * share * (1 + (use.growth - 1) * elapsed) * rng.uniform(0.8, 1.2)
             requests = int(volume)
-            tokens_in, tokens_out = requests * use.input_tokens, requests * use.output_tokens
-            cached = tokens_in // 4 if "llama" not in use.model else 0
+            prompt_tokens, tokens_out = requests * use.input_tokens, requests * use.output_tokens
+            # A quarter of the prompt is served from cache; `input_tokens` excludes those, as in usage_ingest.
+            cached = prompt_tokens // 4 if "llama" not in use.model else 0
+            tokens_in = prompt_tokens - cached
             price = _price_on(prices, use.model, day)
             amount = None
             if price is not None:
-                amount = (
-                    (tokens_in - cached) * price.input_per_mtok
-                    + cached * (price.cached_input_per_mtok or price.input_per_mtok)
-                    + tokens_out * price.output_per_mtok
-                ) / MTOK
-                amount = amount.quantize(Decimal("0.0001"))
+                amount = usage_price(
+                    price=price, input_tokens=tokens_in, cached_input_tokens=cached, output_tokens=tokens_out
+                )
             entry = CostEntry(
                 project=project,
                 date=day,

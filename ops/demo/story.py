@@ -26,7 +26,7 @@ from projects.models import (
 )
 
 ORG_NAME, ORG_SLUG = "Northwind Group", "northwind-group"
-CENT, MTOK = Decimal("0.01"), Decimal(1_000_000)
+CENT = Decimal("0.01")
 
 # One login per role. None is a platform superuser unless asked (`seed_demo --superuser`): an
 # organization's admin manages its members, the Django admin is the platform operators' tool.

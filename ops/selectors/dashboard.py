@@ -9,9 +9,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncMonth
 
 from ops.models import (
@@ -26,9 +25,24 @@ from ops.models import (
     RiskStatus,
     Severity,
 )
-from projects.gates import GateCheck, project_gates
+from ops.selectors.portfolio import (
+    ProjectBudgets,
+    Spend,
+    attention_rank,
+    attention_reasons,
+    budget_status,
+    budget_status_of,
+    created_on,
+    latest_metrics,
+    spend_to_date,
+    status_stale,
+    with_budget_status,
+    with_overdue_reviews,
+    with_spend_to_date,
+)
+from projects.gates import GateCheck, gates_annotate, gates_unmet, project_gates
 from projects.models import Health, Organization, Project, Stage, StageTransition, StatusUpdate
-from projects.selectors import project_list_with_figures
+from projects.selectors import project_list
 from projects.services import organization_today
 
 MONTHS = 12
@@ -80,12 +94,10 @@ class ProjectDetail:
     heatmap: list[list[HeatCell]]
     infrastructure: list[InfrastructureComponent]
     metrics: list[QualityMetric]
+    budgets: ProjectBudgets
+    spend: Spend
     next_stage: str | None
     gates: list[GateCheck] = field(default_factory=list)
-
-    @property
-    def spend_total(self) -> Decimal:
-        return sum((row["total"] or Decimal(0) for row in self.by_category), Decimal(0))
 
 
 def _month_starts(today: dt.date, count: int = MONTHS) -> list[dt.date]:
@@ -159,37 +171,30 @@ def risk_heatmap(*, organization: Organization, risks: QuerySet[Risk] | None = N
     return _heatmap(risks)
 
 
-def projects_needing_attention(*, user: AbstractBaseUser, organization: Organization) -> QuerySet[Project]:
-    """Return the live projects that are red or amber, over budget, stale or with an overdue risk review."""
+def projects_needing_attention(*, user: AbstractBaseUser, organization: Organization) -> list[Project]:
+    """Return the live projects that need attention today (`portfolio.attention_reasons`), most urgent first.
+
+    Each project carries `attention` (its reasons), `budget` (its budget status) and `stale`.
+    """
     today = organization_today(organization)
-    overdue = Risk.objects.filter(project=OuterRef("pk"), status__in=RiskStatus.active(), next_review_date__lt=today)
-    stale_before = today - dt.timedelta(days=settings.RISK_SIGNAL_STALE_STATUS_DAYS)
-    return (
-        project_list_with_figures(user=user)
-        .filter(organization=organization, archived=False)
-        .exclude(stage=Stage.RETIRED)
-        .annotate(overdue_reviews=Exists(overdue))
-        .annotate(
-            over_budget=Case(
-                When(budget_total__gt=0, spend_to_date__gt=F("budget_total"), then=Value(1)),
-                default=Value(0),
-                output_field=IntegerField(),
-            ),
-            stale=Case(
-                When(Q(last_status_date__isnull=True) | Q(last_status_date__lt=stale_before), then=Value(1)),
-                default=Value(0),
-                output_field=IntegerField(),
-            ),
-            urgency=Case(
-                When(health=Health.RED, then=Value(0)),
-                When(health=Health.AMBER, then=Value(1)),
-                default=Value(2),
-                output_field=IntegerField(),
-            ),
+    projects = project_list(user=user).filter(organization=organization, archived=False).exclude(stage=Stage.RETIRED)
+    rows = gates_annotate(
+        with_overdue_reviews(with_budget_status(with_spend_to_date(projects, as_of=today), as_of=today), as_of=today)
+    ).order_by("name", "pk")
+    needing = []
+    for row in rows:
+        row.budget = budget_status_of(row)
+        row.stale = status_stale(last_status_date=row.last_status_date, created_on=created_on(row), as_of=today)
+        row.attention = attention_reasons(
+            health=row.health,
+            over_budget=row.budget is not None and row.budget.over_budget,
+            stale=row.stale,
+            overdue_reviews=row.overdue_reviews,
+            unmet_gates=gates_unmet(row=row),
         )
-        .filter(Q(health__in=[Health.RED, Health.AMBER]) | Q(over_budget=1) | Q(stale=1) | Q(overdue_reviews=True))
-        .order_by("urgency", "-over_budget", "name")
-    )
+        if row.attention:
+            needing.append(row)
+    return sorted(needing, key=lambda row: attention_rank(health=row.health, reasons=row.attention))
 
 
 def portfolio_overview(*, user: AbstractBaseUser, organization: Organization) -> PortfolioOverview:
@@ -219,7 +224,7 @@ def portfolio_overview(*, user: AbstractBaseUser, organization: Organization) ->
         funnel=[(s.value, s.label, counts[f"stage_{s.value}"]) for s in Stage],
         months=months,
         top_risks=top_risks,
-        needs_attention=list(projects_needing_attention(user=user, organization=organization)[:8]),
+        needs_attention=projects_needing_attention(user=user, organization=organization)[:8],
         latest_reports=list(
             Report.objects.filter(organization=organization)
             .select_related("project")
@@ -232,16 +237,6 @@ def project_detail(*, project: Project) -> ProjectDetail:
     """Return everything the project page shows, each part one query."""
     today = organization_today(project.organization)
     costs = CostEntry.objects.filter(project=project)
-    latest_date = QualityMetric.objects.filter(
-        project=OuterRef("project"), metric=OuterRef("metric"), name=OuterRef("name")
-    ).order_by("-date", "-id")
-    metrics, seen = [], set()
-    for metric in QualityMetric.objects.filter(project=project, id=Subquery(latest_date.values("id")[:1])).order_by(
-        "metric", "name"
-    ):
-        if (metric.metric, metric.name) not in seen:
-            seen.add((metric.metric, metric.name))
-            metrics.append(metric)
     risks = Risk.objects.filter(project=project)
     next_stage = Stage.following(project.stage)
     return ProjectDetail(
@@ -253,7 +248,7 @@ def project_detail(*, project: Project) -> ProjectDetail:
         months=_monthly(costs, Budget.objects.filter(project=project), today),
         by_category=[
             row | {"label": CostCategory(row["category"]).label}
-            for row in costs.filter(amount__isnull=False)
+            for row in costs.filter(amount__isnull=False, date__lte=today)
             .order_by()
             .values("category")
             .annotate(total=Sum("amount"))
@@ -275,7 +270,9 @@ def project_detail(*, project: Project) -> ProjectDetail:
         risks=list(risks.select_related("owner").order_by(_active_first(), "-score", "title")),
         heatmap=_heatmap(risks.filter(status__in=RiskStatus.active())),
         infrastructure=list(InfrastructureComponent.objects.filter(project=project).order_by("environment", "kind")),
-        metrics=metrics,
+        metrics=latest_metrics(project=project, as_of=today),
+        budgets=budget_status(project=project, as_of=today),
+        spend=spend_to_date(project=project, as_of=today),
         next_stage=next_stage,
         gates=project_gates(project=project, to_stage=next_stage) if next_stage else [],
     )

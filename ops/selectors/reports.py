@@ -10,7 +10,7 @@ import datetime as dt
 import io
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +18,6 @@ from django.db.models import (
     Case,
     Count,
     F,
-    FilteredRelation,
     Max,
     OuterRef,
     Q,
@@ -29,10 +28,10 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import Coalesce, RowNumber
+from django.utils import timezone
 
 from ops.models import (
     AttentionReason,
-    Budget,
     CostEntry,
     Hosting,
     InfrastructureComponent,
@@ -47,6 +46,20 @@ from ops.models import (
     RiskSource,
     RiskStatus,
     Severity,
+)
+from ops.selectors.portfolio import (
+    NO_BUDGET_FIELDS,
+    ProjectBudgets,
+    Spend,
+    attention_rank,
+    attention_reasons,
+    budget_statuses,
+    latest_metrics_by_project,
+    money_field,
+    report_week,
+    spends_to_date,
+    status_stale,
+    with_overdue_reviews,
 )
 from projects.gates import gates_annotate, gates_unmet
 from projects.models import (
@@ -69,12 +82,6 @@ HEALTH_RANK = {Health.RED: 0, Health.AMBER: 1, Health.GREEN: 2}
 SEVERITIES = [s.value for s in Severity]
 
 
-def report_week(day: dt.date) -> tuple[dt.date, dt.date]:
-    """Return the Monday and the Sunday (inclusive) of the week containing `day`."""
-    start = day - dt.timedelta(days=day.weekday())
-    return start, start + dt.timedelta(days=6)
-
-
 def report_period(*, day: dt.date, span: str) -> tuple[dt.date, dt.date]:
     """Return the first and last day (inclusive) of the week (Monday–Sunday) or calendar month containing `day`."""
     if span == ReportSpan.MONTH:
@@ -89,16 +96,6 @@ def period_bounds(organization: Organization, start: dt.date, end: dt.date) -> t
         dt.datetime.combine(start, dt.time.min, tzinfo=tz),
         dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
     )
-
-
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(Decimal(value).quantize(CENT, ROUND_HALF_UP))
-
-
-def _pct(part: Decimal | None, whole: Decimal | None) -> str | None:
-    if part is None or not whole:
-        return None
-    return str((Decimal(part) * 100 / Decimal(whole)).quantize(TENTH, ROUND_HALF_UP))
 
 
 def _noop(progress: int, label: str) -> None:
@@ -149,46 +146,19 @@ def _project_rows(projects: QuerySet[Project], end_dt: dt.datetime) -> QuerySet[
     )
 
 
-def _current_budgets(projects: QuerySet[Project], period_end: dt.date) -> dict[int, Budget]:
-    """Return each project's overall budget covering the end of the period (one query).
-
-    With overlapping budgets the one starting last (then the one created last) wins.
-    """
-    budgets = (
-        Budget.objects.filter(
-            project__in=projects.values("pk"), category="", period_start__lte=period_end, period_end__gte=period_end
-        )
-        .only("project", "amount", "period_start", "period_end")
-        .order_by("project_id", "period_start", "pk")
-    )
-    return {budget.project_id: budget for budget in budgets}
-
-
-def _cost_figures(
-    projects: QuerySet[Project], budgets: Iterable[Budget], start: dt.date, end: dt.date
-) -> dict[int, dict[str, Any]]:
-    """Return spend, spend in the current budget, tokens and unpriced counts per project id (one grouped query).
-
-    Each project's current budget (at most one) is joined to its entries, so the spend since the
-    budget started is one more filtered sum of the same pass instead of a second walk over the entries.
-    """
+def _period_figures(projects: QuerySet[Project], start: dt.date, end: dt.date) -> dict[int, dict[str, Any]]:
+    """Return spend, tokens and unpriced counts in the period per project id (one grouped query)."""
     in_period = Q(date__gte=start)
-    # An IN list of ids: a FilteredRelation condition cannot hold a subquery. At most one id per project.
-    current = FilteredRelation("project__budgets", condition=Q(project__budgets__in=[b.pk for b in budgets] or [0]))
     rows = (
-        CostEntry.objects.filter(project__in=projects.values("pk"), date__lte=end)
-        .annotate(current_budget=current)
+        CostEntry.objects.filter(project__in=projects.values("pk"), date__gte=start, date__lte=end)
         .order_by()
         .values("project")
         .annotate(
-            spend_period=Sum("amount", filter=in_period),
-            spend_to_date=Sum("amount"),
-            spend_budget=Sum("amount", filter=Q(date__gte=F("current_budget__period_start"))),
+            spend_period=Sum("amount"),
             input_tokens=Sum("input_tokens", filter=in_period),
             cached_input_tokens=Sum("cached_input_tokens", filter=in_period),
             output_tokens=Sum("output_tokens", filter=in_period),
-            unpriced_period=Count("pk", filter=in_period & Q(amount__isnull=True)),
-            unpriced_to_date=Count("pk", filter=Q(amount__isnull=True)),
+            unpriced_period=Count("pk", filter=Q(amount__isnull=True)),
         )
     )
     return {row.pop("project"): row for row in rows}
@@ -225,34 +195,16 @@ def _trend_word(healths: list[str]) -> str:
     return "improving" if delta > 0 else "worsening" if delta < 0 else "steady"
 
 
-def _latest_metrics(projects: QuerySet[Project], end: dt.date) -> dict[int, list[dict[str, Any]]]:
-    """Return the latest value of each metric per project by the end of the period (one window query)."""
-    ranked = (
-        QualityMetric.objects.filter(project__in=projects.values("pk"), date__lte=end)
-        .annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=[F("project_id"), F("metric"), F("name")],
-                order_by=[F("date").desc(), F("id").desc()],
-            )
-        )
-        .filter(rank=1)
-        .order_by("project_id", "metric", "name")
-    )
-    metrics: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for m in ranked:
-        metrics[m.project_id].append(
-            {
-                "metric": m.metric,
-                "label": m.label,
-                "value": m.value,
-                "threshold": m.threshold,
-                "higher_is_better": m.higher_is_better,
-                "breached": m.breached,
-                "date": m.date.isoformat(),
-            }
-        )
-    return metrics
+def _metric_row(m: QualityMetric) -> dict[str, Any]:
+    return {
+        "metric": m.metric,
+        "label": m.label,
+        "value": m.value,
+        "threshold": m.threshold,
+        "higher_is_better": m.higher_is_better,
+        "breached": m.breached,
+        "date": m.date.isoformat(),
+    }
 
 
 def _severity_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
@@ -276,8 +228,10 @@ def status_report_data(
     # Each step commits an UPDATE of the report row: a few, each before the queries that take the time.
     on_step(10, "Projects, budgets and costs")
     rows = list(_project_rows(projects, end_dt))
-    budgets = _current_budgets(projects, period_end)
-    costs = _cost_figures(projects, budgets.values(), period_start, period_end)
+    # The rules read as of the period's last day: budget status, spend to date, metrics, stale status.
+    budgets = budget_statuses(projects=projects, as_of=period_end)
+    spends = spends_to_date(projects=projects, as_of=period_end)
+    costs = _period_figures(projects, period_start, period_end)
     on_step(60, "Status history, metrics, risks and infrastructure")
     history = _status_history(projects, period_end)
     moves: dict[int, list[dict[str, str]]] = defaultdict(list)
@@ -287,7 +241,10 @@ def status_report_data(
         moves[move.project_id].append(
             {"from": move.from_stage, "to": move.to_stage, "at": move.at.astimezone(organization.tzinfo).isoformat()}
         )
-    metrics = _latest_metrics(projects, period_end)
+    metrics = latest_metrics_by_project(projects=projects, as_of=period_end)
+    overdue = set(
+        with_overdue_reviews(projects, as_of=period_end).filter(overdue_reviews=True).values_list("pk", flat=True)
+    )
     # Portfolio-wide risks (no project) count in the organization's totals, not in a project report.
     scope = Q(project__in=projects.values("pk")) if project else Q(project__in=projects.values("pk")) | Q(project=None)
     risk_rows = list(
@@ -309,21 +266,16 @@ def status_report_data(
     by_provider = Counter(provider for _, provider in {(pk, provider) for pk, provider, _ in components})
     by_hosting = Counter(hosting for _, hosting in {(pk, hosting) for pk, _, hosting in components})
 
-    stale_days = settings.RISK_SIGNAL_STALE_STATUS_DAYS
     sections, attention = [], []
     for p in rows:
-        cost = costs.get(p.pk, {})
-        budget = budgets.get(p.pk)
-        amount = budget_spend = forecast = None
-        if budget is not None:
-            amount, budget_spend = budget.amount, cost.get("spend_budget") or Decimal(0)
-            elapsed = (period_end - budget.period_start).days + 1
-            forecast = budget_spend / elapsed * ((budget.period_end - budget.period_start).days + 1)
+        cost, spend = costs.get(p.pk, {}), spends.get(p.pk, Spend())
+        project_budgets = budgets.get(p.pk, ProjectBudgets())
+        budget = project_budgets.overall
         updates = history.get(p.pk, [])
         health, progress, last_status = updates[0] if updates else ("", None, None)
         healths = [update[0] for update in reversed(updates)]
-        stale = p.stage_asof != Stage.RETIRED and (last_status is None or (period_end - last_status).days > stale_days)
-        over_budget = budget is not None and budget_spend > amount
+        created = timezone.localdate(p.created_at, organization.tzinfo)
+        stale = status_stale(last_status_date=last_status, created_on=created, as_of=period_end)
         tokens = {k: cost.get(k) or 0 for k in ("input_tokens", "cached_input_tokens", "output_tokens")}
         section = {
             "id": p.pk,
@@ -338,34 +290,32 @@ def status_report_data(
             "health_direction": _trend_word(healths),
             "progress": progress,
             "last_status_date": last_status.isoformat() if last_status else None,
-            "spend_period": _money(cost.get("spend_period") or Decimal(0)),
-            "spend_to_date": _money(cost.get("spend_to_date") or Decimal(0)),
-            "budget": _money(amount),
-            "budget_period": [budget.period_start.isoformat(), budget.period_end.isoformat()] if budget else None,
-            "budget_spend": _money(budget_spend),
-            "budget_used_pct": _pct(budget_spend, amount),
-            "forecast_spend": _money(forecast),
-            "forecast_pct": _pct(forecast, amount),
+            "stale": stale,
+            "spend_period": money_field(cost.get("spend_period") or Decimal(0)),
+            "spend_to_date": money_field(spend.amount),
+            **(budget.as_fields() if budget else NO_BUDGET_FIELDS),
+            "budget_categories": [{"category": b.category, **b.as_fields()} for b in project_budgets.categories],
             "tokens": tokens | {"total": sum(tokens.values())},
             "unpriced_entries_period": cost.get("unpriced_period", 0),
-            "unpriced_entries_to_date": cost.get("unpriced_to_date", 0),
-            "cost_incomplete": bool(cost.get("unpriced_to_date")),
-            "metrics": metrics.get(p.pk, []),
+            "unpriced_entries_to_date": spend.unpriced_entries,
+            "cost_incomplete": spend.incomplete,
+            "metrics": [_metric_row(m) for m in metrics.get(p.pk, [])],
             "open_risks": _severity_counts(risks_by_project.get(p.pk, [])),
             "unmet_gates": gates_unmet(row=p),
         }
-        reasons = []
-        if section["health"] in (Health.RED, Health.AMBER):
-            reasons.append(f"health_{section['health']}")
-        if over_budget:
-            reasons.append("over_budget")
-        if stale:
-            reasons.append("stale")
-        if section["unmet_gates"]:
-            reasons.append("blocked_gates")
+        reasons = attention_reasons(
+            health=health,
+            over_budget=section["over_budget"],
+            stale=stale,
+            overdue_reviews=p.pk in overdue,
+            unmet_gates=section["unmet_gates"],
+        )
         if reasons and p.stage_asof != Stage.RETIRED:
-            attention.append({"id": p.pk, "name": p.name, "reasons": reasons})
+            attention.append(
+                (attention_rank(health=health, reasons=reasons), {"id": p.pk, "name": p.name, "reasons": reasons})
+            )
         sections.append(section)
+    attention = [item for _, item in sorted(attention, key=lambda ranked: ranked[0])]
 
     def total(key: str) -> Decimal:
         return sum((Decimal(s[key]) for s in sections if s[key] is not None), Decimal(0))
@@ -377,10 +327,10 @@ def status_report_data(
         "by_industry": dict(Counter(s["industry"] for s in sections)),
         "by_provider": dict(by_provider),
         "by_hosting": dict(by_hosting),
-        "spend_period": _money(total("spend_period")),
-        "spend_to_date": _money(total("spend_to_date")),
-        "budget": _money(total("budget")),
-        "budget_spend": _money(total("budget_spend")),
+        "spend_period": money_field(total("spend_period")),
+        "spend_to_date": money_field(total("spend_to_date")),
+        "budget_amount": money_field(total("budget_amount")),
+        "budget_spend": money_field(total("budget_spend")),
         "tokens": sum(s["tokens"]["total"] for s in sections),
         "unpriced_entries_period": sum(s["unpriced_entries_period"] for s in sections),
         "cost_incomplete": any(s["cost_incomplete"] for s in sections),
@@ -595,11 +545,14 @@ STATUS_COLUMNS = [
     "progress",
     "spend_period",
     "spend_to_date",
-    "budget",
+    "budget_period_start",
+    "budget_period_end",
+    "budget_amount",
     "budget_spend",
     "budget_used_pct",
-    "forecast_spend",
-    "forecast_pct",
+    "budget_forecast",
+    "over_budget",
+    "over_tolerance",
     "tokens_total",
     "cost_incomplete",
     "open_risks_critical",
@@ -609,6 +562,35 @@ STATUS_COLUMNS = [
     "breached_metrics",
 ]
 RISK_COLUMNS = ["id", "title", "project", "category", "likelihood", "impact", "score", "severity", "status", "owner"]
+
+
+# Reports stored before the budget status had one set of names: old name → new name.
+LEGACY_SECTION_KEYS = {"budget": "budget_amount", "forecast_spend": "budget_forecast"}
+
+
+def status_section(section: dict[str, Any]) -> dict[str, Any]:
+    """Return a stored status report's project section under the current field names.
+
+    Sections stored before the shared budget-status names had `budget`, `budget_period` and
+    `forecast_spend`, and no over-budget flags: map them, and derive `over_budget` from the figures.
+    """
+    if "budget_amount" in section:
+        return section
+    upgraded = {LEGACY_SECTION_KEYS.get(key, key): value for key, value in section.items()}
+    start, end = upgraded.pop("budget_period", None) or (None, None)
+    amount, spent = upgraded.get("budget_amount"), upgraded.get("budget_spend")
+    upgraded.pop("forecast_pct", None)
+    return upgraded | {
+        "budget_period_start": start,
+        "budget_period_end": end,
+        "over_budget": amount is not None and Decimal(spent) > Decimal(amount),
+        "over_tolerance": None,
+    }
+
+
+def status_sections(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the project sections of a stored status report, each under the current field names."""
+    return [status_section(section) for section in data.get("projects", [])]
 
 
 def _status_csv_row(section: dict[str, Any]) -> list[Any]:
@@ -628,7 +610,7 @@ MD_STATUS_COLUMNS = [
     "Spend in period",
     "Spend to date",
     "Budget used",
-    "Forecast",
+    "Forecast at period end",
     "Tokens",
 ]
 MD_RISK_COLUMNS = [
@@ -660,7 +642,7 @@ def _md_status_row(section: dict[str, Any], organization: Organization) -> list[
         money(section["spend_period"], organization),
         money(section["spend_to_date"], organization),
         percent(section["budget_used_pct"], organization),
-        percent(section["forecast_pct"], organization),
+        money(section["budget_forecast"], organization),
         number(section["tokens"]["total"], organization),
     ]
 
@@ -699,7 +681,7 @@ def report_markdown(report: Report) -> str:
             for a in data["needs_attention"]
         ] or ["Nothing."]
         lines += ["", "## Projects", ""]
-        lines += _md_table(MD_STATUS_COLUMNS, (_md_status_row(s, organization) for s in data["projects"]))
+        lines += _md_table(MD_STATUS_COLUMNS, (_md_status_row(s, organization) for s in status_sections(data)))
     else:
         lines += ["", "## Heat map (likelihood × impact)", ""]
         lines += _md_table(
@@ -729,7 +711,7 @@ def report_csv(report: Report) -> str:
     currency = data["organization"]["currency"]
     if report.kind == ReportKind.STATUS:
         writer.writerow([*STATUS_COLUMNS, "currency"])
-        writer.writerows([*_status_csv_row(s), currency] for s in data["projects"])
+        writer.writerows([*_status_csv_row(s), currency] for s in status_sections(data))
     else:
         writer.writerow(["section", *RISK_COLUMNS])
         for key in ["top_risks", *RISK_LIST_TITLES]:

@@ -20,14 +20,13 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from ops.models import CostCategory, CostEntry, CostSource, ModelPrice
+from ops.selectors.portfolio import usage_price
 from projects.audit import audit_record_copied, audit_record_created
 from projects.models import Membership, Project, Role
 from tracker.exceptions import NotPermitted, ValidationFailed
 
 MAX_ROWS = 10_000
 MAX_BIGINT = 2**63 - 1
-MTOK = Decimal(1_000_000)
-AMOUNT_QUANTUM = Decimal("0.0001")
 
 
 @dataclass(frozen=True)
@@ -341,8 +340,8 @@ def _price_lookup(rows: list[dict[str, Any]], projects: dict[int, Project]) -> d
 def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
     """Turn token usage into inference costs priced with the price valid on each row's date.
 
-    `input_tokens` excludes cached input tokens, which are priced at the cached-input price (or
-    the input price when the model has none). Each entry keeps the price it used. A model with
+    Each row is priced by `portfolio.usage_price` (`input_tokens` excludes cached input tokens,
+    which are counted and priced apart). Each entry keeps the price it used. A model with
     no price in the organization, or a date before its first price, refuses the whole batch.
     """
     rows = _parse_rows(entries, USAGE_ROW)
@@ -363,16 +362,16 @@ def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
             ]
             continue
         price = history[at]
-        cached = row.get("cached_input_tokens", 0)
-        cached_rate = price.input_per_mtok if price.cached_input_per_mtok is None else price.cached_input_per_mtok
-        amount = (
-            (row["input_tokens"] * price.input_per_mtok + row["output_tokens"] * price.output_per_mtok)
-            + cached * cached_rate
-        ) / MTOK
+        amount = usage_price(
+            price=price,
+            input_tokens=row["input_tokens"],
+            cached_input_tokens=row.get("cached_input_tokens", 0),
+            output_tokens=row["output_tokens"],
+        )
         if amount >= limit:
             errors[f"entries.{index}.input_tokens"] = ["The cost of this usage is too large to record."]
             continue
-        row["amount"] = amount.quantize(AMOUNT_QUANTUM)
+        row["amount"] = amount
         row["price_id"] = price.pk
         row.setdefault("description", f"Token usage: {row['model']}")
     if errors:

@@ -26,7 +26,8 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
 
 from ops.models import Report, ReportKind, ReportSpan, ReportState
-from ops.selectors.reports import BUILDERS, report_headline, report_period, report_week
+from ops.selectors.portfolio import week_before
+from ops.selectors.reports import BUILDERS, report_headline, report_period
 from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require
 from tracker.exceptions import Conflict, ServiceUnavailable, ValidationFailed
@@ -279,8 +280,7 @@ def reports_schedule(*, now: dt.datetime | None = None) -> list[Report]:
     weeks = settings.REPORT_CATCH_UP_WEEKS
     wanted: list[tuple[Organization, dt.date]] = []
     for organization in Organization.objects.order_by("pk"):
-        local_today = timezone.localdate(now, organization.tzinfo)
-        last_start = report_week(local_today)[0] - dt.timedelta(days=7)
+        last_start, _ = week_before(organization=organization, now=now)
         created = timezone.localdate(organization.created_at, organization.tzinfo)
         for n in range(weeks):
             start = last_start - dt.timedelta(days=7 * n)

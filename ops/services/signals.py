@@ -18,7 +18,6 @@ from django.db import transaction
 from django.db.models import (
     Case,
     Count,
-    DecimalField,
     Exists,
     F,
     IntegerField,
@@ -28,32 +27,28 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
-    Value,
     When,
-    Window,
 )
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ops.models import (
-    Budget,
     ComponentKind,
     CostEntry,
     Environment,
     InfrastructureComponent,
     MetricKind,
     ModelPrice,
-    QualityMetric,
     Risk,
     RiskAssessment,
     RiskCategory,
     RiskSource,
     RiskStatus,
 )
+from ops.selectors.portfolio import budget_statuses, latest_metrics_by_project, status_stale, status_stale_q
 from projects.models import DataClassification, Organization, Project, Stage
 from projects.services import organization_today
 
-MONEY = DecimalField(max_digits=18, decimal_places=4)
 METRIC_CATEGORY = {
     MetricKind.TOXICITY_RATE: RiskCategory.ETHICS_BIAS,
     MetricKind.LATENCY_P95_MS: RiskCategory.OPERATIONAL,
@@ -87,92 +82,64 @@ def _projects(organization: Organization) -> QuerySet[Project]:
 
 
 def _budget_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
-    """budget_overrun / budget_forecast_overrun: spend of a current budget's period vs amount + tolerance."""
-    costs = CostEntry.objects.filter(
-        project=OuterRef("project"), date__gte=OuterRef("period_start"), date__lte=today
-    ).order_by()
-    total = costs.values("project").annotate(t=Sum("amount")).values("t")
-    in_category = costs.filter(category=OuterRef("category")).values("project").annotate(t=Sum("amount")).values("t")
-    budgets = (
-        Budget.objects.filter(project__in=_projects(organization), period_start__lte=today, period_end__gte=today)
-        .annotate(
-            spend=Coalesce(
-                Case(When(category="", then=Subquery(total)), default=Subquery(in_category)),
-                Value(Decimal(0)),
-                output_field=MONEY,
-            )
-        )
-        .select_related("project")
-        .order_by("pk")
-    )
+    """budget_overrun / budget_forecast_overrun: each current budget's status (`portfolio.budget_statuses`)."""
+    projects = _projects(organization)
+    names = dict(projects.values_list("pk", "name"))
     min_days = settings.RISK_SIGNAL_FORECAST_MIN_DAYS
-    for b in budgets:
-        limit = b.amount * (1 + b.tolerance_pct / 100)
-        scope = f"{b.get_category_display().lower()} budget" if b.category else "budget"
-        elapsed = (today - b.period_start).days + 1
-        forecast = b.spend / elapsed * ((b.period_end - b.period_start).days + 1)
-        used = f"{b.spend / b.amount * 100:.0f}%" if b.amount else "all"
-        if b.spend > limit:
-            yield Finding(
-                "budget_overrun",
-                f"budget_overrun:budget:{b.pk}",
-                b.project_id,
-                f"{b.project.name}: spend is over its {scope}",
-                f"Spent {b.spend:.2f} {organization.currency} of {b.amount} ({used}) in "
-                f"{b.period_start} – {b.period_end}; tolerance {b.tolerance_pct}%.",
-                RiskCategory.COST,
-                5,
-                4 if b.spend > 2 * limit else 3,
-            )
-        elif elapsed >= min_days and forecast > limit:
-            yield Finding(
-                "budget_forecast_overrun",
-                f"budget_forecast_overrun:budget:{b.pk}",
-                b.project_id,
-                f"{b.project.name}: spend is forecast to overrun its {scope}",
-                f"At the current burn rate ({b.spend:.2f} {organization.currency} in {elapsed} days), spend reaches "
-                f"{forecast:.2f} by {b.period_end}, over {b.amount} + {b.tolerance_pct}% tolerance.",
-                RiskCategory.COST,
-                3,
-                3,
-            )
+    for project_id, budgets in sorted(budget_statuses(projects=projects, as_of=today).items()):
+        for b in [budgets.overall, *budgets.categories] if budgets.overall else budgets.categories:
+            scope = f"{b.category_label.lower()} budget" if b.category else "budget"
+            used = f"{b.used_pct:.0f}%" if b.used_pct is not None else "all"
+            if b.over_tolerance:
+                yield Finding(
+                    "budget_overrun",
+                    f"budget_overrun:budget:{b.budget_id}",
+                    project_id,
+                    f"{names[project_id]}: spend is over its {scope}",
+                    f"Spent {b.spend:.2f} {organization.currency} of {b.amount} ({used}) in "
+                    f"{b.period_start} – {b.period_end}; tolerance {b.tolerance_pct}%.",
+                    RiskCategory.COST,
+                    5,
+                    4 if b.spend > 2 * b.limit else 3,
+                )
+            elif b.days_elapsed >= min_days and b.forecast > b.limit:
+                yield Finding(
+                    "budget_forecast_overrun",
+                    f"budget_forecast_overrun:budget:{b.budget_id}",
+                    project_id,
+                    f"{names[project_id]}: spend is forecast to overrun its {scope}",
+                    f"At the current burn rate ({b.spend:.2f} {organization.currency} in {b.days_elapsed} days), spend "
+                    f"reaches {b.forecast:.2f} by {b.period_end}, over {b.amount} + {b.tolerance_pct}% tolerance.",
+                    RiskCategory.COST,
+                    3,
+                    3,
+                )
 
 
 def _metric_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
-    """metric_breach: the latest value of a metric is on the wrong side of its threshold."""
-    latest = (
-        QualityMetric.objects.filter(project__in=_projects(organization), date__lte=today)
-        .annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=[F("project_id"), F("metric"), F("name")],
-                order_by=[F("date").desc(), F("id").desc()],
+    """metric_breach: the latest value of a metric (`portfolio.latest_metrics`) is past its threshold."""
+    projects = _projects(organization)
+    names = dict(projects.values_list("pk", "name"))
+    for project_id, metrics in sorted(latest_metrics_by_project(projects=projects, as_of=today).items()):
+        for m in metrics:
+            if not m.breached:
+                continue
+            side = "below" if m.higher_is_better else "above"
+            yield Finding(
+                "metric_breach",
+                f"metric_breach:project:{project_id}:{m.name or m.metric}"[:200],
+                project_id,
+                f"{names[project_id]}: {m.label} {side} threshold",
+                f"{m.label} was {m.value:g} on {m.date}, {side} the threshold {m.threshold:g}.",
+                METRIC_CATEGORY.get(m.metric, RiskCategory.RELIABILITY),
+                4,
+                4 if m.metric == MetricKind.HALLUCINATION_RATE else 3,
             )
-        )
-        .filter(rank=1, threshold__isnull=False)
-        .select_related("project")
-        .order_by("project_id", "metric", "name")
-    )
-    for m in latest:
-        if not m.breached:
-            continue
-        side = "below" if m.higher_is_better else "above"
-        yield Finding(
-            "metric_breach",
-            f"metric_breach:project:{m.project_id}:{m.name or m.metric}"[:200],
-            m.project_id,
-            f"{m.project.name}: {m.label} {side} threshold",
-            f"{m.label} was {m.value:g} on {m.date}, {side} the threshold {m.threshold:g}.",
-            METRIC_CATEGORY.get(m.metric, RiskCategory.RELIABILITY),
-            4,
-            4 if m.metric == MetricKind.HALLUCINATION_RATE else 3,
-        )
 
 
 def _project_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
     """stale_status, stage_stuck and privacy_unassessed: conditions on the project row itself."""
     stale_days, stuck_days = settings.RISK_SIGNAL_STALE_STATUS_DAYS, settings.RISK_SIGNAL_STAGE_MAX_DAYS
-    stale_before = today - dt.timedelta(days=stale_days)
     stuck_before = timezone.now() - dt.timedelta(days=stuck_days)
     manual_privacy = RiskAssessment.objects.filter(
         risk__project=OuterRef("pk"), risk__category=RiskCategory.DATA_PRIVACY, risk__source=RiskSource.MANUAL
@@ -181,16 +148,15 @@ def _project_findings(organization: Organization, today: dt.date) -> Iterator[Fi
         _projects(organization)
         .annotate(privacy_assessed=Exists(manual_privacy))
         .filter(
-            Q(last_status_date__lt=stale_before)
-            | Q(last_status_date__isnull=True, created_at__date__lt=stale_before)
+            status_stale_q(today)
             | Q(stage_entered_at__lt=stuck_before) & ~Q(stage=Stage.PRODUCTION)
             | Q(stage=Stage.PRODUCTION, data_classification__in=DataClassification.personal())
         )
         .order_by("pk")
     )
     for p in projects:
-        last = p.last_status_date or timezone.localdate(p.created_at, organization.tzinfo)
-        if last < stale_before:
+        created = timezone.localdate(p.created_at, organization.tzinfo)
+        if status_stale(last_status_date=p.last_status_date, created_on=created, as_of=today):
             since = f"since {p.last_status_date}" if p.last_status_date else "ever"
             yield Finding(
                 "stale_status",

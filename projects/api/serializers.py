@@ -7,6 +7,7 @@ from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
+from ops.selectors.portfolio import NO_BUDGET_FIELDS, budget_status_of, money_field
 from projects import selectors
 from projects.models import (
     ApiToken,
@@ -141,7 +142,14 @@ PROJECT_FIELDS = [
     "last_status_date",
     "archived",
     "spend_to_date",
-    "budget_total",
+    "budget_period_start",
+    "budget_period_end",
+    "budget_amount",
+    "budget_spend",
+    "budget_used_pct",
+    "budget_forecast",
+    "over_budget",
+    "over_tolerance",
     "open_risks",
     "critical_risks",
     "created_at",
@@ -170,8 +178,26 @@ class ProjectSerializer(StrictModelSerializer):
     business_owner = user_field(allow_null=True, required=False)
     technical_lead = user_field(allow_null=True, required=False)
     human_oversight_owner = user_field(allow_null=True, required=False)
-    spend_to_date = serializers.DecimalField(max_digits=16, decimal_places=4, read_only=True)
-    budget_total = serializers.DecimalField(max_digits=16, decimal_places=4, read_only=True)
+    spend_to_date = serializers.DecimalField(
+        max_digits=16, decimal_places=2, read_only=True, help_text="Priced spend up to today; unpriced usage excluded."
+    )
+    # The overall budget covering today and its status (docs/reports.md, "Budget status"); null without one.
+    budget_period_start = serializers.DateField(read_only=True, allow_null=True)
+    budget_period_end = serializers.DateField(read_only=True, allow_null=True)
+    budget_amount = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True, allow_null=True)
+    budget_spend = serializers.DecimalField(
+        max_digits=16, decimal_places=2, read_only=True, allow_null=True, help_text="Spend in the budget period so far."
+    )
+    budget_used_pct = serializers.DecimalField(max_digits=8, decimal_places=1, read_only=True, allow_null=True)
+    budget_forecast = serializers.DecimalField(
+        max_digits=16,
+        decimal_places=2,
+        read_only=True,
+        allow_null=True,
+        help_text="Spend at period end at the burn rate.",
+    )
+    over_budget = serializers.BooleanField(read_only=True)
+    over_tolerance = serializers.BooleanField(read_only=True, help_text="Spend is over the amount plus its tolerance.")
     open_risks = serializers.IntegerField(read_only=True, help_text="Open or mitigating risks.")
     critical_risks = serializers.IntegerField(read_only=True, help_text="Open or mitigating critical risks.")
     health = serializers.ChoiceField(
@@ -186,6 +212,14 @@ class ProjectSerializer(StrictModelSerializer):
         fields = PROJECT_FIELDS
         read_only_fields = ["stage", "stage_entered_at", "progress", "last_status_date"]
         extra_kwargs = {"slug": {"required": False}}
+
+    def to_representation(self, instance: Project) -> dict:
+        data = super().to_representation(instance)
+        if hasattr(instance, "budget_as_of"):
+            status = budget_status_of(instance)
+            data.update(status.as_fields() if status else NO_BUDGET_FIELDS)
+            data["spend_to_date"] = money_field(instance.spend_to_date)
+        return data
 
 
 class ProjectCreateSerializer(ProjectSerializer):

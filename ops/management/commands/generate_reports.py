@@ -3,11 +3,10 @@
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 from tqdm import tqdm
 
 from ops.models import ReportKind, ReportState
-from ops.selectors.reports import report_week
+from ops.selectors.portfolio import report_week, week_before
 from ops.services import report_build, report_digest_send, report_request
 from projects.models import Organization
 
@@ -41,8 +40,7 @@ class Command(BaseCommand):
         failed = 0
         with tqdm(units, desc="Reports", unit="report", disable=options["verbosity"] == 0) as bar:
             for organization, report_kind in bar:
-                day = period or timezone.localdate(timezone=organization.tzinfo) - dt.timedelta(days=7)
-                start, end = report_week(day)
+                start, end = report_week(period) if period else week_before(organization=organization)
                 bar.set_postfix_str(f"{organization.slug} {report_kind} {start}")
                 report = report_request(
                     organization=organization,

@@ -1,0 +1,433 @@
+"""The portfolio rules: each figure that shows in more than one place, defined once.
+
+Every rule has a per-project form and a set-based form (annotations or one grouped query for many
+projects), so a page or a report costs a fixed number of queries whatever the portfolio's size.
+The dashboard, the project list and page, the API, the status report, the risk signals, the
+digests and the demo seed all read these; none computes them itself.
+
+- Budget status as of a date (today for pages and the API, the period's last day for a report):
+  the overall budget (category "") whose period contains the date — with overlapping budgets the
+  one starting last, then the one created last — and, beside it, one budget per category chosen
+  the same way. Spend is the priced cost dated from the budget's first day to the as-of date
+  (the category's cost for a category budget); unpriced usage is never costed, only counted.
+  Forecast at period end is the burn rate: spend ÷ days elapsed (as-of date included) × days in
+  the period. Over budget: spend > amount; over tolerance: spend > amount × (1 + tolerance %).
+- Spend to date: every priced cost dated up to the as-of date, with the unpriced entries counted.
+- Stale status: no status update for more than RISK_SIGNAL_STALE_STATUS_DAYS days before the
+  as-of date, counting from the project's creation when it never had one.
+- Needs attention: red or amber health, over budget, stale status, an overdue risk review, or
+  unmet gates for the next gated stage.
+- The latest metric per kind (metric and name) by the as-of date, and whether it breaches.
+- The week before: Monday to Sunday of the week before today, in the organization's timezone.
+- The price of a usage row: see `usage_price`.
+"""
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import (
+    Count,
+    DateField,
+    DecimalField,
+    Exists,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    Window,
+)
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Cast, Coalesce, Now, RowNumber
+from django.utils import timezone
+
+from ops.models import Budget, CostCategory, CostEntry, ModelPrice, QualityMetric, Risk, RiskStatus, Severity
+from projects.models import Health, Organization, Project
+from projects.selectors import project_list
+
+CENT = Decimal("0.01")
+TENTH = Decimal("0.1")
+PRICE_QUANTUM = Decimal("0.0001")
+MTOK = Decimal(1_000_000)
+MONEY = DecimalField(max_digits=18, decimal_places=4)
+# With overlapping budgets of one scope, the one starting last (then created last) is the current one.
+COVERING_ORDER = ("-period_start", "-pk")
+
+
+def _quantize(value: Decimal, quantum: Decimal) -> Decimal:
+    return Decimal(value).quantize(quantum, ROUND_HALF_UP)
+
+
+def money_field(value: Decimal | None) -> str | None:
+    """Return an amount as the API and the report data carry it: a string with 2 decimal places."""
+    return None if value is None else str(_quantize(value, CENT))
+
+
+# Pricing
+
+
+def usage_price(*, price: ModelPrice, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> Decimal:
+    """Return the cost of one usage row at `price`, to 4 decimal places.
+
+    `input_tokens` EXCLUDES cached input tokens: those are counted apart in `cached_input_tokens`
+    and priced at the cached-input price, or at the input price when the model has none.
+    """
+    cached_rate = price.input_per_mtok if price.cached_input_per_mtok is None else price.cached_input_per_mtok
+    amount = (
+        input_tokens * price.input_per_mtok + cached_input_tokens * cached_rate + output_tokens * price.output_per_mtok
+    ) / MTOK
+    return _quantize(amount, PRICE_QUANTUM)
+
+
+# Weeks
+
+
+def report_week(day: dt.date) -> tuple[dt.date, dt.date]:
+    """Return the Monday and the Sunday (inclusive) of the week containing `day`."""
+    start = day - dt.timedelta(days=day.weekday())
+    return start, start + dt.timedelta(days=6)
+
+
+def week_before(*, organization: Organization, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
+    """Return the Monday and the Sunday of the week before this one in the organization's timezone."""
+    today = timezone.localdate(now or timezone.now(), organization.tzinfo)
+    return report_week(today - dt.timedelta(days=7))
+
+
+# Budget status
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """One budget's figures as of a date; see the module docstring for the rules."""
+
+    period_start: dt.date
+    period_end: dt.date
+    amount: Decimal
+    tolerance_pct: Decimal
+    spend: Decimal
+    as_of: dt.date
+    category: str = ""
+    budget_id: int | None = None
+
+    @property
+    def category_label(self) -> str:
+        return CostCategory(self.category).label if self.category else "All costs"
+
+    @property
+    def days_elapsed(self) -> int:
+        return (self.as_of - self.period_start).days + 1
+
+    @property
+    def days_in_period(self) -> int:
+        return (self.period_end - self.period_start).days + 1
+
+    @property
+    def used_pct(self) -> Decimal | None:
+        return _quantize(self.spend * 100 / self.amount, TENTH) if self.amount else None
+
+    @property
+    def forecast(self) -> Decimal:
+        return _quantize(self.spend / self.days_elapsed * self.days_in_period, CENT)
+
+    @property
+    def limit(self) -> Decimal:
+        """The amount plus its tolerance: past it, the overrun is a risk."""
+        return self.amount * (1 + self.tolerance_pct / 100)
+
+    @property
+    def over_budget(self) -> bool:
+        return self.spend > self.amount
+
+    @property
+    def over_tolerance(self) -> bool:
+        return self.spend > self.limit
+
+    def as_fields(self) -> dict[str, object]:
+        """Return the status under the names the API and the status report share (money as strings)."""
+        return {
+            "budget_period_start": self.period_start.isoformat(),
+            "budget_period_end": self.period_end.isoformat(),
+            "budget_amount": money_field(self.amount),
+            "budget_spend": money_field(self.spend),
+            "budget_used_pct": None if self.used_pct is None else str(self.used_pct),
+            "budget_forecast": str(self.forecast),
+            "over_budget": self.over_budget,
+            "over_tolerance": self.over_tolerance,
+        }
+
+
+# The same fields for a project without a covering budget.
+NO_BUDGET_FIELDS = {
+    "budget_period_start": None,
+    "budget_period_end": None,
+    "budget_amount": None,
+    "budget_spend": None,
+    "budget_used_pct": None,
+    "budget_forecast": None,
+    "over_budget": False,
+    "over_tolerance": False,
+}
+
+
+@dataclass
+class ProjectBudgets:
+    """A project's overall budget status (None without a covering budget) and its category budgets."""
+
+    overall: BudgetStatus | None = None
+    categories: list[BudgetStatus] = field(default_factory=list)
+
+
+def _as_of_expression(as_of: dt.date | None) -> Combinable:
+    """Return the as-of date as SQL: `as_of`, or today in each project's organization's timezone."""
+    if as_of is not None:
+        return Value(as_of, output_field=DateField())
+    return Cast(Func(F("organization__timezone"), Now(), function="timezone"), output_field=DateField())
+
+
+def _period_spend(
+    *, project: Combinable, start: Combinable, as_of: Combinable, category: Combinable | None
+) -> Coalesce:
+    """Return the priced spend of a project from `start` to `as_of` (of `category` when given), as a subquery."""
+    costs = CostEntry.objects.filter(project=project, date__gte=start, date__lte=as_of)
+    if category is not None:
+        costs = costs.filter(category=category)
+    total = costs.order_by().values("project").annotate(t=Sum("amount")).values("t")
+    return Coalesce(Subquery(total), Value(Decimal(0)), output_field=MONEY)
+
+
+def with_budget_status(projects: QuerySet[Project], *, as_of: dt.date | None = None) -> QuerySet[Project]:
+    """Annotate each project with its overall budget status as of `as_of` (default: its organization's today).
+
+    Read the figures back with `budget_status_of(row)`.
+    """
+    covering = Budget.objects.filter(
+        project=OuterRef("pk"),
+        category="",
+        period_start__lte=OuterRef("budget_as_of"),
+        period_end__gte=OuterRef("budget_as_of"),
+    ).order_by(*COVERING_ORDER)
+
+    def pick(column: str) -> Subquery:
+        return Subquery(covering.values(column)[:1])
+
+    return projects.annotate(budget_as_of=_as_of_expression(as_of)).annotate(
+        budget_id=pick("pk"),
+        budget_period_start=pick("period_start"),
+        budget_period_end=pick("period_end"),
+        budget_amount=pick("amount"),
+        budget_tolerance_pct=pick("tolerance_pct"),
+        budget_spend=_period_spend(
+            project=OuterRef("pk"), start=OuterRef("budget_period_start"), as_of=OuterRef("budget_as_of"), category=None
+        ),
+    )
+
+
+def budget_status_of(row: Project) -> BudgetStatus | None:
+    """Return the overall budget status of a project annotated by `with_budget_status`."""
+    if row.budget_id is None:
+        return None
+    return BudgetStatus(
+        period_start=row.budget_period_start,
+        period_end=row.budget_period_end,
+        amount=row.budget_amount,
+        tolerance_pct=row.budget_tolerance_pct,
+        spend=row.budget_spend,
+        as_of=row.budget_as_of,
+        budget_id=row.budget_id,
+    )
+
+
+def budget_statuses(*, projects: QuerySet[Project], as_of: dt.date) -> dict[int, ProjectBudgets]:
+    """Return the overall and category budget statuses of each project as of `as_of` (one query)."""
+    budgets = (
+        Budget.objects.filter(project__in=projects.values("pk"), period_start__lte=as_of, period_end__gte=as_of)
+        .annotate(
+            spend=_period_spend(
+                project=OuterRef("project"),
+                start=OuterRef("period_start"),
+                as_of=Value(as_of),
+                category=None,
+            ),
+            category_spend=_period_spend(
+                project=OuterRef("project"),
+                start=OuterRef("period_start"),
+                as_of=Value(as_of),
+                category=OuterRef("category"),
+            ),
+        )
+        .order_by("project_id", "category", *COVERING_ORDER)
+    )
+    statuses: dict[int, ProjectBudgets] = defaultdict(ProjectBudgets)
+    seen: set[tuple[int, str]] = set()
+    for b in budgets:
+        if (b.project_id, b.category) in seen:
+            continue
+        seen.add((b.project_id, b.category))
+        status = BudgetStatus(
+            period_start=b.period_start,
+            period_end=b.period_end,
+            amount=b.amount,
+            tolerance_pct=b.tolerance_pct,
+            spend=b.category_spend if b.category else b.spend,
+            as_of=as_of,
+            category=b.category,
+            budget_id=b.pk,
+        )
+        if b.category:
+            statuses[b.project_id].categories.append(status)
+        else:
+            statuses[b.project_id].overall = status
+    return statuses
+
+
+def budget_status(*, project: Project, as_of: dt.date) -> ProjectBudgets:
+    """Return one project's overall and category budget statuses as of `as_of`."""
+    return budget_statuses(projects=Project.objects.filter(pk=project.pk), as_of=as_of)[project.pk]
+
+
+# Spend to date
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Priced spend up to a date; `unpriced_entries` counts the usage no price covered (cost incomplete)."""
+
+    amount: Decimal = Decimal(0)
+    unpriced_entries: int = 0
+
+    @property
+    def incomplete(self) -> bool:
+        return self.unpriced_entries > 0
+
+
+def with_spend_to_date(projects: QuerySet[Project], *, as_of: dt.date | None = None) -> QuerySet[Project]:
+    """Annotate `spend_to_date` and `unpriced_entries` up to `as_of` (default: the organization's today)."""
+    costs = CostEntry.objects.filter(project=OuterRef("pk"), date__lte=OuterRef("spend_as_of")).order_by()
+    total = costs.values("project").annotate(t=Sum("amount")).values("t")
+    unpriced = costs.filter(amount__isnull=True).values("project").annotate(n=Count("pk")).values("n")
+    return projects.annotate(spend_as_of=_as_of_expression(as_of)).annotate(
+        spend_to_date=Coalesce(Subquery(total), Value(Decimal(0)), output_field=MONEY),
+        unpriced_entries=Coalesce(Subquery(unpriced), Value(0)),
+    )
+
+
+def spends_to_date(*, projects: QuerySet[Project], as_of: dt.date) -> dict[int, Spend]:
+    """Return each project's spend to date as of `as_of` (one grouped query); projects without costs are absent."""
+    rows = (
+        CostEntry.objects.filter(project__in=projects.values("pk"), date__lte=as_of)
+        .order_by()
+        .values("project")
+        .annotate(total=Sum("amount"), unpriced=Count("pk", filter=Q(amount__isnull=True)))
+    )
+    return {row["project"]: Spend(row["total"] or Decimal(0), row["unpriced"]) for row in rows}
+
+
+def spend_to_date(*, project: Project, as_of: dt.date) -> Spend:
+    return spends_to_date(projects=Project.objects.filter(pk=project.pk), as_of=as_of).get(project.pk, Spend())
+
+
+# Stale status
+
+
+def _stale_before(as_of: dt.date) -> dt.date:
+    return as_of - dt.timedelta(days=settings.RISK_SIGNAL_STALE_STATUS_DAYS)
+
+
+def status_stale(*, last_status_date: dt.date | None, created_on: dt.date, as_of: dt.date) -> bool:
+    """Return whether the last status update (or the creation, without one) is too old on `as_of`."""
+    return (last_status_date or created_on) < _stale_before(as_of)
+
+
+def created_on(project: Project) -> dt.date:
+    """Return the project's creation day in its organization's timezone."""
+    return timezone.localdate(project.created_at, project.organization.tzinfo)
+
+
+def status_stale_q(as_of: dt.date) -> Q:
+    """Return `status_stale` as a filter on projects of one organization (its timezone's days)."""
+    before = _stale_before(as_of)
+    return Q(last_status_date__lt=before) | Q(last_status_date__isnull=True, created_at__date__lt=before)
+
+
+# Needs attention
+
+
+def with_overdue_reviews(projects: QuerySet[Project], *, as_of: dt.date) -> QuerySet[Project]:
+    """Annotate `overdue_reviews`: an active risk whose review date is before `as_of`."""
+    overdue = Risk.objects.filter(project=OuterRef("pk"), status__in=RiskStatus.active(), next_review_date__lt=as_of)
+    return projects.annotate(overdue_reviews=Exists(overdue))
+
+
+def attention_reasons(
+    *, health: str, over_budget: bool, stale: bool, overdue_reviews: bool, unmet_gates: Iterable[str]
+) -> list[str]:
+    """Return why a project needs attention (empty when it does not), most urgent first."""
+    reasons = [f"health_{health}"] if health in (Health.RED, Health.AMBER) else []
+    reasons += [reason for reason, holds in (("over_budget", over_budget), ("stale", stale)) if holds]
+    if overdue_reviews:
+        reasons.append("overdue_reviews")
+    if list(unmet_gates):
+        reasons.append("blocked_gates")
+    return reasons
+
+
+def attention_rank(*, health: str, reasons: list[str]) -> tuple[int, int]:
+    """Return the sort key of a project needing attention: red, amber, then the rest; over budget first."""
+    urgency = {Health.RED: 0, Health.AMBER: 1}.get(health, 2)
+    return urgency, 0 if "over_budget" in reasons else 1
+
+
+# Latest metrics
+
+
+def latest_metrics_by_project(*, projects: QuerySet[Project], as_of: dt.date) -> dict[int, list[QualityMetric]]:
+    """Return the latest value of each metric (kind and name) per project by `as_of` (one window query)."""
+    ranked = (
+        QualityMetric.objects.filter(project__in=projects.values("pk"), date__lte=as_of)
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("project_id"), F("metric"), F("name")],
+                order_by=[F("date").desc(), F("id").desc()],
+            )
+        )
+        .filter(rank=1)
+        .order_by("project_id", "metric", "name")
+    )
+    metrics: dict[int, list[QualityMetric]] = defaultdict(list)
+    for metric in ranked:
+        metrics[metric.project_id].append(metric)
+    return metrics
+
+
+def latest_metrics(*, project: Project, as_of: dt.date) -> list[QualityMetric]:
+    """Return the project's latest value of each metric by `as_of`; `.breached` says whether it breaches."""
+    return latest_metrics_by_project(projects=Project.objects.filter(pk=project.pk), as_of=as_of).get(project.pk, [])
+
+
+# The project list
+
+
+def project_list_with_figures(*, user: AbstractBaseUser, as_of: dt.date | None = None) -> QuerySet[Project]:
+    """Return the user's projects with spend to date, the overall budget status and risk counts.
+
+    Each figure is a correlated subquery, so a page of projects costs one query whatever its size
+    and the sums are not multiplied by joins. `as_of` defaults to each organization's today.
+    """
+
+    def risks(**filters: object) -> Coalesce:
+        rows = Risk.objects.filter(project=OuterRef("pk"), status__in=RiskStatus.active(), **filters)
+        rows = rows.order_by().values("project").annotate(n=Count("pk")).values("n")
+        return Coalesce(Subquery(rows), Value(0))
+
+    projects = with_budget_status(with_spend_to_date(project_list(user=user), as_of=as_of), as_of=as_of)
+    return projects.annotate(open_risks=risks(), critical_risks=risks(severity=Severity.CRITICAL))
