@@ -7,8 +7,8 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework import serializers
 
+from ops.selectors.portfolio import project_list_with_figures
 from projects.api.serializers import ProjectSerializer
-from projects.selectors import project_list_with_figures
 from projects.tests.factories import MembershipFactory, ProjectFactory
 
 pytestmark = pytest.mark.django_db

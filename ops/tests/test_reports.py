@@ -140,10 +140,12 @@ def test_status_report_project_sections_match_hand_computed_figures(portfolio):
     assert a["health_direction"] == "worsening"
     assert a["spend_period"] == "75.50"
     assert a["spend_to_date"] == "175.50"
-    assert a["budget"] == "3650.00" and a["budget_spend"] == "175.50"
+    assert a["budget_amount"] == "3650.00" and a["budget_spend"] == "175.50"
+    assert a["budget_period_start"] == "2026-01-01" and a["budget_period_end"] == "2026-12-31"
     assert a["budget_used_pct"] == "4.8"
-    # 175.50 over 67 days (1 Jan – 8 Mar) → 365 days: 175.50 × 365 / 67 = 956.08 (26.2 %).
-    assert a["forecast_spend"] == "956.08" and a["forecast_pct"] == "26.2"
+    # 175.50 over 67 days (1 Jan – 8 Mar) → 365 days: 175.50 × 365 / 67 = 956.08.
+    assert a["budget_forecast"] == "956.08"
+    assert a["over_budget"] is False and a["over_tolerance"] is False
     assert a["tokens"] == {"input_tokens": 1200, "cached_input_tokens": 0, "output_tokens": 600, "total": 1800}
     assert a["unpriced_entries_period"] == 1 and a["cost_incomplete"] is True
     metrics = {m["metric"]: m for m in a["metrics"]}
@@ -155,7 +157,7 @@ def test_status_report_project_sections_match_hand_computed_figures(portfolio):
     assert b["stage"] == Stage.EVALUATION and b["days_in_stage"] == 34
     assert b["health"] == "" and b["health_trend"] == [] and b["progress"] is None
     assert b["spend_period"] == "100.00" and b["spend_to_date"] == "100.00"
-    assert b["budget"] is None and b["budget_used_pct"] is None and b["forecast_spend"] is None
+    assert b["budget_amount"] is None and b["budget_used_pct"] is None and b["budget_forecast"] is None
     assert b["cost_incomplete"] is False
     assert set(b["unmet_gates"]) == {
         "data_classification",
@@ -176,7 +178,7 @@ def test_status_report_portfolio_totals_and_needs_attention(portfolio):
     assert totals["by_provider"] == {"aws": 1, "azure": 1}
     assert totals["by_hosting"] == {"cloud": 1, "hybrid": 1}
     assert totals["spend_period"] == "175.50" and totals["spend_to_date"] == "275.50"
-    assert totals["budget"] == "3650.00" and totals["tokens"] == 1800 and totals["cost_incomplete"] is True
+    assert totals["budget_amount"] == "3650.00" and totals["tokens"] == 1800 and totals["cost_incomplete"] is True
     # The portfolio-wide medium risk counts; the archived project's critical one does too (it is still open).
     assert totals["open_risks"] == {"low": 0, "medium": 1, "high": 1, "critical": 1}
     report = Report.objects.get(organization=org)
@@ -207,7 +209,8 @@ def test_project_over_budget_needs_attention():
     section = report.data["projects"][0]
     assert section["budget_used_pct"] == "120.0"
     # 120 over 8 days → 31 days.
-    assert section["forecast_spend"] == "465.00"
+    assert section["budget_forecast"] == "465.00"
+    assert section["over_budget"] is True and section["over_tolerance"] is True  # 120 > 100 × 1.10
     assert report.data["needs_attention"] == [{"id": project.pk, "name": "Spendy", "reasons": ["over_budget"]}]
 
 
@@ -223,10 +226,15 @@ def test_budget_figures_use_the_latest_starting_of_overlapping_budgets_and_its_o
     for date, amount in [(dt.date(2026, 2, 20), "90"), (dt.date(2026, 3, 1), "10"), (dt.date(2026, 3, 4), "30")]:
         CostEntryFactory(project=project, date=date, amount=Decimal(amount))
     section = build(ReportKind.STATUS, org).data["projects"][0]
-    assert section["budget"] == "310.00" and section["budget_period"] == ["2026-03-01", "2026-03-31"]
+    assert section["budget_amount"] == "310.00"
+    assert (section["budget_period_start"], section["budget_period_end"]) == ("2026-03-01", "2026-03-31")
     assert section["budget_spend"] == "40.00" and section["spend_to_date"] == "130.00"
     # 40 over 8 days (1–8 March) → 31 days.
-    assert section["forecast_spend"] == "155.00" and section["budget_used_pct"] == "12.9"
+    assert section["budget_forecast"] == "155.00" and section["budget_used_pct"] == "12.9"
+    # The category budget is listed beside it, with its own category's spend (30 + 10 from 2 March on: 30).
+    (inference,) = section["budget_categories"]
+    assert inference["category"] == CostCategory.INFERENCE and inference["budget_spend"] == "30.00"
+    assert inference["over_tolerance"] is True
 
 
 def test_providers_and_hosting_count_projects_not_components():

@@ -1,13 +1,14 @@
 """Shapes and field validation of the projects resources; the rules live in projects.services."""
 
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP
 
 from django.contrib.auth import get_user_model
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
-from ops.selectors.portfolio import NO_BUDGET_FIELDS, budget_status_of, money_field
+from ops.selectors.portfolio import NO_BUDGET_FIELDS, budget_status_of
 from projects import selectors
 from projects.models import (
     ApiToken,
@@ -179,7 +180,11 @@ class ProjectSerializer(StrictModelSerializer):
     technical_lead = user_field(allow_null=True, required=False)
     human_oversight_owner = user_field(allow_null=True, required=False)
     spend_to_date = serializers.DecimalField(
-        max_digits=16, decimal_places=2, read_only=True, help_text="Priced spend up to today; unpriced usage excluded."
+        max_digits=16,
+        decimal_places=2,
+        rounding=ROUND_HALF_UP,
+        read_only=True,
+        help_text="Priced spend up to today; unpriced usage excluded.",
     )
     # The overall budget covering today and its status (docs/reports.md, "Budget status"); null without one.
     budget_period_start = serializers.DateField(read_only=True, allow_null=True)
@@ -214,12 +219,12 @@ class ProjectSerializer(StrictModelSerializer):
         extra_kwargs = {"slug": {"required": False}}
 
     def to_representation(self, instance: Project) -> dict:
-        data = super().to_representation(instance)
+        # The derived figures (% used, forecast, flags) come from the one rule, not from SQL of their own.
         if hasattr(instance, "budget_as_of"):
             status = budget_status_of(instance)
-            data.update(status.as_fields() if status else NO_BUDGET_FIELDS)
-            data["spend_to_date"] = money_field(instance.spend_to_date)
-        return data
+            for name, value in (status.as_fields() if status else NO_BUDGET_FIELDS).items():
+                setattr(instance, name, value)
+        return super().to_representation(instance)
 
 
 class ProjectCreateSerializer(ProjectSerializer):
