@@ -33,6 +33,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import (
     Count,
     DateField,
+    DateTimeField,
     DecimalField,
     Exists,
     F,
@@ -46,7 +47,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.expressions import Combinable
-from django.db.models.functions import Cast, Coalesce, Now, RowNumber
+from django.db.models.functions import Cast, Coalesce, RowNumber
 from django.utils import timezone
 
 from ops.models import Budget, CostCategory, CostEntry, ModelPrice, QualityMetric, Risk, RiskStatus, Severity
@@ -190,7 +191,9 @@ def _as_of_expression(as_of: dt.date | None) -> Combinable:
     """Return the as-of date as SQL: `as_of`, or today in each project's organization's timezone."""
     if as_of is not None:
         return Value(as_of, output_field=DateField())
-    return Cast(Func(F("organization__timezone"), Now(), function="timezone"), output_field=DateField())
+    # The application's clock, not the database's: one "now" for every figure of a request.
+    now = Value(timezone.now(), output_field=DateTimeField())
+    return Cast(Func(F("organization__timezone"), now, function="timezone"), output_field=DateField())
 
 
 def _period_spend(

@@ -19,16 +19,23 @@ def org():
 
 
 def test_project_list_carries_health_spend_budget_and_risk_counts(org):
+    today = dt.date.today()
     project = ProjectFactory(organization=org, health="amber")
-    CostEntryFactory(project=project, amount=Decimal("100.50"))
-    CostEntryFactory(project=project, amount=Decimal("20"))
-    BudgetFactory(project=project, amount=Decimal("5000"))
+    CostEntryFactory(project=project, amount=Decimal("100.50"), date=today)
+    CostEntryFactory(project=project, amount=Decimal("20"), date=today)
+    start, end = today - dt.timedelta(days=9), today + dt.timedelta(days=20)
+    BudgetFactory(project=project, amount=Decimal("5000"), period_start=start, period_end=end)
     RiskFactory(project=project, likelihood=5, impact=5)
     RiskFactory(project=project, likelihood=1, impact=2)
     row = as_role(org, Role.VIEWER).get("/api/v1/projects/").json()["results"][0]
     assert row["health"] == "amber"
     assert Decimal(row["spend_to_date"]) == Decimal("120.50")
-    assert Decimal(row["budget_total"]) == Decimal("5000")
+    # The overall budget covering today, not a sum of every budget ever set.
+    assert row["budget_amount"] == "5000.00" and row["budget_spend"] == "120.50"
+    assert (row["budget_period_start"], row["budget_period_end"]) == (str(start), str(end))
+    # 120.50 over 10 days → 30 days.
+    assert (row["budget_used_pct"], row["budget_forecast"]) == ("2.4", "361.50")
+    assert row["over_budget"] is False and row["over_tolerance"] is False
     assert (row["open_risks"], row["critical_risks"]) == (2, 1)
 
 
