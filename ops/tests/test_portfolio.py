@@ -18,7 +18,7 @@ from ops.selectors.portfolio import (
     usage_price,
     week_before,
 )
-from ops.selectors.reports import report_headline
+from ops.selectors.reports import report_csv, report_headline, report_markdown, status_sections
 from ops.services import report_build, risk_signals_evaluate
 from ops.tests.factories import (
     BudgetFactory,
@@ -351,3 +351,35 @@ def test_dashboard_costs_the_same_queries_for_3_and_30_projects(client, django_a
     _grow(org, 27)
     with django_assert_num_queries(len(few.captured_queries)):
         assert len(client.get(reverse("projects:dashboard")).context["overview"].needs_attention) == 8
+
+
+def test_a_report_stored_with_the_old_budget_names_still_renders(portfolio, client):
+    org, manager, (over, *_) = portfolio
+    with time_machine.travel(NOW, tick=False):
+        report = report_build(
+            report_id=ReportFactory(
+                organization=org, kind=ReportKind.STATUS, period_start=WEEK[0], period_end=WEEK[1]
+            ).pk
+        )
+    # The shape reports had before the shared names: `budget`, `budget_period`, `forecast_*`, no flags.
+    for section in report.data["projects"]:
+        start, end = section.pop("budget_period_start"), section.pop("budget_period_end")
+        section["budget_period"] = [start, end] if start else None
+        section["budget"] = section.pop("budget_amount")
+        section["forecast_spend"] = section.pop("budget_forecast")
+        section["forecast_pct"] = None
+        for key in ("over_budget", "over_tolerance", "budget_categories", "stale"):
+            section.pop(key)
+    report.save(update_fields=["data"])
+    (old,) = [s for s in status_sections(report.data) if s["id"] == over.pk]
+    assert (old["budget_amount"], old["budget_period_start"], old["budget_forecast"]) == (
+        "1000.00",
+        "2026-03-01",
+        "4650.00",
+    )
+    assert old["over_budget"] is True and old["over_tolerance"] is None
+    client.force_login(manager)
+    page = client.get(report.get_absolute_url())
+    assert page.status_code == 200 and "4,650.00" in page.content.decode()
+    assert "| 1000.00 |" in report_markdown(report)
+    assert ",1000.00,1200.00,120.0,4650.00," in report_csv(report)
