@@ -31,6 +31,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import (
+    Case,
     Count,
     DateField,
     DateTimeField,
@@ -44,6 +45,7 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    When,
     Window,
 )
 from django.db.models.expressions import Combinable
@@ -254,18 +256,21 @@ def budget_statuses(*, projects: QuerySet[Project], as_of: dt.date) -> dict[int,
     budgets = (
         Budget.objects.filter(project__in=projects.values("pk"), period_start__lte=as_of, period_end__gte=as_of)
         .annotate(
-            spend=_period_spend(
-                project=OuterRef("project"),
-                start=OuterRef("period_start"),
-                as_of=Value(as_of),
-                category=None,
-            ),
-            category_spend=_period_spend(
-                project=OuterRef("project"),
-                start=OuterRef("period_start"),
-                as_of=Value(as_of),
-                category=OuterRef("category"),
-            ),
+            # One sum per budget: of every cost for the overall budget, of its category's otherwise.
+            spend=Case(
+                When(
+                    category="",
+                    then=_period_spend(
+                        project=OuterRef("project"), start=OuterRef("period_start"), as_of=Value(as_of), category=None
+                    ),
+                ),
+                default=_period_spend(
+                    project=OuterRef("project"),
+                    start=OuterRef("period_start"),
+                    as_of=Value(as_of),
+                    category=OuterRef("category"),
+                ),
+            )
         )
         .order_by("project_id", "category", *COVERING_ORDER)
     )
@@ -280,7 +285,7 @@ def budget_statuses(*, projects: QuerySet[Project], as_of: dt.date) -> dict[int,
             period_end=b.period_end,
             amount=b.amount,
             tolerance_pct=b.tolerance_pct,
-            spend=b.category_spend if b.category else b.spend,
+            spend=b.spend,
             as_of=as_of,
             category=b.category,
             budget_id=b.pk,

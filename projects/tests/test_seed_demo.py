@@ -29,6 +29,7 @@ from ops.models import (
     RiskStatus,
     Severity,
 )
+from ops.selectors.portfolio import usage_price
 from projects.models import Membership, Organization, Project, Role, Stage, StageTransition, StatusUpdate
 
 User = get_user_model()
@@ -149,6 +150,13 @@ def test_token_usage_is_priced_from_the_price_valid_on_its_date(demo):
     for entry in gpt4o:
         valid = ModelPrice.objects.filter(organization=demo, model="gpt-4o", valid_from__lte=entry.date)
         assert entry.price == valid.order_by("-valid_from").first()
+        # Priced like real ingestion: `input_tokens` excludes the cached tokens, counted apart.
+        assert entry.cached_input_tokens and entry.amount == usage_price(
+            price=entry.price,
+            input_tokens=entry.input_tokens,
+            cached_input_tokens=entry.cached_input_tokens,
+            output_tokens=entry.output_tokens,
+        )
         prices.add(entry.price_id)
     assert len(prices) == 2  # the mid-year price cut: older costs keep the older price
     # Usage of a model with no price is kept, flagged unpriced, never costed at 0.
