@@ -227,7 +227,8 @@ def test_the_locale_is_set_where_the_organization_is_edited(portfolio):
 def test_the_project_list_names_the_provider_filter_and_reds_an_over_budget_bar(client, portfolio):
     page = client.get(reverse("projects:list")).content.decode()
     assert "[invalid name]" not in page and '<label for="id_provider">Provider</label>' in page
-    meter = re.search(r'<meter[^>]*aria-label="Spend against budget: over budget"[^>]*>', page)[0]
+    over = "Spend in the current budget period against its budget: over budget"
+    meter = re.search(rf'<meter[^>]*aria-label="{over}"[^>]*>', page)[0]
     # Over budget: the value lies past `high` and the optimum under `low`, which browsers draw red.
     attributes = dict(re.findall(r'(\w+)="([^"]*)"', meter))
     assert float(attributes["value"]) > float(attributes["high"]) and float(attributes["optimum"]) < float(
