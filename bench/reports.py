@@ -132,22 +132,24 @@ RAW_SQL = {
        LEFT JOIN LATERAL (SELECT from_stage FROM projects_stagetransition WHERE project_id = p.id
             AND at >= %(end_dt)s ORDER BY at, id LIMIT 1) a ON true
        WHERE p.id IN ({SCOPED}) ORDER BY p.name, p.id""",
-    # Status: the current overall budget per project (the one starting last wins).
-    "budgets": f"""SELECT DISTINCT ON (project_id) project_id, id, amount, period_start, period_end FROM ops_budget
-       WHERE project_id IN ({SCOPED}) AND category = '' AND period_start <= %(end)s AND period_end >= %(end)s
-       ORDER BY project_id, period_start DESC, id DESC""",
-    # Status: spend in the period, to date and since the budget started; tokens; unpriced entries (one pass).
-    "costs": f"""WITH budget AS (SELECT DISTINCT ON (project_id) project_id, period_start FROM ops_budget
-            WHERE project_id IN ({SCOPED}) AND category = '' AND period_start <= %(end)s AND period_end >= %(end)s
-            ORDER BY project_id, period_start DESC, id DESC)
+    # Status: the current budget per project and category (the one starting last wins).
+    "budgets": f"""SELECT DISTINCT ON (project_id, category) project_id, category, id, amount, period_start, period_end
+       FROM ops_budget WHERE project_id IN ({SCOPED}) AND period_start <= %(end)s AND period_end >= %(end)s
+       ORDER BY project_id, category, period_start DESC, id DESC""",
+    # Status: spend in the period, to date and since each current budget started (the overall one and the
+    # entry's category's); tokens; unpriced entries (one pass).
+    "costs": f"""WITH budget AS (SELECT DISTINCT ON (project_id, category) project_id, category, period_start
+            FROM ops_budget WHERE project_id IN ({SCOPED}) AND period_start <= %(end)s AND period_end >= %(end)s
+            ORDER BY project_id, category, period_start DESC, id DESC)
        SELECT c.project_id, sum(c.amount) FILTER (WHERE c.date >= %(start)s), sum(c.amount),
-        sum(c.amount) FILTER (WHERE c.date >= b.period_start),
+        sum(c.amount) FILTER (WHERE c.date >= b.period_start), sum(c.amount) FILTER (WHERE c.date >= k.period_start),
         sum(c.input_tokens) FILTER (WHERE c.date >= %(start)s),
         sum(c.cached_input_tokens) FILTER (WHERE c.date >= %(start)s),
         sum(c.output_tokens) FILTER (WHERE c.date >= %(start)s),
         count(*) FILTER (WHERE c.amount IS NULL AND c.date >= %(start)s), count(*) FILTER (WHERE c.amount IS NULL)
-       FROM ops_costentry c LEFT JOIN budget b ON b.project_id = c.project_id
-       WHERE c.project_id IN ({SCOPED}) AND c.date <= %(end)s GROUP BY c.project_id""",
+       FROM ops_costentry c LEFT JOIN budget b ON b.project_id = c.project_id AND b.category = ''
+       LEFT JOIN budget k ON k.project_id = c.project_id AND k.category = c.category AND k.category <> ''
+       WHERE c.project_id IN ({SCOPED}) AND c.date <= %(end)s GROUP BY c.project_id, c.category""",
     # Status: the last four status updates (latest health, progress, date and the trend).
     "status_history": f"""SELECT project_id, health, progress, date FROM (SELECT project_id, health, progress, date,
         row_number() OVER (PARTITION BY project_id ORDER BY date DESC, created_at DESC, id DESC) rn

@@ -30,11 +30,10 @@ from ops.selectors.portfolio import (
     Spend,
     attention_rank,
     attention_reasons,
-    budget_status,
     budget_status_of,
     created_on,
     latest_metrics,
-    spend_to_date,
+    project_cost_figures,
     status_stale,
     with_budget_status,
     with_overdue_reviews,
@@ -238,6 +237,7 @@ def project_detail(*, project: Project) -> ProjectDetail:
     today = organization_today(project.organization)
     costs = CostEntry.objects.filter(project=project)
     risks = Risk.objects.filter(project=project)
+    costs_today = project_cost_figures(project=project, as_of=today)
     next_stage = Stage.following(project.stage)
     return ProjectDetail(
         project=project,
@@ -271,8 +271,8 @@ def project_detail(*, project: Project) -> ProjectDetail:
         heatmap=_heatmap(risks.filter(status__in=RiskStatus.active())),
         infrastructure=list(InfrastructureComponent.objects.filter(project=project).order_by("environment", "kind")),
         metrics=latest_metrics(project=project, as_of=today),
-        budgets=budget_status(project=project, as_of=today),
-        spend=spend_to_date(project=project, as_of=today),
+        budgets=costs_today.budgets,
+        spend=costs_today.spend,
         next_stage=next_stage,
         gates=project_gates(project=project, to_stage=next_stage) if next_stage else [],
     )

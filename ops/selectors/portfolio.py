@@ -30,8 +30,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import (
-    Case,
     Count,
     DateField,
     DateTimeField,
@@ -45,7 +45,6 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
-    When,
     Window,
 )
 from django.db.models.expressions import Combinable
@@ -106,6 +105,18 @@ def week_before(*, organization: Organization, now: dt.datetime | None = None) -
 
 
 # Budget status
+
+
+@dataclass(frozen=True)
+class Spend:
+    """Priced spend up to a date; `unpriced_entries` counts the usage no price covered (cost incomplete)."""
+
+    amount: Decimal = Decimal(0)
+    unpriced_entries: int = 0
+
+    @property
+    def incomplete(self) -> bool:
+        return self.unpriced_entries > 0
 
 
 @dataclass(frozen=True)
@@ -251,70 +262,118 @@ def budget_status_of(row: Project) -> BudgetStatus | None:
     )
 
 
-def budget_statuses(*, projects: QuerySet[Project], as_of: dt.date) -> dict[int, ProjectBudgets]:
-    """Return the overall and category budget statuses of each project as of `as_of` (one query)."""
-    budgets = (
-        Budget.objects.filter(project__in=projects.values("pk"), period_start__lte=as_of, period_end__gte=as_of)
-        .annotate(
-            # One sum per budget: of every cost for the overall budget, of its category's otherwise.
-            spend=Case(
-                When(
-                    category="",
-                    then=_period_spend(
-                        project=OuterRef("project"), start=OuterRef("period_start"), as_of=Value(as_of), category=None
-                    ),
-                ),
-                default=_period_spend(
-                    project=OuterRef("project"),
-                    start=OuterRef("period_start"),
-                    as_of=Value(as_of),
-                    category=OuterRef("category"),
-                ),
-            )
+@dataclass
+class PeriodCosts:
+    """What a project's costs add up to inside a report's period."""
+
+    spend: Decimal = Decimal(0)
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    unpriced_entries: int = 0
+
+
+@dataclass
+class CostFigures:
+    """A project's cost figures as of a date: budget statuses, spend to date and, for a report, its period."""
+
+    budgets: ProjectBudgets = field(default_factory=ProjectBudgets)
+    spend: Spend = field(default_factory=Spend)
+    period: PeriodCosts = field(default_factory=PeriodCosts)
+
+
+# The budgets covering the as-of date, one per project and category (the `COVERING_ORDER` winner), and one
+# pass over the cost entries up to that date: each entry joins at most its project's overall budget and its
+# category's budget, so no sum is multiplied, and every figure is a FILTER of the same scan.
+COVERING_BUDGETS_SQL = """
+    SELECT DISTINCT ON (project_id, category) id, project_id, category, period_start, period_end, amount,
+        tolerance_pct
+    FROM ops_budget WHERE project_id IN ({scope}) AND period_start <= %s AND period_end >= %s
+    ORDER BY project_id, category, period_start DESC, id DESC"""
+COST_PASS_SQL = """
+    WITH covering AS ({covering})
+    SELECT c.project_id, c.category, sum(c.amount), count(*) FILTER (WHERE c.amount IS NULL),
+        sum(c.amount) FILTER (WHERE c.date >= o.period_start), sum(c.amount) FILTER (WHERE c.date >= k.period_start),
+        sum(c.amount) FILTER (WHERE c.date >= %s), sum(c.input_tokens) FILTER (WHERE c.date >= %s),
+        sum(c.cached_input_tokens) FILTER (WHERE c.date >= %s), sum(c.output_tokens) FILTER (WHERE c.date >= %s),
+        count(*) FILTER (WHERE c.amount IS NULL AND c.date >= %s)
+    FROM ops_costentry c
+    LEFT JOIN covering o ON o.project_id = c.project_id AND o.category = ''
+    LEFT JOIN covering k ON k.project_id = c.project_id AND k.category = c.category AND k.category <> ''
+    WHERE c.project_id IN ({scope}) AND c.date <= %s
+    GROUP BY c.project_id, c.category"""
+
+
+def cost_figures(
+    *, projects: QuerySet[Project], as_of: dt.date, period_start: dt.date | None = None
+) -> dict[int, CostFigures]:
+    """Return each project's budget statuses and spend to date as of `as_of` (two queries, one scan of costs).
+
+    With `period_start`, also what the costs from that day to `as_of` add up to (a report's period).
+    Projects without budgets or costs are absent; read them as `CostFigures()`.
+    """
+    scope, scope_params = projects.order_by().values("pk").query.sql_with_params()
+    covering = COVERING_BUDGETS_SQL.format(scope=scope)
+    covering_params = [*scope_params, as_of, as_of]
+    since = period_start or as_of + dt.timedelta(days=1)
+    figures: dict[int, CostFigures] = defaultdict(CostFigures)
+    with connection.cursor() as cursor:
+        cursor.execute(covering, covering_params)
+        budgets = cursor.fetchall()
+        cursor.execute(
+            COST_PASS_SQL.format(covering=covering, scope=scope),
+            [*covering_params, *[since] * 5, *scope_params, as_of],
         )
-        .order_by("project_id", "category", *COVERING_ORDER)
-    )
-    statuses: dict[int, ProjectBudgets] = defaultdict(ProjectBudgets)
-    seen: set[tuple[int, str]] = set()
-    for b in budgets:
-        if (b.project_id, b.category) in seen:
-            continue
-        seen.add((b.project_id, b.category))
+        costs = cursor.fetchall()
+    overall_spend: dict[int, Decimal] = defaultdict(Decimal)
+    category_spend: dict[tuple[int, str], Decimal] = {}
+    for project_id, category, total, unpriced, in_overall, in_category, *period in costs:
+        f = figures[project_id]
+        f.spend = Spend(f.spend.amount + (total or 0), f.spend.unpriced_entries + unpriced)
+        overall_spend[project_id] += in_overall or 0
+        category_spend[project_id, category] = in_category or Decimal(0)
+        spend, input_tokens, cached, output_tokens, unpriced_period = period
+        f.period.spend += spend or 0
+        # PostgreSQL sums integers as numeric: back to int for the tokens.
+        f.period.input_tokens += int(input_tokens or 0)
+        f.period.cached_input_tokens += int(cached or 0)
+        f.period.output_tokens += int(output_tokens or 0)
+        f.period.unpriced_entries += unpriced_period
+    for budget_id, project_id, category, start, end, amount, tolerance_pct in budgets:
+        spend = category_spend.get((project_id, category), Decimal(0)) if category else overall_spend[project_id]
         status = BudgetStatus(
-            period_start=b.period_start,
-            period_end=b.period_end,
-            amount=b.amount,
-            tolerance_pct=b.tolerance_pct,
-            spend=b.spend,
+            period_start=start,
+            period_end=end,
+            amount=amount,
+            tolerance_pct=tolerance_pct,
+            spend=spend,
             as_of=as_of,
-            category=b.category,
-            budget_id=b.pk,
+            category=category,
+            budget_id=budget_id,
         )
-        if b.category:
-            statuses[b.project_id].categories.append(status)
+        if category:
+            figures[project_id].budgets.categories.append(status)
         else:
-            statuses[b.project_id].overall = status
-    return statuses
+            figures[project_id].budgets.overall = status
+    return figures
+
+
+def budget_statuses(*, projects: QuerySet[Project], as_of: dt.date) -> dict[int, ProjectBudgets]:
+    """Return the overall and category budget statuses of each project as of `as_of` (see `cost_figures`)."""
+    return {pk: f.budgets for pk, f in cost_figures(projects=projects, as_of=as_of).items()}
+
+
+def project_cost_figures(*, project: Project, as_of: dt.date) -> CostFigures:
+    """Return one project's budget statuses and spend to date as of `as_of` (see `cost_figures`)."""
+    return cost_figures(projects=Project.objects.filter(pk=project.pk), as_of=as_of).get(project.pk, CostFigures())
 
 
 def budget_status(*, project: Project, as_of: dt.date) -> ProjectBudgets:
     """Return one project's overall and category budget statuses as of `as_of`."""
-    return budget_statuses(projects=Project.objects.filter(pk=project.pk), as_of=as_of)[project.pk]
+    return project_cost_figures(project=project, as_of=as_of).budgets
 
 
 # Spend to date
-
-
-@dataclass(frozen=True)
-class Spend:
-    """Priced spend up to a date; `unpriced_entries` counts the usage no price covered (cost incomplete)."""
-
-    amount: Decimal = Decimal(0)
-    unpriced_entries: int = 0
-
-    @property
-    def incomplete(self) -> bool:
-        return self.unpriced_entries > 0
 
 
 def with_spend_to_date(projects: QuerySet[Project], *, as_of: dt.date | None = None) -> QuerySet[Project]:
@@ -329,18 +388,13 @@ def with_spend_to_date(projects: QuerySet[Project], *, as_of: dt.date | None = N
 
 
 def spends_to_date(*, projects: QuerySet[Project], as_of: dt.date) -> dict[int, Spend]:
-    """Return each project's spend to date as of `as_of` (one grouped query); projects without costs are absent."""
-    rows = (
-        CostEntry.objects.filter(project__in=projects.values("pk"), date__lte=as_of)
-        .order_by()
-        .values("project")
-        .annotate(total=Sum("amount"), unpriced=Count("pk", filter=Q(amount__isnull=True)))
-    )
-    return {row["project"]: Spend(row["total"] or Decimal(0), row["unpriced"]) for row in rows}
+    """Return each project's spend to date as of `as_of` (see `cost_figures`); projects without costs are absent."""
+    return {pk: f.spend for pk, f in cost_figures(projects=projects, as_of=as_of).items() if f.spend != Spend()}
 
 
 def spend_to_date(*, project: Project, as_of: dt.date) -> Spend:
-    return spends_to_date(projects=Project.objects.filter(pk=project.pk), as_of=as_of).get(project.pk, Spend())
+    """Return one project's spend to date as of `as_of`."""
+    return project_cost_figures(project=project, as_of=as_of).spend
 
 
 # Stale status

@@ -23,7 +23,6 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
-    Sum,
     When,
     Window,
 )
@@ -32,7 +31,6 @@ from django.utils import timezone
 
 from ops.models import (
     AttentionReason,
-    CostEntry,
     Hosting,
     InfrastructureComponent,
     Provider,
@@ -49,15 +47,13 @@ from ops.models import (
 )
 from ops.selectors.portfolio import (
     NO_BUDGET_FIELDS,
-    ProjectBudgets,
-    Spend,
+    CostFigures,
     attention_rank,
     attention_reasons,
-    budget_statuses,
+    cost_figures,
     latest_metrics_by_project,
     money_field,
     report_week,
-    spends_to_date,
     status_stale,
     with_overdue_reviews,
 )
@@ -146,24 +142,6 @@ def _project_rows(projects: QuerySet[Project], end_dt: dt.datetime) -> QuerySet[
     )
 
 
-def _period_figures(projects: QuerySet[Project], start: dt.date, end: dt.date) -> dict[int, dict[str, Any]]:
-    """Return spend, tokens and unpriced counts in the period per project id (one grouped query)."""
-    in_period = Q(date__gte=start)
-    rows = (
-        CostEntry.objects.filter(project__in=projects.values("pk"), date__gte=start, date__lte=end)
-        .order_by()
-        .values("project")
-        .annotate(
-            spend_period=Sum("amount"),
-            input_tokens=Sum("input_tokens", filter=in_period),
-            cached_input_tokens=Sum("cached_input_tokens", filter=in_period),
-            output_tokens=Sum("output_tokens", filter=in_period),
-            unpriced_period=Count("pk", filter=Q(amount__isnull=True)),
-        )
-    )
-    return {row.pop("project"): row for row in rows}
-
-
 def _status_history(projects: QuerySet[Project], end: dt.date) -> dict[int, list[tuple[str, int, dt.date]]]:
     """Return the last four status updates per project by the end of the period, newest first (one window query).
 
@@ -229,9 +207,7 @@ def status_report_data(
     on_step(10, "Projects, budgets and costs")
     rows = list(_project_rows(projects, end_dt))
     # The rules read as of the period's last day: budget status, spend to date, metrics, stale status.
-    budgets = budget_statuses(projects=projects, as_of=period_end)
-    spends = spends_to_date(projects=projects, as_of=period_end)
-    costs = _period_figures(projects, period_start, period_end)
+    costs = cost_figures(projects=projects, as_of=period_end, period_start=period_start)
     on_step(60, "Status history, metrics, risks and infrastructure")
     history = _status_history(projects, period_end)
     moves: dict[int, list[dict[str, str]]] = defaultdict(list)
@@ -268,15 +244,15 @@ def status_report_data(
 
     sections, attention = [], []
     for p in rows:
-        cost, spend = costs.get(p.pk, {}), spends.get(p.pk, Spend())
-        project_budgets = budgets.get(p.pk, ProjectBudgets())
+        figures = costs.get(p.pk) or CostFigures()
+        spend, period, project_budgets = figures.spend, figures.period, figures.budgets
         budget = project_budgets.overall
         updates = history.get(p.pk, [])
         health, progress, last_status = updates[0] if updates else ("", None, None)
         healths = [update[0] for update in reversed(updates)]
         created = timezone.localdate(p.created_at, organization.tzinfo)
         stale = status_stale(last_status_date=last_status, created_on=created, as_of=period_end)
-        tokens = {k: cost.get(k) or 0 for k in ("input_tokens", "cached_input_tokens", "output_tokens")}
+        tokens = {k: getattr(period, k) for k in ("input_tokens", "cached_input_tokens", "output_tokens")}
         section = {
             "id": p.pk,
             "name": p.name,
@@ -291,12 +267,12 @@ def status_report_data(
             "progress": progress,
             "last_status_date": last_status.isoformat() if last_status else None,
             "stale": stale,
-            "spend_period": money_field(cost.get("spend_period") or Decimal(0)),
+            "spend_period": money_field(period.spend),
             "spend_to_date": money_field(spend.amount),
             **(budget.as_fields() if budget else NO_BUDGET_FIELDS),
             "budget_categories": [{"category": b.category, **b.as_fields()} for b in project_budgets.categories],
             "tokens": tokens | {"total": sum(tokens.values())},
-            "unpriced_entries_period": cost.get("unpriced_period", 0),
+            "unpriced_entries_period": period.unpriced_entries,
             "unpriced_entries_to_date": spend.unpriced_entries,
             "cost_incomplete": spend.incomplete,
             "metrics": [_metric_row(m) for m in metrics.get(p.pk, [])],
