@@ -1,7 +1,8 @@
 """Load test: 32 concurrent clients for 60 s against gunicorn, mixed reads and writes, with no errors allowed.
 
 `run()` builds a production-like server on its own database (DATABASE_URL + "_load", dropped and
-recreated): migrations, the demo portfolio plus 200 synthetic projects (`seed_demo --projects 200`),
+recreated): migrations, the demo portfolio plus 200 synthetic projects (`seed_demo`, then
+`bench._synthetic.synthetic_seed`),
 static files collected into a temporary STATIC_ROOT, one API token per client for demo-contributor,
 then gunicorn from gunicorn.conf.py (DJANGO_DEBUG=false, workers as configured, persistent database
 connections, throttling counters in Redis) on a free port of 127.0.0.1. Locust (bench/_locustfile.py)
@@ -70,6 +71,7 @@ def _prepare(*, clients: int, config_path: Path, credentials: Path) -> None:
     from django.conf import settings
     from django.core.management import call_command
 
+    from bench._synthetic import synthetic_seed
     from projects.models import Membership, Project
 
     call_command("migrate", verbosity=0)
@@ -83,12 +85,11 @@ def _prepare(*, clients: int, config_path: Path, credentials: Path) -> None:
     # New demo passwords every time: a reused database (LOAD_REUSE_DB) has none to show otherwise.
     call_command(
         "seed_demo",
-        projects=SYNTHETIC_PROJECTS,
-        no_progress=True,
         reset_passwords=True,
         credentials_file=credentials,
         stdout=io.StringIO(),
     )
+    synthetic_seed(count=SYNTHETIC_PROJECTS, progress=False)
     tokens = []
     for n in range(clients):
         out = io.StringIO()

@@ -4,8 +4,8 @@
 "_ui_bench", created and migrated if missing, recreated when it holds more projects than the
 smallest size so that each size is measured on its own portfolio). For each portfolio size
 (default 500 then 5,000: ten times larger; seeding 5,000 takes about 15 minutes) the child runs
-`seed_demo --projects N`, signs in as the manager of one synthetic organization and requests
-each page through Django's test client:
+`seed_demo` and `bench._synthetic.synthetic_seed(count=N)`, signs in as the manager of one synthetic
+organization and requests each page through Django's test client:
 
 - the median server time of repeated requests and the number of queries of each page
   (targets: dashboard ≤ 20 queries; every page's count the same at both sizes);
@@ -75,13 +75,15 @@ def _child() -> None:
     from django.test.utils import CaptureQueriesContext
     from django.urls import reverse
 
+    from bench._synthetic import synthetic_seed
     from projects.models import Organization, Project, Stage
 
     settings.ALLOWED_HOSTS = ["testserver"]
     call_command("migrate", verbosity=0)
     results = []
     for size in sizes:
-        call_command("seed_demo", projects=size, no_progress=True, credentials_file=Path(os.devnull), verbosity=0)
+        call_command("seed_demo", credentials_file=Path(os.devnull), verbosity=0)
+        synthetic_seed(count=size, progress=False)
         with connection.cursor() as cursor:
             # Fresh planner statistics after the bulk insert, as autovacuum would give a live database.
             cursor.execute("ANALYZE")

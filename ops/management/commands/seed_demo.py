@@ -1,21 +1,18 @@
-"""`manage.py seed_demo [--projects N] [--superuser]`: the demo portfolio (idempotent); N synthetic projects."""
+"""`manage.py seed_demo [--superuser]`: the demo portfolio (idempotent). Load-test data: bench/_synthetic.py."""
 
 import time
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from ops.demo import DEMO_USERS, credentials_write, demo_passwords_reset, demo_seed, synthetic_seed
+from ops.demo import DEMO_USERS, credentials_write, demo_passwords_reset, demo_seed
 
 
 class Command(BaseCommand):
-    help = "Create the demo portfolio (idempotent); with --projects N also N synthetic projects for load tests."
+    help = "Create the demo portfolio (idempotent)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--projects", type=int, default=0, metavar="N", help="Ensure N synthetic projects exist (load tests)."
-        )
         parser.add_argument(
             "--credentials-file",
             type=Path,
@@ -30,13 +27,8 @@ class Command(BaseCommand):
             action="store_true",
             help="Also make demo-admin a platform superuser (staff), for the Django admin. Off by default.",
         )
-        parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
-    def handle(
-        self, *args, projects: int, credentials_file: Path, reset_passwords: bool, superuser: bool, **options
-    ) -> None:
-        if projects < 0:
-            raise CommandError("--projects must be 0 or more.")
+    def handle(self, *args, credentials_file: Path, reset_passwords: bool, superuser: bool, **options) -> None:
         started = time.monotonic()
         result = demo_seed(superuser=superuser, log=lambda line: self.stdout.write(line))
         if superuser:
@@ -54,7 +46,4 @@ class Command(BaseCommand):
             for username, role, *_ in DEMO_USERS:
                 if username in passwords:
                     self.stdout.write(f"  {username:<18} {passwords[username]:<20} {role}")
-        if projects:
-            created = synthetic_seed(count=projects, progress=not options["no_progress"])
-            self.stdout.write(f"Synthetic projects: {created} created, {projects - created} already present.")
         self.stdout.write(f"Done in {time.monotonic() - started:.1f}s.")

@@ -1,4 +1,4 @@
-"""Synthetic load-test projects of `seed_demo --projects N`; see `synthetic_seed`."""
+"""Synthetic load-test projects for the benchmarks (bench.ui, bench.load); see `synthetic_seed`."""
 
 import datetime as dt
 import random
