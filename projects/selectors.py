@@ -22,11 +22,6 @@ def membership_get(*, user: AbstractBaseUser, organization: Organization) -> Mem
     return Membership.objects.filter(user=user, organization=organization).first()
 
 
-def user_has_role(*, user: AbstractBaseUser, organization: Organization, role: Role) -> bool:
-    membership = membership_get(user=user, organization=organization)
-    return membership is not None and membership.has_role(role)
-
-
 def organization_list(*, user: AbstractBaseUser) -> QuerySet[Organization]:
     """Return the organizations the user belongs to."""
     if not user.is_authenticated:

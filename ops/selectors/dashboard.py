@@ -163,13 +163,6 @@ def _heatmap(risks: QuerySet[Risk]) -> list[list[HeatCell]]:
     return [[HeatCell(lk, im, counts.get((lk, im), 0)) for lk in range(1, 6)] for im in range(5, 0, -1)]
 
 
-def risk_heatmap(*, organization: Organization, risks: QuerySet[Risk] | None = None) -> list[list[HeatCell]]:
-    """Return the heat map of the organization's active risks (or of `risks`, already filtered)."""
-    if risks is None:
-        risks = Risk.objects.filter(organization=organization, status__in=RiskStatus.active())
-    return _heatmap(risks)
-
-
 def projects_needing_attention(*, user: AbstractBaseUser, organization: Organization) -> list[Project]:
     """Return the live projects that need attention today (`portfolio.attention_reasons`), most urgent first.
 

@@ -368,11 +368,6 @@ def project_cost_figures(*, project: Project, as_of: dt.date) -> CostFigures:
     return cost_figures(projects=Project.objects.filter(pk=project.pk), as_of=as_of).get(project.pk, CostFigures())
 
 
-def budget_status(*, project: Project, as_of: dt.date) -> ProjectBudgets:
-    """Return one project's overall and category budget statuses as of `as_of`."""
-    return project_cost_figures(project=project, as_of=as_of).budgets
-
-
 # Spend to date
 
 
@@ -385,16 +380,6 @@ def with_spend_to_date(projects: QuerySet[Project], *, as_of: dt.date | None = N
         spend_to_date=Coalesce(Subquery(total), Value(Decimal(0)), output_field=MONEY),
         unpriced_entries=Coalesce(Subquery(unpriced), Value(0)),
     )
-
-
-def spends_to_date(*, projects: QuerySet[Project], as_of: dt.date) -> dict[int, Spend]:
-    """Return each project's spend to date as of `as_of` (see `cost_figures`); projects without costs are absent."""
-    return {pk: f.spend for pk, f in cost_figures(projects=projects, as_of=as_of).items() if f.spend != Spend()}
-
-
-def spend_to_date(*, project: Project, as_of: dt.date) -> Spend:
-    """Return one project's spend to date as of `as_of`."""
-    return project_cost_figures(project=project, as_of=as_of).spend
 
 
 # Stale status

@@ -11,9 +11,8 @@ from ops.models import CostCategory, CostSource, MetricKind, ReportKind, Risk, R
 from ops.selectors.portfolio import (
     BudgetStatus,
     attention_reasons,
-    budget_status,
     latest_metrics,
-    spend_to_date,
+    project_cost_figures,
     status_stale,
     usage_price,
     week_before,
@@ -108,7 +107,8 @@ def test_budget_status_picks_the_covering_budget_and_computes_its_figures():
     cost(project, dt.date(2026, 3, 5), "120", CostCategory.TRAINING)
     cost(project, dt.date(2026, 3, 6), None)  # unpriced: flagged, never costed
     cost(project, dt.date(2026, 3, 20), "999")  # after the as-of date
-    budgets = budget_status(project=project, as_of=TODAY)
+    figures = project_cost_figures(project=project, as_of=TODAY)
+    budgets = figures.budgets
     overall = budgets.overall
     assert overall.budget_id == current.pk and overall.spend == Decimal("820")
     # 820 over 8 days (1–8 March) × 31 days = 3177.50; 82.0 % used; under 1000, so neither flag.
@@ -117,9 +117,9 @@ def test_budget_status_picks_the_covering_budget_and_computes_its_figures():
     (training,) = budgets.categories
     assert training.spend == Decimal("120") and training.over_budget and training.over_tolerance  # 120 > 110
     assert training.category_label == "Training"
-    spend = spend_to_date(project=project, as_of=TODAY)
+    spend = figures.spend
     assert (spend.amount, spend.unpriced_entries, spend.incomplete) == (Decimal("1220"), 1, True)
-    assert budget_status(project=project, as_of=dt.date(2027, 1, 1)).overall is None
+    assert project_cost_figures(project=project, as_of=dt.date(2027, 1, 1)).budgets.overall is None
 
 
 def test_over_budget_within_tolerance_is_not_over_tolerance():
