@@ -475,7 +475,7 @@ class AuditAction(models.TextChoices):
     CREATE = "create", "Created"
     UPDATE = "update", "Updated"
     DELETE = "delete", "Deleted"
-    BATCH = "batch", "Recorded a batch of"
+    BATCH = "batch", "Batch"
 
 
 class AuditEvent(models.Model):
