@@ -23,7 +23,7 @@ from ops.models import (
     RiskStatus,
     SpendSnapshot,
 )
-from projects.admin import InlineRowsFormSet, LatestRowsFormSet, ProjectAdmin, ReadOnlyAdminMixin
+from projects.admin import AuditedAdminMixin, InlineRowsFormSet, LatestRowsFormSet, ProjectAdmin, ReadOnlyAdminMixin
 
 
 class PricedFilter(admin.SimpleListFilter):
@@ -53,7 +53,7 @@ class OverdueReviewFilter(admin.SimpleListFilter):
 
 
 @admin.register(InfrastructureComponent)
-class InfrastructureComponentAdmin(admin.ModelAdmin):
+class InfrastructureComponentAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "project",
@@ -72,7 +72,7 @@ class InfrastructureComponentAdmin(admin.ModelAdmin):
 
 
 @admin.register(Budget)
-class BudgetAdmin(admin.ModelAdmin):
+class BudgetAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["project", "period_start", "period_end", "amount", "category", "tolerance_pct"]
     list_filter = ["category"]
     search_fields = ["project__name", "notes"]
@@ -82,7 +82,7 @@ class BudgetAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelPrice)
-class ModelPriceAdmin(admin.ModelAdmin):
+class ModelPriceAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = [
         "model",
         "provider",
@@ -100,7 +100,7 @@ class ModelPriceAdmin(admin.ModelAdmin):
 
 
 @admin.register(CostEntry)
-class CostEntryAdmin(admin.ModelAdmin):
+class CostEntryAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = [
         "date",
         "project",
@@ -127,7 +127,7 @@ class CostEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(QualityMetric)
-class QualityMetricAdmin(admin.ModelAdmin):
+class QualityMetricAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["project", "date", "metric", "name", "value", "threshold", "higher_is_better", "breached"]
     list_filter = ["metric", "higher_is_better"]
     search_fields = ["project__name", "name", "notes"]
@@ -151,7 +151,7 @@ class RiskAssessmentInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Risk)
-class RiskAdmin(admin.ModelAdmin):
+class RiskAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = [
         "title",
         "project",

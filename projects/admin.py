@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from projects import services
+from projects import audit, services
 from projects.models import (
     ApiToken,
     AuditEvent,
@@ -40,6 +40,47 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class AuditedAdminMixin:
+    """Record the admin's saves and deletions, its inlines' included, as the services record theirs.
+
+    Operators are not members of the organizations they fix, so the admin writes rows itself; it
+    writes their history through the same functions, in the same transaction, with the operator
+    as the actor.
+    """
+
+    def save_model(self, request: HttpRequest, obj, form, change: bool) -> None:
+        before = audit.snapshot(type(obj)._base_manager.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+        if before is None:
+            audit.record_created(obj)
+        else:
+            audit.record_changed(obj, before=before)
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        audit.record_deleted(obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for obj in queryset:
+            audit.record_deleted(obj)
+        super().delete_queryset(request, queryset)
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        if not audit.is_audited(formset.model):
+            return super().save_formset(request, form, formset, change)
+        pks = [f.instance.pk for f in formset.initial_forms]
+        # The forms already hold the new values: read what they replace from the database.
+        stored = {obj.pk: obj for obj in formset.model._base_manager.filter(pk__in=pks)}
+        for deleted in getattr(formset, "deleted_forms", []):
+            if deleted.instance.pk in stored:
+                audit.record_deleted(stored[deleted.instance.pk])
+        super().save_formset(request, form, formset, change)
+        for obj in formset.new_objects:
+            audit.record_created(obj)
+        for obj, _fields in formset.changed_objects:
+            audit.record_changed(obj, before=audit.snapshot(stored[obj.pk]))
 
 
 class InlineRowsFormSet(BaseInlineFormSet):
@@ -83,7 +124,7 @@ class TeamInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "slug", "currency", "timezone", "locale", "created_at"]
     search_fields = ["name", "slug"]
     list_filter = ["currency"]
@@ -154,7 +195,7 @@ class InvitationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "organization", "slug"]
     list_filter = ["organization"]
     search_fields = ["name", "slug", "organization__name"]
@@ -190,7 +231,7 @@ class StatusUpdateInline(admin.StackedInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "organization",
@@ -248,7 +289,7 @@ class StageTransitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(StatusUpdate)
-class StatusUpdateAdmin(admin.ModelAdmin):
+class StatusUpdateAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_display = ["project", "date", "health", "progress", "author"]
     list_filter = ["health"]
     search_fields = ["project__name", "summary", "blockers"]

@@ -1,9 +1,17 @@
 """Audit history: every create, update and delete of the audited models, with who did it.
 
-Recorded from model signals rather than in each service on purpose: history must also cover
-the admin and any future write path, and a service that forgets to log would leave a hole.
-Writes that bypass signals (bulk ingestion) call `audit_record_created` themselves. The actor is
-the request's user — or its API token — held in a context variable for the request's duration.
+History is written explicitly by the services, in the same transaction as the change (as
+Django's admin writes `LogEntry`): model signals would miss `bulk_create`, `bulk_update` and
+`QuerySet.update()`. The admin site records through the same functions. Granularity:
+
+- one event per row for what people enter (forms, API writes, bulk cost entries through the API)
+  and for the risks a signal run raises, updates or closes (a handful per run);
+- one `batch` event per project (or organization) and run for machine-made aggregates (token
+  usage, daily snapshots), listing the ids it created and changed, so history never outgrows
+  the data.
+
+The actor is the request's user — or its API token — held in a context variable for the
+request's duration.
 """
 
 import contextvars
@@ -12,15 +20,16 @@ import decimal
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 
-from django.apps import apps
-from django.db import models
-from django.db.models.signals import post_delete, post_save, pre_save
+from django.db import connection, models, router
+from django.db.models.deletion import Collector
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from projects.models import AuditAction, AuditEvent, Project
 
 AUDITED_MODELS = (
+    "projects.Organization",
+    "projects.Team",
     "projects.Project",
     "projects.StageTransition",
     "projects.StatusUpdate",
@@ -29,11 +38,13 @@ AUDITED_MODELS = (
     "projects.Invitation",
     "ops.Budget",
     "ops.CostEntry",
+    "ops.ModelPrice",
+    "ops.QualityMetric",
     "ops.Risk",
     "ops.InfrastructureComponent",
 )
 # Bookkeeping fields whose change is not news.
-IGNORED_FIELDS = {"created_at", "updated_at", "last_used_at", "key_hash"}
+IGNORED_FIELDS = {"created_at", "updated_at", "last_used_at", "key_hash", "expiry_warned_at"}
 
 _request: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar("audit_request", default=None)
 
@@ -71,7 +82,20 @@ def _actor() -> dict[str, object]:
     return {"actor": user, "token": token, "actor_repr": label[:300]}
 
 
-def _jsonable(value: object) -> object:
+def is_audited(model: type[models.Model]) -> bool:
+    return model._meta.label in AUDITED_MODELS
+
+
+def history_value(field: models.Field, value: object) -> object:
+    """Return a field's value as history stores it: JSON, decimals as text at the field's decimal places.
+
+    The one rule for every writer: "0" and "0.00" of a 2-place field are both stored "0.00", which
+    is also how PostgreSQL prints a numeric(…, 2) column as text (`record_copied`).
+    """
+    if value is None:
+        return None
+    if isinstance(field, models.DecimalField):
+        return str(decimal.Decimal(str(value)).quantize(decimal.Decimal(1).scaleb(-field.decimal_places)))
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
@@ -87,15 +111,21 @@ def _snapshot_fields(model: type[models.Model]) -> list[models.Field]:
     ]
 
 
-def _snapshot(instance: models.Model) -> dict[str, object]:
-    return {field.attname: _jsonable(field.value_from_object(instance)) for field in _snapshot_fields(type(instance))}
+def snapshot(instance: models.Model) -> dict[str, object]:
+    """Return the instance's recorded fields as history stores them: take it before a change."""
+    return {
+        field.attname: history_value(field, field.value_from_object(instance))
+        for field in _snapshot_fields(type(instance))
+    }
 
 
 def _scope(instance: models.Model) -> dict[str, int | None]:
     """Return the organization and project ids a change belongs to."""
-    opts = instance._meta
-    if opts.label == "projects.Project":
+    label = instance._meta.label
+    if label == "projects.Project":
         return {"organization_id": instance.organization_id, "project_id": instance.pk}
+    if label == "projects.Organization":
+        return {"organization_id": instance.pk, "project_id": None}
     project_id = getattr(instance, "project_id", None)
     organization_id = getattr(instance, "organization_id", None)
     if organization_id is None and project_id is not None:
@@ -106,7 +136,7 @@ def _scope(instance: models.Model) -> dict[str, int | None]:
 def _event(
     instance: models.Model,
     action: str,
-    changes: dict[str, list[object]],
+    changes: dict[str, object],
     scope: dict[str, int | None] | None = None,
     actor: dict[str, object] | None = None,
 ) -> AuditEvent:
@@ -121,43 +151,53 @@ def _event(
     )
 
 
-def _before_save(sender, instance: models.Model, raw: bool = False, **kwargs) -> None:
-    if raw or instance.pk is None:
-        instance._audit_before = None
-        return
-    previous = sender._base_manager.filter(pk=instance.pk).first()
-    instance._audit_before = _snapshot(previous) if previous is not None else None
+def _diff(before: dict[str, object], after: dict[str, object]) -> dict[str, list[object]]:
+    return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
 
 
-def _after_save(sender, instance: models.Model, created: bool, raw: bool = False, **kwargs) -> None:
-    if raw:
-        return
-    after = _snapshot(instance)
-    before = getattr(instance, "_audit_before", None)
-    if created or before is None:
-        _event(instance, AuditAction.CREATE, {k: [None, v] for k, v in after.items()}).save()
-        return
-    changes = {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
+def record_created(instance: models.Model) -> AuditEvent:
+    """Record that `instance` was just created, with every recorded field."""
+    event = _event(instance, AuditAction.CREATE, {k: [None, v] for k, v in snapshot(instance).items()})
+    event.save()
+    return event
+
+
+def record_changed(instance: models.Model, *, before: dict[str, object]) -> dict[str, list[object]]:
+    """Record what changed on `instance` since its `snapshot` `before`; return the changes (none: no event)."""
+    changes = _diff(before, snapshot(instance))
     if changes:
         _event(instance, AuditAction.UPDATE, changes).save()
+    return changes
 
 
-def _after_delete(sender, instance: models.Model, **kwargs) -> None:
-    _event(instance, AuditAction.DELETE, {k: [v, None] for k, v in _snapshot(instance).items()}).save()
+def record_deleted(instance: models.Model) -> None:
+    """Record the deletion of `instance` and of the audited rows it cascades to; call it before deleting."""
+    collector = Collector(using=router.db_for_write(type(instance)))
+    collector.collect([instance])
+    rows = [obj for model, objs in collector.data.items() if is_audited(model) for obj in objs]
+    rows += [obj for queryset in collector.fast_deletes if is_audited(queryset.model) for obj in queryset]
+    actor = _actor()
+    AuditEvent.objects.bulk_create(
+        _event(obj, AuditAction.DELETE, {k: [v, None] for k, v in snapshot(obj).items()}, actor=actor) for obj in rows
+    )
 
 
-def audit_record_created(instances: Iterable[models.Model]) -> None:
-    """Record creations made with `bulk_create`, which sends no signals (one query per 1,000 rows)."""
-    instances = list(instances)
+def _project_scopes(instances: Sequence[models.Model]) -> dict[int, dict[str, int | None]]:
     project_ids = {getattr(i, "project_id", None) for i in instances} - {None}
     organization_of = dict(Project.objects.filter(pk__in=project_ids).values_list("pk", "organization_id"))
-    actor = _actor()
+    return {pk: {"organization_id": org, "project_id": pk} for pk, org in organization_of.items()}
+
+
+def record_created_many(instances: Iterable[models.Model]) -> None:
+    """Record rows made with `bulk_create`, one event each, in one query per 1,000 rows."""
+    instances = list(instances)
+    scopes, actor = _project_scopes(instances), _actor()
     events = [
         _event(
             i,
             AuditAction.CREATE,
-            {k: [None, v] for k, v in _snapshot(i).items()},
-            scope={"organization_id": organization_of.get(i.project_id), "project_id": i.project_id},
+            {k: [None, v] for k, v in snapshot(i).items()},
+            scope=scopes.get(getattr(i, "project_id", None)),
             actor=actor,
         )
         for i in instances
@@ -165,15 +205,47 @@ def audit_record_created(instances: Iterable[models.Model]) -> None:
     AuditEvent.objects.bulk_create(events, batch_size=1000)
 
 
-def audit_record_copied(model: type[models.Model], ids: Sequence[int], labels: Sequence[str]) -> None:
+def record_changed_many(changed: Iterable[tuple[models.Model, dict[str, object]]]) -> None:
+    """Record rows changed with `bulk_update` or `update()`, each with its `snapshot` from before."""
+    changed = [(instance, _diff(before, snapshot(instance))) for instance, before in changed]
+    actor = _actor()
+    AuditEvent.objects.bulk_create(
+        [_event(i, AuditAction.UPDATE, changes, actor=actor) for i, changes in changed if changes], batch_size=1000
+    )
+
+
+def record_batch(
+    *,
+    model: type[models.Model],
+    organization_id: int,
+    project_id: int | None = None,
+    label: str,
+    created: Sequence[int] = (),
+    changed: Sequence[int] = (),
+    **details: object,
+) -> AuditEvent:
+    """Record one machine-made batch of `model` rows: the ids it created and changed, and its `details`."""
+    event = AuditEvent(
+        action=AuditAction.BATCH,
+        object_type=model._meta.label_lower,
+        object_id="",
+        object_repr=label[:300],
+        changes={"created": list(created), "changed": list(changed), **details},
+        organization_id=organization_id,
+        project_id=project_id,
+        **_actor(),
+    )
+    event.save()
+    return event
+
+
+def record_copied(model: type[models.Model], ids: Sequence[int], labels: Sequence[str]) -> None:
     """Record creations of rows written with PostgreSQL COPY, in one INSERT … SELECT.
 
-    The database builds each event from the stored row (the fields `_snapshot` takes; decimals as
-    text like `_jsonable`), so 10,000 rows cost one statement, not 10,000 Python snapshots. The
+    The database builds each event from the stored row (the fields `snapshot` takes). Decimals are
+    the column's text, which PostgreSQL prints at the column's scale: `history_value`'s rule. The
     model must belong to a project; `labels` are the rows' `str()`, in the order of `ids`.
     """
-    from django.db import connection
-
     quote = connection.ops.quote_name
     values = [
         f"'{field.attname}', jsonb_build_array(NULL, t.{quote(field.column)}"
@@ -208,12 +280,3 @@ def audit_record_copied(model: type[models.Model], ids: Sequence[int], labels: S
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-
-
-def connect() -> None:
-    for label in AUDITED_MODELS:
-        model = apps.get_model(label)
-        uid = f"audit:{label}"
-        pre_save.connect(_before_save, sender=model, dispatch_uid=f"{uid}:pre")
-        post_save.connect(_after_save, sender=model, dispatch_uid=f"{uid}:post")
-        post_delete.connect(_after_delete, sender=model, dispatch_uid=f"{uid}:delete")

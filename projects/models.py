@@ -475,6 +475,7 @@ class AuditAction(models.TextChoices):
     CREATE = "create", "Created"
     UPDATE = "update", "Updated"
     DELETE = "delete", "Deleted"
+    BATCH = "batch", "Batch"
 
 
 class AuditEvent(models.Model):

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from projects import audit
 from projects.gates import project_gates
 from projects.models import (
     AIActTier,
@@ -34,6 +35,7 @@ from projects.models import (
     TokenScope,
 )
 from projects.selectors import membership_get
+from projects.services_helpers import model_update
 from tracker.exceptions import (
     Conflict,
     NotPermitted,
@@ -114,8 +116,9 @@ def organization_create(
     validate_model(organization)
     with transaction.atomic():
         organization.save()
+        audit.record_created(organization)
         if owner is not None:
-            Membership.objects.create(user=owner, organization=organization, role=Role.ADMIN)
+            audit.record_created(Membership.objects.create(user=owner, organization=organization, role=Role.ADMIN))
     return organization
 
 
@@ -158,6 +161,7 @@ def membership_create(
     membership = Membership(organization=organization, user=user, role=role)
     validate_model(membership)
     membership.save()
+    audit.record_created(membership)
     return membership
 
 
@@ -175,19 +179,23 @@ def membership_role_set(
     if role != Role.ADMIN:
         _last_admin_refuse(membership=membership)
     membership.refresh_from_db(fields=["role"])
-    if membership.role != role:
-        membership.role = role
-        membership.save(update_fields=["role", "updated_at"])
+    model_update(instance=membership, data={"role": role}, fields={"role"}, validate=validate_model)
     return membership
 
 
+def _team_validate(team: Team) -> None:
+    validate_model(team, exclude=["organization"])
+
+
+@transaction.atomic
 def team_create(*, organization: Organization, name: str, by: AbstractBaseUser, description: str = "") -> Team:
     membership_require(user=by, organization=organization, role=Role.ADMIN)
     team = Team(
         organization=organization, name=name, description=description, slug=_unique_slug(organization.teams.all(), name)
     )
-    validate_model(team)
+    _team_validate(team)
     team.save()
+    audit.record_created(team)
     return team
 
 
@@ -204,31 +212,32 @@ def project_create(*, organization: Organization, by: AbstractBaseUser, name: st
     try:
         with transaction.atomic():
             project.save()
+            audit.record_created(project)
     except IntegrityError as exc:
-        raise Conflict("A project with this slug already exists.", errors={"slug": ["Already taken."]}) from exc
+        raise _slug_taken() from exc
     return project
 
 
+def _slug_taken() -> Conflict:
+    return Conflict("A project with this slug already exists.", errors={"slug": ["Already taken."]})
+
+
+@transaction.atomic
 def project_update(*, project: Project, by: AbstractBaseUser, **changes: Any) -> Project:
     """Change a project's descriptive fields; the stage moves only through `project_transition`.
 
     Lowering a set EU AI Act tier or data classification needs a manager: both decide the gates.
     """
     membership = membership_require(user=by, organization=project.organization, role=Role.CONTRIBUTOR)
-    reject_unknown_fields(changes, PROJECT_FIELDS)
+    reject_unknown_fields(changes, PROJECT_FIELDS)  # before reading them
     if not membership.has_role(Role.MANAGER) and (lowered := _lowered_classifications(project, changes)):
         raise NotPermitted(
             "Only a manager can lower a project's EU AI Act tier or data classification.",
             errors={field: ["Only a manager can lower it."] for field in lowered},
         )
-    for field, value in changes.items():
-        setattr(project, field, value)
-    _project_validate(project)
-    try:
-        with transaction.atomic():
-            project.save(update_fields=[*changes, "updated_at"])
-    except IntegrityError as exc:
-        raise Conflict("A project with this slug already exists.", errors={"slug": ["Already taken."]}) from exc
+    model_update(
+        instance=project, data=changes, fields=PROJECT_FIELDS, validate=_project_validate, conflict=_slug_taken()
+    )
     return project
 
 
@@ -321,8 +330,11 @@ def project_transition(
         overridden_gates=[g.key for g in unmet],
         override_reason=override_reason if unmet else "",
     )
+    audit.record_created(transition)
+    before = audit.snapshot(locked)
     locked.stage, locked.stage_entered_at = to_stage, transition.at
     locked.save(update_fields=["stage", "stage_entered_at", "updated_at"])
+    audit.record_changed(locked, before=before)
     project.stage, project.stage_entered_at = locked.stage, locked.stage_entered_at
     return transition
 
@@ -344,10 +356,13 @@ def status_update_create(
     if date > organization_today(project.organization):
         raise ValidationFailed("A status update cannot be dated in the future.", errors={"date": ["In the future."]})
     update.save()
+    audit.record_created(update)
     locked = Project.objects.select_for_update().get(pk=project.pk)
     if locked.last_status_date is None or date >= locked.last_status_date:
+        before = audit.snapshot(locked)
         locked.health, locked.progress, locked.last_status_date = health, progress, date
         locked.save(update_fields=["health", "progress", "last_status_date", "updated_at"])
+        audit.record_changed(locked, before=before)
         project.health, project.progress, project.last_status_date = health, progress, date
     return update
 
@@ -355,32 +370,33 @@ def status_update_create(
 ORGANIZATION_FIELDS = {"name", "currency", "timezone", "locale"}
 
 
+@transaction.atomic
 def organization_update(*, organization: Organization, by: AbstractBaseUser, **changes: Any) -> Organization:
     """Change an organization's name, currency, time zone or locale (admins only)."""
     membership_require(user=by, organization=organization, role=Role.ADMIN)
-    reject_unknown_fields(changes, ORGANIZATION_FIELDS)
-    for field, value in changes.items():
-        setattr(organization, field, value)
-    validate_model(organization)
-    organization.save(update_fields=[*changes, "updated_at"])
+    model_update(instance=organization, data=changes, fields=ORGANIZATION_FIELDS, validate=validate_model)
     return organization
 
 
+@transaction.atomic
 def team_update(*, team: Team, by: AbstractBaseUser, **changes: Any) -> Team:
     """Rename or describe a team (admins only); its slug stays, links keep working."""
     membership_require(user=by, organization=team.organization, role=Role.ADMIN)
-    reject_unknown_fields(changes, {"name", "description"})
-    for field, value in changes.items():
-        setattr(team, field, value)
-    validate_model(team, exclude=["organization"])
-    team.save(update_fields=[*changes, "updated_at"])
+    model_update(instance=team, data=changes, fields={"name", "description"}, validate=_team_validate)
     return team
 
 
+@transaction.atomic
 def team_delete(*, team: Team, by: AbstractBaseUser) -> None:
-    """Delete a team (admins only); its projects stay, without a team."""
+    """Delete a team (admins only); its projects stay, without a team (each recorded as changed)."""
     membership_require(user=by, organization=team.organization, role=Role.ADMIN)
+    projects = list(team.projects.select_for_update())
+    before = [(project, audit.snapshot(project)) for project in projects]
+    audit.record_deleted(team)
     team.delete()
+    for project in projects:
+        project.team = None
+    audit.record_changed_many(before)
 
 
 @transaction.atomic
@@ -388,6 +404,7 @@ def membership_delete(*, membership: Membership, by: AbstractBaseUser, as_operat
     """Remove a member (admins; operators from the admin site); the last admin cannot be removed."""
     _members_manage_require(by=by, organization=membership.organization, as_operator=as_operator)
     _last_admin_refuse(membership=membership)
+    audit.record_deleted(membership)
     membership.delete()
 
 
@@ -462,6 +479,7 @@ def invitation_create(
         )
     key, invitation.key_hash = _invitation_key()
     invitation.save()
+    audit.record_created(invitation)
     _invitation_send(invitation=invitation, key=key)
     return invitation
 
@@ -483,11 +501,13 @@ def invitation_resend(*, invitation: Invitation, by: AbstractBaseUser) -> Invita
             f"{settings.INVITATION_RESEND_MINUTES} minutes later.",
             retry_after=_retry_after(next_send),
         )
+    before = audit.snapshot(locked)
     key, locked.key_hash = _invitation_key()
     locked.last_sent_at = timezone.now()
     locked.expires_at = locked.last_sent_at + dt.timedelta(days=settings.INVITATION_TTL_DAYS)
     locked.send_count += 1
     locked.save(update_fields=["key_hash", "last_sent_at", "expires_at", "send_count"])
+    audit.record_changed(locked, before=before)
     _invitation_send(invitation=locked, key=key)
     return locked
 
@@ -500,8 +520,10 @@ def invitation_revoke(*, invitation: Invitation, by: AbstractBaseUser) -> Invita
     if locked.accepted_at is not None:
         raise Conflict("This invitation was already accepted: remove the member instead.")
     if locked.revoked_at is None:
+        before = audit.snapshot(locked)
         locked.revoked_at = timezone.now()
         locked.save(update_fields=["revoked_at"])
+        audit.record_changed(locked, before=before)
     return locked
 
 
@@ -534,8 +556,11 @@ def invitation_accept(*, key: str, user: AbstractBaseUser) -> Membership:
     if Membership.objects.filter(organization=invitation.organization, user=user).exists():
         raise Conflict(f"You are already a member of {invitation.organization.name}.")
     membership = Membership.objects.create(organization=invitation.organization, user=user, role=invitation.role)
+    audit.record_created(membership)
+    before = audit.snapshot(invitation)
     invitation.accepted_at, invitation.accepted_by = timezone.now(), user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
+    audit.record_changed(invitation, before=before)
     return membership
 
 
@@ -602,6 +627,7 @@ def _api_token_make(*, user: AbstractBaseUser, name: str, **fields: Any) -> tupl
     token = ApiToken(user=user, name=name, prefix=raw[:8], key_hash=hash_key(raw), **fields)
     validate_model(token, exclude=["user", "organization", "created_by"])
     token.save()
+    audit.record_created(token)
     return token, raw
 
 
@@ -641,7 +667,7 @@ def _service_account(organization: Organization, scope: TokenScope) -> ServiceAc
     user = User(username=f"service:{organization.pk}:{scope}", first_name=f"{organization.name} service"[:150])
     user.set_unusable_password()
     user.save()
-    Membership.objects.create(user=user, organization=organization, role=scope.role)
+    audit.record_created(Membership.objects.create(user=user, organization=organization, role=scope.role))
     return ServiceAccount.objects.create(user=user, organization=organization, scope=scope)
 
 
@@ -685,21 +711,26 @@ def api_token_revoke(*, token: ApiToken, by: AbstractBaseUser) -> ApiToken:
     elif token.user_id != by.pk:
         raise NotPermitted("Only the token's owner can revoke it.")
     if token.revoked_at is None:
+        before = audit.snapshot(token)
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        audit.record_changed(token, before=before)
     return token
 
 
+@transaction.atomic
 def api_tokens_revoke_personal(*, user: AbstractBaseUser) -> int:
     """Revoke every live personal token of the user (password changed, signed out everywhere); return how many.
 
-    One save per token, so each revocation is in the history; a user holds at most API_TOKENS_PER_USER.
+    One event per token; a user holds at most API_TOKENS_PER_USER.
     """
-    tokens = list(ApiToken.objects.filter(user=user, organization=None, revoked_at=None))
+    tokens = list(ApiToken.objects.select_for_update().filter(user=user, organization=None, revoked_at=None))
+    before = [(token, audit.snapshot(token)) for token in tokens]
     now = timezone.now()
     for token in tokens:
         token.revoked_at = now
-        token.save(update_fields=["revoked_at"])
+    ApiToken.objects.bulk_update(tokens, ["revoked_at"])
+    audit.record_changed_many(before)
     return len(tokens)
 
 

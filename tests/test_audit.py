@@ -8,8 +8,9 @@ from django.contrib import admin
 from django.db import DatabaseError, transaction
 from django.test import RequestFactory
 
-from ops.models import Risk
+from ops.models import Budget
 from ops.services import budget_create, cost_entry_create, risk_create, risk_update
+from ops.services.costs import budget_delete
 from projects.audit import audit_request
 from projects.models import AuditAction, AuditEvent, Role
 from projects.selectors import audit_history
@@ -81,12 +82,14 @@ def test_a_deletion_is_recorded_and_history_survives_it(manager):
     user, org = manager.user, manager.organization
     with _as(user):
         project = project_create(organization=org, by=user, name="Playlist")
-        risk = risk_create(project=project, by=user, title="Bias", category="ethics_bias", likelihood=2, impact=2)
-        risk_id = risk.pk
-        risk.delete()
-    deleted = AuditEvent.objects.get(object_type="ops.risk", object_id=str(risk_id), action=AuditAction.DELETE)
-    assert deleted.changes["title"] == ["Bias", None]
-    assert not Risk.objects.filter(pk=risk_id).exists()
+        budget = budget_create(
+            project=project, by=user, period_start=dt.date(2026, 1, 1), period_end=dt.date(2026, 6, 30), amount=100
+        )
+        budget_id = budget.pk
+        budget_delete(budget=budget, by=user)
+    deleted = AuditEvent.objects.get(object_type="ops.budget", object_id=str(budget_id), action=AuditAction.DELETE)
+    assert deleted.changes["amount"] == ["100.00", None]
+    assert not Budget.objects.filter(pk=budget_id).exists()
 
 
 def test_changes_without_a_request_are_attributed_to_the_system(manager):

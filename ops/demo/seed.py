@@ -48,7 +48,7 @@ from ops.services import (
     risk_create,
     risk_update,
 )
-from projects.audit import audit_record_created
+from projects import audit
 from projects.gates import project_gates
 from projects.models import (
     Health,
@@ -451,7 +451,13 @@ def _project_seed(spec, organization, teams, people, manager, prices, today) -> 
         )
     usage = _usage_entries(spec, project, timeline, today, prices, rng, lead)
     CostEntry.objects.bulk_create(usage, batch_size=1000)
-    audit_record_created(usage)  # bulk_create sends no signals: record the history ourselves
+    audit.record_batch(  # as usage_ingest records token usage: one event per project and batch
+        model=CostEntry,
+        organization_id=project.organization_id,
+        project_id=project.pk,
+        label=f"Token usage: {len(usage)} cost entries",
+        created=[entry.pk for entry in usage],
+    )
     # Budgets per calendar year, sized against the spend (extrapolated to the whole year) so the cost story holds.
     data_start = max(timeline.start, today - dt.timedelta(days=365))
     for year in sorted({today.year} | {r["date"].year for r in monthly}):

@@ -8,8 +8,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from ops.models import Budget, CostEntry, CostSource, ModelPrice
+from projects import audit
 from projects.models import Organization, Project, Role
 from projects.services import membership_require
+from projects.services_helpers import model_update
 from tracker.exceptions import Conflict, ValidationFailed, reject_unknown_fields, validate_model
 
 COST_FIELDS = {
@@ -26,6 +28,15 @@ COST_FIELDS = {
 }
 
 
+def _budget_validate(budget: Budget) -> None:
+    validate_model(
+        budget,
+        exclude=["project"],
+        constraint_errors={"budget_end_after_start": ("period_end", "The period must end after it starts.")},
+    )
+
+
+@transaction.atomic
 def budget_create(
     *,
     project: Project,
@@ -48,13 +59,27 @@ def budget_create(
         tolerance_pct=tolerance_pct,
         notes=notes,
     )
-    validate_model(
-        budget,
-        exclude=["project"],
-        constraint_errors={"budget_end_after_start": ("period_end", "The period must end after it starts.")},
-    )
+    _budget_validate(budget)
     budget.save()
+    audit.record_created(budget)
     return budget
+
+
+def _cost_entry_validate(entry: CostEntry) -> None:
+    validate_model(
+        entry,
+        exclude=["project", "created_by", "price"],
+        constraint_errors={"cost_unpriced_only_usage": ("amount", "A cost needs an amount.")},
+    )
+    if entry.amount is None:
+        raise ValidationFailed("A cost needs an amount.", errors={"amount": ["This field is required."]})
+
+
+def _external_id_taken(entry: CostEntry) -> Conflict:
+    return Conflict(
+        f"A cost with external id “{entry.external_id}” is already recorded for this project.",
+        errors={"external_id": ["Already recorded."]},
+    )
 
 
 def cost_entry_create(
@@ -65,22 +90,32 @@ def cost_entry_create(
     reject_unknown_fields(fields, COST_FIELDS)
     fields.setdefault("source", CostSource.MANUAL)
     entry = CostEntry(project=project, date=date, category=category, amount=amount, created_by=by, **fields)
-    validate_model(
-        entry,
-        exclude=["project", "created_by", "price"],
-        constraint_errors={"cost_unpriced_only_usage": ("amount", "A cost needs an amount.")},
-    )
-    if entry.amount is None:
-        raise ValidationFailed("A cost needs an amount.", errors={"amount": ["This field is required."]})
+    _cost_entry_validate(entry)
     try:
         with transaction.atomic():
             entry.save()
+            audit.record_created(entry)
     except IntegrityError as exc:
-        raise Conflict(
-            f"A cost with external id “{entry.external_id}” is already recorded for this project.",
-            errors={"external_id": ["Already recorded."]},
-        ) from exc
+        raise _external_id_taken(entry) from exc
     return entry
+
+
+MODEL_PRICE_FIELDS = {"provider", "model", "input_per_mtok", "output_per_mtok", "valid_from"} | {
+    "cached_input_per_mtok",
+    "deprecation_date",
+    "regions",
+}
+
+
+def _model_price_validate(price: ModelPrice) -> None:
+    validate_model(price, exclude=["organization"])
+
+
+def _already_priced(price: ModelPrice) -> Conflict:
+    return Conflict(
+        f"{price.model} already has a price from {price.valid_from}.",
+        errors={"valid_from": ["A price from this date exists."]},
+    )
 
 
 def model_price_create(
@@ -96,7 +131,7 @@ def model_price_create(
 ) -> ModelPrice:
     """Add a price for a model from a date on (managers only); earlier costs keep their price."""
     membership_require(user=by, organization=organization, role=Role.MANAGER)
-    reject_unknown_fields(fields, {"cached_input_per_mtok", "deprecation_date", "regions"})
+    reject_unknown_fields(fields, MODEL_PRICE_FIELDS)
     price = ModelPrice(
         organization=organization,
         provider=provider,
@@ -106,63 +141,59 @@ def model_price_create(
         valid_from=valid_from,
         **fields,
     )
-    validate_model(price, exclude=["organization"])
+    _model_price_validate(price)
     try:
         with transaction.atomic():
             price.save()
+            audit.record_created(price)
     except IntegrityError as exc:
-        raise Conflict(
-            f"{model} already has a price from {valid_from}.", errors={"valid_from": ["A price from this date exists."]}
-        ) from exc
+        raise _already_priced(price) from exc
     return price
 
 
+COST_UPDATE_FIELDS = (COST_FIELDS - {"source"}) | {"date", "category", "amount"}
 BUDGET_FIELDS = {"period_start", "period_end", "amount", "category", "tolerance_pct", "notes"}
 
 
+@transaction.atomic
 def budget_update(*, budget: Budget, by: AbstractBaseUser, **changes: Any) -> Budget:
     """Change a budget (managers only)."""
     membership_require(user=by, organization=budget.project.organization, role=Role.MANAGER)
-    reject_unknown_fields(changes, BUDGET_FIELDS)
-    for field, value in changes.items():
-        setattr(budget, field, value)
-    validate_model(budget, exclude=["project"])
-    budget.save(update_fields=[*changes, "updated_at"])
+    model_update(instance=budget, data=changes, fields=BUDGET_FIELDS, validate=_budget_validate)
     return budget
 
 
+@transaction.atomic
 def budget_delete(*, budget: Budget, by: AbstractBaseUser) -> None:
     membership_require(user=by, organization=budget.project.organization, role=Role.MANAGER)
+    audit.record_deleted(budget)
     budget.delete()
 
 
+@transaction.atomic
 def cost_entry_update(*, entry: CostEntry, by: AbstractBaseUser, **changes: Any) -> CostEntry:
     """Correct a cost (contributors and up). Usage costs are priced, not typed: resend the usage instead."""
     membership_require(user=by, organization=entry.project.organization, role=Role.CONTRIBUTOR)
-    reject_unknown_fields(changes, (COST_FIELDS - {"source"}) | {"date", "category", "amount"})
+    reject_unknown_fields(changes, COST_UPDATE_FIELDS)
     if entry.source == CostSource.USAGE and changes.keys() - {"description"}:
         raise ValidationFailed(
             "A cost priced from token usage only takes a new description.",
             errors={field: ["Priced from usage."] for field in sorted(changes.keys() - {"description"})},
         )
-    for field, value in changes.items():
-        setattr(entry, field, value)
-    validate_model(entry, exclude=["project", "created_by", "price"])
-    if entry.amount is None:
-        raise ValidationFailed("A cost needs an amount.", errors={"amount": ["This field is required."]})
-    try:
-        with transaction.atomic():
-            entry.save(update_fields=[*changes, "updated_at"])
-    except IntegrityError as exc:
-        raise Conflict(
-            f"A cost with external id “{entry.external_id}” is already recorded for this project.",
-            errors={"external_id": ["Already recorded."]},
-        ) from exc
+    model_update(
+        instance=entry,
+        data=changes,
+        fields=COST_UPDATE_FIELDS,
+        validate=_cost_entry_validate,
+        conflict=_external_id_taken(entry) if "external_id" in changes else None,
+    )
     return entry
 
 
+@transaction.atomic
 def cost_entry_delete(*, entry: CostEntry, by: AbstractBaseUser) -> None:
     membership_require(user=by, organization=entry.project.organization, role=Role.CONTRIBUTOR)
+    audit.record_deleted(entry)
     entry.delete()
 
 
@@ -174,31 +205,27 @@ def _model_price_unused(price: ModelPrice) -> None:
         )
 
 
+@transaction.atomic
 def model_price_update(*, price: ModelPrice, by: AbstractBaseUser, **changes: Any) -> ModelPrice:
     """Correct a price no cost has used yet (managers only): recorded costs never change price."""
     membership_require(user=by, organization=price.organization, role=Role.MANAGER)
-    reject_unknown_fields(
-        changes,
-        {"provider", "model", "input_per_mtok", "output_per_mtok", "valid_from"}
-        | {"cached_input_per_mtok", "deprecation_date", "regions"},
-    )
+    reject_unknown_fields(changes, MODEL_PRICE_FIELDS)
     # Only the deprecation date may change on a price in use: it says nothing about past costs.
     if changes.keys() - {"deprecation_date"}:
         _model_price_unused(price)
-    for field, value in changes.items():
-        setattr(price, field, value)
-    validate_model(price, exclude=["organization"])
-    try:
-        with transaction.atomic():
-            price.save(update_fields=[*changes, "updated_at"])
-    except IntegrityError as exc:
-        raise Conflict(
-            "This model already has a price from that date.", errors={"valid_from": ["Already priced."]}
-        ) from exc
+    model_update(
+        instance=price,
+        data=changes,
+        fields=MODEL_PRICE_FIELDS,
+        validate=_model_price_validate,
+        conflict=Conflict("This model already has a price from that date.", errors={"valid_from": ["Already priced."]}),
+    )
     return price
 
 
+@transaction.atomic
 def model_price_delete(*, price: ModelPrice, by: AbstractBaseUser) -> None:
     membership_require(user=by, organization=price.organization, role=Role.MANAGER)
     _model_price_unused(price)
+    audit.record_deleted(price)
     price.delete()

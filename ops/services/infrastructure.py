@@ -5,10 +5,13 @@ import math
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 
 from ops.models import ComponentKind, InfrastructureComponent, MetricKind, QualityMetric
+from projects import audit
 from projects.models import Project, Role
 from projects.services import membership_require
+from projects.services_helpers import model_update
 from tracker.exceptions import ValidationFailed, reject_unknown_fields, validate_model
 
 COMPONENT_FIELDS = {
@@ -25,17 +28,23 @@ COMPONENT_FIELDS = {
 }
 
 
+def _component_validate(component: InfrastructureComponent) -> None:
+    frameworks = component.frameworks
+    if not isinstance(frameworks, list) or not all(isinstance(f, str) and f.strip() for f in frameworks):
+        raise ValidationFailed("Frameworks must be a list of names.", errors={"frameworks": ["A list of names."]})
+    validate_model(component, exclude=["project"])
+
+
+@transaction.atomic
 def infrastructure_component_create(
     *, project: Project, by: AbstractBaseUser, name: str, kind: ComponentKind, provider: str, **fields: Any
 ) -> InfrastructureComponent:
     membership_require(user=by, organization=project.organization, role=Role.CONTRIBUTOR)
     reject_unknown_fields(fields, COMPONENT_FIELDS)
-    frameworks = fields.get("frameworks", [])
-    if not isinstance(frameworks, list) or not all(isinstance(f, str) and f.strip() for f in frameworks):
-        raise ValidationFailed("Frameworks must be a list of names.", errors={"frameworks": ["A list of names."]})
     component = InfrastructureComponent(project=project, name=name, kind=kind, provider=provider, **fields)
-    validate_model(component, exclude=["project"])
+    _component_validate(component)
     component.save()
+    audit.record_created(component)
     return component
 
 
@@ -43,6 +52,21 @@ def infrastructure_component_create(
 LOWER_IS_BETTER = {MetricKind.HALLUCINATION_RATE, MetricKind.TOXICITY_RATE, MetricKind.LATENCY_P95_MS}
 
 
+def _quality_metric_validate(record: QualityMetric) -> None:
+    # NaN and infinity pass the float field but compare false with any threshold.
+    errors = {
+        field: ["Enter a finite number."]
+        for field in ("value", "threshold")
+        if isinstance(number := getattr(record, field), float) and not math.isfinite(number)
+    }
+    if errors:
+        raise ValidationFailed(next(iter(errors.values()))[0], errors=errors)
+    validate_model(
+        record, exclude=["project"], constraint_errors={"metric_custom_named": ("name", "Name the custom metric.")}
+    )
+
+
+@transaction.atomic
 def quality_metric_create(
     *,
     project: Project,
@@ -57,14 +81,6 @@ def quality_metric_create(
 ) -> QualityMetric:
     """Record a quality measurement; the direction defaults to the metric's usual one."""
     membership_require(user=by, organization=project.organization, role=Role.CONTRIBUTOR)
-    # NaN and infinity pass the float field but compare false with any threshold.
-    errors = {
-        field: ["Enter a finite number."]
-        for field, number in (("value", value), ("threshold", threshold))
-        if isinstance(number, float) and not math.isfinite(number)
-    }
-    if errors:
-        raise ValidationFailed(next(iter(errors.values()))[0], errors=errors)
     if higher_is_better is None:
         higher_is_better = metric not in LOWER_IS_BETTER
     record = QualityMetric(
@@ -77,43 +93,47 @@ def quality_metric_create(
         name=name.strip(),
         notes=notes,
     )
-    validate_model(
-        record, exclude=["project"], constraint_errors={"metric_custom_named": ("name", "Name the custom metric.")}
-    )
+    _quality_metric_validate(record)
     record.save()
+    audit.record_created(record)
     return record
 
 
+@transaction.atomic
 def infrastructure_component_update(
     *, component: InfrastructureComponent, by: AbstractBaseUser, **changes: Any
 ) -> InfrastructureComponent:
     membership_require(user=by, organization=component.project.organization, role=Role.CONTRIBUTOR)
-    reject_unknown_fields(changes, COMPONENT_FIELDS | {"name", "kind", "provider"})
-    frameworks = changes.get("frameworks", [])
-    if not isinstance(frameworks, list) or not all(isinstance(f, str) and f.strip() for f in frameworks):
-        raise ValidationFailed("Frameworks must be a list of names.", errors={"frameworks": ["A list of names."]})
-    for field, value in changes.items():
-        setattr(component, field, value)
-    validate_model(component, exclude=["project"])
-    component.save(update_fields=[*changes, "updated_at"])
+    model_update(
+        instance=component,
+        data=changes,
+        fields=COMPONENT_FIELDS | {"name", "kind", "provider"},
+        validate=_component_validate,
+    )
     return component
 
 
+@transaction.atomic
 def infrastructure_component_delete(*, component: InfrastructureComponent, by: AbstractBaseUser) -> None:
     membership_require(user=by, organization=component.project.organization, role=Role.CONTRIBUTOR)
+    audit.record_deleted(component)
     component.delete()
 
 
+METRIC_FIELDS = {"date", "metric", "value", "threshold", "higher_is_better", "name", "notes"}
+
+
+@transaction.atomic
 def quality_metric_update(*, record: QualityMetric, by: AbstractBaseUser, **changes: Any) -> QualityMetric:
     membership_require(user=by, organization=record.project.organization, role=Role.CONTRIBUTOR)
-    reject_unknown_fields(changes, {"date", "metric", "value", "threshold", "higher_is_better", "name", "notes"})
-    for field, value in changes.items():
-        setattr(record, field, value.strip() if field == "name" else value)
-    validate_model(record, exclude=["project"])
-    record.save(update_fields=[*changes, "updated_at"])
+    if isinstance(changes.get("name"), str):
+        changes["name"] = changes["name"].strip()
+    model_update(instance=record, data=changes, fields=METRIC_FIELDS, validate=_quality_metric_validate)
     return record
 
 
+@transaction.atomic
 def quality_metric_delete(*, record: QualityMetric, by: AbstractBaseUser) -> None:
     membership_require(user=by, organization=record.project.organization, role=Role.CONTRIBUTOR)
+    audit.record_deleted(record)
     record.delete()

@@ -4,7 +4,8 @@ Rows arrive as parsed JSON. Each row is checked in Python without touching the d
 check that needs the database (projects, roles, prices, already-recorded external ids) is one
 query for the whole batch; the rows are written with one COPY on PostgreSQL (`bulk_create`
 elsewhere). A batch either writes every new row or nothing, and each bad row is named by its
-index and field.
+index and field. Costs people send get one history event per row; token usage, a machine-made
+aggregate, one event per project and batch listing the entries it created.
 """
 
 import bisect
@@ -21,7 +22,7 @@ from django.utils import timezone
 
 from ops.models import CostCategory, CostEntry, CostSource, ModelPrice
 from ops.selectors.portfolio import usage_price
-from projects.audit import audit_record_copied, audit_record_created
+from projects import audit
 from projects.models import Membership, Project, Role
 from tracker.exceptions import NotPermitted, ValidationFailed
 
@@ -266,28 +267,35 @@ def _recorded(keys: Collection[tuple[int, str]]) -> Iterable[tuple[int, str, int
 
 
 def _insert(
-    rows: list[dict[str, Any]], indexes: list[int], by: AbstractBaseUser, projects: dict[int, Project], **common: Any
+    rows: list[dict[str, Any]],
+    indexes: list[int],
+    by: AbstractBaseUser,
+    projects: dict[int, Project],
+    *,
+    per_row_history: bool,
+    **common: Any,
 ) -> list[int]:
-    """Write the rows at `indexes` with their history; return their ids in request order."""
+    """Write the rows at `indexes` (with an event each when `per_row_history`); return their ids in request order."""
     if not indexes:
         return []
     now = timezone.now()
     values = [{**common, **rows[i], "created_by_id": by.pk, "created_at": now, "updated_at": now} for i in indexes]
-    return (_copy if _on_postgresql() else _bulk_create)(values, projects)
+    return (_copy if _on_postgresql() else _bulk_create)(values, projects, per_row_history)
 
 
 def _on_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _bulk_create(values: list[dict[str, Any]], projects: dict[int, Project]) -> list[int]:
-    """Elsewhere (SQLite under `make run`): the ORM, then the history `bulk_create` does not send."""
+def _bulk_create(values: list[dict[str, Any]], projects: dict[int, Project], per_row_history: bool) -> list[int]:
+    """Elsewhere (SQLite under `make run`): the ORM."""
     created = CostEntry.objects.bulk_create(CostEntry(project=projects[v.pop("project")], **v) for v in values)
-    audit_record_created(created)
+    if per_row_history:
+        audit.record_created_many(created)
     return [entry.pk for entry in created]
 
 
-def _copy(values: list[dict[str, Any]], projects: dict[int, Project]) -> list[int]:
+def _copy(values: list[dict[str, Any]], projects: dict[int, Project], per_row_history: bool) -> list[int]:
     """PostgreSQL: draw the ids from the sequence, COPY the rows, and have the database write their history.
 
     `bulk_create` spends most of a 10,000-row batch building model objects and quoting parameters
@@ -311,7 +319,8 @@ def _copy(values: list[dict[str, Any]], projects: dict[int, Project]) -> list[in
                 row = {**defaults, **value, "id": pk, "project_id": project.pk}
                 copy.write_row([row[name] for name in attnames])
                 labels.append(CostEntry.label(project, row["date"], row["category"], row["amount"]))
-    audit_record_copied(CostEntry, ids, labels)
+    if per_row_history:
+        audit.record_copied(CostEntry, ids, labels)
     return ids
 
 
@@ -321,7 +330,7 @@ def cost_entries_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
     rows = _parse_rows(entries, COST_ROW)
     projects = _projects(rows, by)
     to_create, existing = _split_existing(rows)
-    created = _insert(rows, to_create, by, projects, source=CostSource.API)
+    created = _insert(rows, to_create, by, projects, per_row_history=True, source=CostSource.API)
     return IngestResult(created_ids=created, existing=existing)
 
 
@@ -377,5 +386,18 @@ def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
     if errors:
         _refuse(errors)
     to_create, existing = _split_existing(rows)
-    created = _insert(rows, to_create, by, projects, source=CostSource.USAGE, category=CostCategory.INFERENCE)
+    created = _insert(
+        rows, to_create, by, projects, per_row_history=False, source=CostSource.USAGE, category=CostCategory.INFERENCE
+    )
+    by_project: dict[int, list[int]] = defaultdict(list)
+    for index, pk in zip(to_create, created, strict=True):
+        by_project[rows[index]["project"]].append(pk)
+    for project_id, ids in sorted(by_project.items()):
+        audit.record_batch(
+            model=CostEntry,
+            organization_id=projects[project_id].organization_id,
+            project_id=project_id,
+            label=f"Token usage: {len(ids)} cost entr{'y' if len(ids) == 1 else 'ies'}",
+            created=ids,
+        )
     return IngestResult(created_ids=created, existing=existing)

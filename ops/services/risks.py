@@ -10,8 +10,10 @@ from django.utils import timezone
 
 from ops.catalogue import CATALOGUE
 from ops.models import NistGenAIRisk, OwaspLLMRisk, Risk, RiskAssessment, RiskSource, RiskStatus, Severity
+from projects import audit
 from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require, organization_today
+from projects.services_helpers import model_update
 from tracker.exceptions import Conflict, NotPermitted, ValidationFailed, reject_unknown_fields, validate_model
 
 RISK_FIELDS = {
@@ -45,13 +47,11 @@ def _risk_validate(risk: Risk) -> None:
     validate_model(risk, exclude=["organization", "project", "owner", "accepted_by"])
 
 
-def _assess(risk: Risk, by: AbstractBaseUser | None, note: str = "") -> None:
-    now = timezone.now()
-    RiskAssessment.objects.create(
-        risk=risk, assessed_at=now, by=by, likelihood=risk.likelihood, impact=risk.impact, note=note
+def _assess(risk: Risk, by: AbstractBaseUser | None, note: str = "") -> RiskAssessment:
+    """Log the rating the risk was just saved with; its `last_reviewed_at` says when (set before the save)."""
+    return RiskAssessment.objects.create(
+        risk=risk, assessed_at=risk.last_reviewed_at, by=by, likelihood=risk.likelihood, impact=risk.impact, note=note
     )
-    Risk.objects.filter(pk=risk.pk).update(last_reviewed_at=now)
-    risk.last_reviewed_at = now
 
 
 @transaction.atomic
@@ -80,11 +80,13 @@ def risk_create(
         likelihood=likelihood,
         impact=impact,
         source=RiskSource.MANUAL,
+        last_reviewed_at=timezone.now(),
         **fields,
     )
     _risk_validate(risk)
     risk.save()
     risk.refresh_from_db(fields=["score", "severity"])
+    audit.record_created(risk)
     _assess(risk, by, "Initial assessment")
     return risk
 
@@ -117,10 +119,18 @@ def _locked(risk: Risk) -> Risk:
     return Risk.objects.select_for_update().get(pk=risk.pk)
 
 
-def _acceptance_end(risk: Risk, why: str) -> None:
-    """Clear the acceptance of a risk that is no longer accepted; the audit history keeps who had accepted it."""
-    risk.accepted_by, risk.accepted_at, risk.acceptance_justification, risk.acceptance_expires = None, None, "", None
-    risk.status_note = why
+ACCEPTANCE_FIELDS = {"accepted_by", "accepted_at", "acceptance_justification", "acceptance_expires", "status_note"}
+
+
+def _acceptance_end(why: str) -> dict[str, Any]:
+    """Return the changes that clear an acceptance; the audit history keeps who had accepted the risk."""
+    return {
+        "accepted_by": None,
+        "accepted_at": None,
+        "acceptance_justification": "",
+        "acceptance_expires": None,
+        "status_note": why,
+    }
 
 
 @transaction.atomic
@@ -139,22 +149,27 @@ def risk_update(*, risk: Risk, by: AbstractBaseUser, note: str = "", **changes: 
         raise ValidationFailed(
             "Use accept or close to accept or close a risk.", errors={"status": ["Only open or mitigating here."]}
         )
-    was = (risk.status, risk.likelihood, risk.impact)
-    reassessed = any(f in changes and changes[f] != getattr(risk, f) for f in ("likelihood", "impact"))
-    for field, value in changes.items():
-        setattr(risk, field, value)
-    if was[0] == RiskStatus.ACCEPTED:
-        if reassessed and risk.status == RiskStatus.ACCEPTED and not membership.has_role(RISK_ACCEPT_ROLE):
-            risk.status = RiskStatus.OPEN
-            _acceptance_end(
-                risk,
-                f"Acceptance ended: reassessed from {was[1]} × {was[2]} to {risk.likelihood} × {risk.impact} "
-                f"by {by.get_username()}, who may not accept risks.",
+    data = dict(changes)
+    reassessed = any(f in data and data[f] != getattr(risk, f) for f in ("likelihood", "impact"))
+    if risk.status == RiskStatus.ACCEPTED:
+        status = data.get("status", risk.status)
+        if reassessed and status == RiskStatus.ACCEPTED and not membership.has_role(RISK_ACCEPT_ROLE):
+            rating = f"{data.get('likelihood', risk.likelihood)} × {data.get('impact', risk.impact)}"
+            data["status"] = RiskStatus.OPEN
+            data |= _acceptance_end(
+                f"Acceptance ended: reassessed from {risk.likelihood} × {risk.impact} to {rating} "
+                f"by {by.get_username()}, who may not accept risks."
             )
-        elif risk.status != RiskStatus.ACCEPTED:
-            _acceptance_end(risk, f"Acceptance ended by {by.get_username()}.")
-    _risk_validate(risk)
-    risk.save()
+        elif status != RiskStatus.ACCEPTED:
+            data |= _acceptance_end(f"Acceptance ended by {by.get_username()}.")
+    if reassessed:
+        data["last_reviewed_at"] = timezone.now()
+    model_update(
+        instance=risk,
+        data=data,
+        fields=UPDATE_FIELDS | ACCEPTANCE_FIELDS | {"last_reviewed_at"},
+        validate=_risk_validate,
+    )
     risk.refresh_from_db(fields=["score", "severity"])
     if reassessed:
         _assess(risk, by, note)
@@ -185,6 +200,7 @@ def risk_accept(*, risk: Risk, by: AbstractBaseUser, justification: str, expires
             f"The risk is {risk.get_status_display().lower()}: only an open or mitigating risk can be accepted.",
             errors={"status": [f"Already {risk.get_status_display().lower()}."]},
         )
+    before = audit.snapshot(risk)
     risk.status, risk.accepted_by, risk.accepted_at = RiskStatus.ACCEPTED, by, timezone.now()
     risk.acceptance_justification, risk.acceptance_expires = justification.strip(), expires
     risk.status_note = justification.strip()
@@ -199,6 +215,7 @@ def risk_accept(*, risk: Risk, by: AbstractBaseUser, justification: str, expires
             "updated_at",
         ]
     )
+    audit.record_changed(risk, before=before)
     return risk
 
 
@@ -221,6 +238,8 @@ def risk_close(*, risk: Risk, by: AbstractBaseUser, note: str) -> Risk:
     role = risk_close_role(risk=risk)
     if not membership.has_role(role):
         raise NotPermitted(f"Closing a {risk.severity} risk needs the {role.label.lower()} role.")
+    before = audit.snapshot(risk)
     risk.status, risk.closed_at, risk.status_note = RiskStatus.CLOSED, timezone.now(), note.strip()
     risk.save(update_fields=["status", "closed_at", "status_note", "updated_at"])
+    audit.record_changed(risk, before=before)
     return risk

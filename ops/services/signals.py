@@ -5,7 +5,8 @@ no active risk raises one (source `signal`); an active risk whose finding is sti
 updated; an active signal risk without a finding is closed. Thresholds live in settings
 (`RISK_SIGNAL_*`, see docs/reports.md). Evaluations of one organization are serialised by a
 row lock on it, and the partial unique constraint `risk_one_active_per_signal_key` guarantees
-one active risk per key whatever happens.
+one active risk per key whatever happens. Each risk raised, updated or closed gets its own
+history event (a run touches a handful), written in the same transaction.
 """
 
 import datetime as dt
@@ -46,6 +47,7 @@ from ops.models import (
     RiskStatus,
 )
 from ops.selectors.portfolio import budget_statuses, latest_metrics_by_project, status_stale, status_stale_q
+from projects import audit
 from projects.models import DataClassification, Organization, Project, Stage
 from projects.services import organization_today
 
@@ -391,19 +393,21 @@ def risk_signals_evaluate(*, organization: Organization, today: dt.date | None =
         if key not in active and key not in accepted
     ]
     Risk.objects.bulk_create(new)
+    audit.record_created_many(new)
     assessments = [
         RiskAssessment(risk=r, assessed_at=now, likelihood=r.likelihood, impact=r.impact, note="Raised by a signal")
         for r in new
     ]
     outcome.raised = [r.signal_key for r in new]
 
-    changed = []
+    changed, before = [], []
     for key, risk in active.items():
         f = findings.get(key)
         if f is None:
             continue
         reassessed = (risk.likelihood, risk.impact) != (f.likelihood, f.impact)
         if reassessed or (risk.title, risk.description) != (f.title[:300], f.description):
+            before.append((risk, audit.snapshot(risk)))
             risk.title, risk.description = f.title[:300], f.description
             risk.likelihood, risk.impact = f.likelihood, f.impact
             risk.updated_at = now
@@ -414,16 +418,16 @@ def risk_signals_evaluate(*, organization: Organization, today: dt.date | None =
                     risk=risk, assessed_at=now, likelihood=f.likelihood, impact=f.impact, note="Signal update"
                 )
             )
-    Risk.objects.bulk_update(changed, ["title", "description", "likelihood", "impact", "updated_at"])
-    RiskAssessment.objects.bulk_create(assessments)
     outcome.updated = [r.signal_key for r in changed]
 
-    cleared = [key for key in active if key not in findings]
-    signal_risks.filter(status__in=RiskStatus.active(), signal_key__in=cleared).update(
-        status=RiskStatus.CLOSED,
-        closed_at=now,
-        status_note=f"Closed by the signal: the condition no longer held on {today}.",
-        updated_at=now,
-    )
-    outcome.closed = cleared
+    cleared = [risk for key, risk in active.items() if key not in findings]
+    for risk in cleared:
+        before.append((risk, audit.snapshot(risk)))
+        risk.status, risk.closed_at, risk.updated_at = RiskStatus.CLOSED, now, now
+        risk.status_note = f"Closed by the signal: the condition no longer held on {today}."
+    fields = ["title", "description", "likelihood", "impact", "status", "closed_at", "status_note", "updated_at"]
+    Risk.objects.bulk_update([*changed, *cleared], fields)
+    RiskAssessment.objects.bulk_create(assessments)
+    audit.record_changed_many(before)
+    outcome.closed = [risk.signal_key for risk in cleared]
     return outcome

@@ -7,6 +7,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from ops.models import CostEntry, Risk, RiskSnapshot, RiskStatus, SpendSnapshot
+from projects import audit
 from projects.models import Organization, Project
 
 
@@ -15,7 +16,8 @@ def snapshots_take(*, organization: Organization, date: dt.date) -> RiskSnapshot
     """Record (or refresh) the organization's snapshot of `date`: a fixed number of queries.
 
     Risk counts are the state when the snapshot is taken; spend is recomputed from the cost
-    entries dated up to `date`, so late entries are caught by a rerun.
+    entries dated up to `date`, so late entries are caught by a rerun. The history gets one
+    event for the run, listing the spend snapshots it created and the ones it refreshed.
     """
     severities = dict(
         Risk.objects.filter(organization=organization, status__in=RiskStatus.active())
@@ -40,6 +42,9 @@ def snapshots_take(*, organization: Organization, date: dt.date) -> RiskSnapshot
         )
     }
     project_ids = Project.objects.filter(organization=organization, archived=False).values_list("pk", flat=True)
+    existing = set(
+        SpendSnapshot.objects.filter(project__organization=organization, date=date).values_list("pk", flat=True)
+    )
     rows = []
     for project_id in project_ids:
         figures = spend.get(project_id, {})
@@ -58,6 +63,15 @@ def snapshots_take(*, organization: Organization, date: dt.date) -> RiskSnapshot
         update_conflicts=True,
         unique_fields=["project", "date"],
         update_fields=["spend_day", "spend_to_date", "unpriced_entries"],
+    )
+    audit.record_batch(
+        model=SpendSnapshot,
+        organization_id=organization.pk,
+        label=f"Snapshots of {date.isoformat()}",
+        created=[row.pk for row in rows if row.pk not in existing],
+        changed=[row.pk for row in rows if row.pk in existing],
+        date=date.isoformat(),
+        risk_snapshot=snapshot.pk,
     )
     return snapshot
 
