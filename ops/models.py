@@ -32,6 +32,28 @@ class Provider(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class ModelProvider(models.TextChoices):
+    """Who bills a model's tokens: OpenTelemetry's `gen_ai.provider.name` values (aliases: ops/providers.py)."""
+
+    OPENAI = "openai", "OpenAI"
+    AZURE_OPENAI = "azure.ai.openai", "Azure OpenAI"
+    AZURE_INFERENCE = "azure.ai.inference", "Azure AI Inference"
+    AWS_BEDROCK = "aws.bedrock", "AWS Bedrock"
+    GCP_VERTEX_AI = "gcp.vertex_ai", "Google Vertex AI"
+    GCP_GEMINI = "gcp.gemini", "Google Gemini API"
+    GCP_GEN_AI = "gcp.gen_ai", "Google Gen AI"
+    ANTHROPIC = "anthropic", "Anthropic"
+    COHERE = "cohere", "Cohere"
+    MISTRAL_AI = "mistral_ai", "Mistral AI"
+    GROQ = "groq", "Groq"
+    DEEPSEEK = "deepseek", "DeepSeek"
+    PERPLEXITY = "perplexity", "Perplexity"
+    X_AI = "x_ai", "xAI"
+    IBM_WATSONX_AI = "ibm.watsonx.ai", "IBM watsonx.ai"
+    SELF_HOSTED = "self_hosted", "Self-hosted"
+    OTHER = "other", "Other"
+
+
 class Hosting(models.TextChoices):
     CLOUD = "cloud", "Cloud"
     LOCAL = "local", "Local"
@@ -319,6 +341,9 @@ class CostEntry(TimeStampedModel):
     amount = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True, validators=NON_NEGATIVE)
     description = models.CharField(max_length=500, blank=True)
     model = models.CharField(max_length=200, blank=True)
+    # Who billed the usage (a ModelProvider code); blank for costs that are not token usage. The database
+    # default keeps the release before (which does not know the column) able to insert.
+    provider = models.CharField(max_length=40, choices=ModelProvider.choices, blank=True, default="", db_default="")
     input_tokens = models.PositiveBigIntegerField(default=0)
     cached_input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)

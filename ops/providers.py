@@ -7,30 +7,7 @@ on-premises, or other for a vendor's own cloud), which is what "spend by provide
 provider-concentration signal group by.
 """
 
-from django.db import models
-
-from ops.models import Provider
-
-
-class ModelProvider(models.TextChoices):
-    OPENAI = "openai", "OpenAI"
-    AZURE_OPENAI = "azure.ai.openai", "Azure OpenAI"
-    AZURE_INFERENCE = "azure.ai.inference", "Azure AI Inference"
-    AWS_BEDROCK = "aws.bedrock", "AWS Bedrock"
-    GCP_VERTEX_AI = "gcp.vertex_ai", "Google Vertex AI"
-    GCP_GEMINI = "gcp.gemini", "Google Gemini API"
-    GCP_GEN_AI = "gcp.gen_ai", "Google Gen AI"
-    ANTHROPIC = "anthropic", "Anthropic"
-    COHERE = "cohere", "Cohere"
-    MISTRAL_AI = "mistral_ai", "Mistral AI"
-    GROQ = "groq", "Groq"
-    DEEPSEEK = "deepseek", "DeepSeek"
-    PERPLEXITY = "perplexity", "Perplexity"
-    X_AI = "x_ai", "xAI"
-    IBM_WATSONX_AI = "ibm.watsonx.ai", "IBM watsonx.ai"
-    SELF_HOSTED = "self_hosted", "Self-hosted"
-    OTHER = "other", "Other"
-
+from ops.models import ModelProvider, Provider
 
 # Older OTel values, LiteLLM provider names and common spellings → the code above (compared lowercased).
 ALIASES = {

@@ -2,8 +2,8 @@
 
 import pytest
 
-from ops.models import Provider
-from ops.providers import ModelProvider, infrastructure_provider, provider_code
+from ops.models import ModelProvider, Provider
+from ops.providers import infrastructure_provider, provider_code
 
 
 @pytest.mark.parametrize(
