@@ -192,9 +192,10 @@ def report_build(*, report_id: int) -> Report | None:
         if report.state == ReportState.READY:
             return report
         rows = Report.objects.filter(pk=report_id)
+        started = timezone.now()
         rows.update(
             state=ReportState.RUNNING,
-            started_at=timezone.now(),
+            started_at=started,
             progress=0,
             step="Starting",
             error="",
@@ -216,9 +217,20 @@ def report_build(*, report_id: int) -> Report | None:
         except Exception as exc:
             rows.update(state=ReportState.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], step="Failed")
             raise
-        now = timezone.now()
-        rows.update(state=ReportState.READY, data=data, generated_at=now, progress=100, step="Ready", updated_at=now)
-        report.refresh_from_db()
+        ready = {
+            "state": ReportState.READY,
+            "data": data,
+            "generated_at": timezone.now(),
+            "progress": 100,
+            "step": "Ready",
+            "error": "",
+        }
+        rows.update(**ready, updated_at=ready["generated_at"])
+        # The row now holds exactly this (no re-read): the lock keeps every other writer out meanwhile.
+        for name, value in ready.items():
+            setattr(report, name, value)
+        report.attempts += 1
+        report.started_at, report.updated_at = started, ready["generated_at"]
         return report
 
 
