@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tracker import formatting
-from tracker.models import TimeStampedModel
+from tracker.models import TimeStampedModel, TimeStampedQuerySet
 
 
 class Role(models.TextChoices):
@@ -261,6 +261,7 @@ class Project(TimeStampedModel):
         indexes = [
             models.Index(fields=["organization", "stage"]),
             models.Index(fields=["organization", "health"]),
+            models.Index(fields=["organization", "updated_at", "id"]),  # incremental sync (cursor pages)
         ]
 
     def __str__(self) -> str:
@@ -281,6 +282,9 @@ class StageTransition(models.Model):
     note = models.TextField(blank=True)
     overridden_gates = models.JSONField(default=list, blank=True)
     override_reason = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)  # never edited: kept so every list syncs alike
+
+    objects = TimeStampedQuerySet.as_manager()
 
     class Meta:
         ordering = ["project", "at"]
@@ -346,7 +350,7 @@ class ServiceAccount(models.Model):
         return f"{self.organization} service ({self.get_scope_display()})"
 
 
-class ApiTokenQuerySet(models.QuerySet):
+class ApiTokenQuerySet(TimeStampedQuerySet):
     def live(self) -> "ApiTokenQuerySet":
         """Return the tokens that still authenticate: not revoked, not expired."""
         return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), revoked_at=None)
@@ -381,6 +385,7 @@ class ApiToken(models.Model):
     expiry_warned_at = models.DateTimeField(null=True, blank=True, help_text="When the owner was told it expires.")
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -412,7 +417,7 @@ class ApiToken(models.Model):
         return self.revoked_at is None and not self.is_expired
 
 
-class InvitationQuerySet(models.QuerySet):
+class InvitationQuerySet(TimeStampedQuerySet):
     def pending(self) -> "InvitationQuerySet":
         """Neither accepted nor revoked (an expired one is still pending: resending renews it)."""
         return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
@@ -439,6 +444,7 @@ class Invitation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     objects = InvitationQuerySet.as_manager()
 
