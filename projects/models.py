@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tracker import formatting
-from tracker.models import TimeStampedModel, TimeStampedQuerySet
+from tracker.models import TimeStampedModel, TimeStampedQuerySet, UpdatedAtModel
 
 
 class Role(models.TextChoices):
@@ -271,7 +271,7 @@ class Project(TimeStampedModel):
         return reverse("projects:detail", kwargs={"pk": self.pk})
 
 
-class StageTransition(models.Model):
+class StageTransition(UpdatedAtModel):  # never edited; `updated_at` so every list syncs alike
     """One move of a project through the lifecycle. Never edited."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="transitions")
@@ -282,9 +282,6 @@ class StageTransition(models.Model):
     note = models.TextField(blank=True)
     overridden_gates = models.JSONField(default=list, blank=True)
     override_reason = models.TextField(blank=True)
-    updated_at = models.DateTimeField(auto_now=True)  # never edited: kept so every list syncs alike
-
-    objects = TimeStampedQuerySet.as_manager()
 
     class Meta:
         ordering = ["project", "at"]
@@ -356,7 +353,7 @@ class ApiTokenQuerySet(TimeStampedQuerySet):
         return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), revoked_at=None)
 
 
-class ApiToken(models.Model):
+class ApiToken(UpdatedAtModel):
     """An API token. Only its SHA-256 hash is stored; the raw key is shown once.
 
     A personal token acts as its user and dies with their password. A service token belongs to an
@@ -385,7 +382,6 @@ class ApiToken(models.Model):
     expiry_warned_at = models.DateTimeField(null=True, blank=True, help_text="When the owner was told it expires.")
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -423,7 +419,7 @@ class InvitationQuerySet(TimeStampedQuerySet):
         return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
 
 
-class Invitation(models.Model):
+class Invitation(UpdatedAtModel):
     """An invitation to join an organization, sent by e-mail and accepted through its link.
 
     The link carries a random token of which only the SHA-256 hash is kept; resending makes a new
@@ -444,7 +440,6 @@ class Invitation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     objects = InvitationQuerySet.as_manager()
 

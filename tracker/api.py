@@ -312,7 +312,26 @@ NOT_FILTERS = {
 }
 
 
-class SyncFilterSet(django_filters.FilterSet):
+class StrictFilterSet(django_filters.FilterSet):
+    """A FilterSet refusing a value of the wrong type: django-filter already does, except for booleans.
+
+    Its boolean widget reads anything but true/false/1/0 as "no filter", so `?archived=maybe` would list
+    every row.
+    """
+
+    BOOLEANS = {"true", "false", "1", "0"}
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        for name, field in self.filters.items():
+            raw = self.data.get(name)
+            if isinstance(field, django_filters.BooleanFilter) and raw is not None and raw.lower() not in self.BOOLEANS:
+                self.form.add_error(name, "Use true or false.")
+                valid = False
+        return valid
+
+
+class SyncFilterSet(StrictFilterSet):
     """The base of every API FilterSet: what incremental sync needs on every list.
 
     `updated_after`/`created_after` take an ISO 8601 date or date-time and include the bound.

@@ -25,13 +25,27 @@ class TimeStampedQuerySet(models.QuerySet):
     bulk_update.alters_data = True
 
 
-class TimeStampedModel(models.Model):
-    """Abstract base: when a row was created and last changed."""
+class UpdatedAtModel(models.Model):
+    """Abstract base: when a row last changed, kept true on every write path (incremental sync reads it)."""
 
-    created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = TimeStampedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, update_fields=None, **kwargs):
+        # `auto_now` sets the attribute, but `update_fields` decides which columns are written.
+        if update_fields is not None and "updated_at" not in update_fields:
+            update_fields = [*update_fields, "updated_at"]
+        super().save(*args, update_fields=update_fields, **kwargs)
+
+
+class TimeStampedModel(UpdatedAtModel):
+    """Abstract base: when a row was created and last changed."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         abstract = True

@@ -12,7 +12,7 @@ from projects.models import (
     StatusUpdate,
     Team,
 )
-from tracker.api import SyncFilterSet
+from tracker.api import StrictFilterSet, SyncFilterSet
 
 
 # Foreign keys filter by plain id, so an id of another organization matches nothing rather than
@@ -95,7 +95,7 @@ class InvitationFilter(SyncFilterSet):
         fields = ["organization", "role"]
 
 
-class AuditEventFilter(filters.FilterSet):
+class AuditEventFilter(StrictFilterSet):
     organization = id_filter("organization")
     project = id_filter("project")
     at_after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
