@@ -312,6 +312,21 @@ NOT_FILTERS = {
 }
 
 
+class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 date-time, converted to UTC: PostgreSQL refuses offsets beyond ±15:59, and years out of range."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        try:
+            return value.astimezone(dt.UTC) if value is not None else None
+        except OverflowError as exc:
+            raise DjangoValidationError("Enter a date-time between the years 1 and 9999.", code="invalid") from exc
+
+
+class DateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class StrictFilterSet(django_filters.FilterSet):
     """A FilterSet refusing a value of the wrong type: django-filter already does, except for booleans.
 
@@ -337,9 +352,9 @@ class SyncFilterSet(StrictFilterSet):
     `updated_after`/`created_after` take an ISO 8601 date or date-time and include the bound.
     """
 
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
-    updated_before = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="lte")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    updated_after = DateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_before = DateTimeFilter(field_name="updated_at", lookup_expr="lte")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
 
 
 class FilterBackend(DjangoFilterBackend):

@@ -12,7 +12,7 @@ from projects.models import (
     StatusUpdate,
     Team,
 )
-from tracker.api import StrictFilterSet, SyncFilterSet
+from tracker.api import DateTimeFilter, StrictFilterSet, SyncFilterSet
 
 
 # Foreign keys filter by plain id, so an id of another organization matches nothing rather than
@@ -56,7 +56,7 @@ class StatusUpdateFilter(SyncFilterSet):
 
 class StageTransitionFilter(SyncFilterSet):
     project = id_filter("project")
-    created_after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
+    created_after = DateTimeFilter(field_name="at", lookup_expr="gte")
 
     class Meta:
         model = StageTransition
@@ -98,8 +98,8 @@ class InvitationFilter(SyncFilterSet):
 class AuditEventFilter(StrictFilterSet):
     organization = id_filter("organization")
     project = id_filter("project")
-    at_after = filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    at_before = filters.IsoDateTimeFilter(field_name="at", lookup_expr="lte")
+    at_after = DateTimeFilter(field_name="at", lookup_expr="gte")
+    at_before = DateTimeFilter(field_name="at", lookup_expr="lte")
     object_type = filters.CharFilter(help_text="app_label.model, e.g. ops.risk")
 
     class Meta:
