@@ -513,6 +513,8 @@ VIEWER_EXCEPTIONS = {
     ("projects:service-token-revoke", "POST"): {404},
     ("api-projects:service-token-detail", "GET"): {404},
     ("api-projects:service-token-detail", "DELETE"): {404},
+    # The change feed is the managers': a viewer's feed is empty, so one event named by id is "not found".
+    ("api-projects:event-detail", "GET"): {404},
     # Members and invitations are the admins' (invitees' addresses are personal data): a viewer gets
     # the members page refused and sees no invitation at all, so one named by id is "not found".
     ("projects:members", "GET"): {403},
