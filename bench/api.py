@@ -9,6 +9,8 @@ serializers) with Django's test client:
   requests per second, against a minimal Django view answering the same rows from the same
   queryset with `.values()` (target: ratio ≥ 0.5), in alternating rounds so that the machine's
   drift weighs on both alike;
+- the same page by cursor (`?ordering=updated_at`, the incremental-sync way: no count, one query for
+  the horizon), against the minimal view ordered the same way, (updated_at, id) (target: ≥ 0.8);
 - `POST /api/v1/costs/bulk/` with 10,000 entries (its audit history included), against inserting
   the same rows with psycopg `COPY` (target: ≤ 5× the COPY time; medians of alternating runs), and
   the peak Python memory of that request measured with tracemalloc in a separate run (target:
@@ -35,6 +37,7 @@ LIST_REQUESTS = 200
 BULK_ROWS = 10_000
 BULK_REPEATS = 5
 TARGET_LIST_RATIO = 0.5
+TARGET_CURSOR_RATIO = 0.8
 TARGET_COPY_RATIO = 5.0
 TARGET_PEAK_MB = 200
 
@@ -93,7 +96,8 @@ def _rates(actions, requests: int, rounds: int = 4) -> list[float]:
     return [requests / seconds for seconds in spent]
 
 
-def _bench_list(user, client) -> tuple[float, float]:
+def _bench_list(user, client) -> tuple[float, float, float, float]:
+    """Return the page-number list and its floor, then the cursor page and its floor, in requests per second."""
     from django.http import JsonResponse
     from django.test import Client, override_settings
     from django.urls import include, path
@@ -105,21 +109,36 @@ def _bench_list(user, client) -> tuple[float, float]:
     derived = {"budget_used_pct", "budget_forecast", "over_budget", "over_tolerance"}
     columns = [f for f in PROJECT_FIELDS if f not in derived] + ["budget_tolerance_pct", "budget_as_of"]
 
-    def minimal(request):
-        rows = list(project_list_with_figures(user=user).order_by("name").values(*columns)[:PAGE])
-        return JsonResponse({"results": rows})
+    def minimal(*ordering):
+        def view(request):
+            rows = list(project_list_with_figures(user=user).order_by(*ordering).values(*columns)[:PAGE])
+            return JsonResponse({"results": rows})
 
-    urlconf = type("BenchUrls", (), {"urlpatterns": [path("minimal/", minimal), path("", include("tracker.urls"))]})
+        return view
+
+    urlconf = type(
+        "BenchUrls",
+        (),
+        {
+            "urlpatterns": [
+                path("minimal/", minimal("name")),
+                path("minimal-sync/", minimal("updated_at", "id")),
+                path("", include("tracker.urls")),
+            ]
+        },
+    )
     plain = Client()
     with override_settings(ROOT_URLCONF=urlconf):
-        api, floor = _rates(
+        rates = _rates(
             [
                 lambda: _ok(client.get(f"/api/v1/projects/?page_size={PAGE}&ordering=name")),
                 lambda: _ok(plain.get("/minimal/")),
+                lambda: _ok(client.get(f"/api/v1/projects/?page_size={PAGE}&ordering=updated_at")),
+                lambda: _ok(plain.get("/minimal-sync/")),
             ],
             LIST_REQUESTS,
         )
-    return api, floor
+    return tuple(rates)
 
 
 def _ok(response):
@@ -254,8 +273,9 @@ def _child() -> None:
     _vacuum()
     client = Client(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=user, name='bench')[1]}")
 
-    api, floor = _bench_list(user, client)
+    api, floor, cursor, cursor_floor = _bench_list(user, client)
     print(f"projects list, page of {PAGE}: API {api:.0f} req/s, minimal .values() view {floor:.0f} req/s")
+    print(f"  by cursor (ordering=updated_at): API {cursor:.0f} req/s, minimal view {cursor_floor:.0f} req/s")
     bulk, copy, peak = _bench_bulk(projects, client)
     print(f"bulk costs, {BULK_ROWS:,} entries: API {bulk * 1000:.0f} ms, psycopg COPY {copy * 1000:.0f} ms (medians)")
     print(f"  peak memory of the request {peak:.0f} MB")
@@ -264,6 +284,9 @@ def _child() -> None:
         "list_api_rps": round(api, 1),
         "list_floor_rps": round(floor, 1),
         "list_ratio": round(api / floor, 2),
+        "cursor_api_rps": round(cursor, 1),
+        "cursor_floor_rps": round(cursor_floor, 1),
+        "cursor_ratio": round(cursor / cursor_floor, 2),
         "bulk_api_ms": round(bulk * 1000),
         "bulk_copy_ms": round(copy * 1000),
         "bulk_copy_factor": round(bulk / copy, 2),
@@ -271,6 +294,10 @@ def _child() -> None:
     }
     verdicts = [
         (f"projects list ≥ {TARGET_LIST_RATIO}× the floor ({results['list_ratio']})", api / floor >= TARGET_LIST_RATIO),
+        (
+            f"cursor page ≥ {TARGET_CURSOR_RATIO}× the floor ({results['cursor_ratio']})",
+            cursor / cursor_floor >= TARGET_CURSOR_RATIO,
+        ),
         (f"bulk ≤ {TARGET_COPY_RATIO}× COPY ({results['bulk_copy_factor']}×)", bulk / copy <= TARGET_COPY_RATIO),
         (f"bulk peak memory ≤ {TARGET_PEAK_MB} MB ({results['bulk_peak_mb']} MB)", peak <= TARGET_PEAK_MB),
     ]

@@ -371,6 +371,7 @@ class CostEntry(TimeStampedModel):
         indexes = [
             models.Index(fields=["project", "date"]),
             models.Index(fields=["project", "category", "date"]),
+            models.Index(fields=["updated_at", "id"]),  # incremental sync (cursor pages)
         ]
         constraints = [
             models.CheckConstraint(
@@ -504,6 +505,7 @@ class Risk(TimeStampedModel):
             models.Index(fields=["project", "status"]),
             models.Index(fields=["organization", "status"]),
             models.Index(fields=["next_review_date"]),
+            models.Index(fields=["organization", "updated_at", "id"]),  # incremental sync (cursor pages)
         ]
         constraints = [
             models.CheckConstraint(

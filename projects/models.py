@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tracker import formatting
-from tracker.models import TimeStampedModel
+from tracker.models import TimeStampedModel, TimeStampedQuerySet, UpdatedAtModel
 
 
 class Role(models.TextChoices):
@@ -261,6 +261,7 @@ class Project(TimeStampedModel):
         indexes = [
             models.Index(fields=["organization", "stage"]),
             models.Index(fields=["organization", "health"]),
+            models.Index(fields=["organization", "updated_at", "id"]),  # incremental sync (cursor pages)
         ]
 
     def __str__(self) -> str:
@@ -270,7 +271,7 @@ class Project(TimeStampedModel):
         return reverse("projects:detail", kwargs={"pk": self.pk})
 
 
-class StageTransition(models.Model):
+class StageTransition(UpdatedAtModel):  # never edited; `updated_at` so every list syncs alike
     """One move of a project through the lifecycle. Never edited."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="transitions")
@@ -346,13 +347,13 @@ class ServiceAccount(models.Model):
         return f"{self.organization} service ({self.get_scope_display()})"
 
 
-class ApiTokenQuerySet(models.QuerySet):
+class ApiTokenQuerySet(TimeStampedQuerySet):
     def live(self) -> "ApiTokenQuerySet":
         """Return the tokens that still authenticate: not revoked, not expired."""
         return self.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()), revoked_at=None)
 
 
-class ApiToken(models.Model):
+class ApiToken(UpdatedAtModel):
     """An API token. Only its SHA-256 hash is stored; the raw key is shown once.
 
     A personal token acts as its user and dies with their password. A service token belongs to an
@@ -412,13 +413,13 @@ class ApiToken(models.Model):
         return self.revoked_at is None and not self.is_expired
 
 
-class InvitationQuerySet(models.QuerySet):
+class InvitationQuerySet(TimeStampedQuerySet):
     def pending(self) -> "InvitationQuerySet":
         """Neither accepted nor revoked (an expired one is still pending: resending renews it)."""
         return self.filter(accepted_at__isnull=True, revoked_at__isnull=True)
 
 
-class Invitation(models.Model):
+class Invitation(UpdatedAtModel):
     """An invitation to join an organization, sent by e-mail and accepted through its link.
 
     The link carries a random token of which only the SHA-256 hash is kept; resending makes a new

@@ -1,7 +1,7 @@
 """Reads of the projects app that are more than a `get`."""
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from projects.models import (
     ApiToken,
@@ -84,6 +84,27 @@ def status_update_list(*, user: AbstractBaseUser) -> QuerySet[StatusUpdate]:
 
 def stage_transition_list(*, user: AbstractBaseUser) -> QuerySet[StageTransition]:
     return StageTransition.objects.filter(project__in=project_list(user=user)).select_related("project", "by")
+
+
+# Who may act on members and tokens may read about them: these events are for admins only.
+ADMIN_ONLY_AUDIT_TYPES = ("projects.membership", "projects.apitoken", "projects.invitation")
+
+
+def audit_event_feed(*, user: AbstractBaseUser) -> QuerySet:
+    """Return the change feed of the organizations the user manages: every recorded change, deletions included.
+
+    Managers and admins read it; the membership, token and invitation events of an organization only its admins.
+    """
+    from projects.models import AuditEvent
+
+    if not user.is_authenticated:
+        return AuditEvent.objects.none()
+    memberships = Membership.objects.filter(user=user)
+    managed = memberships.filter(role__in=[Role.MANAGER, Role.ADMIN]).values("organization")
+    administered = memberships.filter(role=Role.ADMIN).values("organization")
+    return AuditEvent.objects.filter(organization__in=managed).exclude(
+        Q(object_type__in=ADMIN_ONLY_AUDIT_TYPES) & ~Q(organization__in=administered)
+    )
 
 
 def audit_history(*, project: Project | None = None, obj: object | None = None) -> QuerySet:

@@ -170,6 +170,7 @@ def route_model(route: Route) -> type[Model] | None:
     view_class = getattr(route.callback, "cls", None)
     if view_class is not None:
         meta = getattr(getattr(view_class, "serializer_class", None), "Meta", None)
+        meta = meta or getattr(getattr(view_class, "filterset_class", None), "_meta", None)  # the change feed
         return getattr(meta, "model", None)
     return WEB_OBJECTS.get(route.route.split("/", 1)[0])
 
@@ -327,6 +328,7 @@ def portfolio_build() -> Portfolio:
         Report: report,
         ApiToken: token,
         Invitation: invitation,
+        AuditEvent: AuditEvent.objects.filter(organization=org).earliest("at"),
     }
     return Portfolio(org, admin, contributor, viewer, objects, revoked_key, outsider, outsider_key, viewer_key)
 
@@ -511,6 +513,8 @@ VIEWER_EXCEPTIONS = {
     ("projects:service-token-revoke", "POST"): {404},
     ("api-projects:service-token-detail", "GET"): {404},
     ("api-projects:service-token-detail", "DELETE"): {404},
+    # The change feed is the managers': a viewer's feed is empty, so one event named by id is "not found".
+    ("api-projects:event-detail", "GET"): {404},
     # Members and invitations are the admins' (invitees' addresses are personal data): a viewer gets
     # the members page refused and sees no invitation at all, so one named by id is "not found".
     ("projects:members", "GET"): {403},

@@ -4,19 +4,25 @@ Nothing here may import DRF views: the settings load these classes while DRF its
 The schema and the base viewset live in `tracker.api_views`.
 """
 
+import base64
 import datetime as dt
 import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+import django_filters
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connections
+from django.db.models import Q
 from django.http import Http404, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
+from django_filters.filterset import filterset_factory
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiExample
 from redis.exceptions import RedisError
@@ -26,6 +32,7 @@ from rest_framework.relations import PKOnlyObject
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from tracker.db import STATEMENT_TIMEOUT_MESSAGE, statement_timeout_caught
 from tracker.exceptions import DomainError, TooManyRequests, TransitionRefused
@@ -292,24 +299,99 @@ class JSONRenderer(renderers.JSONRenderer):
             return super().render(data, accepted_media_type, renderer_context)
 
 
-class FilterBackend(DjangoFilterBackend):
-    """django-filter's backend, skipped when the query string names no filter.
+# The field incremental sync orders by; a view may name another (the change feed: `at`).
+SYNC_FIELD = "updated_at"
+# What the query string may carry besides filters (each list refuses anything else, see ScopedViewSet).
+NOT_FILTERS = {
+    "page",
+    "page_size",
+    "cursor",
+    api_settings.SEARCH_PARAM,
+    api_settings.ORDERING_PARAM,
+    api_settings.URL_FORMAT_OVERRIDE,
+}
 
-    Building and validating the filter form costs about a millisecond a request, and most list
-    calls only page, search or order.
+
+class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 date-time, converted to UTC: PostgreSQL refuses offsets beyond ±15:59, and years out of range."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        try:
+            return value.astimezone(dt.UTC) if value is not None else None
+        except OverflowError as exc:
+            raise DjangoValidationError("Enter a date-time between the years 1 and 9999.", code="invalid") from exc
+
+
+class DateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
+class StrictFilterSet(django_filters.FilterSet):
+    """A FilterSet refusing a value of the wrong type: django-filter already does, except for booleans.
+
+    Its boolean widget reads anything but true/false/1/0 as "no filter", so `?archived=maybe` would list
+    every row.
     """
 
+    BOOLEANS = {"true", "false", "1", "0"}
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        for name, field in self.filters.items():
+            raw = self.data.get(name)
+            if isinstance(field, django_filters.BooleanFilter) and raw is not None and raw.lower() not in self.BOOLEANS:
+                self.form.add_error(name, "Use true or false.")
+                valid = False
+        return valid
+
+
+class SyncFilterSet(StrictFilterSet):
+    """The base of every API FilterSet: what incremental sync needs on every list.
+
+    `updated_after`/`created_after` take an ISO 8601 date or date-time and include the bound.
+    """
+
+    updated_after = DateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_before = DateTimeFilter(field_name="updated_at", lookup_expr="lte")
+    created_after = DateTimeFilter(field_name="created_at", lookup_expr="gte")
+
+
+class FilterBackend(DjangoFilterBackend):
+    """django-filter's backend over a SyncFilterSet, skipped when the query string names no filter.
+
+    A view without its own FilterSet gets the sync filters alone. Building and validating the filter
+    form costs about a millisecond a request, and most list calls only page, search or order.
+    """
+
+    def get_filterset_class(self, view, queryset=None):
+        declared = super().get_filterset_class(view, queryset)
+        if declared is not None:
+            return declared
+        model = queryset.model if queryset is not None else view.get_queryset().model
+        return _sync_filterset(model)
+
+    def query_params(self, view) -> set[str]:
+        return set(self.get_filterset_class(view).base_filters)
+
     def filter_queryset(self, request, queryset, view):
-        not_filters = {"page", Pagination.page_size_query_param, api_settings.SEARCH_PARAM, api_settings.ORDERING_PARAM}
-        if request.query_params.keys() <= not_filters:
+        if request.query_params.keys() <= NOT_FILTERS:
             return queryset
         return super().filter_queryset(request, queryset, view)
+
+
+@cache
+def _sync_filterset(model: type) -> type[SyncFilterSet]:
+    return filterset_factory(model, filterset=SyncFilterSet, fields=[])
 
 
 class SearchFilter(filters.SearchFilter):
     """DRF's `?search=`, bounded: a NUL byte (PostgreSQL cannot compare text with one) is a 400, and so are
     more than SEARCH_MAX_TERMS terms or one longer than SEARCH_MAX_TERM_LENGTH (each term is matched
     against every search field of every row)."""
+
+    def query_params(self, view) -> set[str]:
+        return {self.search_param} if getattr(view, "search_fields", None) else set()
 
     def get_search_terms(self, request) -> list[str]:
         terms = super().get_search_terms(request)
@@ -325,15 +407,226 @@ class SearchFilter(filters.SearchFilter):
         raise exceptions.ValidationError({self.search_param: [message]})
 
 
+class OrderingFilter(filters.OrderingFilter):
+    """DRF's `?ordering=`, strict: a field the endpoint does not offer is a 400, not silently ignored.
+
+    Every list whose rows have `updated_at` may be ordered by it (then it pages by cursor, see Pagination).
+    """
+
+    def get_valid_fields(self, queryset, view, context=None):
+        fields = super().get_valid_fields(queryset, view, context or {})
+        sync_field = getattr(view, "sync_field", SYNC_FIELD)
+        has_field = any(field.name == sync_field for field in queryset.model._meta.get_fields())
+        if has_field and sync_field not in dict(fields):
+            fields = [*fields, (sync_field, sync_field)]
+        return fields
+
+    def query_params(self, view) -> set[str]:
+        return {self.ordering_param}
+
+    def get_ordering(self, request, queryset, view):
+        raw = request.query_params.get(self.ordering_param)
+        if not raw:
+            return self.get_default_ordering(view)
+        valid = {name for name, _ in self.get_valid_fields(queryset, view, {"request": request})}
+        fields = [term.strip() for term in raw.split(",")]
+        unknown = [term for term in fields if term.lstrip("-") not in valid]
+        if unknown:
+            allowed = ", ".join(sorted(valid))
+            message = f"Unknown ordering: {', '.join(unknown)}. Allowed: {allowed} (- for descending)."
+            raise exceptions.ValidationError({self.ordering_param: [message]})
+        return fields
+
+    def get_schema_operation_parameters(self, view):
+        names = sorted(name for name, _ in self.get_valid_fields(view.get_queryset(), view, {}))
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": f"Sort by this field (- descending); `{SYNC_FIELD}` and `-{SYNC_FIELD}` page by cursor.",
+                "schema": {"type": "string", "enum": [value for name in names for value in (name, f"-{name}")]},
+            }
+        ]
+
+
 # --- Pagination and throttling ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Keyset:
+    """A cursor's ordering: by `field` then id, ascending or descending."""
+
+    field: str
+    descending: bool
+
+
+def sync_horizon(*, using: str = "default") -> dt.datetime:
+    """Return the newest timestamp a cursor page may serve: rows after it may still be joined by late commits.
+
+    A row's `updated_at` (or an event's `at`) is taken inside its transaction, before it commits, so a
+    row can become visible after rows with later timestamps. Stopping short of the start of the oldest
+    transaction still open (less `API_SYNC_CLOCK_MARGIN_SECONDS` for the app's clock against the
+    database's) means nothing older can appear later: a cursor never passes a row that is not yet
+    committed. Open transactions are read from pg_stat_activity, which shows the sessions of the app's
+    own database role.
+    """
+    margin = dt.timedelta(seconds=settings.API_SYNC_CLOCK_MARGIN_SECONDS)
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return timezone.now() - margin  # SQLite (`make run`): one writer at a time
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT least(clock_timestamp(), min(xact_start)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND backend_type = 'client backend'"
+            " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+        )
+        (oldest,) = cursor.fetchone()
+    return (oldest or timezone.now()) - margin
+
+
 class Pagination(PageNumberPagination):
-    """`?page=N&page_size=M`: 50 rows by default, at most 200."""
+    """`?page=N&page_size=M` (50 rows by default, at most 200), or a cursor when ordered for sync.
+
+    A list asked for `?ordering=updated_at` or `-updated_at` (and the change feed, always) pages by
+    keyset on (updated_at, id): `next` carries `cursor=`, rows inserted or changed between two pages
+    neither repeat nor vanish, and no count is taken. `resume` is the link to follow later for what
+    changed since. Page numbers stay for the other orderings (the web UI's way).
+    """
 
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+    cursor_query_param = "cursor"
+
+    def query_params(self, view) -> set[str]:
+        """The query parameters this paginator reads."""
+        params = {self.page_size_query_param, self.cursor_query_param}
+        return params if getattr(view, "cursor_only", False) else params | {self.page_query_param}
+
+    def get_page_size(self, request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if not 1 <= size <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size} is required."]}
+            )
+        return size
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.keyset = self._keyset(request, view)
+        if self.keyset is None:
+            if self.cursor_query_param in request.query_params:
+                raise exceptions.ValidationError(
+                    {self.cursor_query_param: [f"A cursor pages only ?ordering={SYNC_FIELD} or -{SYNC_FIELD}."]}
+                )
+            page = request.query_params.get(self.page_query_param, "1")
+            if not (page.isdecimal() or page == "last"):
+                raise exceptions.ValidationError({self.page_query_param: ["A page number is required."]})
+            return super().paginate_queryset(queryset, request, view)
+        return self._cursor_page(queryset, request)
+
+    def _keyset(self, request, view) -> Keyset | None:
+        field = getattr(view, "sync_field", SYNC_FIELD)
+        ordering = request.query_params.get(api_settings.ORDERING_PARAM)
+        cursor_only = getattr(view, "cursor_only", False)
+        if ordering is None and cursor_only:
+            ordering = field
+        if ordering not in (field, f"-{field}"):
+            if cursor_only:
+                raise exceptions.ValidationError({api_settings.ORDERING_PARAM: [f"Order by {field} or -{field}."]})
+            return None
+        return Keyset(field=field, descending=ordering.startswith("-"))
+
+    def _cursor_page(self, queryset, request) -> list:
+        self.request = request
+        self.page_size = self.get_page_size(request)
+        field, descending = self.keyset.field, self.keyset.descending
+        after = self._decode(request.query_params.get(self.cursor_query_param))
+        rows = queryset.filter(**{f"{field}__lt": sync_horizon(using=queryset.db)})
+        if after is not None:
+            at, pk = after
+            if descending:
+                rows = rows.filter(Q(**{f"{field}__lt": at}) | Q(**{field: at, "pk__lt": pk}))
+            else:
+                rows = rows.filter(Q(**{f"{field}__gt": at}) | Q(**{field: at, "pk__gt": pk}))
+        order = [f"-{field}", "-pk"] if descending else [field, "pk"]
+        page = list(rows.order_by(*order)[: self.page_size + 1])
+        self.has_next = len(page) > self.page_size
+        page = page[: self.page_size]
+        last = (getattr(page[-1], field), page[-1].pk) if page else after
+        self.last_cursor = None if last is None else self._encode(last)
+        return page
+
+    def _decode(self, raw: str | None) -> tuple[dt.datetime, int] | None:
+        if raw is None:
+            return None
+        try:
+            at, pk = base64.urlsafe_b64decode(raw.encode("ascii") + b"==").decode("ascii").split("|")
+            position = dt.datetime.fromisoformat(at), int(pk)
+        except (ValueError, UnicodeError):
+            position = None
+        if position is None or timezone.is_naive(position[0]):
+            raise exceptions.ValidationError({self.cursor_query_param: ["Invalid cursor."]})
+        return position
+
+    @staticmethod
+    def _encode(position: tuple[dt.datetime, int]) -> str:
+        at, pk = position
+        return base64.urlsafe_b64encode(f"{at.isoformat()}|{pk}".encode("ascii")).decode("ascii").rstrip("=")
+
+    def _cursor_link(self, cursor: str | None) -> str:
+        url = remove_query_param(self.request.build_absolute_uri(), self.page_query_param)
+        if cursor is None:
+            return remove_query_param(url, self.cursor_query_param)
+        return replace_query_param(url, self.cursor_query_param, cursor)
+
+    def get_paginated_response(self, data):
+        if self.keyset is None:
+            return super().get_paginated_response(data)
+        return Response(
+            {
+                "next": self._cursor_link(self.last_cursor) if self.has_next else None,
+                "previous": None,
+                "resume": self._cursor_link(self.last_cursor),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema):
+        paged = super().get_paginated_response_schema(schema)
+        paged["required"] = ["results"]
+        paged["properties"]["count"]["description"] = "Rows in all pages (page numbers only)."
+        paged["properties"]["resume"] = {
+            "type": "string",
+            "format": "uri",
+            "description": "Cursor pages only: follow it later for the rows changed since this page.",
+            "example": "https://tracker.example/api/v1/projects/?ordering=updated_at&cursor=MjAyNi0wMS0wMV…",
+        }
+        return paged
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+        if getattr(view, "cursor_only", False):
+            parameters = [p for p in parameters if p["name"] != self.page_query_param]
+        parameters.append(
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "description": "The position to continue from, as given in `next` or `resume` of a cursor page.",
+                "schema": {"type": "string"},
+            }
+        )
+        return parameters
 
 
 @dataclass(frozen=True)

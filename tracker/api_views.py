@@ -1,11 +1,14 @@
 """The API's base viewset and its OpenAPI schema: shared error responses and token security."""
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.db.models import QuerySet
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers, viewsets
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.settings import api_settings
 
 from tracker.api import (
     ERROR_EXAMPLES,
@@ -14,6 +17,10 @@ from tracker.api import (
     TransitionErrorSerializer,
     rate_limit_headers,
 )
+from tracker.exceptions import ValidationFailed
+
+if TYPE_CHECKING:
+    from projects.models import Organization
 
 
 class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -66,6 +73,7 @@ class ScopedViewSet(viewsets.GenericViewSet):
     service_token_write_scopes: tuple[str, ...] = ()
     service_tokens_refused = False
     expensive_actions: frozenset[str] = frozenset()
+    paginated_actions = frozenset({"list", "history"})
 
     def get_throttles(self):
         throttles = super().get_throttles()
@@ -81,6 +89,37 @@ class ScopedViewSet(viewsets.GenericViewSet):
 
     def get_queryset(self) -> QuerySet:
         return type(self).selector(user=self.request.user)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)  # authentication, permissions, throttles first
+        if request.method in SAFE_METHODS:
+            unknown = sorted(set(request.query_params) - self.query_params())
+            if unknown:
+                raise ValidationFailed(
+                    f"Unknown query parameter: {', '.join(unknown)}.",
+                    errors={name: ["Unknown query parameter."] for name in unknown},
+                )
+
+    def query_params(self) -> set[str]:
+        """Return what this action reads from the query string; anything else is a 400."""
+        known = {api_settings.URL_FORMAT_OVERRIDE}
+        if self.action == "list":
+            for backend in self.filter_backends:
+                known |= backend().query_params(self)
+        if self.action in self.paginated_actions and self.paginator is not None:
+            known |= self.paginator.query_params(self)
+        return known
+
+    def only_organization(self) -> "Organization":
+        """Return the caller's organization when there is exactly one; otherwise the body must say which."""
+        from projects.selectors import organization_list
+
+        organizations = list(organization_list(user=self.request.user)[:2])
+        if len(organizations) != 1:
+            raise ValidationFailed(
+                "Say which organization this belongs to.", errors={"organization": ["This field is required."]}
+            )
+        return organizations[0]
 
     def get_serializer_class(self):
         if self.action == "create" and self.create_serializer_class is not None:

@@ -270,9 +270,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["tracker.api.JSONParser"],  # deep nesting is a 400, not a 500
     "DEFAULT_PAGINATION_CLASS": "tracker.api.Pagination",
     "DEFAULT_FILTER_BACKENDS": [
-        "tracker.api.FilterBackend",  # django-filter, skipped when no filter is asked for
+        "tracker.api.FilterBackend",  # django-filter over SyncFilterSet, skipped when no filter is asked for
         "tracker.api.SearchFilter",  # a NUL byte in ?search= is a 400
-        "rest_framework.filters.OrderingFilter",
+        "tracker.api.OrderingFilter",  # an unknown ordering is a 400
     ],
     "DEFAULT_THROTTLE_CLASSES": ["tracker.api.UserRateThrottle"],
     # "api": per user, whatever session or token they call with; "expensive": also per organization, on bulk
@@ -291,6 +291,9 @@ REST_FRAMEWORK = {
 # matched against every search field of every row, so these bound the cost of a search.
 SEARCH_MAX_TERMS = env.int("SEARCH_MAX_TERMS", default=5)
 SEARCH_MAX_TERM_LENGTH = env.int("SEARCH_MAX_TERM_LENGTH", default=100)
+# Incremental sync: a cursor page serves rows up to the start of the oldest open transaction, less this
+# allowance for the app servers' clocks against the database's (docs/api.md, "Integrations").
+API_SYNC_CLOCK_MARGIN_SECONDS = env.float("API_SYNC_CLOCK_MARGIN_SECONDS", default=2.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "LLMOps Tracker API",
     "VERSION": "1.0.0",

@@ -4,9 +4,10 @@ import django_filters as filters
 
 from ops.models import Budget, CostEntry, InfrastructureComponent, ModelPrice, QualityMetric, Report, Risk, Severity
 from projects.api.filters import id_filter
+from tracker.api import SyncFilterSet
 
 
-class InfrastructureComponentFilter(filters.FilterSet):
+class InfrastructureComponentFilter(SyncFilterSet):
     project = id_filter("project")
 
     class Meta:
@@ -14,7 +15,7 @@ class InfrastructureComponentFilter(filters.FilterSet):
         fields = ["project", "kind", "provider", "hosting", "environment", "model_source"]
 
 
-class BudgetFilter(filters.FilterSet):
+class BudgetFilter(SyncFilterSet):
     project = id_filter("project")
     active_on = filters.DateFilter(method="filter_active_on", label="Budgets whose period covers this date.")
 
@@ -26,7 +27,7 @@ class BudgetFilter(filters.FilterSet):
         return queryset.filter(period_start__lte=value, period_end__gte=value)
 
 
-class CostEntryFilter(filters.FilterSet):
+class CostEntryFilter(SyncFilterSet):
     project = id_filter("project")
     date_after = filters.DateFilter(field_name="date", lookup_expr="gte")
     date_before = filters.DateFilter(field_name="date", lookup_expr="lte")
@@ -37,7 +38,7 @@ class CostEntryFilter(filters.FilterSet):
         fields = ["project", "category", "source", "model", "external_id"]
 
 
-class ModelPriceFilter(filters.FilterSet):
+class ModelPriceFilter(SyncFilterSet):
     organization = id_filter("organization")
     valid_on = filters.DateFilter(field_name="valid_from", lookup_expr="lte", label="Prices valid from this date.")
 
@@ -46,7 +47,7 @@ class ModelPriceFilter(filters.FilterSet):
         fields = ["organization", "provider", "model"]
 
 
-class QualityMetricFilter(filters.FilterSet):
+class QualityMetricFilter(SyncFilterSet):
     project = id_filter("project")
     date_after = filters.DateFilter(field_name="date", lookup_expr="gte")
     date_before = filters.DateFilter(field_name="date", lookup_expr="lte")
@@ -56,7 +57,7 @@ class QualityMetricFilter(filters.FilterSet):
         fields = ["project", "metric"]
 
 
-class RiskFilter(filters.FilterSet):
+class RiskFilter(SyncFilterSet):
     organization = id_filter("organization")
     project = id_filter("project")
     next_review_before = filters.DateFilter(field_name="next_review_date", lookup_expr="lte")
@@ -68,7 +69,7 @@ class RiskFilter(filters.FilterSet):
         fields = ["organization", "project", "category", "status", "treatment", "source"]
 
 
-class ReportFilter(filters.FilterSet):
+class ReportFilter(SyncFilterSet):
     organization = id_filter("organization")
     project = id_filter("project")
     period_after = filters.DateFilter(field_name="period_start", lookup_expr="gte")

@@ -33,23 +33,13 @@ from ops.api.serializers import (
 from ops.selectors import api as selectors
 from ops.services import costs, infrastructure
 from ops.services.ingest import IngestResult
-from projects.models import Organization, TokenScope
-from projects.selectors import audit_history, organization_list
+from projects.models import TokenScope
+from projects.selectors import audit_history
 from tracker.api_views import AuditEventSerializer, HistoryMixin, ScopedViewSet
 from tracker.exceptions import ValidationFailed
 
 READ = (mixins.ListModelMixin, mixins.RetrieveModelMixin)
 WRITE = (mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin)
-
-
-def only_organization(user) -> Organization:
-    """Return the caller's organization when there is exactly one; otherwise the body must say."""
-    organizations = list(organization_list(user=user)[:2])
-    if len(organizations) != 1:
-        raise ValidationFailed(
-            "Say which organization this belongs to.", errors={"organization": ["This field is required."]}
-        )
-    return organizations[0]
 
 
 class InfrastructureComponentViewSet(*READ, *WRITE, ScopedViewSet):
@@ -188,7 +178,7 @@ class ModelPriceViewSet(*READ, *WRITE, ScopedViewSet):
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
-        organization = data.pop("organization", None) or only_organization(self.request.user)
+        organization = data.pop("organization", None) or self.only_organization()
         serializer.instance = services.model_price_create(organization=organization, by=self.request.user, **data)
 
     def perform_update(self, serializer):
@@ -298,6 +288,6 @@ class ReportViewSet(*READ, mixins.CreateModelMixin, ScopedViewSet):
         project = data.get("project")
         organization = data.pop("organization", None)
         if organization is None:
-            organization = project.organization if project else only_organization(request.user)
+            organization = project.organization if project else self.only_organization()
         report = services.report_request(organization=organization, by=request.user, **data)
         return Response(ReportSerializer(report).data, status=status.HTTP_202_ACCEPTED)

@@ -2,7 +2,17 @@
 
 import django_filters as filters
 
-from projects.models import ApiToken, Invitation, Membership, Project, StageTransition, StatusUpdate, Team
+from projects.models import (
+    ApiToken,
+    AuditEvent,
+    Invitation,
+    Membership,
+    Project,
+    StageTransition,
+    StatusUpdate,
+    Team,
+)
+from tracker.api import DateTimeFilter, StrictFilterSet, SyncFilterSet
 
 
 # Foreign keys filter by plain id, so an id of another organization matches nothing rather than
@@ -11,7 +21,7 @@ def id_filter(field: str) -> filters.NumberFilter:
     return filters.NumberFilter(field_name=f"{field}_id")
 
 
-class ProjectFilter(filters.FilterSet):
+class ProjectFilter(SyncFilterSet):
     organization = id_filter("organization")
     team = id_filter("team")
     start_date_after = filters.DateFilter(field_name="start_date", lookup_expr="gte")
@@ -34,7 +44,7 @@ class ProjectFilter(filters.FilterSet):
         ]
 
 
-class StatusUpdateFilter(filters.FilterSet):
+class StatusUpdateFilter(SyncFilterSet):
     project = id_filter("project")
     date_after = filters.DateFilter(field_name="date", lookup_expr="gte")
     date_before = filters.DateFilter(field_name="date", lookup_expr="lte")
@@ -44,15 +54,16 @@ class StatusUpdateFilter(filters.FilterSet):
         fields = ["project", "health"]
 
 
-class StageTransitionFilter(filters.FilterSet):
+class StageTransitionFilter(SyncFilterSet):
     project = id_filter("project")
+    created_after = DateTimeFilter(field_name="at", lookup_expr="gte")
 
     class Meta:
         model = StageTransition
         fields = ["project", "from_stage", "to_stage"]
 
 
-class TeamFilter(filters.FilterSet):
+class TeamFilter(SyncFilterSet):
     organization = id_filter("organization")
 
     class Meta:
@@ -60,7 +71,7 @@ class TeamFilter(filters.FilterSet):
         fields = ["organization"]
 
 
-class MembershipFilter(filters.FilterSet):
+class MembershipFilter(SyncFilterSet):
     organization = id_filter("organization")
 
     class Meta:
@@ -68,7 +79,7 @@ class MembershipFilter(filters.FilterSet):
         fields = ["organization", "role"]
 
 
-class ServiceTokenFilter(filters.FilterSet):
+class ServiceTokenFilter(SyncFilterSet):
     organization = id_filter("organization")
 
     class Meta:
@@ -76,9 +87,21 @@ class ServiceTokenFilter(filters.FilterSet):
         fields = ["organization", "scope"]
 
 
-class InvitationFilter(filters.FilterSet):
+class InvitationFilter(SyncFilterSet):
     organization = id_filter("organization")
 
     class Meta:
         model = Invitation
         fields = ["organization", "role"]
+
+
+class AuditEventFilter(StrictFilterSet):
+    organization = id_filter("organization")
+    project = id_filter("project")
+    at_after = DateTimeFilter(field_name="at", lookup_expr="gte")
+    at_before = DateTimeFilter(field_name="at", lookup_expr="lte")
+    object_type = filters.CharFilter(help_text="app_label.model, e.g. ops.risk")
+
+    class Meta:
+        model = AuditEvent
+        fields = ["organization", "project", "object_type", "object_id", "action"]

@@ -15,6 +15,7 @@ router.register("status-updates", views.StatusUpdateViewSet, basename="status-up
 router.register("stage-transitions", views.StageTransitionViewSet, basename="stage-transition")
 router.register("auth/tokens", views.ApiTokenViewSet, basename="api-token")
 router.register("service-tokens", views.ServiceTokenViewSet, basename="service-token")
+router.register("events", views.AuditEventViewSet, basename="event")
 
 app_name = "api-projects"
 urlpatterns = router.urls

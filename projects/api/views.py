@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,10 +30,10 @@ from projects.api.serializers import (
     TransitionRequestSerializer,
     TransitionSerializer,
 )
-from projects.models import Organization, Project
+from projects.models import Project
 from tracker.api import TransitionErrorSerializer
 from tracker.api_views import AuditEventSerializer, HistoryMixin, ScopedViewSet
-from tracker.exceptions import NotPermitted, ValidationFailed
+from tracker.exceptions import NotPermitted
 
 READ = (mixins.ListModelMixin, mixins.RetrieveModelMixin)
 
@@ -162,17 +162,9 @@ class ProjectViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, Hi
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
-        organization = data.pop("organization", None) or self._only_organization()
+        organization = data.pop("organization", None) or self.only_organization()
         project = services.project_create(organization=organization, by=self.request.user, **data)
         serializer.instance = self.get_queryset().get(pk=project.pk)
-
-    def _only_organization(self) -> Organization:
-        organizations = list(selectors.organization_list(user=self.request.user)[:2])
-        if len(organizations) != 1:
-            raise ValidationFailed(
-                "Say which organization the project belongs to.", errors={"organization": ["This field is required."]}
-            )
-        return organizations[0]
 
     def perform_update(self, serializer):
         project = services.project_update(
@@ -218,6 +210,33 @@ class StageTransitionViewSet(*READ, ScopedViewSet):
     filterset_class = filters.StageTransitionFilter
     search_fields = ["note", "override_reason"]
     ordering_fields = ["at"]
+
+
+class ChangeFeedEventSerializer(AuditEventSerializer):
+    organization = serializers.IntegerField(source="organization_id")
+    project = serializers.IntegerField(source="project_id", allow_null=True)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="The change feed: every recorded change in your organizations, oldest first, by cursor (managers)",
+        description=(
+            "Creations, updates and deletions of every audited object, paged by cursor on (at, id): follow `next`"
+            " to the end, keep `resume` and follow it later for what happened since. Membership, token and"
+            " invitation events are shown to admins only."
+        ),
+    ),
+    retrieve=extend_schema(summary="One recorded change"),
+)
+class AuditEventViewSet(*READ, ScopedViewSet):
+    """The organization-wide change feed, built on the history (read-only: history is never edited)."""
+
+    selector = selectors.audit_event_feed
+    serializer_class = ChangeFeedEventSerializer
+    filterset_class = filters.AuditEventFilter
+    ordering_fields: list[str] = []
+    sync_field = "at"
+    cursor_only = True
 
 
 def _reauthenticated(view: ScopedViewSet, request: Request) -> dict:

@@ -51,9 +51,11 @@ def test_project_list_filters_search_and_orders(org):
     assert client.get("/api/v1/projects/?stage=launched").status_code == 400
 
 
-def test_page_size_is_capped(org):
+def test_page_size_above_the_maximum_is_refused(org):
     ProjectFactory.create_batch(3, organization=org)
-    body = as_role(org, Role.VIEWER).get("/api/v1/projects/?page_size=100000").json()
+    answer = as_role(org, Role.VIEWER).get("/api/v1/projects/?page_size=100000")
+    assert answer.status_code == 400 and set(answer.json()["errors"]) == {"page_size"}
+    body = as_role(org, Role.VIEWER).get("/api/v1/projects/?page_size=200").json()
     assert body["count"] == 3 and len(body["results"]) == 3
     assert as_role(org, Role.VIEWER).get("/api/v1/projects/?page=9").status_code == 404
 
