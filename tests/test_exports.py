@@ -259,3 +259,20 @@ def test_a_member_of_two_organizations_gets_each_rows_currency(project, other_pr
     exported = rows(client_for(user).get("/api/v1/costs/export/"))
 
     assert sorted((r["project_slug"], r["currency"]) for r in exported) == [("rival", "JPY"), ("support-bot", "EUR")]
+
+
+def test_the_project_page_offers_managers_the_downloads_that_work_with_their_session(client, project, other_project):
+    CostEntryFactory(project=project, amount=Decimal("7.5000"))
+    CostEntryFactory(project=other_project)
+    manager = member(project.organization, Role.MANAGER)
+    client.force_login(manager)
+
+    page = client.get(project.get_absolute_url()).content.decode()
+
+    link = f"/api/v1/costs/export/?project={project.pk}&amp;format=focus"
+    assert link in page
+    download = client.get(link.replace("&amp;", "&"))
+    assert download.status_code == 200
+    assert [r["BilledCost"] for r in csv.DictReader(io.StringIO(body(download)))] == ["7.5000"]
+    client.force_login(member(project.organization, Role.VIEWER))
+    assert "/api/v1/costs/export/" not in client.get(project.get_absolute_url()).content.decode()
