@@ -610,7 +610,7 @@ def send(client: Client, method: str, url: str, data: dict, api: bool):
 
 
 def leaks(response) -> bool:
-    text = response.content.decode(errors="replace") + response.get("Location", "")
+    text = response.getvalue().decode(errors="replace") + response.get("Location", "")
     return MARK in text.lower()
 
 
@@ -629,7 +629,8 @@ def run(caller: Caller, p: Portfolio) -> tuple[int, list[str]]:
             where = f"{caller.role} {method} {target.url}"
             want = expected(caller, target.route, method, target.has_object)
             if response.status_code not in want:
-                failures.append(f"{where}: {response.status_code}, expected {sorted(want)}: {response.content[:300]!r}")
+                body = response.getvalue()[:300]
+                failures.append(f"{where}: {response.status_code}, expected {sorted(want)}: {body!r}")
             if caller.outsider and leaks(response):
                 failures.append(f"{where}: the answer holds A's data")
             json_error = response.get("Content-Type") == "application/json" and "code" in response.json()

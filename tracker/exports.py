@@ -12,6 +12,7 @@ from typing import Any, TextIO
 # OWASP "CSV injection": a cell starting with one of these is a formula in Excel, LibreOffice and
 # Google Sheets (tab and carriage return let one hide behind blank space).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_FIRST = frozenset(FORMULA_STARTS)
 # Report data keeps decimals as JSON strings ("-12.50"): a plain number is no formula and stays
 # raw so that machines reading the file still get numbers.
 _PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -31,7 +32,10 @@ class CsvWriter:
         self._writer = csv.writer(out)
 
     def writerow(self, row: Iterable[Any]) -> None:
-        self._writer.writerow([csv_cell(value) for value in row])
+        # Only text starting like a formula needs `csv_cell`; checked inline: exports write millions of cells.
+        self._writer.writerow(
+            [csv_cell(value) if isinstance(value, str) and value[:1] in _FORMULA_FIRST else value for value in row]
+        )
 
     def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
         for row in rows:

@@ -1,7 +1,7 @@
-from django.urls import re_path
+from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
-from ops.api import views
+from ops.api import exports, views
 from tracker.api import not_found
 
 router = DefaultRouter(trailing_slash=True)
@@ -19,4 +19,11 @@ router.register("reports", views.ReportViewSet, basename="report")
 
 app_name = "api-ops"
 # Included last under api/v1/: whatever no router matched is the API's JSON 404.
-urlpatterns = [*router.urls, re_path(r"^.*$", not_found)]
+# Exports come before the router's routes, whose `costs/<pk>/` would take `costs/export/`.
+urlpatterns = [
+    path("costs/export/", exports.CostExportViewSet.as_view({"get": "list"}), name="cost-export"),
+    path("usage/export/", exports.UsageExportViewSet.as_view({"get": "list"}), name="usage-export"),
+    path("risks/export/", exports.RiskExportViewSet.as_view({"get": "list"}), name="risk-export"),
+    *router.urls,
+    re_path(r"^.*$", not_found),
+]
