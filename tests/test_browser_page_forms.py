@@ -8,6 +8,7 @@ import pytest
 from ops.tests.factories import BudgetFactory, CostEntryFactory, RiskFactory
 from projects.models import Role, Stage
 from projects.tests.factories import OrganizationFactory, ProjectFactory
+from tests.conftest import PHONE, SCREENSHOTS
 from tests.test_browser import assert_not_reloaded, mark_page, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -62,5 +63,8 @@ def test_manager_opens_every_form_of_the_page(page, org, project, screenshot):
         page.locator("details[open]").filter(has_text=summary).get_by_label(field).first.wait_for()
     page.get_by_text("Add from the catalogue", exact=True).click()
     page.locator("details[open] .catalogue button").first.wait_for()
-    page.get_by_text("Set a budget", exact=True).scroll_into_view_if_needed()
     screenshot(page, "project-forms-open")
+    # The phone's view of one opened form, at its own scroll position (the full page is 8,000 px tall).
+    page.set_viewport_size(PHONE)
+    page.get_by_text("Set a budget", exact=True).scroll_into_view_if_needed()
+    page.screenshot(path=SCREENSHOTS / "project-budget-form-phone-viewport.png")
