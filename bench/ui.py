@@ -10,7 +10,8 @@ organization and requests each page through Django's test client:
 - the median server time of repeated requests and the number of queries of each page
   (targets: dashboard ≤ 20 queries; every page's count the same at both sizes);
 - for the dashboard, the median time of the same SQL statements run directly on a cursor, and
-  the page's time as a multiple of it (target ≤ 3× on the largest portfolio).
+  the page's time as a multiple of it (target ≤ 3× on the largest portfolio);
+- the project page's forms, which load when opened: all eight fragments requested in a row.
 
 Run: `python -m bench.ui` (BENCH_UI_PROJECTS=500,5000 to choose the sizes) or through `python -m bench`.
 """
@@ -77,6 +78,7 @@ def _child() -> None:
 
     from bench._synthetic import synthetic_seed
     from projects.models import Organization, Project, Stage
+    from projects.panels import FORMS
 
     settings.ALLOWED_HOSTS = ["testserver"]
     call_command("migrate", verbosity=0)
@@ -124,6 +126,25 @@ def _child() -> None:
                 row["raw_sql_ms"] = round(_median_ms(raw), 1)
                 row["ratio_to_raw_sql"] = round(row["server_ms"] / row["raw_sql_ms"], 2)
             results.append(row)
+        # The page's forms load when opened (projects/panels.py): what opening all of them costs, together.
+        forms = [reverse("projects:form", args=[project.pk, key]) for key in FORMS]
+
+        def open_forms(client=client, forms=forms) -> None:
+            for url in forms:
+                assert client.get(url, HTTP_HX_REQUEST="true").status_code == 200, url
+
+        reset_queries()
+        with CaptureQueriesContext(connection) as captured:
+            open_forms()
+        results.append(
+            {
+                "projects_total": size,
+                "projects_in_org": portfolio,
+                "page": f"{len(forms)} page forms",
+                "queries": len(captured.captured_queries),
+                "server_ms": round(_median_ms(open_forms), 1),
+            }
+        )
     _report(results)
 
 

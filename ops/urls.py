@@ -4,6 +4,12 @@ from ops import views
 
 app_name = "ops"
 
+# Pages of the projects namespace that ops renders (tracker/urls.py puts them under "projects:").
+project_pages = [
+    path("", views.dashboard, name="dashboard"),
+    path("projects/", views.project_index, name="list"),
+]
+
 urlpatterns = [
     path("projects/<int:pk>/costs/", views.cost_create, name="cost-create"),
     path("projects/<int:pk>/budgets/", views.budget_create, name="budget-create"),

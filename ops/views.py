@@ -1,32 +1,28 @@
-"""Web pages of the ops app: project-page forms for costs, risks, infrastructure and metrics;
-the risk page; the report archive."""
+"""Web pages of the ops app: the dashboard and the project list (their figures are ops's), the
+project-page forms for costs, risks, infrastructure and metrics, the risk page, the report archive."""
 
 import datetime as dt
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ops import services
+from ops import panels, services
 from ops.forms import (
-    BudgetForm,
-    CatalogueForm,
-    CostEntryForm,
-    InfrastructureForm,
-    QualityMetricForm,
     ReportRequestForm,
     RiskAcceptForm,
     RiskCloseForm,
     RiskEditForm,
     RiskFilterForm,
-    RiskForm,
 )
 from ops.models import AttentionReason, Report, ReportKind, ReportSpan, ReportState, Risk, RiskStatus, Severity
-from ops.selectors.dashboard import HeatCell, risk_overview
-from ops.selectors.portfolio import week_before
+from ops.selectors.dashboard import HeatCell, portfolio_overview, risk_overview
+from ops.selectors.portfolio import budget_status_of, project_list_with_figures, week_before
 from ops.selectors.reports import status_sections
+from projects.forms import ProjectFilter
 from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role
 from projects.selectors import organization_list
@@ -39,38 +35,72 @@ from tracker.web import form_apply_error, is_htmx, organization_required, role_r
 PAGE_SIZE = 25
 
 
-@project_form_view("costs", "cost", CostEntryForm, "Cost recorded.")
-def cost_create(project: Project, request: HttpRequest, form: CostEntryForm) -> None:
+@organization_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    overview = portfolio_overview(user=request.user, organization=request.organization)
+    return render(
+        request, "ops/dashboard.html", {"overview": overview, "spend_chart": panels.chart_data(overview.months)}
+    )
+
+
+@organization_required
+def project_index(request: HttpRequest) -> HttpResponse:
+    """The project list with each project's figures: health, spend, the current budget, open risks."""
+    projects = project_list_with_figures(user=request.user).filter(organization=request.organization, archived=False)
+    filters = ProjectFilter(request.GET, queryset=projects, organization=request.organization)
+    rows = filters.qs
+    page = Paginator(rows.order_by(*rows.query.order_by, "name", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+    for project in page:
+        project.budget = budget_status_of(project)
+    query = request.GET.copy()
+    query.pop("page", None)
+    filtered = any(value for key, value in request.GET.items() if key not in ("page", "sort"))
+    sort_query = query.copy()
+    sort_query.pop("sort", None)
+    context = {
+        "filters": filters,
+        "page": page,
+        "query": query.urlencode(),
+        "sort_query": sort_query.urlencode(),
+        "filtered": filtered,
+    }
+    if request.headers.get("HX-Target") == "project-table":
+        return render(request, "ops/includes/project_table.html", context)
+    return render(request, "ops/project_list.html", context)
+
+
+@project_form_view(panels.COST, "Cost recorded.")
+def cost_create(project: Project, request: HttpRequest, form: Form) -> None:
     """Record a cost."""
     services.cost_entry_create(project=project, by=request.user, **form.service_fields())
 
 
-@project_form_view("costs", "budget", BudgetForm, "Budget set.", role=Role.MANAGER)
-def budget_create(project: Project, request: HttpRequest, form: BudgetForm) -> None:
+@project_form_view(panels.BUDGET, "Budget set.")
+def budget_create(project: Project, request: HttpRequest, form: Form) -> None:
     """Set a budget (managers)."""
     services.budget_create(project=project, by=request.user, **form.cleaned_data)
 
 
-@project_form_view("risks", "risk", RiskForm, "Risk added.", scoped=True)
-def risk_create(project: Project, request: HttpRequest, form: RiskForm) -> None:
+@project_form_view(panels.RISK, "Risk added.")
+def risk_create(project: Project, request: HttpRequest, form: Form) -> None:
     """Register a risk of the project."""
     services.risk_create(project=project, by=request.user, **form.cleaned_data)
 
 
-@project_form_view("risks", "catalogue", CatalogueForm, "Risk added from the catalogue.")
-def risk_create_from_catalogue(project: Project, request: HttpRequest, form: CatalogueForm) -> None:
+@project_form_view(panels.CATALOGUE, "Risk added from the catalogue.")
+def risk_create_from_catalogue(project: Project, request: HttpRequest, form: Form) -> None:
     """Add a catalogue risk in one click."""
     services.risk_create_from_catalogue(project=project, by=request.user, key=form.cleaned_data["key"])
 
 
-@project_form_view("infrastructure", "infrastructure", InfrastructureForm, "Infrastructure recorded.")
-def infrastructure_create(project: Project, request: HttpRequest, form: InfrastructureForm) -> None:
+@project_form_view(panels.INFRASTRUCTURE, "Infrastructure recorded.")
+def infrastructure_create(project: Project, request: HttpRequest, form: Form) -> None:
     """Record an infrastructure component."""
     services.infrastructure_component_create(project=project, by=request.user, **form.cleaned_data)
 
 
-@project_form_view("metrics", "metric", QualityMetricForm, "Quality metric recorded.")
-def metric_create(project: Project, request: HttpRequest, form: QualityMetricForm) -> None:
+@project_form_view(panels.METRIC, "Quality metric recorded.")
+def metric_create(project: Project, request: HttpRequest, form: Form) -> None:
     """Record a quality metric."""
     services.quality_metric_create(project=project, by=request.user, **form.service_fields())
 
@@ -321,7 +351,6 @@ def report_sections(data: dict) -> list[dict]:
             }
             numeric = [h for h in headers[1:] if all(_number(row.get(h)) is not None for row in value)]
             if headers[0] in TIME_KEYS and numeric:
-                section["chart_id"] = f"chart-{key}"
                 section["chart"] = {
                     "labels": [str(row.get(headers[0])) for row in value],
                     "series": [

@@ -1,8 +1,11 @@
 """Reads of the projects app that are more than a `get`."""
 
+from dataclasses import dataclass
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 
+from projects.gates import GateCheck, project_gates
 from projects.models import (
     ApiToken,
     Invitation,
@@ -10,6 +13,7 @@ from projects.models import (
     Organization,
     Project,
     Role,
+    Stage,
     StageTransition,
     StatusUpdate,
     Team,
@@ -105,6 +109,29 @@ def audit_event_feed(*, user: AbstractBaseUser) -> QuerySet:
     return AuditEvent.objects.filter(organization__in=managed).exclude(
         Q(object_type__in=ADMIN_ONLY_AUDIT_TYPES) & ~Q(organization__in=administered)
     )
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    transitions: list[StageTransition]
+    next_stage: str | None
+    gates: list[GateCheck]  # of the next stage, passed or not
+
+
+def project_lifecycle(*, project: Project) -> Lifecycle:
+    """Return the project's stage history and the gates of its next stage (two queries)."""
+    next_stage = Stage.following(project.stage)
+    return Lifecycle(
+        transitions=list(StageTransition.objects.filter(project=project).select_related("by").order_by("at")),
+        next_stage=next_stage,
+        gates=project_gates(project=project, to_stage=next_stage) if next_stage else [],
+    )
+
+
+def project_status_updates(*, project: Project, limit: int = 8) -> list[StatusUpdate]:
+    """Return the project's newest status updates, newest first."""
+    updates = StatusUpdate.objects.filter(project=project).select_related("author")
+    return list(updates.order_by("-date", "-created_at")[:limit])
 
 
 def audit_history(*, project: Project | None = None, obj: object | None = None) -> QuerySet:

@@ -4,14 +4,16 @@ from projects import views
 
 app_name = "projects"
 
+# The dashboard and the project list are ops views (their figures are ops's) under these same
+# names: tracker/urls.py adds ops.urls.project_pages to this namespace.
+
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
     path("organization/", views.organization_switch, name="organization-switch"),
-    path("projects/", views.project_index, name="list"),
     path("projects/new/", views.project_create, name="create"),
     path("projects/<int:pk>/", views.project_page, name="detail"),
     path("projects/<int:pk>/edit/", views.project_edit, name="edit"),
     path("projects/<int:pk>/history/", views.project_history, name="history"),
+    path("projects/<int:pk>/forms/<slug:key>/", views.project_form, name="form"),
     path("projects/<int:pk>/status/", views.status_update_create, name="status-create"),
     path("projects/<int:pk>/stage/", views.project_transition, name="transition"),
     path("members/", views.members, name="members"),

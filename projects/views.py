@@ -1,11 +1,13 @@
-"""Web pages of the projects app: the dashboard, the project list and the project page.
+"""Web pages of the projects app: the project page, project forms, members, tokens.
 
-Views stay thin: a form parses, a service acts, a template renders. An htmx form on the project
-page gets its section back (and, out of band, the header and the stage gates that the change may
-have moved) instead of the whole page.
+Views stay thin: a form parses, a service acts, a template renders. The project page is made of
+the sections registered in projects/panels.py (ops registers its own); each section's forms load
+when opened. An htmx form on the page gets its section back (and, out of band, the header and the
+stage gates that the change may have moved) instead of the whole page.
 """
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from django import forms as django_forms
 from django.contrib import messages
@@ -18,32 +20,21 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ops.forms import (
-    BudgetForm,
-    CatalogueForm,
-    CostEntryForm,
-    InfrastructureForm,
-    QualityMetricForm,
-    RiskForm,
-)
-from ops.selectors.dashboard import portfolio_overview, project_detail
-from ops.selectors.portfolio import budget_status_of, project_list_with_figures
 from projects import services
 from projects.forms import (
     ApiTokenForm,
     InvitationForm,
     InvitationSignUpForm,
     MemberRoleForm,
-    ProjectFilter,
     ProjectForm,
     ServiceTokenForm,
     StageMoveForm,
-    StatusUpdateForm,
 )
 from projects.middleware import has_role, organization_activate
-from projects.models import Project, Role, Stage
+from projects.models import Project, Role
+from projects.panels import FORMS, PANELS, Panel, PanelForm, panel_figures, panels
 from projects.selectors import (
     api_token_list,
     audit_history,
@@ -56,8 +47,6 @@ from projects.selectors import (
 from tracker.exceptions import DomainError, NotPermitted, TransitionRefused
 from tracker.web import form_apply_error, is_htmx, organization_required, role_required
 
-PAGE_SIZE = 25
-
 
 def project_get(request: HttpRequest, pk: int) -> Project:
     """Return one of the user's projects (404 for any other) and make its organization the current one."""
@@ -65,25 +54,6 @@ def project_get(request: HttpRequest, pk: int) -> Project:
     if project.organization_id != request.organization.pk:
         organization_activate(request, project.organization_id)
     return project
-
-
-def chart_data(months) -> dict:
-    """Return the spend-vs-budget series the chart script draws."""
-    return {
-        "labels": [m.label for m in months],
-        "series": [
-            {"label": "Spend", "data": [float(m.spend) for m in months], "type": "bar"},
-            {"label": "Budget", "data": [float(m.budget) for m in months], "type": "line"},
-        ],
-    }
-
-
-@organization_required
-def dashboard(request: HttpRequest) -> HttpResponse:
-    overview = portfolio_overview(user=request.user, organization=request.organization)
-    return render(
-        request, "projects/dashboard.html", {"overview": overview, "spend_chart": chart_data(overview.months)}
-    )
 
 
 @login_required
@@ -101,31 +71,6 @@ def organization_switch(request: HttpRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}) or target.count("/") > 2:
         return redirect("projects:dashboard")
     return redirect(target)
-
-
-@organization_required
-def project_index(request: HttpRequest) -> HttpResponse:
-    projects = project_list_with_figures(user=request.user).filter(organization=request.organization, archived=False)
-    filters = ProjectFilter(request.GET, queryset=projects, organization=request.organization)
-    rows = filters.qs
-    page = Paginator(rows.order_by(*rows.query.order_by, "name", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
-    for project in page:
-        project.budget = budget_status_of(project)
-    query = request.GET.copy()
-    query.pop("page", None)
-    filtered = any(value for key, value in request.GET.items() if key not in ("page", "sort"))
-    sort_query = query.copy()
-    sort_query.pop("sort", None)
-    context = {
-        "filters": filters,
-        "page": page,
-        "query": query.urlencode(),
-        "sort_query": sort_query.urlencode(),
-        "filtered": filtered,
-    }
-    if request.headers.get("HX-Target") == "project-table":
-        return render(request, "projects/includes/project_table.html", context)
-    return render(request, "projects/project_list.html", context)
 
 
 @organization_required
@@ -164,46 +109,61 @@ def project_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "projects/project_form.html", {"form": form, "project": project})
 
 
-def project_page_context(project: Project, bound: Mapping[str, django_forms.Form] | None = None, **extra) -> dict:
-    """Return the project page's context: its figures, a blank form per section, the forms being redisplayed."""
-    detail = project_detail(project=project)
+@dataclass(frozen=True)
+class PageForm:
+    """A section's form as the page shows it: closed (loaded when opened), or bound with its errors."""
+
+    spec: PanelForm
+    panel: Panel
+    form: django_forms.Form | None
+    open: bool
+
+
+def project_page_context(
+    request: HttpRequest,
+    project: Project,
+    bound: Mapping[str, django_forms.Form] | None = None,
+    *,
+    sections: tuple[str, ...] | None = None,
+    **extra,
+) -> dict:
+    """Return the context of the project page (or of its `sections`): their figures and their forms' disclosures.
+
+    Only a form being redisplayed (with its errors) is rendered; the others load when opened.
+    """
     today = services.organization_today(project.organization)
-    forms = {
-        "status": StatusUpdateForm(
-            initial={"date": today, "health": project.health or "green", "progress": project.progress}
-        ),
-        "stage": StageMoveForm(initial={"to_stage": detail.next_stage}),
-        "cost": CostEntryForm(initial={"date": today}),
-        "budget": BudgetForm(
-            initial={"period_start": today.replace(month=1, day=1), "period_end": today.replace(month=12, day=31)}
-        ),
-        "risk": RiskForm(organization=project.organization),
-        "catalogue": CatalogueForm(),
-        "infrastructure": InfrastructureForm(),
-        "metric": QualityMetricForm(initial={"date": today}),
-    } | dict(bound or {})
-    entered = {t.to_stage: t.at for t in detail.transitions}
-    entered[project.stage] = project.stage_entered_at
-    return {
-        "project": project,
-        "detail": detail,
-        "forms": forms,
-        "cost_chart": chart_data(detail.months),
-        "stage_pipeline": [(s.label, entered.get(s.value), _stage_state(s.value, project.stage)) for s in Stage],
-        "next_stage_label": Stage(detail.next_stage).label if detail.next_stage else "",
-    } | extra
-
-
-def _stage_state(stage: str, current: str) -> str:
-    if stage == current:
-        return "current"
-    return "done" if Stage.order(stage) < Stage.order(current) else ""
+    detail = panel_figures(project=project, today=today, keys=sections)
+    bound = bound or {}
+    page_forms = {
+        spec.key: PageForm(spec, panel, bound.get(spec.key), spec.key in bound or spec.starts_open(detail))
+        for panel in panels()
+        if sections is None or panel.key in sections
+        for spec in panel.forms
+        if has_role(request, spec.role)
+    }
+    return {"project": project, "detail": detail, "panels": panels(), "page_forms": page_forms} | extra
 
 
 @organization_required
 def project_page(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_get(request, pk)
-    return render(request, "projects/project_detail.html", project_page_context(project))
+    return render(request, "projects/project_detail.html", project_page_context(request, project))
+
+
+@organization_required
+@require_GET
+def project_form(request: HttpRequest, pk: int, key: str) -> HttpResponse:
+    """One form of the project page, blank: the fragment its disclosure loads, or a page of its own without script."""
+    project = project_get(request, pk)
+    if key not in FORMS:
+        raise Http404("No such form.")
+    panel, spec = FORMS[key]
+    role_required(request, spec.role)
+    today = services.organization_today(project.organization)
+    context = {"project": project, "form": spec.build(project=project, today=today), "spec": spec, "panel": panel}
+    if is_htmx(request):
+        return render(request, spec.template, context)
+    return render(request, "projects/project_form_page.html", context | {"standalone": True})
 
 
 def project_section_response(
@@ -221,35 +181,28 @@ def project_section_response(
         if not failed:
             messages.success(request, notice)
             return redirect(project)
-        return render(request, "projects/project_detail.html", project_page_context(project, bound, **extra))
+        return render(request, "projects/project_detail.html", project_page_context(request, project, bound, **extra))
     if failed:
         notice = ""
     else:
         project.refresh_from_db()
         bound = None
-    context = project_page_context(project, bound, notice=notice, section=section, **extra)
-    parts = [render_to_string(f"projects/sections/{section}.html", context, request)]
+    # The change may have moved the health, the stage or a gate: refresh the header and the gates too.
+    sections = (section,) if failed else (section, "stage")
+    context = project_page_context(request, project, bound, sections=sections, notice=notice, section=section, **extra)
+    parts = [render_to_string(PANELS[section].template, context, request)]
     if not failed:
-        # The change may have moved the health, the stage or a gate: refresh them too.
         parts.append(render_to_string("projects/includes/project_header.html", context | {"oob": True}, request))
         if section != "stage":
-            parts.append(render_to_string("projects/sections/stage.html", context | {"oob": True}, request))
+            parts.append(render_to_string(PANELS["stage"].template, context | {"oob": True}, request))
     return HttpResponse("".join(parts))
 
 
-def project_form_view(
-    section: str,
-    form_key: str,
-    form_class: type[django_forms.Form],
-    notice: str,
-    *,
-    scoped: bool = False,
-    role: Role = Role.CONTRIBUTOR,
-):
+def project_form_view(spec: PanelForm, notice: str):
     """Build a POST view for one project-page form that calls `act(project, request, form)`.
 
-    `scoped` forms take the organization (their choices are its members). The role is checked
-    before the input, so a refusal never depends on what was typed (the service checks it again).
+    The role is checked before the input, so a refusal never depends on what was typed (the
+    service checks it again). The form is built as its fragment builds it, bound to the input.
     """
 
     def decorator(act: Callable[[Project, HttpRequest, django_forms.Form], None]) -> Callable:
@@ -257,15 +210,16 @@ def project_form_view(
         @require_POST
         def view(request: HttpRequest, pk: int) -> HttpResponse:
             project = project_get(request, pk)
-            role_required(request, role)
-            kwargs = {"organization": project.organization} if scoped else {}
-            form = form_class(request.POST, **kwargs)
+            role_required(request, spec.role)
+            today = services.organization_today(project.organization)
+            form = spec.build(project=project, today=today, data=request.POST)
             if form.is_valid():
                 try:
                     act(project, request, form)
                 except DomainError as exc:
                     form_apply_error(form, exc)
-            return project_section_response(request, project, section, bound={form_key: form}, notice=notice)
+            section = FORMS[spec.key][0].key
+            return project_section_response(request, project, section, bound={spec.key: form}, notice=notice)
 
         view.__name__, view.__doc__ = act.__name__, act.__doc__
         return view
@@ -273,8 +227,8 @@ def project_form_view(
     return decorator
 
 
-@project_form_view("status", "status", StatusUpdateForm, "Status update logged.")
-def status_update_create(project: Project, request: HttpRequest, form: StatusUpdateForm) -> None:
+@project_form_view(FORMS["status"][1], "Status update logged.")
+def status_update_create(project: Project, request: HttpRequest, form: django_forms.Form) -> None:
     """Log a status update; the newest sets the project's health."""
     services.status_update_create(project=project, by=request.user, **form.cleaned_data)
 

@@ -98,7 +98,7 @@ WEB_OBJECTS: dict[str, type[Model]] = {
     "members": Membership,
     "invitations": Invitation,
 }
-OTHER_KWARGS = {"format": "json", "fmt": "md"}
+OTHER_KWARGS = {"format": "json", "fmt": "md", "key": "cost"}
 
 
 # --- The routes ---------------------------------------------------------------------------------
@@ -504,6 +504,7 @@ def client_for(caller: Caller, p: Portfolio) -> Client:
 VIEWER_EXCEPTIONS = {
     ("projects:create", "GET"): {403},  # the project form pages are for contributors
     ("projects:edit", "GET"): {403},
+    ("projects:form", "GET"): {403},  # a project-page form (here a cost's) is a contributor's
     ("projects:tokens", "POST"): {200},
     ("projects:organization-switch", "POST"): {302},
     ("projects:token-revoke", "POST"): {404},

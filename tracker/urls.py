@@ -3,6 +3,8 @@ from django.contrib.auth.views import LoginView, PasswordResetView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from ops.urls import project_pages
+from projects import urls as project_urls
 from projects.auth import PasswordResetRequestForm, SignInForm
 
 urlpatterns = [
@@ -20,6 +22,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("projects.api.urls")),
     path("api/v1/", include("ops.api.urls")),
-    path("", include("projects.urls")),
+    # The pages about projects keep one namespace whichever app renders them (ops: the dashboard, the list).
+    path("", include(([*project_urls.urlpatterns, *project_pages], project_urls.app_name))),
     path("", include("ops.urls")),
 ]

@@ -1,4 +1,4 @@
-"""Reads behind the dashboard, the project page and the risk page.
+"""Reads behind the dashboard, the project page's ops sections and the risk page.
 
 Each figure is one aggregate query, so a page costs the same number of queries whatever the
 size of the portfolio; Python only reshapes the few rows the database returns.
@@ -6,7 +6,7 @@ size of the portfolio; Python only reshapes the few rows the database returns.
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -18,7 +18,6 @@ from ops.models import (
     CostCategory,
     CostEntry,
     InfrastructureComponent,
-    QualityMetric,
     Report,
     Risk,
     RiskSource,
@@ -32,15 +31,14 @@ from ops.selectors.portfolio import (
     attention_reasons,
     budget_status_of,
     created_on,
-    latest_metrics,
     project_cost_figures,
     status_stale,
     with_budget_status,
     with_overdue_reviews,
     with_spend_to_date,
 )
-from projects.gates import GateCheck, gates_annotate, gates_unmet, project_gates
-from projects.models import Health, Organization, Project, Stage, StageTransition, StatusUpdate
+from projects.gates import gates_annotate, gates_unmet
+from projects.models import Health, Organization, Project, Stage
 from projects.selectors import project_list
 from projects.services import organization_today
 
@@ -82,21 +80,18 @@ class PortfolioOverview:
 
 
 @dataclass
-class ProjectDetail:
-    project: Project
-    transitions: list[StageTransition]
-    status_updates: list[StatusUpdate]
+class ProjectCosts:
     months: list[MonthFigure]
     by_category: list[dict]
     token_usage: list[dict]
-    risks: list[Risk]
-    heatmap: list[list[HeatCell]]
-    infrastructure: list[InfrastructureComponent]
-    metrics: list[QualityMetric]
     budgets: ProjectBudgets
     spend: Spend
-    next_stage: str | None
-    gates: list[GateCheck] = field(default_factory=list)
+
+
+@dataclass
+class ProjectRisks:
+    risks: list[Risk]
+    heatmap: list[list[HeatCell]]
 
 
 def _month_starts(today: dt.date, count: int = MONTHS) -> list[dt.date]:
@@ -225,23 +220,15 @@ def portfolio_overview(*, user: AbstractBaseUser, organization: Organization) ->
     )
 
 
-def project_detail(*, project: Project) -> ProjectDetail:
-    """Return everything the project page shows, each part one query."""
-    today = organization_today(project.organization)
+def project_costs(*, project: Project, as_of: dt.date) -> ProjectCosts:
+    """Return the project page's cost figures as of `as_of`, each part one query."""
     costs = CostEntry.objects.filter(project=project)
-    risks = Risk.objects.filter(project=project)
-    costs_today = project_cost_figures(project=project, as_of=today)
-    next_stage = Stage.following(project.stage)
-    return ProjectDetail(
-        project=project,
-        transitions=list(StageTransition.objects.filter(project=project).select_related("by").order_by("at")),
-        status_updates=list(
-            StatusUpdate.objects.filter(project=project).select_related("author").order_by("-date", "-created_at")[:8]
-        ),
-        months=_monthly(costs, Budget.objects.filter(project=project), today),
+    figures = project_cost_figures(project=project, as_of=as_of)
+    return ProjectCosts(
+        months=_monthly(costs, Budget.objects.filter(project=project), as_of),
         by_category=[
             row | {"label": CostCategory(row["category"]).label}
-            for row in costs.filter(amount__isnull=False, date__lte=today)
+            for row in costs.filter(amount__isnull=False, date__lte=as_of)
             .order_by()
             .values("category")
             .annotate(total=Sum("amount"))
@@ -260,15 +247,22 @@ def project_detail(*, project: Project) -> ProjectDetail:
             )
             .order_by("-input_tokens")
         ),
+        budgets=figures.budgets,
+        spend=figures.spend,
+    )
+
+
+def project_risks(*, project: Project) -> ProjectRisks:
+    """Return the project's risks, active first, and the heat map of the active ones."""
+    risks = Risk.objects.filter(project=project)
+    return ProjectRisks(
         risks=list(risks.select_related("owner").order_by(_active_first(), "-score", "title")),
         heatmap=_heatmap(risks.filter(status__in=RiskStatus.active())),
-        infrastructure=list(InfrastructureComponent.objects.filter(project=project).order_by("environment", "kind")),
-        metrics=latest_metrics(project=project, as_of=today),
-        budgets=costs_today.budgets,
-        spend=costs_today.spend,
-        next_stage=next_stage,
-        gates=project_gates(project=project, to_stage=next_stage) if next_stage else [],
     )
+
+
+def project_infrastructure(*, project: Project) -> list[InfrastructureComponent]:
+    return list(InfrastructureComponent.objects.filter(project=project).order_by("environment", "kind"))
 
 
 def _active_first() -> Case:

@@ -465,7 +465,12 @@ def latest_metrics(*, project: Project, as_of: dt.date) -> list[QualityMetric]:
 
 
 def project_list_with_figures(*, user: AbstractBaseUser, as_of: dt.date | None = None) -> QuerySet[Project]:
-    """Return the user's projects with spend to date, the overall budget status and risk counts.
+    """Return the user's projects with spend to date, the overall budget status and risk counts."""
+    return with_list_figures(project_list(user=user), as_of=as_of)
+
+
+def with_list_figures(projects: QuerySet[Project], *, as_of: dt.date | None = None) -> QuerySet[Project]:
+    """Annotate projects with spend to date, the overall budget status and risk counts.
 
     Each figure is a correlated subquery, so a page of projects costs one query whatever its size
     and the sums are not multiplied by joins. `as_of` defaults to each organization's today.
@@ -476,5 +481,5 @@ def project_list_with_figures(*, user: AbstractBaseUser, as_of: dt.date | None =
         rows = rows.order_by().values("project").annotate(n=Count("pk")).values("n")
         return Coalesce(Subquery(rows), Value(0))
 
-    projects = with_budget_status(with_spend_to_date(project_list(user=user), as_of=as_of), as_of=as_of)
+    projects = with_budget_status(with_spend_to_date(projects, as_of=as_of), as_of=as_of)
     return projects.annotate(open_risks=risks(), critical_risks=risks(severity=Severity.CRITICAL))

@@ -246,7 +246,7 @@ def test_every_figure_is_the_same_everywhere_it_shows(portfolio, client):
         "project list (HTML)": {r.pk: _fields(r.spend_to_date, r.budget) for r in html_rows},
         "project list (API)": {r["id"]: {f: r[f] for f in FIELDS} for r in api_rows},
         "project detail (API)": {pk: {f: r[f] for f in FIELDS} for pk, r in api_details.items()},
-        "project page": {pk: _fields(d.spend.amount, d.budgets.overall) for pk, d in pages.items()},
+        "project page": {pk: _fields(d["spend"].amount, d["budgets"].overall) for pk, d in pages.items()},
         "status report": {pk: {f: s[f] for f in FIELDS} for pk, s in sections.items()},
     }
     expected = by_source["status report"]
@@ -308,11 +308,11 @@ def test_every_figure_is_the_same_everywhere_it_shows(portfolio, client):
     }
     breached = {pk for pk, s in sections.items() if any(m["breached"] for m in s["metrics"])}
     assert {pk for rule, pk in rules if rule == "metric_breach"} == breached == {projects[1].pk}
-    assert {pk for pk, d in pages.items() if any(m.breached for m in d.metrics)} == breached
+    assert {pk for pk, d in pages.items() if any(m.breached for m in d["metrics"])} == breached
 
 
 def _budget_ids(detail) -> list[dict]:
-    return [{"budget_id": b.budget_id} for b in [detail.budgets.overall, *detail.budgets.categories]]
+    return [{"budget_id": b.budget_id} for b in [detail["budgets"].overall, *detail["budgets"].categories]]
 
 
 # Query counts stay constant as the portfolio grows

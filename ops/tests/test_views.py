@@ -252,7 +252,7 @@ class TestReports:
         report.refresh_from_db()
         assert report.state == ReportState.READY
         page = client.get(report.get_absolute_url()).content.decode()
-        assert 'id="report-chart"' in page and "Summary" in page
+        assert 'data-chart="{&quot;labels&quot;' in page and "Summary" in page
         assert ("Shown in the report" if kind == ReportKind.RISK else "Fraud radar") in page
         markdown = client.get(reverse("ops:report-download", args=[report.pk, "md"]))
         assert markdown["Content-Type"].startswith("text/markdown") and "attachment" in markdown["Content-Disposition"]

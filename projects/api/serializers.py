@@ -8,8 +8,8 @@ from django.db.models import Model, QuerySet
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
-from ops.selectors.portfolio import NO_BUDGET_FIELDS, budget_status_of
 from projects import selectors
+from projects.figures import figures_complete
 from projects.models import (
     ApiToken,
     Health,
@@ -219,11 +219,7 @@ class ProjectSerializer(StrictModelSerializer):
         extra_kwargs = {"slug": {"required": False}}
 
     def to_representation(self, instance: Project) -> dict:
-        # The derived figures (% used, forecast, flags) come from the one rule, not from SQL of their own.
-        if hasattr(instance, "budget_as_of"):
-            status = budget_status_of(instance)
-            for name, value in (status.as_fields() if status else NO_BUDGET_FIELDS).items():
-                setattr(instance, name, value)
+        figures_complete(instance)
         return super().to_representation(instance)
 
 

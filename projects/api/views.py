@@ -7,7 +7,6 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ops.selectors.portfolio import project_list_with_figures
 from projects import selectors, services
 from projects.api import filters
 from projects.api.serializers import (
@@ -30,6 +29,7 @@ from projects.api.serializers import (
     TransitionRequestSerializer,
     TransitionSerializer,
 )
+from projects.figures import project_list_with_figures
 from projects.models import Project
 from tracker.api import TransitionErrorSerializer
 from tracker.api_views import AuditEventSerializer, HistoryMixin, ScopedViewSet
@@ -147,7 +147,7 @@ class InvitationViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMixin
 class ProjectViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, HistoryMixin, ScopedViewSet):
     """Projects of your organizations. Archive a project (`archived: true`) instead of deleting it."""
 
-    selector = project_list_with_figures
+    selector = project_list_with_figures  # with the figures ops registers (projects/figures.py)
     serializer_class = ProjectSerializer
     create_serializer_class = ProjectCreateSerializer
     filterset_class = filters.ProjectFilter

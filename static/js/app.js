@@ -15,14 +15,12 @@
     return Number(value).toLocaleString(undefined, { maximumFractionDigits: 0 });
   }
 
-  /* Charts: a <canvas data-chart="ID"> reads its series from the json_script element ID. */
+  /* Charts: a <canvas data-chart="JSON"> carries its own series (htmx drops the <script>s of a swap). */
   function initCharts(root) {
     if (typeof Chart === "undefined") return;
     root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
       if (canvas.dataset.drawn) return;
-      var source = document.getElementById(canvas.dataset.chart);
-      if (!source) return;
-      var data = JSON.parse(source.textContent);
+      var data = JSON.parse(canvas.dataset.chart);
       var colours = ["#1d4ed8", "#b42318", "#1b7f3b", "#8a5a00"];
       canvas.dataset.drawn = "1";
       new Chart(canvas, {
@@ -96,6 +94,36 @@
     });
   }
 
+  /* Project-page forms: a <details data-form-url> loads its form when opened, then puts focus in it.
+     A disclosure open from the start (nothing recorded yet) loads without taking the focus. */
+  function initLazyForms(root) {
+    root.querySelectorAll("details[data-form-url]").forEach(function (details) {
+      var slot = details.querySelector("[data-form-slot]");
+      var loading = null;
+      function focusForm() {
+        var field = slot.querySelector("input:not([type=hidden]), select, textarea, button");
+        if (field) field.focus();
+      }
+      function load(focus) {
+        if (slot.querySelector("form")) {
+          if (focus) focusForm();
+          return;
+        }
+        if (!loading) {
+          loading = htmx.ajax("GET", details.dataset.formUrl, { source: details, target: slot, swap: "innerHTML" });
+          loading.then(function () { loading = null; }, function () { loading = null; });
+        }
+        if (focus) loading.then(focusForm);
+      }
+      var initial = details.open;
+      if (initial) load(false);
+      details.addEventListener("toggle", function () {
+        if (initial) { initial = false; return; } /* the toggle event of a disclosure open from the start */
+        if (details.open) load(true);
+      });
+    });
+  }
+
   function flash(message) {
     var box = document.getElementById("flash");
     if (!box) return;
@@ -111,6 +139,7 @@
 
   htmx.onLoad(function (root) {
     initCharts(root);
+    initLazyForms(root);
     initRiskScores(root);
     initAutosubmit(root);
     initCopy(root);

@@ -3,8 +3,10 @@
 {{ amount|money:organization }}   {{ amount|money_whole:organization }}   {{ tokens|number:organization }}
 {{ pct|percent:organization }}    {{ day_or_moment|when:organization }}
 {{ project.stage|label:"projects.Project.stage" }}
+<canvas data-chart="{{ series|as_json }}">: a chart's data in its own attribute (static/js/app.js)
 """
 
+import json
 from typing import Any
 
 from django import template
@@ -12,6 +14,16 @@ from django import template
 from tracker import formatting
 
 register = template.Library()
+
+
+@register.filter
+def as_json(value: Any) -> str:
+    """Return `value` as JSON for an attribute (autoescaping quotes it).
+
+    Charts carry their data on the canvas rather than in a json_script: htmx drops every <script>
+    of a swapped fragment (allowScriptTags is off for the CSP), which lost a refreshed section's chart.
+    """
+    return json.dumps(value)
 
 
 @register.filter
