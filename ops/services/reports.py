@@ -32,6 +32,8 @@ from projects.services import membership_require
 from tracker.exceptions import Conflict, ServiceUnavailable, ValidationFailed
 from tracker.formatting import date_range
 from tracker.mail import MailCounts, absolute_link, mail_each, subject_line
+from webhooks.models import EventType
+from webhooks.outbox import emit
 
 logger = logging.getLogger(__name__)
 
@@ -216,8 +218,12 @@ def report_build(*, report_id: int) -> Report | None:
             rows.update(state=ReportState.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], step="Failed")
             raise
         now = timezone.now()
-        rows.update(state=ReportState.READY, data=data, generated_at=now, progress=100, step="Ready", updated_at=now)
-        report.refresh_from_db()
+        with transaction.atomic():
+            rows.update(
+                state=ReportState.READY, data=data, generated_at=now, progress=100, step="Ready", updated_at=now
+            )
+            report.refresh_from_db()
+            emit(report.organization, EventType.REPORT_READY, report)
         return report
 
 

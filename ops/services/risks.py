@@ -13,6 +13,8 @@ from ops.models import NistGenAIRisk, OwaspLLMRisk, Risk, RiskAssessment, RiskSo
 from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require, organization_today
 from tracker.exceptions import Conflict, NotPermitted, ValidationFailed, reject_unknown_fields, validate_model
+from webhooks.models import EventType
+from webhooks.outbox import emit
 
 RISK_FIELDS = {
     "description",
@@ -86,6 +88,7 @@ def risk_create(
     risk.save()
     risk.refresh_from_db(fields=["score", "severity"])
     _assess(risk, by, "Initial assessment")
+    emit(organization, EventType.RISK_CREATED, risk)
     return risk
 
 
@@ -140,6 +143,7 @@ def risk_update(*, risk: Risk, by: AbstractBaseUser, note: str = "", **changes: 
             "Use accept or close to accept or close a risk.", errors={"status": ["Only open or mitigating here."]}
         )
     was = (risk.status, risk.likelihood, risk.impact)
+    severity_was = risk.severity
     reassessed = any(f in changes and changes[f] != getattr(risk, f) for f in ("likelihood", "impact"))
     for field, value in changes.items():
         setattr(risk, field, value)
@@ -158,6 +162,9 @@ def risk_update(*, risk: Risk, by: AbstractBaseUser, note: str = "", **changes: 
     risk.refresh_from_db(fields=["score", "severity"])
     if reassessed:
         _assess(risk, by, note)
+    emit(risk.organization, EventType.RISK_UPDATED, risk)
+    if Severity.values.index(risk.severity) > Severity.values.index(severity_was):
+        emit(risk.organization, EventType.RISK_ESCALATED, risk)
     return risk
 
 
@@ -199,6 +206,7 @@ def risk_accept(*, risk: Risk, by: AbstractBaseUser, justification: str, expires
             "updated_at",
         ]
     )
+    emit(risk.organization, EventType.RISK_ACCEPTED, risk)
     return risk
 
 
@@ -223,4 +231,5 @@ def risk_close(*, risk: Risk, by: AbstractBaseUser, note: str) -> Risk:
         raise NotPermitted(f"Closing a {risk.severity} risk needs the {role.label.lower()} role.")
     risk.status, risk.closed_at, risk.status_note = RiskStatus.CLOSED, timezone.now(), note.strip()
     risk.save(update_fields=["status", "closed_at", "status_note", "updated_at"])
+    emit(risk.organization, EventType.RISK_CLOSED, risk)
     return risk

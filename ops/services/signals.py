@@ -52,6 +52,8 @@ from ops.models import (
 )
 from projects.models import DataClassification, Organization, Project, Stage
 from projects.services import organization_today
+from webhooks.models import EventType
+from webhooks.outbox import budget_thresholds_emit, emit_many
 
 MONEY = DecimalField(max_digits=18, decimal_places=4)
 METRIC_CATEGORY = {
@@ -112,6 +114,7 @@ def _budget_findings(organization: Organization, today: dt.date) -> Iterator[Fin
         elapsed = (today - b.period_start).days + 1
         forecast = b.spend / elapsed * ((b.period_end - b.period_start).days + 1)
         used = f"{b.spend / b.amount * 100:.0f}%" if b.amount else "all"
+        budget_thresholds_emit(budget=b, spend=b.spend)
         if b.spend > limit:
             yield Finding(
                 "budget_overrun",
@@ -430,6 +433,8 @@ def risk_signals_evaluate(*, organization: Organization, today: dt.date | None =
         for r in new
     ]
     outcome.raised = [r.signal_key for r in new]
+    # Read back: score and severity are computed by the database.
+    emit_many(organization, EventType.SIGNAL_RAISED, Risk.objects.filter(pk__in=[r.pk for r in new]))
 
     changed = []
     for key, risk in active.items():
@@ -460,4 +465,6 @@ def risk_signals_evaluate(*, organization: Organization, today: dt.date | None =
         updated_at=now,
     )
     outcome.closed = cleared
+    cleared_ids = [active[key].pk for key in cleared]
+    emit_many(organization, EventType.SIGNAL_CLEARED, Risk.objects.filter(pk__in=cleared_ids))
     return outcome
