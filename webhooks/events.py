@@ -51,7 +51,7 @@ def summary(event_label: str, instance: Model, extra: dict[str, Any]) -> str:
     where = f" ({project.name})" if project is not None else ""
     label = instance._meta.label_lower
     if label == "ops.risk":
-        state = f"{instance.get_severity_display()}, {instance.get_status_display()}".lower()
+        state = f"{instance.severity}, {instance.get_status_display()}".lower()
         text = f"{instance.title}{where}: {state}"
     elif label == "ops.budget":
         text = f"{project.name} spent {extra['spend']} of {instance.amount} ({extra['threshold_pct']}% threshold)"

@@ -107,12 +107,13 @@ def budget_thresholds_emit(*, budget: Model, spend: Decimal) -> list[WebhookEven
         return []
     crossed = []
     for pct in sorted({Decimal(100), Decimal(100) + budget.tolerance_pct}):
+        label = f"{pct.normalize():f}"
         if spend >= budget.amount * pct / 100:
             crossed += emit_many(
                 budget.project.organization,
                 EventType.BUDGET_THRESHOLD_CROSSED,
                 [budget],
-                extra={"threshold_pct": f"{pct:g}", "spend": f"{spend:.2f}"},
-                dedupe_key=f"budget.threshold_crossed:budget:{budget.pk}:{pct:g}",
+                extra={"threshold_pct": label, "spend": f"{spend:.2f}"},
+                dedupe_key=f"budget.threshold_crossed:budget:{budget.pk}:{label}",
             )
     return crossed

@@ -127,7 +127,7 @@ class WebhookEndpointViewSet(
         endpoint = services.webhook_endpoint_resume(endpoint=self.get_object(), by=request.user)
         return Response(WebhookEndpointSerializer(endpoint).data)
 
-    @action(detail=True, methods=["get"], ordering_fields=[], search_fields=[], filterset_class=None)
+    @action(detail=True, methods=["get"], ordering_fields=[], search_fields=[])
     def deliveries(self, request: Request, pk: str) -> Response:
         page = self.paginate_queryset(selectors.webhook_delivery_list(endpoint=self.get_object()))
         return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)
