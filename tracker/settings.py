@@ -317,6 +317,10 @@ SPECTACULAR_SETTINGS = {
         "ComponentKindEnum": "ops.models.ComponentKind",
         "ReportKindEnum": "ops.models.ReportKind",
         "ReportStateEnum": "ops.models.ReportState",
+        "WebhookEndpointKindEnum": "webhooks.models.EndpointKind",
+        "WebhookEndpointStateEnum": "webhooks.models.EndpointState",
+        "WebhookDeliveryStatusEnum": "webhooks.models.DeliveryStatus",
+        "WebhookEventTypeEnum": "webhooks.models.EventType",
     },
 }
 

@@ -218,12 +218,13 @@ def report_build(*, report_id: int) -> Report | None:
             rows.update(state=ReportState.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], step="Failed")
             raise
         now = timezone.now()
+        organization = report.organization  # refresh_from_db forgets it
         with transaction.atomic():
             rows.update(
                 state=ReportState.READY, data=data, generated_at=now, progress=100, step="Ready", updated_at=now
             )
             report.refresh_from_db()
-            emit(report.organization, EventType.REPORT_READY, report)
+            emit(organization, EventType.REPORT_READY, report)
         return report
 
 
