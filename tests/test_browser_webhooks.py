@@ -60,7 +60,7 @@ def test_an_admin_registers_an_endpoint_sees_its_secret_once_and_reads_its_deliv
     page.get_by_role("link", name="https://tickets.example.com/hooks/tracker").click()
     page.get_by_text("No delivery yet.").wait_for()
     page.goto(f"/webhooks/{slack.pk}/")
-    row = page.locator("tr", has_text="risk.escalated")
+    row = page.locator("tr", has_text="Risk escalated")
     row.get_by_text("Refused: hooks.slack.com resolves to a non-public address").wait_for()
     screenshot(page, "webhook-deliveries")
     row.get_by_role("button", name="Redeliver").click()

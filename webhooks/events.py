@@ -20,9 +20,10 @@ class Shape:
     serializer: str
     api_path: str  # the API resource, for the link of an object with no page of its own
 
-    def data(self, instance: Model) -> dict[str, Any]:
-        data = import_string(self.serializer)(instance).data
-        return json.loads(json.dumps(data, cls=JSONEncoder))  # as the API renders it: decimals, dates as text
+    def data(self, instances: list[Model]) -> list[dict[str, Any]]:
+        """Return each object as the API renders it (decimals and dates as text); one serializer for all."""
+        data = import_string(self.serializer)(instances, many=True).data
+        return json.loads(json.dumps(data, cls=JSONEncoder))
 
 
 SHAPES = {

@@ -65,6 +65,9 @@ class WebhookEndpoint(TimeStampedModel):
     def __str__(self) -> str:
         return f"{self.url} ({self.organization})"
 
+    def event_labels(self) -> list[str]:
+        return [EventType(e).label for e in self.events if e in EventType.values]
+
 
 class WebhookSecret(models.Model):
     """A signing secret (`whsec_…`); after a rotation the old one signs too until `expires_at`."""

@@ -60,21 +60,25 @@ def emit_many(
         return []
     if dedupe_key and WebhookEvent.objects.filter(organization=organization, dedupe_key=dedupe_key).exists():
         return []
+    instances = list(instances)
+    if not instances:
+        return []
     now, extra = timezone.now(), extra or {}
     label = EventType(type).label
     added = json.loads(json.dumps(extra, default=str))
+    data = events.shape_of(instances[0]).data(instances)
     written = WebhookEvent.objects.bulk_create(
         WebhookEvent(
             organization=organization,
             msg_id=f"msg_{uuid.uuid4().hex}",
             type=type,
-            payload={"type": type, "timestamp": now.isoformat(), "data": events.shape_of(i).data(i) | added},
-            summary=events.summary(label, i, extra),
-            link=events.link(i),
+            payload={"type": type, "timestamp": now.isoformat(), "data": fields | added},
+            summary=events.summary(label, instance, extra),
+            link=events.link(instance),
             dedupe_key=dedupe_key,
             created_at=now,
         )
-        for i in instances
+        for instance, fields in zip(instances, data, strict=True)
     )
     deliveries = WebhookDelivery.objects.bulk_create(
         WebhookDelivery(event=event, endpoint=endpoint, next_attempt_at=now, enqueued_at=now)
