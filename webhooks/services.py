@@ -171,7 +171,9 @@ def retry_delay(retries: int) -> dt.timedelta:
 def _body(delivery: WebhookDelivery) -> bytes:
     event = delivery.event
     if delivery.endpoint.kind == EndpointKind.SLACK:
-        return json.dumps({"text": f"{event.summary}\n<{event.link}|Open in LLMOps Tracker>"}).encode()
+        # Slack's mrkdwn: &, < and > of the text are escaped, the link is <url|label>.
+        text = event.summary.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return json.dumps({"text": f"{text}\n<{event.link}|Open in LLMOps Tracker>"}).encode()
     return json.dumps(event.payload, separators=(",", ":")).encode()
 
 

@@ -74,9 +74,9 @@ def url_check(url: str) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname, port
 
 
-def pinned_address(url: str) -> str:
-    """Resolve the URL's host once; return the address to connect to, or refuse."""
-    _, host, port = url_check(url)
+def pinned_address(url: str) -> tuple[str, str, int, str]:
+    """Resolve the URL's host once; return (scheme, host, port, the address to connect to), or refuse."""
+    scheme, host, port = url_check(url)
     try:
         addresses = resolve(host, port)
     except OSError as exc:
@@ -86,7 +86,7 @@ def pinned_address(url: str) -> str:
     refused = [a for a in addresses if not address_allowed(a)]
     if refused:
         raise AddressRefused(f"{host} resolves to a non-public address ({refused[0]}).")
-    return addresses[0]
+    return scheme, host, port, addresses[0]
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -116,11 +116,10 @@ def post(url: str, *, body: bytes, headers: dict[str, str]) -> Answer:
         return Answer(status, data, int((time.monotonic() - started) * 1000), error[:500])
 
     try:
-        address = pinned_address(url)
+        scheme, host, port, address = pinned_address(url)
     except AddressRefused as exc:
         return answer(None, error=f"Refused: {exc}")
     parts = urlsplit(url)
-    scheme, host, port = url_check(url)
     timeout = settings.WEBHOOK_TIMEOUT_SECONDS
     connection_class = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(host, port, address=address, timeout=timeout)
