@@ -45,6 +45,8 @@ from tracker.exceptions import (
     reject_unknown_fields,
     validate_model,
 )
+from webhooks.models import EventType
+from webhooks.outbox import emit
 
 User = get_user_model()
 
@@ -336,6 +338,7 @@ def project_transition(
     locked.save(update_fields=["stage", "stage_entered_at", "updated_at"])
     audit.record_changed(locked, before=before)
     project.stage, project.stage_entered_at = locked.stage, locked.stage_entered_at
+    emit(project.organization, EventType.PROJECT_STAGE_CHANGED, transition)
     return transition
 
 
@@ -364,6 +367,7 @@ def status_update_create(
         locked.save(update_fields=["health", "progress", "last_status_date", "updated_at"])
         audit.record_changed(locked, before=before)
         project.health, project.progress, project.last_status_date = health, progress, date
+    emit(project.organization, EventType.STATUS_UPDATE_CREATED, update)
     return update
 
 

@@ -45,6 +45,8 @@ app.conf.beat_schedule = {
     "review-reminders-daily": {"task": "ops.review_reminders_schedule", "schedule": crontab(minute=0, hour=7)},
     # Daily at 06:30 UTC. A week's notice to owners of personal API tokens about to expire, once per token.
     "token-expiry-warnings": {"task": "ops.api_token_expiry_warnings_send", "schedule": crontab(minute=30, hour=6)},
+    # Every 15 s. Webhook deliveries whose retry is due, or whose attempt's worker died, are enqueued again.
+    "webhook-deliveries-due": {"task": "webhooks.deliveries_due", "schedule": 15.0},
 }
 
 

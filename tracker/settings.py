@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "axes",  # sign-in lockouts per (account, address): projects/auth.py
     "projects",
     "ops",
+    "webhooks",  # signed webhooks: docs/webhooks.md
 ]
 
 MIDDLEWARE = [
@@ -319,6 +320,10 @@ SPECTACULAR_SETTINGS = {
         "ComponentKindEnum": "ops.models.ComponentKind",
         "ReportKindEnum": "ops.models.ReportKind",
         "ReportStateEnum": "ops.models.ReportState",
+        "WebhookEndpointKindEnum": "webhooks.models.EndpointKind",
+        "WebhookEndpointStateEnum": "webhooks.models.EndpointState",
+        "WebhookDeliveryStatusEnum": "webhooks.models.DeliveryStatus",
+        "WebhookEventTypeEnum": "webhooks.models.EventType",
     },
 }
 
@@ -342,3 +347,18 @@ REPORT_LIST_LIMIT = env.int("REPORT_LIST_LIMIT", default=50)  # rows kept per li
 REPORT_PERIOD_EARLIEST = dt.date.fromisoformat(env("REPORT_PERIOD_EARLIEST", default="2000-01-01"))
 REPORT_PERIOD_DAYS_AHEAD = env.int("REPORT_PERIOD_DAYS_AHEAD", default=366)
 REPORT_PENDING_PER_USER = env.int("REPORT_PENDING_PER_USER", default=5)
+
+# Webhooks (docs/webhooks.md). Endpoints on private, loopback or link-local addresses are refused unless
+# allowed (tests and a receiver on the same host need 127.0.0.1). An attempt waits at most the timeout to
+# connect and again to read, and reads at most WEBHOOK_RESPONSE_MAX_BYTES of the answer. Failed attempts
+# are retried after WEBHOOK_RETRY_BASE_SECONDS × 4^(n-1) (1 min … 17 h: about a day over 7 attempts);
+# an endpoint whose attempts failed WEBHOOK_DISABLE_AFTER_FAILURES times in a row is disabled. A rotated
+# secret keeps signing for WEBHOOK_SECRET_GRACE_HOURS.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_RESPONSE_MAX_BYTES = env.int("WEBHOOK_RESPONSE_MAX_BYTES", default=4096)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=7)
+WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=60)
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=15)
+WEBHOOK_SECRET_GRACE_HOURS = env.int("WEBHOOK_SECRET_GRACE_HOURS", default=24)
+WEBHOOK_ENDPOINTS_PER_ORGANIZATION = env.int("WEBHOOK_ENDPOINTS_PER_ORGANIZATION", default=20)

@@ -21,8 +21,10 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("projects.api.urls")),
-    path("api/v1/", include("ops.api.urls")),
+    path("api/v1/", include("webhooks.api.urls")),
+    path("api/v1/", include("ops.api.urls")),  # last under api/v1/: its catch-all is the API's JSON 404
     # The pages about projects keep one namespace whichever app renders them (ops: the dashboard, the list).
     path("", include(([*project_urls.urlpatterns, *project_pages], project_urls.app_name))),
     path("", include("ops.urls")),
+    path("", include("webhooks.urls")),
 ]

@@ -33,6 +33,8 @@ from projects.services import membership_require
 from tracker.exceptions import Conflict, ServiceUnavailable, ValidationFailed
 from tracker.formatting import date_range
 from tracker.mail import MailCounts, absolute_link, mail_each, subject_line
+from webhooks.models import EventType
+from webhooks.outbox import emit
 
 logger = logging.getLogger(__name__)
 
@@ -225,12 +227,14 @@ def report_build(*, report_id: int) -> Report | None:
             "step": "Ready",
             "error": "",
         }
-        rows.update(**ready, updated_at=ready["generated_at"])
-        # The row now holds exactly this (no re-read): the lock keeps every other writer out meanwhile.
-        for name, value in ready.items():
-            setattr(report, name, value)
-        report.attempts += 1
-        report.started_at, report.updated_at = started, ready["generated_at"]
+        with transaction.atomic():
+            rows.update(**ready, updated_at=ready["generated_at"])
+            # The row now holds exactly this (no re-read): the lock keeps every other writer out meanwhile.
+            for name, value in ready.items():
+                setattr(report, name, value)
+            report.attempts += 1
+            report.started_at, report.updated_at = started, ready["generated_at"]
+            emit(report.organization, EventType.REPORT_READY, report)
         return report
 
 

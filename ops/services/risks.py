@@ -15,6 +15,8 @@ from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require, organization_today
 from projects.services_helpers import model_update
 from tracker.exceptions import Conflict, NotPermitted, ValidationFailed, reject_unknown_fields, validate_model
+from webhooks.models import EventType
+from webhooks.outbox import emit
 
 RISK_FIELDS = {
     "description",
@@ -88,6 +90,7 @@ def risk_create(
     risk.refresh_from_db(fields=["score", "severity"])
     audit.record_created(risk)
     _assess(risk, by, "Initial assessment")
+    emit(organization, EventType.RISK_CREATED, risk)
     return risk
 
 
@@ -150,6 +153,7 @@ def risk_update(*, risk: Risk, by: AbstractBaseUser, note: str = "", **changes: 
             "Use accept or close to accept or close a risk.", errors={"status": ["Only open or mitigating here."]}
         )
     data = dict(changes)
+    severity_was = risk.severity
     reassessed = any(f in data and data[f] != getattr(risk, f) for f in ("likelihood", "impact"))
     if risk.status == RiskStatus.ACCEPTED:
         status = data.get("status", risk.status)
@@ -173,6 +177,9 @@ def risk_update(*, risk: Risk, by: AbstractBaseUser, note: str = "", **changes: 
     risk.refresh_from_db(fields=["score", "severity"])
     if reassessed:
         _assess(risk, by, note)
+    emit(risk.organization, EventType.RISK_UPDATED, risk)
+    if Severity.values.index(risk.severity) > Severity.values.index(severity_was):
+        emit(risk.organization, EventType.RISK_ESCALATED, risk)
     return risk
 
 
@@ -216,6 +223,7 @@ def risk_accept(*, risk: Risk, by: AbstractBaseUser, justification: str, expires
         ]
     )
     audit.record_changed(risk, before=before)
+    emit(risk.organization, EventType.RISK_ACCEPTED, risk)
     return risk
 
 
@@ -242,4 +250,5 @@ def risk_close(*, risk: Risk, by: AbstractBaseUser, note: str) -> Risk:
     risk.status, risk.closed_at, risk.status_note = RiskStatus.CLOSED, timezone.now(), note.strip()
     risk.save(update_fields=["status", "closed_at", "status_note", "updated_at"])
     audit.record_changed(risk, before=before)
+    emit(risk.organization, EventType.RISK_CLOSED, risk)
     return risk

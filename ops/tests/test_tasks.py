@@ -11,6 +11,7 @@ from ops.tasks import report_build_task, reports_schedule_task, snapshots_schedu
 from ops.tests.factories import ReportFactory
 from projects.tests.factories import OrganizationFactory
 from tracker.celery import app
+from webhooks import tasks as webhook_tasks  # noqa: F401 - registers the tasks beat names
 
 pytestmark = pytest.mark.django_db
 
@@ -46,6 +47,7 @@ def test_every_periodic_job_is_declared_in_the_beat_schedule():
         "ops.risk_signals_schedule",
         "ops.review_reminders_schedule",
         "ops.api_token_expiry_warnings_send",
+        "webhooks.deliveries_due",
     }
     assert all(entry["task"] in app.tasks for entry in schedule.values())
     assert schedule["reports-weekly"]["schedule"] == crontab(minute=5)
