@@ -341,24 +341,24 @@ def _provider_findings(organization: Organization, today: dt.date) -> Iterator[F
             date__gt=today - dt.timedelta(days=days),
             date__lte=today,
         )
-        .annotate(provider=Subquery(main_provider))
+        .annotate(infrastructure=Subquery(main_provider))
         .order_by()
-        .values("provider")
+        .values("infrastructure")
         .annotate(spend=Sum("amount"))
     )
     everything = sum((row["spend"] for row in rows), Decimal(0))
     for row in rows:
-        if not row["provider"] or not everything:
+        if not row["infrastructure"] or not everything:
             continue
         share = row["spend"] * 100 / everything
         if share > threshold:
             yield Finding(
                 "provider_concentration",
-                f"provider_concentration:provider:{row['provider']}",
+                f"provider_concentration:provider:{row['infrastructure']}",
                 None,
-                f"{share:.0f}% of spend on one provider ({row['provider']})",
+                f"{share:.0f}% of spend on one provider ({row['infrastructure']})",
                 f"{row['spend']:.2f} of {everything:.2f} {organization.currency} spent in the last {days} days went "
-                f"to {row['provider']}; the threshold is {threshold}%. Consider a second provider (vendor lock-in).",
+                f"to {row['infrastructure']}; the threshold is {threshold}%. Consider a second provider (vendor lock-in).",
                 RiskCategory.VENDOR_LOCK_IN,
                 3,
                 3,
