@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from ops.models import Budget, CostEntry, CostSource, ModelPrice
+from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects.models import Organization, Project, Role
 from projects.services import membership_require
 from tracker.exceptions import Conflict, ValidationFailed, reject_unknown_fields, validate_model
@@ -75,6 +76,7 @@ def cost_entry_create(
     try:
         with transaction.atomic():
             entry.save()
+            spend_snapshots_adjust(added=[CostSpend.of(entry)])
     except IntegrityError as exc:
         raise Conflict(
             f"A cost with external id “{entry.external_id}” is already recorded for this project.",
@@ -145,6 +147,7 @@ def cost_entry_update(*, entry: CostEntry, by: AbstractBaseUser, **changes: Any)
             "A cost priced from token usage only takes a new description.",
             errors={field: ["Priced from usage."] for field in sorted(changes.keys() - {"description"})},
         )
+    before = CostSpend.of(entry)
     for field, value in changes.items():
         setattr(entry, field, value)
     validate_model(entry, exclude=["project", "created_by", "price"])
@@ -153,6 +156,7 @@ def cost_entry_update(*, entry: CostEntry, by: AbstractBaseUser, **changes: Any)
     try:
         with transaction.atomic():
             entry.save(update_fields=[*changes, "updated_at"])
+            spend_snapshots_adjust(added=[CostSpend.of(entry)], removed=[before])
     except IntegrityError as exc:
         raise Conflict(
             f"A cost with external id “{entry.external_id}” is already recorded for this project.",
@@ -163,7 +167,9 @@ def cost_entry_update(*, entry: CostEntry, by: AbstractBaseUser, **changes: Any)
 
 def cost_entry_delete(*, entry: CostEntry, by: AbstractBaseUser) -> None:
     membership_require(user=by, organization=entry.project.organization, role=Role.CONTRIBUTOR)
-    entry.delete()
+    with transaction.atomic():
+        entry.delete()
+        spend_snapshots_adjust(removed=[CostSpend.of(entry)])
 
 
 def _model_price_unused(price: ModelPrice) -> None:
