@@ -80,7 +80,7 @@ RISK_SNAPSHOTS_SQL = """
     SELECT %(org)s, d::date, count(*) FILTER (WHERE severity = 'low'), count(*) FILTER (WHERE severity = 'medium'),
         count(*) FILTER (WHERE severity = 'high'), count(*) FILTER (WHERE severity = 'critical')
     FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d
-    LEFT JOIN ops_risk r ON r.organization_id = %(org)s AND r.status IN %(active)s
+    LEFT JOIN ops_risk r ON r.organization_id = %(org)s AND r.status = ANY(%(active)s)
     GROUP BY d ON CONFLICT (organization_id, date) DO NOTHING"""
 
 
@@ -101,7 +101,7 @@ def _seed_snapshots() -> None:
             "org": organization.pk,
             "first": last - dt.timedelta(days=SNAPSHOT_DAYS - 1),
             "last": last,
-            "active": tuple(RiskStatus.active()),
+            "active": list(RiskStatus.active()),
         }
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(SPEND_SNAPSHOTS_SQL, params)
