@@ -4,13 +4,18 @@
 "_ui_bench", created and migrated if missing, recreated when it holds more projects than the
 smallest size so that each size is measured on its own portfolio). For each portfolio size
 (default 500 then 5,000: ten times larger; seeding 5,000 takes about 15 minutes) the child runs
-`seed_demo` and `bench._synthetic.synthetic_seed(count=N)`, signs in as the manager of one synthetic
-organization and requests each page through Django's test client:
+`seed_demo` and `bench._synthetic.synthetic_seed(count=N)`, takes each organization's daily snapshots of
+the last year the way beat would have (`_seed_snapshots`: the same figures as `snapshots_take`, one SQL
+statement per organization instead of 366 calls), signs in as the manager of one synthetic organization
+and requests each page through Django's test client:
 
 - the median server time of repeated requests and the number of queries of each page
   (targets: dashboard ≤ 20 queries; every page's count the same at both sizes);
 - for the dashboard, the median time of the same SQL statements run directly on a cursor, and
-  the page's time as a multiple of it (target ≤ 3× on the largest portfolio);
+  the page's time as a multiple of it (target ≤ 2× on the largest portfolio). The floor is the
+  page's own statements: they read the snapshots for past days and sum only the days after the
+  last one, which is less work for the database than summing a year of cost entries, so it is
+  the minimum the database needs for these figures.
 - the project page's forms, which load when opened: all eight fragments requested in a row.
 
 Run: `python -m bench.ui` (BENCH_UI_PROJECTS=500,5000 to choose the sizes) or through `python -m bench`.
@@ -27,7 +32,8 @@ from bench._db import BASE_DIR, create_database, run_child, server
 
 REPEATS = 15
 DASHBOARD_MAX_QUERIES = 20
-RAW_SQL_MAX_RATIO = 3.0
+RAW_SQL_MAX_RATIO = 2.0
+SNAPSHOT_DAYS = 366
 
 
 def run() -> None:
@@ -50,6 +56,57 @@ def _synthetic_projects(url: str) -> int:
         if not conn.execute("SELECT to_regclass('projects_project')").fetchone()[0]:
             return 0
         return conn.execute("SELECT count(*) FROM projects_project WHERE slug LIKE 'synthetic-%%'").fetchone()[0]
+
+
+# One organization's snapshots of `first`..`last`: `snapshots_take`'s figures (spend that day, spend and
+# unpriced entries to date) for every project and day, as running sums over the days.
+SPEND_SNAPSHOTS_SQL = """
+    WITH days AS (SELECT d::date AS day FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d),
+    costs AS (
+        SELECT c.project_id, c.date, sum(c.amount) AS spend, count(*) FILTER (WHERE c.amount IS NULL) AS unpriced
+        FROM ops_costentry c JOIN projects_project p ON p.id = c.project_id
+        WHERE p.organization_id = %(org)s AND c.date <= %(last)s GROUP BY 1, 2),
+    base AS (SELECT project_id, sum(spend) AS spend, sum(unpriced) AS unpriced FROM costs WHERE date < %(first)s
+             GROUP BY 1)
+    INSERT INTO ops_spendsnapshot (project_id, date, spend_day, spend_to_date, unpriced_entries)
+    SELECT p.id, d.day, coalesce(c.spend, 0), coalesce(b.spend, 0) + sum(coalesce(c.spend, 0)) OVER w,
+        coalesce(b.unpriced, 0) + sum(coalesce(c.unpriced, 0)) OVER w
+    FROM projects_project p CROSS JOIN days d
+    LEFT JOIN costs c ON c.project_id = p.id AND c.date = d.day LEFT JOIN base b ON b.project_id = p.id
+    WHERE p.organization_id = %(org)s
+    WINDOW w AS (PARTITION BY p.id ORDER BY d.day)
+    ON CONFLICT (project_id, date) DO NOTHING"""
+RISK_SNAPSHOTS_SQL = """
+    INSERT INTO ops_risksnapshot (organization_id, date, low, medium, high, critical)
+    SELECT %(org)s, d::date, count(*) FILTER (WHERE severity = 'low'), count(*) FILTER (WHERE severity = 'medium'),
+        count(*) FILTER (WHERE severity = 'high'), count(*) FILTER (WHERE severity = 'critical')
+    FROM generate_series(%(first)s::date, %(last)s::date, interval '1 day') d
+    LEFT JOIN ops_risk r ON r.organization_id = %(org)s AND r.status = ANY(%(active)s)
+    GROUP BY d ON CONFLICT (organization_id, date) DO NOTHING"""
+
+
+def _seed_snapshots() -> None:
+    """Take each organization's snapshots of its last year up to its yesterday, as the hourly beat job would have."""
+    import datetime as dt
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from ops.models import RiskStatus
+    from projects.models import Organization
+
+    for organization in Organization.objects.order_by("pk"):
+        # Rerun after a larger seed: existing rows stay, the new projects' rows are added.
+        last = timezone.localdate(timezone.now(), organization.tzinfo) - dt.timedelta(days=1)
+        params = {
+            "org": organization.pk,
+            "first": last - dt.timedelta(days=SNAPSHOT_DAYS - 1),
+            "last": last,
+            "active": list(RiskStatus.active()),
+        }
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(SPEND_SNAPSHOTS_SQL, params)
+            cursor.execute(RISK_SNAPSHOTS_SQL, params)
 
 
 def _median_ms(action, repeats: int = REPEATS) -> float:
@@ -86,6 +143,7 @@ def _child() -> None:
     for size in sizes:
         call_command("seed_demo", credentials_file=Path(os.devnull), verbosity=0)
         synthetic_seed(count=size, progress=False)
+        _seed_snapshots()
         with connection.cursor() as cursor:
             # Fresh planner statistics after the bulk insert, as autovacuum would give a live database.
             cursor.execute("ANALYZE")

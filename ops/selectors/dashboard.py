@@ -11,7 +11,6 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value, When
-from django.db.models.functions import TruncMonth
 
 from ops.models import (
     Budget,
@@ -31,6 +30,7 @@ from ops.selectors.portfolio import (
     attention_reasons,
     budget_status_of,
     created_on,
+    monthly_spend,
     project_cost_figures,
     status_stale,
     with_budget_status,
@@ -107,22 +107,15 @@ def _next_month(month: dt.date) -> dt.date:
     return (month + dt.timedelta(days=32)).replace(day=1)
 
 
-def _monthly(costs: QuerySet[CostEntry], budgets: QuerySet[Budget], today: dt.date) -> list[MonthFigure]:
-    """Return spend and budget per month for the last twelve months.
+def _monthly(projects: QuerySet[Project], budgets: QuerySet[Budget], today: dt.date) -> list[MonthFigure]:
+    """Return spend (`portfolio.monthly_spend`) and budget per month for the last twelve months.
 
     A budget is spread evenly over the days of its period. Budgets are summed per period in the
     database, so Python sees one row per distinct period, not one per budget.
     """
     months = _month_starts(today)
     start, end = months[0], _next_month(months[-1]) - dt.timedelta(days=1)
-    spend = {
-        row["month"]: row["total"]
-        for row in costs.filter(date__range=(start, end), amount__isnull=False)
-        .annotate(month=TruncMonth("date"))
-        .order_by()
-        .values("month")
-        .annotate(total=Sum("amount"))
-    }
+    spend = monthly_spend(projects=projects, months=[(m, _next_month(m) - dt.timedelta(days=1)) for m in months])
     periods = (
         budgets.filter(period_start__lte=end, period_end__gte=start)
         .order_by()
@@ -195,11 +188,7 @@ def portfolio_overview(*, user: AbstractBaseUser, organization: Organization) ->
     )
     health = {h: counts[f"health_{h}"] for h in Health.values}
     health["none"] = counts["total"] - sum(health.values())
-    months = _monthly(
-        CostEntry.objects.filter(project__organization=organization, project__archived=False),
-        Budget.objects.filter(project__organization=organization, project__archived=False),
-        today,
-    )
+    months = _monthly(live, Budget.objects.filter(project__organization=organization, project__archived=False), today)
     top_risks = list(
         Risk.objects.filter(organization=organization, status__in=RiskStatus.active())
         .select_related("project", "owner")
@@ -225,7 +214,7 @@ def project_costs(*, project: Project, as_of: dt.date) -> ProjectCosts:
     costs = CostEntry.objects.filter(project=project)
     figures = project_cost_figures(project=project, as_of=as_of)
     return ProjectCosts(
-        months=_monthly(costs, Budget.objects.filter(project=project), as_of),
+        months=_monthly(Project.objects.filter(pk=project.pk), Budget.objects.filter(project=project), as_of),
         by_category=[
             row | {"label": CostCategory(row["category"]).label}
             for row in costs.filter(amount__isnull=False, date__lte=as_of)

@@ -13,6 +13,9 @@ digests and the demo seed all read these; none computes them itself.
   Forecast at period end is the burn rate: spend ÷ days elapsed (as-of date included) × days in
   the period. Over budget: spend > amount; over tolerance: spend > amount × (1 + tolerance %).
 - Spend to date: every priced cost dated up to the as-of date, with the unpriced entries counted.
+- Spend over days already snapshotted is read from the daily `SpendSnapshot` rows (kept exact by
+  the cost services, see `ops.services.snapshots`) and only the days no snapshot covers are summed
+  from the cost entries: see `with_spend_to_date`, `_span_spend` and `monthly_spend`.
 - Stale status: no status update for more than RISK_SIGNAL_STALE_STATUS_DAYS days before the
   as-of date, counting from the project's creation when it never had one.
 - Needs attention: red or amber health, over budget, stale status, an overdue risk review, or
@@ -39,6 +42,9 @@ from django.db.models import (
     Exists,
     F,
     Func,
+    IntegerField,
+    Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -48,10 +54,21 @@ from django.db.models import (
     Window,
 )
 from django.db.models.expressions import Combinable
-from django.db.models.functions import Cast, Coalesce, RowNumber
+from django.db.models.functions import Cast, Coalesce, RowNumber, TruncMonth
 from django.utils import timezone
 
-from ops.models import Budget, CostCategory, CostEntry, ModelPrice, QualityMetric, Risk, RiskStatus, Severity
+from ops.models import (
+    Budget,
+    CostCategory,
+    CostEntry,
+    ModelPrice,
+    QualityMetric,
+    Risk,
+    RiskSnapshot,
+    RiskStatus,
+    Severity,
+    SpendSnapshot,
+)
 from projects.models import Health, Organization, Project
 from projects.selectors import project_list
 
@@ -60,6 +77,7 @@ TENTH = Decimal("0.1")
 PRICE_QUANTUM = Decimal("0.0001")
 MTOK = Decimal(1_000_000)
 MONEY = DecimalField(max_digits=18, decimal_places=4)
+COUNT = IntegerField()
 # With overlapping budgets of one scope, the one starting last (then created last) is the current one.
 COVERING_ORDER = ("-period_start", "-pk")
 
@@ -209,15 +227,111 @@ def _as_of_expression(as_of: dt.date | None) -> Combinable:
     return Cast(Func(F("organization__timezone"), now, function="timezone"), output_field=DateField())
 
 
-def _period_spend(
-    *, project: Combinable, start: Combinable, as_of: Combinable, category: Combinable | None
-) -> Coalesce:
-    """Return the priced spend of a project from `start` to `as_of` (of `category` when given), as a subquery."""
-    costs = CostEntry.objects.filter(project=project, date__gte=start, date__lte=as_of)
-    if category is not None:
-        costs = costs.filter(category=category)
-    total = costs.order_by().values("project").annotate(t=Sum("amount")).values("t")
-    return Coalesce(Subquery(total), Value(Decimal(0)), output_field=MONEY)
+# Spend from the daily snapshots. Each `SpendSnapshot` row holds a project's spend to its day and is
+# exact: the cost services carry every later change into it (`ops.services.snapshots`), and an
+# organization's snapshot day (its `RiskSnapshot`) has a row for each of its projects that had costs
+# by then, so a missing row is 0. A day without a snapshot (beat did not run) is summed live.
+EPOCH = dt.date(1, 1, 1)
+
+
+def _snapshot_day(*, start: str | None, end: str, last: bool) -> Subquery:
+    """Return the first (or `last`) snapshot day of the project's organization from `start` to `end`.
+
+    `start` and `end` name date annotations of the project; `start` None means from the beginning.
+    """
+    days = RiskSnapshot.objects.filter(organization=OuterRef("organization"), date__lte=OuterRef(end))
+    if start is not None:
+        days = days.filter(date__gte=OuterRef(start))
+    return Subquery(days.order_by("-date" if last else "date").values("date")[:1], output_field=DateField())
+
+
+def _snapshot_value(column: str, *, day: str) -> Coalesce:
+    """Return the project's snapshot `column` on the day annotated as `day` (0 without a row)."""
+    row = SpendSnapshot.objects.filter(project=OuterRef("pk"), date=OuterRef(day)).values(column)
+    return Coalesce(Subquery(row), Value(0), output_field=MONEY if column == "spend_to_date" else COUNT)
+
+
+def _live_days(*, start: str | None, end: str, first: str | None, last: str) -> Q:
+    """Return the cost entries' days from `start` to `end` that no snapshot covers.
+
+    Those are the days up to the `first` snapshot day (none when counting from the beginning) and
+    those after the `last`; without a snapshot in the span (both NULL) that is the whole span.
+    """
+    after_last = Q(date__gt=Coalesce(OuterRef(last), OuterRef(end) if first else Value(EPOCH)))
+    days = Q(date__lte=OuterRef(end)) & after_last
+    if first is not None:
+        days |= Q(date__gte=OuterRef(start), date__lte=Coalesce(OuterRef(first), OuterRef(end)))
+    return days
+
+
+def _span_spend(*, start: str | None, end: str, first: str | None, last: str) -> tuple[Combinable, Combinable]:
+    """Return the project's priced spend and unpriced entries dated from `start` to `end` (annotation names).
+
+    The snapshot of the `last` day minus that of the `first` (0 from the beginning) is the spend
+    between them; the entries outside them are summed live.
+    """
+    costs = CostEntry.objects.filter(_live_days(start=start, end=end, first=first, last=last), project=OuterRef("pk"))
+    costs = costs.order_by().values("project")
+    spend = Coalesce(Subquery(costs.annotate(t=Sum("amount")).values("t")), Value(Decimal(0)), output_field=MONEY)
+    unpriced = costs.filter(amount__isnull=True).annotate(n=Count("pk")).values("n")
+    unpriced = Coalesce(Subquery(unpriced), Value(0), output_field=COUNT)
+    spend += _snapshot_value("spend_to_date", day=last)
+    unpriced += _snapshot_value("unpriced_entries", day=last)
+    if first is not None:
+        spend -= _snapshot_value("spend_to_date", day=first)
+        unpriced -= _snapshot_value("unpriced_entries", day=first)
+    return spend, unpriced
+
+
+def monthly_spend(*, projects: QuerySet[Project], months: list[tuple[dt.date, dt.date]]) -> dict[dt.date, Decimal]:
+    """Return the projects' priced spend in each month (its first and last day), keyed by its first day.
+
+    Three queries whatever the number of projects and entries: each organization's first and last
+    snapshot day in each month, the snapshots of those days, and the entries of the days around them.
+    """
+    scope = projects.order_by().values("pk")
+    organizations = Project.objects.filter(pk__in=scope).values("organization")
+    days = RiskSnapshot.objects.filter(organization__in=organizations, date__range=(months[0][0], months[-1][1]))
+    bounds = {
+        row.pop("organization"): row
+        for row in days.order_by()
+        .values("organization")
+        .annotate(
+            **{f"first_{i}": Min("date", filter=Q(date__range=month)) for i, month in enumerate(months)},
+            **{f"last_{i}": Max("date", filter=Q(date__range=month)) for i, month in enumerate(months)},
+        )
+    }
+    snapshots = {
+        (row["project__organization"], row["date"]): row["total"]
+        for row in SpendSnapshot.objects.filter(
+            project__in=scope, date__in={day for row in bounds.values() for day in row.values() if day}
+        )
+        .order_by()
+        .values("project__organization", "date")
+        .annotate(total=Sum("spend_to_date"))
+    }
+    spend: dict[dt.date, Decimal] = defaultdict(Decimal)
+    # Without a snapshot in the months, an organization's entries are all summed live.
+    live = ~Q(project__organization__in=list(bounds)) & Q(date__range=(months[0][0], months[-1][1]))
+    for organization, row in bounds.items():
+        for i, (start, end) in enumerate(months):
+            first, last = row[f"first_{i}"], row[f"last_{i}"]
+            if first is None:
+                live |= Q(project__organization=organization, date__range=(start, end))
+                continue
+            spend[start] += snapshots.get((organization, last), 0) - snapshots.get((organization, first), 0)
+            live |= Q(project__organization=organization) & (
+                Q(date__range=(start, first)) | Q(date__gt=last, date__lte=end)
+            )
+    for row in (
+        CostEntry.objects.filter(live, project__in=scope, amount__isnull=False)
+        .annotate(month=TruncMonth("date"))
+        .order_by()
+        .values("month")
+        .annotate(total=Sum("amount"))
+    ):
+        spend[row["month"]] += row["total"]
+    return spend
 
 
 def with_budget_status(projects: QuerySet[Project], *, as_of: dt.date | None = None) -> QuerySet[Project]:
@@ -235,16 +349,19 @@ def with_budget_status(projects: QuerySet[Project], *, as_of: dt.date | None = N
     def pick(column: str) -> Subquery:
         return Subquery(covering.values(column)[:1])
 
-    return projects.annotate(budget_as_of=_as_of_expression(as_of)).annotate(
+    projects = projects.annotate(budget_as_of=_as_of_expression(as_of)).annotate(
         budget_id=pick("pk"),
         budget_period_start=pick("period_start"),
         budget_period_end=pick("period_end"),
         budget_amount=pick("amount"),
         budget_tolerance_pct=pick("tolerance_pct"),
-        budget_spend=_period_spend(
-            project=OuterRef("pk"), start=OuterRef("budget_period_start"), as_of=OuterRef("budget_as_of"), category=None
-        ),
     )
+    span = {"start": "budget_period_start", "end": "budget_as_of"}
+    projects = projects.annotate(
+        budget_snapshot_first=_snapshot_day(**span, last=False), budget_snapshot_last=_snapshot_day(**span, last=True)
+    )
+    spend, _ = _span_spend(**span, first="budget_snapshot_first", last="budget_snapshot_last")
+    return projects.annotate(budget_spend=spend)
 
 
 def budget_status_of(row: Project) -> BudgetStatus | None:
@@ -373,13 +490,10 @@ def project_cost_figures(*, project: Project, as_of: dt.date) -> CostFigures:
 
 def with_spend_to_date(projects: QuerySet[Project], *, as_of: dt.date | None = None) -> QuerySet[Project]:
     """Annotate `spend_to_date` and `unpriced_entries` up to `as_of` (default: the organization's today)."""
-    costs = CostEntry.objects.filter(project=OuterRef("pk"), date__lte=OuterRef("spend_as_of")).order_by()
-    total = costs.values("project").annotate(t=Sum("amount")).values("t")
-    unpriced = costs.filter(amount__isnull=True).values("project").annotate(n=Count("pk")).values("n")
-    return projects.annotate(spend_as_of=_as_of_expression(as_of)).annotate(
-        spend_to_date=Coalesce(Subquery(total), Value(Decimal(0)), output_field=MONEY),
-        unpriced_entries=Coalesce(Subquery(unpriced), Value(0)),
-    )
+    projects = projects.annotate(spend_as_of=_as_of_expression(as_of))
+    projects = projects.annotate(spend_snapshot_last=_snapshot_day(start=None, end="spend_as_of", last=True))
+    spend, unpriced = _span_spend(start=None, end="spend_as_of", first=None, last="spend_snapshot_last")
+    return projects.annotate(spend_to_date=spend, unpriced_entries=unpriced)
 
 
 # Stale status

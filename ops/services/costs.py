@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from ops.models import Budget, CostEntry, CostSource, ModelPrice
+from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Organization, Project, Role
 from projects.services import membership_require
@@ -95,6 +96,7 @@ def cost_entry_create(
         with transaction.atomic():
             entry.save()
             audit.record_created(entry)
+            spend_snapshots_adjust(added=[CostSpend.of(entry)])
     except IntegrityError as exc:
         raise _external_id_taken(entry) from exc
     return entry
@@ -180,6 +182,7 @@ def cost_entry_update(*, entry: CostEntry, by: AbstractBaseUser, **changes: Any)
             "A cost priced from token usage only takes a new description.",
             errors={field: ["Priced from usage."] for field in sorted(changes.keys() - {"description"})},
         )
+    before = CostSpend.of(entry)
     model_update(
         instance=entry,
         data=changes,
@@ -187,6 +190,7 @@ def cost_entry_update(*, entry: CostEntry, by: AbstractBaseUser, **changes: Any)
         validate=_cost_entry_validate,
         conflict=_external_id_taken(entry) if "external_id" in changes else None,
     )
+    spend_snapshots_adjust(added=[CostSpend.of(entry)], removed=[before])
     return entry
 
 
@@ -194,7 +198,9 @@ def cost_entry_update(*, entry: CostEntry, by: AbstractBaseUser, **changes: Any)
 def cost_entry_delete(*, entry: CostEntry, by: AbstractBaseUser) -> None:
     membership_require(user=by, organization=entry.project.organization, role=Role.CONTRIBUTOR)
     audit.record_deleted(entry)
+    removed = CostSpend.of(entry)
     entry.delete()
+    spend_snapshots_adjust(removed=[removed])
 
 
 def _model_price_unused(price: ModelPrice) -> None:

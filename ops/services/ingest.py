@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from ops.models import CostCategory, CostEntry, CostSource, ModelPrice
 from ops.selectors.portfolio import usage_price
+from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Membership, Project, Role
 from tracker.exceptions import NotPermitted, ValidationFailed
@@ -280,7 +281,10 @@ def _insert(
         return []
     now = timezone.now()
     values = [{**common, **rows[i], "created_by_id": by.pk, "created_at": now, "updated_at": now} for i in indexes]
-    return (_copy if _on_postgresql() else _bulk_create)(values, projects, per_row_history)
+    spends = [CostSpend(projects[v["project"]].organization_id, v["project"], v["date"], v["amount"]) for v in values]
+    ids = (_copy if _on_postgresql() else _bulk_create)(values, projects, per_row_history)
+    spend_snapshots_adjust(added=spends)
+    return ids
 
 
 def _on_postgresql() -> bool:

@@ -358,7 +358,8 @@ def _provider_findings(organization: Organization, today: dt.date) -> Iterator[F
                 None,
                 f"{share:.0f}% of spend on one provider ({row['infrastructure']})",
                 f"{row['spend']:.2f} of {everything:.2f} {organization.currency} spent in the last {days} days went "
-                f"to {row['infrastructure']}; the threshold is {threshold}%. Consider a second provider (vendor lock-in).",
+                f"to {row['infrastructure']}; the threshold is {threshold}%. "
+                "Consider a second provider (vendor lock-in).",
                 RiskCategory.VENDOR_LOCK_IN,
                 3,
                 3,
