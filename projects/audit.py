@@ -42,6 +42,7 @@ AUDITED_MODELS = (
     "ops.QualityMetric",
     "ops.Risk",
     "ops.InfrastructureComponent",
+    "webhooks.WebhookEndpoint",
 )
 # Bookkeeping fields whose change is not news.
 IGNORED_FIELDS = {"created_at", "updated_at", "last_used_at", "key_hash", "expiry_warned_at"}

@@ -91,7 +91,7 @@ def stage_transition_list(*, user: AbstractBaseUser) -> QuerySet[StageTransition
 
 
 # Who may act on members and tokens may read about them: these events are for admins only.
-ADMIN_ONLY_AUDIT_TYPES = ("projects.membership", "projects.apitoken", "projects.invitation")
+ADMIN_ONLY_AUDIT_TYPES = ("projects.membership", "projects.apitoken", "projects.invitation", "webhooks.webhookendpoint")
 
 
 def audit_event_feed(*, user: AbstractBaseUser) -> QuerySet:

@@ -49,6 +49,7 @@ NO_HISTORY = {
     "report_digest_send": "digest_sent_at marks a mail as sent",
     "review_reminders_send": "a ReviewReminder row is itself the log of a sent mail",
     "api_token_expiry_warnings_send": "expiry_warned_at marks a mail as sent (an ignored field of the history)",
+    "spend_snapshots_adjust": "carries a cost write into the snapshots; the cost service that calls it records it",
 }
 C, U, D = AuditAction.CREATE, AuditAction.UPDATE, AuditAction.DELETE
 

@@ -69,8 +69,17 @@ from projects.models import (
 )
 from projects.tests.api_support import _fresh_throttle  # noqa: F401
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _webhooks_to_loopback(settings):
+    """A's webhook endpoint (and every posted one) points at 127.0.0.1: no name to resolve, no network."""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+
 
 # Every identifying string of organization A carries this (matched case-insensitively).
 MARK = "zqxa"
@@ -97,8 +106,9 @@ WEB_OBJECTS: dict[str, type[Model]] = {
     "account": ApiToken,
     "members": Membership,
     "invitations": Invitation,
+    "webhooks": WebhookEndpoint,
 }
-OTHER_KWARGS = {"format": "json", "fmt": "md", "key": "cost"}
+OTHER_KWARGS = {"format": "json", "fmt": "md", "key": "cost", "change": "pause"}
 
 
 # --- The routes ---------------------------------------------------------------------------------
@@ -208,6 +218,8 @@ class Portfolio:
             InfrastructureComponent: Q(project__organization=org),
             QualityMetric: Q(project__organization=org),
             ModelPrice: Q(organization=org),
+            WebhookEndpoint: Q(organization=org),
+            WebhookDelivery: Q(endpoint__organization=org),
             Report: Q(organization=org),
             ApiToken: Q(user__in=[self.admin, self.contributor]),
             AuditEvent: Q(organization=org),
@@ -274,7 +286,10 @@ def portfolio_build() -> Portfolio:
         model="zqxa-model",
         external_id="zqxa-inv-1",
     )
-    risk = risk_create(
+    endpoint, _ = webhook_endpoint_create(
+        organization=org, by=admin, url="http://127.0.0.1/zqxa-hook", events=["risk.created"], description="Zqxa hook"
+    )
+    risk = risk_create(  # after the endpoint: its risk.created event is the endpoint's delivery
         project=project,
         by=contributor,
         title="Zqxa leaks",
@@ -329,6 +344,8 @@ def portfolio_build() -> Portfolio:
         ApiToken: token,
         Invitation: invitation,
         AuditEvent: AuditEvent.objects.filter(organization=org).earliest("at"),
+        WebhookEndpoint: endpoint,
+        WebhookDelivery: WebhookDelivery.objects.get(endpoint=endpoint),
     }
     return Portfolio(org, admin, contributor, viewer, objects, revoked_key, outsider, outsider_key, viewer_key)
 
@@ -413,6 +430,16 @@ body("api-ops:risk-close", "POST")(lambda p: {"note": "posted"})
 body("api-ops:report-list", "POST")(
     lambda p: {"kind": "risk", "project": _project(p), "period_start": "2026-03-09", "period_end": "2026-03-15"}
 )
+HOOK = {"url": "http://127.0.0.1/posted", "events": ["risk.closed"], "description": "posted"}
+body("api-webhooks:webhook-endpoint-list", "POST")(lambda p: {"organization": p.organization.pk, **HOOK})
+body("api-webhooks:webhook-endpoint-detail", "PUT", "PATCH")(lambda p: HOOK)
+body("api-webhooks:webhook-endpoint-detail", "DELETE")(lambda p: {})
+for _name in ("rotate", "pause", "resume", "redeliver"):
+    body(f"api-webhooks:webhook-endpoint-{_name}", "POST")(lambda p: {})
+body("webhooks:endpoints", "POST")(lambda p: {**HOOK, "events": "risk.closed"})
+body("webhooks:endpoint-detail", "POST")(lambda p: {**HOOK, "events": "risk.closed"})
+body("webhooks:endpoint-change", "POST")(lambda p: {})
+body("webhooks:redeliver", "POST")(lambda p: {})
 for _name in ("api-projects:team-detail", "api-projects:membership-detail", "api-projects:invitation-detail"):
     body(_name, "DELETE")(lambda p: {})
 for _name in ("api-ops:infrastructure-detail",):
@@ -522,6 +549,12 @@ VIEWER_EXCEPTIONS = {
     ("api-projects:invitation-detail", "GET"): {404},
     ("api-projects:invitation-detail", "DELETE"): {404},
     ("api-projects:invitation-resend", "POST"): {404},
+    # Webhook endpoints are the admins' (their URLs and deliveries may carry anything).
+    ("api-webhooks:webhook-endpoint-list", "GET"): {403},
+    ("api-webhooks:webhook-endpoint-detail", "GET"): {403},
+    ("api-webhooks:webhook-endpoint-deliveries", "GET"): {403},
+    ("webhooks:endpoints", "GET"): {403},
+    ("webhooks:endpoint-detail", "GET"): {403},
 }
 # An outsider's writes on their own side: they land in B (or nowhere), never in A.
 OUTSIDER_COLLECTION_WRITES = {
@@ -531,6 +564,7 @@ OUTSIDER_COLLECTION_WRITES = {
     ("projects:service-token-create", "POST"): {200},  # a service token of B, the outsider's organization
     ("ops:report-create", "POST"): {302},
     ("projects:members", "POST"): {302},  # an invitation to B
+    ("webhooks:endpoints", "POST"): {200},  # an endpoint of B, its secret shown once
 }
 
 
@@ -580,6 +614,8 @@ def plan(p: Portfolio, urlconf: str | None = None) -> tuple[list[Target], list[s
                 kwargs[name] = p.objects[model].pk
             elif name in OTHER_KWARGS:
                 kwargs[name] = OTHER_KWARGS[name]
+            elif name == "delivery_id":
+                kwargs[name] = p.objects[WebhookDelivery].pk
             else:
                 missing.append(name)
         if missing:

@@ -19,9 +19,11 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from projects import audit
 from projects.models import Membership, Organization, Role
 from projects.services import membership_require
-from tracker.exceptions import ValidationFailed, reject_unknown_fields, validate_model
+from projects.services_helpers import model_update
+from tracker.exceptions import ValidationFailed, validate_model
 from tracker.mail import subject_line
 from webhooks import signing, transport
 from webhooks.models import (
@@ -80,6 +82,7 @@ def webhook_endpoint_create(
     )
     _endpoint_validate(endpoint)
     endpoint.save()
+    audit.record_created(endpoint)
     secret = WebhookSecret.objects.create(endpoint=endpoint, secret=signing.secret_generate())
     return endpoint, secret.secret
 
@@ -88,11 +91,7 @@ def webhook_endpoint_create(
 def webhook_endpoint_update(*, endpoint: WebhookEndpoint, by: AbstractBaseUser, **changes: Any) -> WebhookEndpoint:
     """Change an endpoint's URL, events or description."""
     membership_require(user=by, organization=endpoint.organization, role=Role.ADMIN)
-    reject_unknown_fields(changes, ENDPOINT_FIELDS)
-    for field, value in changes.items():
-        setattr(endpoint, field, value)
-    _endpoint_validate(endpoint)
-    endpoint.save()
+    model_update(instance=endpoint, data=changes, fields=ENDPOINT_FIELDS, validate=_endpoint_validate)
     return endpoint
 
 
@@ -113,8 +112,10 @@ def webhook_endpoint_secret_rotate(*, endpoint: WebhookEndpoint, by: AbstractBas
 def webhook_endpoint_pause(*, endpoint: WebhookEndpoint, by: AbstractBaseUser) -> WebhookEndpoint:
     """Stop deliveries: new events skip the endpoint, pending deliveries wait until it is resumed."""
     membership_require(user=by, organization=endpoint.organization, role=Role.ADMIN)
+    before = audit.snapshot(endpoint)
     endpoint.state = EndpointState.PAUSED
     endpoint.save(update_fields=["state", "updated_at"])
+    audit.record_changed(endpoint, before=before)
     return endpoint
 
 
@@ -122,8 +123,10 @@ def webhook_endpoint_pause(*, endpoint: WebhookEndpoint, by: AbstractBaseUser) -
 def webhook_endpoint_resume(*, endpoint: WebhookEndpoint, by: AbstractBaseUser) -> WebhookEndpoint:
     """Deliver again (also after a disable): the failure count restarts and pending deliveries go now."""
     membership_require(user=by, organization=endpoint.organization, role=Role.ADMIN)
+    before = audit.snapshot(endpoint)
     endpoint.state, endpoint.consecutive_failures = EndpointState.ACTIVE, 0
     endpoint.save(update_fields=["state", "consecutive_failures", "updated_at"])
+    audit.record_changed(endpoint, before=before)
     pending = WebhookDelivery.objects.filter(endpoint=endpoint, status=DeliveryStatus.PENDING)
     now = timezone.now()
     pending.update(next_attempt_at=now, enqueued_at=now, updated_at=now)
@@ -134,6 +137,7 @@ def webhook_endpoint_resume(*, endpoint: WebhookEndpoint, by: AbstractBaseUser) 
 @transaction.atomic
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, by: AbstractBaseUser) -> None:
     membership_require(user=by, organization=endpoint.organization, role=Role.ADMIN)
+    audit.record_deleted(endpoint)
     endpoint.delete()
 
 

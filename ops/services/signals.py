@@ -456,4 +456,5 @@ def risk_signals_evaluate(*, organization: Organization, today: dt.date | None =
     RiskAssessment.objects.bulk_create(assessments)
     audit.record_changed_many(before)
     outcome.closed = [risk.signal_key for risk in cleared]
+    emit_many(organization, EventType.SIGNAL_CLEARED, cleared)
     return outcome
