@@ -130,3 +130,25 @@ def test_changing_a_filter_keeps_the_selected_heat_map_cell(client, org, viewer)
     assert 'form="risk-filters" name="likelihood" value="4"' in fragment
     unselected = client.get(reverse("ops:risks")).content.decode()
     assert 'name="likelihood"' not in unselected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_the_browser_a_filter_change_after_choosing_a_cell_keeps_the_cell(page, screenshot):
+    from tests.test_browser import sign_in
+
+    org = OrganizationFactory()
+    project = ProjectFactory(organization=org)
+    RiskFactory(project=project, title="Leaky prompts", category="data_privacy", likelihood=4, impact=5)
+    RiskFactory(project=project, title="Runaway spend", category="cost", likelihood=4, impact=5)
+    RiskFactory(project=project, title="Elsewhere", category="data_privacy", likelihood=1, impact=1)
+    sign_in(page, org)
+    page.goto("/risks/")
+    page.get_by_test_id("heatmap").locator('[data-likelihood="4"][data-impact="5"]').click()
+    page.wait_for_url("**likelihood=4**")
+    page.get_by_label("Category").select_option("data_privacy")
+    page.wait_for_url("**category=data_privacy**")
+    assert "likelihood=4" in page.url and "impact=5" in page.url
+    register = page.locator("#risk-results table")
+    register.get_by_text("Leaky prompts").wait_for()
+    assert register.get_by_text("Runaway spend").count() == 0 and register.get_by_text("Elsewhere").count() == 0
+    screenshot(page, "risks-cell-and-category")
