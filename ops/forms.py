@@ -25,7 +25,6 @@ from ops.services import report_period_limits
 from projects.forms import DateInput, PageForm, members_of
 from projects.models import Organization
 
-ONE_TO_FIVE = [(n, str(n)) for n in range(1, 6)]
 LIKELIHOOD = [(1, "1 Rare"), (2, "2 Unlikely"), (3, "3 Possible"), (4, "4 Likely"), (5, "5 Almost certain")]
 IMPACT = [(1, "1 Negligible"), (2, "2 Minor"), (3, "3 Moderate"), (4, "4 Major"), (5, "5 Severe")]
 
@@ -168,19 +167,3 @@ class ReportRequestForm(forms.Form):
 
     def period(self) -> tuple[dt.date, dt.date]:
         return report_period(day=self.cleaned_data["week"], span=self.cleaned_data["span"] or ReportSpan.WEEK)
-
-
-class RiskFilterForm(forms.Form):
-    category = forms.ChoiceField(choices=[("", "Any category"), *RiskCategory.choices], required=False)
-    project = forms.ModelChoiceField(queryset=None, required=False, empty_label="Any project")
-    owner = forms.ModelChoiceField(queryset=None, required=False, empty_label="Any owner")
-    status = forms.ChoiceField(
-        choices=[("", "Open or mitigating"), ("all", "Any status"), *RiskStatus.choices], required=False
-    )
-    likelihood = forms.TypedChoiceField(choices=ONE_TO_FIVE, coerce=int, required=False, widget=forms.HiddenInput)
-    impact = forms.TypedChoiceField(choices=ONE_TO_FIVE, coerce=int, required=False, widget=forms.HiddenInput)
-
-    def __init__(self, *args, organization: Organization, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = organization.projects.filter(archived=False).order_by("name")
-        self.fields["owner"].queryset = members_of(organization)

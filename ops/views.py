@@ -11,18 +11,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ops import panels, services
+from ops.filters import ProjectListFilter, RiskListFilter
 from ops.forms import (
     ReportRequestForm,
     RiskAcceptForm,
     RiskCloseForm,
     RiskEditForm,
-    RiskFilterForm,
 )
 from ops.models import AttentionReason, Report, ReportKind, ReportSpan, ReportState, Risk, RiskStatus, Severity
+from ops.selectors.api import risk_list
 from ops.selectors.dashboard import HeatCell, portfolio_overview, risk_overview
 from ops.selectors.portfolio import budget_status_of, project_list_with_figures, week_before
 from ops.selectors.reports import status_sections
-from projects.forms import ProjectFilter
 from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role
 from projects.selectors import organization_list
@@ -47,7 +47,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 def project_index(request: HttpRequest) -> HttpResponse:
     """The project list with each project's figures: health, spend, the current budget, open risks."""
     projects = project_list_with_figures(user=request.user).filter(organization=request.organization, archived=False)
-    filters = ProjectFilter(request.GET, queryset=projects, organization=request.organization)
+    filters = ProjectListFilter(request.GET, queryset=projects, organization=request.organization)
     rows = filters.qs
     page = Paginator(rows.order_by(*rows.query.order_by, "name", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
     for project in page:
@@ -122,37 +122,22 @@ def _risk_get(request: HttpRequest, pk: int) -> Risk:
 def risk_index(request: HttpRequest) -> HttpResponse:
     """The risk page: heat map (a cell filters), top risks, overdue reviews, signals and the filtered register."""
     organization = request.organization
-    form = RiskFilterForm(request.GET, organization=organization)
-    risks = Risk.objects.filter(organization=organization).select_related("project", "owner")
-    if form.is_valid():
-        data = form.cleaned_data
-        status = data["status"]
-        if not status:
-            risks = risks.filter(status__in=RiskStatus.active())
-        elif status != "all":
-            risks = risks.filter(status=status)
-        for name in ("category", "project", "owner"):
-            if data[name]:
-                risks = risks.filter(**{name: data[name]})
-    else:
-        risks = risks.filter(status__in=RiskStatus.active())
-    overview = risk_overview(organization=organization, risks=risks)
-    cell = form.cleaned_data if form.is_valid() else {}
-    if cell.get("likelihood") and cell.get("impact"):
-        risks = risks.filter(likelihood=cell["likelihood"], impact=cell["impact"])
-    page = Paginator(risks.order_by("-score", "title", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+    risks = risk_list(user=request.user).filter(organization=organization)
+    filters = RiskListFilter(request.GET, queryset=risks, organization=organization)
+    overview = risk_overview(organization=organization, risks=filters.without_cell().qs)
+    page = Paginator(filters.qs.order_by("-score", "title", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     cell_query = request.GET.copy()
     for key in ("page", "likelihood", "impact"):
         cell_query.pop(key, None)
     context = {
-        "form": form,
+        "form": filters.form,
         "overview": overview,
         "page": page,
         "query": query.urlencode(),
         "cell_query": cell_query.urlencode(),
-        "cell": (cell.get("likelihood"), cell.get("impact")) if cell.get("likelihood") else None,
+        "cell": filters.cell(),
         "today": organization_today(organization),
     }
     if request.headers.get("HX-Target") == "risk-results":

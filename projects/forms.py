@@ -2,11 +2,9 @@
 
 import datetime as dt
 
-import django_filters
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from projects.models import (
@@ -100,54 +98,6 @@ class StageMoveForm(PageForm):
         label="Override justification",
         help_text="Managers only: moves past unmet gates and is recorded.",
     )
-
-
-class ProjectFilter(django_filters.FilterSet):
-    """Filters, search and sorting of the project list."""
-
-    # One phrase, bounded like a term of the API's ?search=.
-    q = django_filters.CharFilter(method="search", label="Search", max_length=settings.SEARCH_MAX_TERM_LENGTH)
-    stage = django_filters.ChoiceFilter(choices=Stage.choices, empty_label="Any stage")
-    health = django_filters.ChoiceFilter(choices=Health.choices, empty_label="Any health")
-    industry = django_filters.ChoiceFilter(choices=Industry.choices, empty_label="Any industry")
-    use_case = django_filters.ChoiceFilter(choices=UseCase.choices, empty_label="Any use case")
-    team = django_filters.ModelChoiceFilter(queryset=Team.objects.none(), empty_label="Any team")
-    # Named: the label django-filter derives from a model field does not exist for a method filter.
-    provider = django_filters.ChoiceFilter(
-        choices=(), method="by_provider", label="Provider", empty_label="Any provider"
-    )
-    sort = django_filters.OrderingFilter(
-        fields=(
-            ("name", "name"),
-            ("stage", "stage"),
-            ("health", "health"),
-            ("spend_to_date", "spend"),
-            ("budget_amount", "budget"),
-            ("open_risks", "risks"),
-            ("updated_at", "updated"),
-        ),
-        label="Sort by",
-        empty_label="Name",
-    )
-
-    class Meta:
-        model = Project
-        fields: list[str] = []
-
-    def __init__(self, *args, organization: Organization, **kwargs):
-        from ops.models import Provider
-
-        super().__init__(*args, **kwargs)
-        self.filters["team"].queryset = organization.teams.all()
-        self.filters["provider"].extra["choices"] = Provider.choices
-
-    def search(self, queryset, name, value):
-        return queryset.filter(Q(name__icontains=value) | Q(summary__icontains=value) | Q(slug__icontains=value))
-
-    def by_provider(self, queryset, name, value):
-        from ops.models import InfrastructureComponent
-
-        return queryset.filter(Exists(InfrastructureComponent.objects.filter(project=OuterRef("pk"), provider=value)))
 
 
 def _expires_at(day: dt.date | None) -> dt.datetime | None:

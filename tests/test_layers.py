@@ -35,36 +35,15 @@ def _is_services(path: Path) -> bool:
     return path.name == "services.py" or "services" in path.relative_to(ROOT).parts[:-1]
 
 
-# Imports of ops/ that projects/ still has, by module: the project list's provider filter (to move to ops
-# with the list's FilterSet, issue 11). The list may only shrink: a new import fails, and so does an entry
-# that is no longer needed.
-NOT_YET_MOVED = {
-    "projects/forms.py": {"ops.models"},
-}
-
-
 def test_projects_imports_nothing_from_ops():
     # Migrations are frozen history; tests meet the ops gates with ops factories on purpose.
-    found: dict[str, set[str]] = {}
-    for path in _modules("projects", skip=("migrations", "tests")):
-        for _, module in _imports(path):
-            if module == "ops" or module.startswith("ops."):
-                # `from ops.models import X` also yields "ops.models.X": keep the module imported from.
-                found.setdefault(str(path.relative_to(ROOT)), set()).add(module)
-    new = {
-        f"{name}: {module}"
-        for name, modules in found.items()
-        for module in modules
-        if not any(module == known or module.startswith(known + ".") for known in NOT_YET_MOVED.get(name, ()))
+    offending = {
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in _modules("projects", skip=("migrations", "tests"))
+        for line, module in _imports(path)
+        if module == "ops" or module.startswith("ops.")
     }
-    assert not new, "projects/ must not import ops/:\n" + "\n".join(sorted(new))
-    stale = {
-        f"{name}: {known}"
-        for name, modules in NOT_YET_MOVED.items()
-        for known in modules
-        if known not in found.get(name, set())
-    }
-    assert not stale, "moved: drop these from NOT_YET_MOVED:\n" + "\n".join(sorted(stale))
+    assert not offending, "projects/ must not import ops/:\n" + "\n".join(sorted(offending))
 
 
 def test_services_never_import_tasks():

@@ -60,13 +60,24 @@ class QualityMetricFilter(SyncFilterSet):
 class RiskFilter(SyncFilterSet):
     organization = id_filter("organization")
     project = id_filter("project")
+    owner = id_filter("owner")
     next_review_before = filters.DateFilter(field_name="next_review_date", lookup_expr="lte")
     severity = filters.ChoiceFilter(choices=Severity.choices)
     score_min = filters.NumberFilter(field_name="score", lookup_expr="gte")
 
     class Meta:
         model = Risk
-        fields = ["organization", "project", "category", "status", "treatment", "source"]
+        fields = [
+            "organization",
+            "project",
+            "owner",
+            "category",
+            "status",
+            "treatment",
+            "source",
+            "likelihood",
+            "impact",
+        ]
 
 
 class ReportFilter(SyncFilterSet):
