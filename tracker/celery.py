@@ -45,6 +45,8 @@ app.conf.beat_schedule = {
     "review-reminders-daily": {"task": "ops.review_reminders_schedule", "schedule": crontab(minute=0, hour=7)},
     # Daily at 06:30 UTC. A week's notice to owners of personal API tokens about to expire, once per token.
     "token-expiry-warnings": {"task": "ops.api_token_expiry_warnings_send", "schedule": crontab(minute=30, hour=6)},
+    # Daily at 04:30 UTC. OTLP span keys older than OTLP_SPAN_KEY_RETENTION_DAYS go.
+    "otlp-span-keys-purge": {"task": "ops.otlp_span_keys_purge", "schedule": crontab(minute=30, hour=4)},
 }
 
 

@@ -3,6 +3,7 @@ from django.contrib.auth.views import LoginView, PasswordResetView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from ops.api.otlp import OtlpTracesView
 from projects.auth import PasswordResetRequestForm, SignInForm
 
 urlpatterns = [
@@ -20,6 +21,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("projects.api.urls")),
     path("api/v1/", include("ops.api.urls")),
+    # OTLP/HTTP's default path, so an exporter needs only the base URL (docs/otlp.md).
+    path("otlp/v1/traces", OtlpTracesView.as_view(), name="otlp-traces"),
     path("", include("projects.urls")),
     path("", include("ops.urls")),
 ]
