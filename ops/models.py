@@ -406,6 +406,26 @@ class CostEntry(TimeStampedModel):
         return self.amount is not None
 
 
+class OtlpSpanKey(models.Model):
+    """A GenAI span the OTLP receiver already counted: what makes resending an export a no-op.
+
+    Only the key is kept, not the span, and only for OTLP_SPAN_KEY_RETENTION_DAYS after the span's
+    day: the receiver refuses spans older than that, so no resend can slip past a purged key.
+    """
+
+    pk = models.CompositePrimaryKey("organization", "trace_id", "span_id")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.BinaryField(max_length=16)
+    span_id = models.BinaryField(max_length=8)
+    day = models.DateField(help_text="The span's end date (UTC): the purge goes by it.")
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="otlp_span_key_day")]
+
+    def __str__(self) -> str:
+        return f"{bytes(self.trace_id).hex()}/{bytes(self.span_id).hex()}"
+
+
 class QualityMetric(TimeStampedModel):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="quality_metrics")
     date = models.DateField()

@@ -10,6 +10,7 @@ import datetime as dt
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from ops.services.otlp import otlp_span_keys_purge
 from ops.services.reminders import review_reminders_send
 from ops.services.reports import report_build, report_digest_send, reports_schedule
 from ops.services.signals import risk_signals_evaluate
@@ -88,3 +89,9 @@ def snapshots_schedule_task() -> None:
 def api_token_expiry_warnings_send_task() -> int:
     """E-mail owners whose personal API tokens expire within the week (each token once)."""
     return api_token_expiry_warnings_send()
+
+
+@shared_task(name="ops.otlp_span_keys_purge", **RELIABLE)
+def otlp_span_keys_purge_task() -> int:
+    """Delete the OTLP span keys past their retention; return how many went."""
+    return otlp_span_keys_purge()

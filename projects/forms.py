@@ -61,6 +61,12 @@ class ProjectForm(forms.Form):
         choices=[("", "Not classified yet"), *DataClassification.choices], required=False
     )
     ai_act_tier = forms.ChoiceField(choices=AIActTier.choices, initial=AIActTier.UNASSESSED, label="EU AI Act tier")
+    otel_service_names = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        label=Project._meta.get_field("otel_service_names").verbose_name,
+        help_text="One per line: the service.name of each app whose OpenTelemetry GenAI spans are its usage.",
+    )
 
     def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)
@@ -68,9 +74,14 @@ class ProjectForm(forms.Form):
         for name in ("business_owner", "technical_lead", "human_oversight_owner"):
             self.fields[name].queryset = members_of(organization)
 
+    def clean_otel_service_names(self) -> list[str]:
+        return [name.strip() for name in self.cleaned_data["otel_service_names"].splitlines() if name.strip()]
+
     @classmethod
     def initial_for(cls, project: Project) -> dict:
-        return {name: getattr(project, name) for name in cls.base_fields}
+        initial = {name: getattr(project, name) for name in cls.base_fields}
+        initial["otel_service_names"] = "\n".join(project.otel_service_names)
+        return initial
 
 
 class StatusUpdateForm(PageForm):

@@ -240,6 +240,15 @@ class Project(TimeStampedModel):
     progress = models.PositiveSmallIntegerField(default=0, validators=PERCENT)
     last_status_date = models.DateField(null=True, blank=True)
     archived = models.BooleanField(default=False)
+    # The OpenTelemetry `service.name` values whose spans are this project's usage (ops/otlp.py). A
+    # database default too, so that the release before, which knows no such column, can still insert.
+    otel_service_names = models.JSONField(
+        default=list,
+        db_default=[],
+        blank=True,
+        verbose_name="OpenTelemetry service names",
+        help_text="The service.name values whose GenAI spans are this project's usage.",
+    )
 
     class Meta:
         ordering = ["name"]

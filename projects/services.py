@@ -65,7 +65,11 @@ PROJECT_FIELDS = {
     "data_classification",
     "ai_act_tier",
     "archived",
+    "otel_service_names",
 }
+# A project's OpenTelemetry service names (the OTLP receiver maps spans by them): how many, how long.
+MAX_SERVICE_NAMES = 20
+MAX_SERVICE_NAME_LENGTH = 200
 
 
 def membership_require(*, user: AbstractBaseUser, organization: Organization, role: Role) -> Membership:
@@ -267,11 +271,42 @@ def _project_validate(project: Project) -> None:
         technical_lead=project.technical_lead,
         human_oversight_owner=project.human_oversight_owner,
     )
+    _service_names_validate(project)
     validate_model(
         project,
         exclude=["organization"],
         constraint_errors={"project_target_after_start": ("target_date", "The target date is before the start date.")},
     )
+
+
+def _service_names_validate(project: Project) -> None:
+    """Tidy the project's service names (trimmed, each once) and refuse a name another project of its organization has.
+
+    A service's spans must land in one project; should two saves race to the same name, the receiver
+    maps it to the older project.
+    """
+    names = project.otel_service_names
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValidationFailed("A list of service names.", errors={"otel_service_names": ["A list of text."]})
+    names = list(dict.fromkeys(name.strip() for name in names if name.strip()))
+    problems = []
+    if len(names) > MAX_SERVICE_NAMES:
+        problems.append(f"At most {MAX_SERVICE_NAMES} service names.")
+    if any(len(name) > MAX_SERVICE_NAME_LENGTH or "\x00" in name for name in names):
+        problems.append(f"Each service name is at most {MAX_SERVICE_NAME_LENGTH} characters.")
+    others = (
+        Project.objects.filter(organization_id=project.organization_id)
+        .exclude(pk=project.pk)
+        .exclude(otel_service_names=[])
+        .values_list("otel_service_names", flat=True)
+        if names
+        else ()
+    )
+    taken = sorted({name for other in others for name in other}.intersection(names))
+    if problems or taken:
+        problems += [f"“{name}” belongs to another project." for name in taken]
+        raise ValidationFailed(problems[0], errors={"otel_service_names": problems})
+    project.otel_service_names = names
 
 
 def _move_error(from_stage: str, to_stage: str, note: str) -> str:

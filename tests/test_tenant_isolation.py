@@ -94,6 +94,8 @@ NOT_EXERCISED = {
     "api/schema/": "the OpenAPI schema: describes the endpoints, holds no rows",
     "api/docs/": "Swagger UI for the schema: a static page",
     "invitations/accept/": "an invitation's link, answered by its key alone (projects/tests/test_members_hardening.py)",
+    "otlp/": "the OTLP receiver: protobuf bodies, ingest service tokens only; its tenant isolation is"
+    " tests/test_otlp.py::test_a_service_token_cannot_write_into_another_organization",
 }
 # Not URL patterns at all: the probes are answered by tracker.middleware.ProbeMiddleware and the
 # static files by WhiteNoise, before URL resolution (test_probes_hold_no_tenant_data covers the probes).

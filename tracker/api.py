@@ -728,6 +728,15 @@ class OrganizationRateThrottle(RateThrottle):
         return [f"organization-{pk}" for pk in organization_list(user=request.user).values_list("pk", flat=True)]
 
 
+class OtlpRateThrottle(RateThrottle):
+    """The `otlp` rate per organization: the OTLP receiver's exports, whichever service token sends them."""
+
+    scope = "otlp"
+
+    def get_idents(self, request) -> list[str]:
+        return [f"organization-{request.auth.organization_id}"]
+
+
 @csrf_exempt  # nothing is written; a browser-style CSRF refusal would answer HTML instead of JSON
 def not_found(request, *args, **kwargs) -> JsonResponse:
     """Answer any unknown API path (e.g. a malformed id) with the API's JSON 404, not an HTML page."""

@@ -47,6 +47,8 @@ app.conf.beat_schedule = {
     "token-expiry-warnings": {"task": "ops.api_token_expiry_warnings_send", "schedule": crontab(minute=30, hour=6)},
     # Every 15 s. Webhook deliveries whose retry is due, or whose attempt's worker died, are enqueued again.
     "webhook-deliveries-due": {"task": "webhooks.deliveries_due", "schedule": 15.0},
+    # Daily at 04:30 UTC. OTLP span keys older than OTLP_SPAN_KEY_RETENTION_DAYS go.
+    "otlp-span-keys-purge": {"task": "ops.otlp_span_keys_purge", "schedule": crontab(minute=30, hour=4)},
 }
 
 

@@ -141,6 +141,13 @@ AUTH_PASSWORD_VALIDATORS = [
 # Bodies above this are refused unread (a bulk ingest of 10,000 cost entries is about 3 MB).
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# The OTLP receiver (docs/otlp.md): an export's size as sent and once decompressed (else 413), how long
+# counted spans' keys are kept (spans older than that are refused: resending can never double-count),
+# and the Retry-After of a 503.
+OTLP_MAX_BODY_BYTES = env.int("OTLP_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+OTLP_MAX_DECOMPRESSED_BYTES = env.int("OTLP_MAX_DECOMPRESSED_BYTES", default=16 * 1024 * 1024)
+OTLP_SPAN_KEY_RETENTION_DAYS = env.int("OTLP_SPAN_KEY_RETENTION_DAYS", default=7)
+OTLP_RETRY_AFTER_SECONDS = env.int("OTLP_RETRY_AFTER_SECONDS", default=5)
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
@@ -283,6 +290,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "api": env("API_THROTTLE_RATE", default="1200/minute"),
         "expensive": env("API_EXPENSIVE_THROTTLE_RATE", default="60/minute"),
+        # OTLP exports per organization (docs/otlp.md); an SDK's batch is 512 spans.
+        "otlp": env("OTLP_THROTTLE_RATE", default="1200/minute"),
     },
     "EXCEPTION_HANDLER": "tracker.api.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,

@@ -3,6 +3,7 @@ from django.contrib.auth.views import LoginView, PasswordResetView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from ops.api.otlp import OtlpTracesView
 from ops.urls import project_pages
 from projects import urls as project_urls
 from projects.auth import PasswordResetRequestForm, SignInForm
@@ -23,6 +24,8 @@ urlpatterns = [
     path("api/v1/", include("projects.api.urls")),
     path("api/v1/", include("webhooks.api.urls")),
     path("api/v1/", include("ops.api.urls")),  # last under api/v1/: its catch-all is the API's JSON 404
+    # OTLP/HTTP's default path, so an exporter needs only the base URL (docs/otlp.md).
+    path("otlp/v1/traces", OtlpTracesView.as_view(), name="otlp-traces"),
     # The pages about projects keep one namespace whichever app renders them (ops: the dashboard, the list).
     path("", include(([*project_urls.urlpatterns, *project_pages], project_urls.app_name))),
     path("", include("ops.urls")),

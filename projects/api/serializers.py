@@ -142,6 +142,7 @@ PROJECT_FIELDS = [
     "progress",
     "last_status_date",
     "archived",
+    "otel_service_names",
     "spend_to_date",
     "budget_period_start",
     "budget_period_end",
@@ -179,6 +180,12 @@ class ProjectSerializer(StrictModelSerializer):
     business_owner = user_field(allow_null=True, required=False)
     technical_lead = user_field(allow_null=True, required=False)
     human_oversight_owner = user_field(allow_null=True, required=False)
+    otel_service_names = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        max_length=20,
+        required=False,
+        help_text="The OpenTelemetry service.name values whose GenAI spans are this project's usage (docs/otlp.md).",
+    )
     spend_to_date = serializers.DecimalField(
         max_digits=16,
         decimal_places=2,
