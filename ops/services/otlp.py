@@ -12,6 +12,7 @@ so a purged key can never let a span be counted twice.
 
 import bisect
 import datetime as dt
+import functools
 import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from ops.models import CostCategory, CostEntry, CostSource, ModelPrice, OtlpSpan
 from ops.otlp import UsageSpans
 from ops.providers import provider_code
 from ops.selectors.portfolio import usage_price
+from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Organization, Project
 
@@ -215,15 +217,22 @@ def _record(organization: Organization, by: AbstractBaseUser, totals: dict, resu
     rows.sort(key=lambda row: (row["project_id"], row["external_id"]))  # one lock order for every exporter
     prices_of = [row.pop("_price") for row in rows]
     returned = _upsert(rows, now)
-    repriced = []
+    repriced, added, removed = [], [], []
     for row, price in zip(rows, prices_of, strict=True):
         pk, created, input_tokens, cached, output = returned[(row["project_id"], row["external_id"])]
         (result.created_ids if created else result.changed_ids).append(pk)
-        if not created and price:
+        spend = functools.partial(CostSpend, organization.pk, row["project_id"], row["date"])
+        if created:
+            added.append(spend(row["amount"]))
+        elif price:
             # The entry's amount is its new totals priced once, not a sum of rounded amounts.
             tokens = {"input_tokens": input_tokens, "cached_input_tokens": cached, "output_tokens": output}
             repriced.append(CostEntry(pk=pk, amount=usage_price(price=price, **tokens)))
+            before = {name: total - row[name] for name, total in tokens.items()}
+            added.append(spend(repriced[-1].amount))
+            removed.append(spend(usage_price(price=price, **before)))
     CostEntry.objects.bulk_update(repriced, ["amount"])
+    spend_snapshots_adjust(added=added, removed=removed)
     projects = {row["project_id"] for row in rows}
     audit.record_batch(
         model=CostEntry,
