@@ -473,3 +473,25 @@ def test_a_worker_killed_mid_delivery_leaves_it_to_be_redelivered_with_the_same_
     assert len({headers["webhook-id"] for headers, _ in r.requests}) == 1
     delivery.refresh_from_db()
     assert delivery.attempt_log.filter(succeeded=True).count() == 1
+
+
+def test_a_signal_risk_whose_severity_rises_is_escalated(org, admin, private_ok):
+    project = ProjectFactory(organization=org, created_at=timezone.now())
+    _endpoint(org, admin, "https://hooks.example.com/x", events=[EventType.RISK_ESCALATED])
+    today = timezone.localdate()
+    BudgetFactory(
+        project=project,
+        period_start=today - dt.timedelta(days=5),
+        period_end=today + dt.timedelta(days=20),
+        amount=Decimal("100"),
+        tolerance_pct=Decimal("10"),
+    )
+    CostEntryFactory(project=project, date=today, amount=Decimal("115"))  # over the tolerance: 5 × 3, high
+    risk_signals_evaluate(organization=org, today=today)
+    assert not WebhookEvent.objects.filter(type="risk.escalated").exists()
+    CostEntryFactory(project=project, date=today, amount=Decimal("200"))  # over twice the limit: 5 × 4, critical
+    risk_signals_evaluate(organization=org, today=today)
+    (escalated,) = WebhookEvent.objects.filter(type="risk.escalated")
+    assert escalated.payload["data"]["severity"] == "critical" and escalated.payload["data"]["source"] == "signal"
+    risk_signals_evaluate(organization=org, today=today)  # the same severity again: no new event
+    assert WebhookEvent.objects.filter(type="risk.escalated").count() == 1

@@ -46,6 +46,7 @@ from ops.models import (
     RiskCategory,
     RiskSource,
     RiskStatus,
+    Severity,
 )
 from ops.selectors.portfolio import (
     ProjectBudgets,
@@ -426,7 +427,7 @@ def risk_signals_evaluate(*, organization: Organization, today: dt.date | None =
     # Read back: score and severity are computed by the database.
     emit_many(organization, EventType.SIGNAL_RAISED, Risk.objects.filter(pk__in=[r.pk for r in new]))
 
-    changed, before = [], []
+    changed, before, escalated = [], [], []
     for key, risk in active.items():
         f = findings.get(key)
         if f is None:
@@ -435,6 +436,11 @@ def risk_signals_evaluate(*, organization: Organization, today: dt.date | None =
         if reassessed or (risk.title, risk.description) != (f.title[:300], f.description):
             before.append((risk, audit.snapshot(risk)))
             risk.title, risk.description = f.title[:300], f.description
+            rank = Severity.values.index
+            if rank(Severity.for_score(f.likelihood * f.impact)) > rank(
+                Severity.for_score(risk.likelihood * risk.impact)
+            ):
+                escalated.append(risk)
             risk.likelihood, risk.impact = f.likelihood, f.impact
             risk.updated_at = now
             changed.append(risk)
@@ -457,4 +463,6 @@ def risk_signals_evaluate(*, organization: Organization, today: dt.date | None =
     audit.record_changed_many(before)
     outcome.closed = [risk.signal_key for risk in cleared]
     emit_many(organization, EventType.SIGNAL_CLEARED, cleared)
+    # Read back: the new score and severity are computed by the database.
+    emit_many(organization, EventType.RISK_ESCALATED, Risk.objects.filter(pk__in=[r.pk for r in escalated]))
     return outcome
