@@ -17,13 +17,27 @@ from ops.forms import (
     InfrastructureForm,
     QualityMetricForm,
     ReportRequestForm,
+    RepriceForm,
     RiskAcceptForm,
     RiskCloseForm,
     RiskEditForm,
     RiskFilterForm,
     RiskForm,
+    UsageForm,
 )
-from ops.models import AttentionReason, Report, ReportKind, ReportSpan, ReportState, Risk, RiskStatus, Severity
+from ops.models import (
+    AttentionReason,
+    CostEntry,
+    CostSource,
+    ModelPrice,
+    Report,
+    ReportKind,
+    ReportSpan,
+    ReportState,
+    Risk,
+    RiskStatus,
+    Severity,
+)
 from ops.selectors.dashboard import HeatCell, risk_overview
 from ops.selectors.portfolio import week_before
 from ops.selectors.reports import status_sections
@@ -43,6 +57,12 @@ PAGE_SIZE = 25
 def cost_create(project: Project, request: HttpRequest, form: CostEntryForm) -> None:
     """Record a cost."""
     services.cost_entry_create(project=project, by=request.user, **form.service_fields())
+
+
+@project_form_view("costs", "usage", UsageForm, "Usage recorded.")
+def usage_create(project: Project, request: HttpRequest, form: UsageForm) -> None:
+    """Record token usage: priced with the provider's price valid on its date, else kept unpriced."""
+    services.usage_record(project=project, by=request.user, **form.service_fields())
 
 
 @project_form_view("costs", "budget", BudgetForm, "Budget set.", role=Role.MANAGER)
@@ -210,6 +230,45 @@ def risk_close(request: HttpRequest, pk: int) -> HttpResponse:
         "Risk closed.",
         Role.CONTRIBUTOR,
     )
+
+
+@organization_required
+@require_http_methods(["GET", "POST"])
+def price_index(request: HttpRequest) -> HttpResponse:
+    """Model prices and repricing (managers): a dry-run table first, then applying exactly what it listed."""
+    role_required(request, Role.MANAGER)
+    organization = request.organization
+    form = RepriceForm(request.POST or request.GET or None)
+    plan = None
+    status = 200
+    if form.is_bound and form.is_valid():
+        include_priced = form.cleaned_data["include_priced"]
+        try:
+            if request.method == "POST":
+                plan = services.usage_reprice_apply(
+                    organization=organization,
+                    by=request.user,
+                    entry_ids=form.entry_ids(),
+                    include_priced=include_priced,
+                )
+                messages.success(request, f"Repriced {len(plan.changes)} usage entries.")
+                return redirect("ops:prices")
+            plan = services.usage_reprice_plan(
+                organization=organization, by=request.user, include_priced=include_priced
+            )
+        except DomainError as exc:
+            form_apply_error(form, exc)
+            status = exc.status_code
+    context = {
+        "prices": ModelPrice.objects.filter(organization=organization).order_by("model", "provider", "-valid_from"),
+        "waiting": CostEntry.objects.filter(
+            project__organization=organization, source=CostSource.USAGE, amount__isnull=True
+        ).count(),
+        "form": form,
+        "plan": plan,
+        "entry_ids": ",".join(str(pk) for pk in plan.entry_ids) if plan else "",
+    }
+    return render(request, "ops/price_list.html", context, status=status)
 
 
 def _report_get(request: HttpRequest, pk: int) -> Report:

@@ -27,6 +27,7 @@ from ops.forms import (
     InfrastructureForm,
     QualityMetricForm,
     RiskForm,
+    UsageForm,
 )
 from ops.selectors.dashboard import portfolio_overview, project_detail
 from ops.selectors.portfolio import budget_status_of, project_list_with_figures
@@ -174,6 +175,7 @@ def project_page_context(project: Project, bound: Mapping[str, django_forms.Form
         ),
         "stage": StageMoveForm(initial={"to_stage": detail.next_stage}),
         "cost": CostEntryForm(initial={"date": today}),
+        "usage": UsageForm(initial={"date": today}),
         "budget": BudgetForm(
             initial={"period_start": today.replace(month=1, day=1), "period_end": today.replace(month=12, day=31)}
         ),

@@ -217,7 +217,15 @@ def report_build(*, report_id: int) -> Report | None:
             rows.update(state=ReportState.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], step="Failed")
             raise
         now = timezone.now()
-        rows.update(state=ReportState.READY, data=data, generated_at=now, progress=100, step="Ready", updated_at=now)
+        rows.update(
+            state=ReportState.READY,
+            data=data,
+            generated_at=now,
+            revised_at=None,
+            progress=100,
+            step="Ready",
+            updated_at=now,
+        )
         report.refresh_from_db()
         return report
 

@@ -1,9 +1,12 @@
 """Daily trend snapshots: open risks by severity per organization, spend per project."""
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Case, Count, F, Q, Sum, Value, When
 from django.utils import timezone
 
 from ops.models import CostEntry, Risk, RiskSnapshot, RiskStatus, SpendSnapshot
@@ -74,6 +77,37 @@ def snapshots_take(*, organization: Organization, date: dt.date) -> RiskSnapshot
         risk_snapshot=snapshot.pk,
     )
     return snapshot
+
+
+def spend_snapshots_adjust(*, deltas: Iterable[tuple[int, dt.date, Decimal, bool]]) -> int:
+    """Carry changed costs into the spend snapshots already taken: one UPDATE per project.
+
+    Each delta is (project id, day, amount difference, whether an unpriced entry became priced). The
+    snapshot of that day gets the difference in `spend_day`; it and every later one in `spend_to_date`
+    and `unpriced_entries`, which run to their day. Increments, not recomputation: costs written
+    concurrently by other transactions are never overwritten by a stale total.
+    """
+    by_project: dict[int, dict[dt.date, tuple[Decimal, int]]] = defaultdict(dict)
+    for project_id, day, amount, newly_priced in deltas:
+        total, priced = by_project[project_id].get(day, (Decimal(0), 0))
+        by_project[project_id][day] = (total + amount, priced + int(newly_priced))
+    updated = 0
+    for project_id, days in sorted(by_project.items()):
+        ordered = sorted(days.items())
+        running, cumulative = (Decimal(0), 0), []
+        for day, (amount, priced) in ordered:
+            running = (running[0] + amount, running[1] + priced)
+            cumulative.append((day, running))
+        # Latest day first: a snapshot takes the running total of the last changed day on or before it.
+        to_date = [When(date__gte=day, then=Value(total)) for day, (total, _) in reversed(cumulative)]
+        priced_to_date = [When(date__gte=day, then=Value(n)) for day, (_, n) in reversed(cumulative)]
+        updated += SpendSnapshot.objects.filter(project_id=project_id, date__gte=ordered[0][0]).update(
+            spend_day=F("spend_day")
+            + Case(*[When(date=day, then=Value(amount)) for day, (amount, _) in ordered], default=Value(Decimal(0))),
+            spend_to_date=F("spend_to_date") + Case(*to_date),
+            unpriced_entries=F("unpriced_entries") - Case(*priced_to_date),
+        )
+    return updated
 
 
 def snapshots_due(*, now: dt.datetime | None = None) -> list[tuple[Organization, dt.date]]:
