@@ -73,7 +73,7 @@ def _decimal(max_digits: int, places: int) -> Callable[[Any], Decimal]:
     return parse
 
 
-def _text(max_length: int) -> Callable[[Any], str]:
+def _text(max_length: int, *, blank: bool = True) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if not isinstance(value, str):
             raise _RowError("Text is required.")
@@ -86,6 +86,8 @@ def _text(max_length: int) -> Callable[[Any], str]:
             raise _RowError("Unpaired surrogate characters are not allowed.") from exc
         if len(value) > max_length:
             raise _RowError(f"At most {max_length} characters.")
+        if not value and not blank:
+            raise _RowError("This field may not be blank.")
         return value
 
     return parse
@@ -149,7 +151,7 @@ COST_ROW: dict[str, tuple[Parser, bool]] = {
 USAGE_ROW: dict[str, tuple[Parser, bool]] = {
     "project": (_project_id, True),
     "date": (_date, True),
-    "model": (_text(200), True),
+    "model": (_text(200, blank=False), True),
     "provider": (_provider, False),
     "input_tokens": (_integer, True),
     "output_tokens": (_integer, True),
