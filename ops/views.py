@@ -235,10 +235,11 @@ def risk_close(request: HttpRequest, pk: int) -> HttpResponse:
 @organization_required
 @require_http_methods(["GET", "POST"])
 def price_index(request: HttpRequest) -> HttpResponse:
-    """Model prices and repricing (managers): a dry-run table first, then applying exactly what it listed."""
-    role_required(request, Role.MANAGER)
+    """Model prices (every member reads them) and repricing (managers): a dry-run table, then applying it."""
     organization = request.organization
     form = RepriceForm(request.POST or request.GET or None)
+    if form.is_bound:
+        role_required(request, Role.MANAGER)
     plan = None
     status = 200
     if form.is_bound and form.is_valid():

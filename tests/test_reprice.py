@@ -197,7 +197,9 @@ def test_prices_page_previews_then_applies_and_is_for_managers(project, manager,
     new_price(project.organization)
     client = Client()
     client.force_login(contributor)
-    assert client.get("/prices/").status_code == 403
+    assert client.get("/prices/").status_code == 200  # every member reads the prices
+    assert client.get("/prices/", {"preview": "1"}).status_code == 403
+    assert client.post("/prices/", {"entries": str(entry.pk)}).status_code == 403
     client.force_login(manager)
     page = client.get("/prices/", {"preview": "1"}).content.decode()
     assert "incomplete: unpriced usage" in page and "reprice-changes" in page

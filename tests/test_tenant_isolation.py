@@ -536,6 +536,7 @@ OUTSIDER_COLLECTION_WRITES = {
     ("projects:tokens", "POST"): {200},
     ("projects:service-token-create", "POST"): {200},  # a service token of B, the outsider's organization
     ("ops:report-create", "POST"): {302},
+    ("ops:prices", "POST"): {302},  # reprices B's entries only: A's ids are not B's
     ("projects:members", "POST"): {302},  # an invitation to B
 }
 
