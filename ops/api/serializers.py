@@ -97,6 +97,12 @@ class CostEntrySerializer(StrictModelSerializer):
     amount = serializers.DecimalField(
         max_digits=14, decimal_places=4, min_value=0, help_text="Null for usage no price covered (see `priced`)."
     )
+    provider = serializers.ChoiceField(
+        choices=ModelProvider.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Who billed the usage; blank otherwise.",
+    )
     priced = serializers.BooleanField(
         source="is_priced", read_only=True, help_text="False: unpriced usage, waiting for a price (figures incomplete)."
     )
