@@ -12,6 +12,7 @@ from ops.models import (
     Environment,
     Hosting,
     MetricKind,
+    ModelProvider,
     ModelSource,
     Provider,
     ReportKind,
@@ -45,6 +46,38 @@ class CostEntryForm(PageForm):
         for name in ("input_tokens", "output_tokens"):
             data[name] = data[name] or 0
         return data
+
+
+class UsageForm(PageForm):
+    """Token usage typed by hand: priced like the usage API's (or kept unpriced when no price covers it)."""
+
+    id_prefix = "usage"
+
+    date = forms.DateField(widget=DateInput)
+    provider = forms.ChoiceField(
+        choices=[("", "The model's only provider"), *ModelProvider.choices],
+        required=False,
+        help_text="Who billed it: gpt-4o from OpenAI and from Azure OpenAI have their own prices.",
+    )
+    model = forms.CharField(max_length=200)
+    input_tokens = forms.IntegerField(min_value=0, help_text="Not counting cached input tokens.")
+    cached_input_tokens = forms.IntegerField(min_value=0, required=False)
+    output_tokens = forms.IntegerField(min_value=0)
+    requests = forms.IntegerField(min_value=0, required=False)
+
+    def service_fields(self) -> dict:
+        data = dict(self.cleaned_data)
+        for name in ("cached_input_tokens", "requests"):
+            data[name] = data[name] or 0
+        return data
+
+
+class RepriceForm(forms.Form):
+    include_priced = forms.BooleanField(required=False, label="Reprice priced entries too")
+    entries = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def entry_ids(self) -> list[int]:
+        return [int(pk) for pk in self.cleaned_data["entries"].split(",") if pk.strip().isdigit()]
 
 
 class BudgetForm(PageForm):

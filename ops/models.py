@@ -296,8 +296,9 @@ class ModelPrice(TimeStampedModel):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="model_prices")
     provider = models.CharField(
-        max_length=100,
-        help_text="Who bills the tokens, e.g. OpenAI, Anthropic, AWS Bedrock.",
+        max_length=40,
+        choices=ModelProvider.choices,
+        help_text="Who bills the tokens: gpt-4o from OpenAI and from Azure OpenAI are two prices.",
     )
     model = models.CharField(max_length=200)
     input_per_mtok = models.DecimalField(
@@ -315,11 +316,11 @@ class ModelPrice(TimeStampedModel):
     regions = models.JSONField(default=list, blank=True)
 
     class Meta:
-        ordering = ["model", "-valid_from"]
+        ordering = ["model", "provider", "-valid_from"]
         constraints = [
             models.UniqueConstraint(
-                fields=["organization", "model", "valid_from"],
-                name="model_price_one_per_day",
+                fields=["organization", "provider", "model", "valid_from"],
+                name="model_price_one_per_provider_day",
             ),
             models.CheckConstraint(
                 condition=Q(input_per_mtok__gte=0)
@@ -330,7 +331,7 @@ class ModelPrice(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.model} from {self.valid_from}"
+        return f"{self.model} ({self.get_provider_display()}) from {self.valid_from}"
 
 
 class CostEntry(TimeStampedModel):
@@ -616,6 +617,8 @@ class Report(TimeStampedModel):
     # The scheduler's reports mail their digest; an on-demand one only when asked. A database default,
     # so rows written by the release before (which always mailed) keep doing so.
     notify = models.BooleanField(db_default=True, help_text="E-mail the digest to the managers once ready.")
+    # Set when costs inside the figures it holds were repriced after it was built (ops/services/reprice.py).
+    revised_at = models.DateTimeField(null=True, blank=True, help_text="Figures revised since the report was built.")
     digest_sent_at = models.DateTimeField(null=True, blank=True)
     # Progress of the build, so the UI and the API can show how far a running report is.
     progress = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])

@@ -2,7 +2,15 @@
 
 import datetime as dt
 
-from ops.forms import BudgetForm, CatalogueForm, CostEntryForm, InfrastructureForm, QualityMetricForm, RiskForm
+from ops.forms import (
+    BudgetForm,
+    CatalogueForm,
+    CostEntryForm,
+    InfrastructureForm,
+    QualityMetricForm,
+    RiskForm,
+    UsageForm,
+)
 from ops.selectors.dashboard import MonthFigure, project_costs, project_infrastructure, project_risks
 from ops.selectors.portfolio import latest_metrics
 from projects.models import Project, Role
@@ -31,6 +39,13 @@ COST = PanelForm(
     lambda *, project, today, data=None: CostEntryForm(data, initial={"date": today}),
     "ops:cost-create",
     "Add cost",
+)
+USAGE = PanelForm(
+    "usage",
+    "Log token usage",
+    lambda *, project, today, data=None: UsageForm(data, initial={"date": today}),
+    "ops:usage-create",
+    "Log usage",
 )
 BUDGET = PanelForm(
     "budget",
@@ -73,7 +88,7 @@ METRIC = PanelForm(
     "Record metric",
 )
 
-register(Panel("costs", "Costs", "ops/sections/costs.html", 30, _costs, forms=(COST, BUDGET)))
+register(Panel("costs", "Costs", "ops/sections/costs.html", 30, _costs, forms=(COST, USAGE, BUDGET)))
 register(
     Panel(
         "risks",

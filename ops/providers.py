@@ -54,7 +54,12 @@ INFRASTRUCTURE = {
 
 def provider_code(value: str) -> ModelProvider:
     """Return the vocabulary's code for a provider name of any convention; unknown names are `other`."""
-    return _LOOKUP.get(value.strip().lower(), ModelProvider.OTHER)
+    return known_provider(value) or ModelProvider.OTHER
+
+
+def known_provider(value: str) -> ModelProvider | None:
+    """Return the vocabulary's code for a provider name of any convention, or None for a name it does not know."""
+    return _LOOKUP.get(value.strip().lower())
 
 
 def infrastructure_provider(code: str) -> Provider:

@@ -14,11 +14,24 @@ from ops import panels, services
 from ops.filters import ProjectListFilter, RiskListFilter
 from ops.forms import (
     ReportRequestForm,
+    RepriceForm,
     RiskAcceptForm,
     RiskCloseForm,
     RiskEditForm,
 )
-from ops.models import AttentionReason, Report, ReportKind, ReportSpan, ReportState, Risk, RiskStatus, Severity
+from ops.models import (
+    AttentionReason,
+    CostEntry,
+    CostSource,
+    ModelPrice,
+    Report,
+    ReportKind,
+    ReportSpan,
+    ReportState,
+    Risk,
+    RiskStatus,
+    Severity,
+)
 from ops.selectors.api import risk_list
 from ops.selectors.dashboard import HeatCell, portfolio_overview, risk_overview
 from ops.selectors.portfolio import budget_status_of, project_list_with_figures, week_before
@@ -73,6 +86,12 @@ def project_index(request: HttpRequest) -> HttpResponse:
 def cost_create(project: Project, request: HttpRequest, form: Form) -> None:
     """Record a cost."""
     services.cost_entry_create(project=project, by=request.user, **form.service_fields())
+
+
+@project_form_view(panels.USAGE, "Usage recorded.")
+def usage_create(project: Project, request: HttpRequest, form: Form) -> None:
+    """Record token usage: priced with the provider's price valid on its date, else kept unpriced."""
+    services.usage_record(project=project, by=request.user, **form.service_fields())
 
 
 @project_form_view(panels.BUDGET, "Budget set.")
@@ -225,6 +244,46 @@ def risk_close(request: HttpRequest, pk: int) -> HttpResponse:
         "Risk closed.",
         Role.CONTRIBUTOR,
     )
+
+
+@organization_required
+@require_http_methods(["GET", "POST"])
+def price_index(request: HttpRequest) -> HttpResponse:
+    """Model prices (every member reads them) and repricing (managers): a dry-run table, then applying it."""
+    organization = request.organization
+    form = RepriceForm(request.POST or request.GET or None)
+    if form.is_bound:
+        role_required(request, Role.MANAGER)
+    plan = None
+    status = 200
+    if form.is_bound and form.is_valid():
+        include_priced = form.cleaned_data["include_priced"]
+        try:
+            if request.method == "POST":
+                plan = services.usage_reprice_apply(
+                    organization=organization,
+                    by=request.user,
+                    entry_ids=form.entry_ids(),
+                    include_priced=include_priced,
+                )
+                messages.success(request, f"Repriced {len(plan.changes)} usage entries.")
+                return redirect("ops:prices")
+            plan = services.usage_reprice_plan(
+                organization=organization, by=request.user, include_priced=include_priced
+            )
+        except DomainError as exc:
+            form_apply_error(form, exc)
+            status = exc.status_code
+    context = {
+        "prices": ModelPrice.objects.filter(organization=organization).order_by("model", "provider", "-valid_from"),
+        "waiting": CostEntry.objects.filter(
+            project__organization=organization, source=CostSource.USAGE, amount__isnull=True
+        ).count(),
+        "form": form,
+        "plan": plan,
+        "entry_ids": ",".join(str(pk) for pk in plan.entry_ids) if plan else "",
+    }
+    return render(request, "ops/price_list.html", context, status=status)
 
 
 def _report_get(request: HttpRequest, pk: int) -> Report:

@@ -38,6 +38,7 @@ from ops.forms import (
     RiskCloseForm,
     RiskEditForm,
     RiskForm,
+    UsageForm,
 )
 from ops.models import Budget, CostEntry, InfrastructureComponent, QualityMetric, Report, Risk, RiskAssessment
 from ops.services import risk_create
@@ -419,6 +420,7 @@ FORMS: dict[str, tuple[type[forms.Form], type[Model]]] = {
     "projects:tokens": (ApiTokenForm, ApiToken),
     "projects:service-token-create": (ServiceTokenForm, ApiToken),
     "ops:cost-create": (CostEntryForm, CostEntry),
+    "ops:usage-create": (UsageForm, CostEntry),
     "ops:budget-create": (BudgetForm, Budget),
     "ops:risk-create": (RiskForm, Risk),
     "ops:risk-catalogue": (CatalogueForm, Risk),
@@ -445,6 +447,7 @@ STORED_AS: dict[tuple[str, str], tuple[type[Model], str] | None] = {
 
 # Web writes that take no typed input: a choice of organization, a token to revoke.
 FORMLESS = {
+    "ops:prices",  # applies a dry run: the entry ids it listed, no typed input
     "projects:organization-switch",
     "projects:token-revoke",
     "projects:service-token-revoke",
@@ -524,6 +527,7 @@ def _web_url(name: str, p: Portfolio, n: int) -> str:
         "projects:status-create": f"/projects/{project.pk}/status/",
         "projects:transition": f"/projects/{project.pk}/stage/",
         "ops:cost-create": f"/projects/{project.pk}/costs/",
+        "ops:usage-create": f"/projects/{project.pk}/usage/",
         "ops:budget-create": f"/projects/{project.pk}/budgets/",
         "ops:risk-create": f"/projects/{project.pk}/risks/",
         "ops:risk-catalogue": f"/projects/{project.pk}/risks/catalogue/",

@@ -272,7 +272,7 @@ def portfolio_build() -> Portfolio:
     price = model_price_create(
         organization=org,
         by=admin,
-        provider="Zqxa AI",
+        provider="groq",
         model="zqxa-model",
         input_per_mtok=Decimal(1),
         output_per_mtok=Decimal(2),
@@ -418,9 +418,16 @@ body("api-ops:usage-list", "POST")(
         ]
     }
 )
-PRICE = {"provider": "p", "model": "posted", "input_per_mtok": "1", "output_per_mtok": "1", "valid_from": "2026-02-01"}
+PRICE = {
+    "provider": "openai",
+    "model": "posted",
+    "input_per_mtok": "1",
+    "output_per_mtok": "1",
+    "valid_from": "2026-02-01",
+}
 body("api-ops:model-price-list", "POST")(lambda p: {"organization": p.organization.pk, **PRICE})
 body("api-ops:model-price-detail", "PUT", "PATCH")(lambda p: {**PRICE, "deprecation_date": "2027-01-01"})
+body("api-ops:model-price-reprice", "POST")(lambda p: {"organization": p.organization.pk, "dry_run": True})
 METRIC = {"date": "2026-03-05", "metric": "accuracy", "value": 0.1}
 body("api-ops:metric-list", "POST")(lambda p: {"project": _project(p), **METRIC})
 body("api-ops:metric-detail", "PUT", "PATCH")(lambda p: METRIC)
@@ -469,6 +476,10 @@ body("projects:member-role", "POST")(lambda p: {"role": "admin"})
 body("projects:invitation-revoke", "POST")(lambda p: {})
 body("projects:invitation-resend", "POST")(lambda p: {})
 body("ops:cost-create", "POST")(lambda p: COST)
+body("ops:usage-create", "POST")(
+    lambda p: {"date": "2026-03-05", "model": "zqxa-model", "input_tokens": "1", "output_tokens": "1"}
+)
+body("ops:prices", "POST")(lambda p: {"entries": str(p.objects[CostEntry].pk)})
 body("ops:budget-create", "POST")(lambda p: {**BUDGET, "tolerance_pct": "10"})
 RISK_FORM = {**RISK, "treatment": "mitigate"}
 body("ops:risk-create", "POST")(lambda p: RISK_FORM)
@@ -565,6 +576,7 @@ OUTSIDER_COLLECTION_WRITES = {
     ("projects:tokens", "POST"): {200},
     ("projects:service-token-create", "POST"): {200},  # a service token of B, the outsider's organization
     ("ops:report-create", "POST"): {302},
+    ("ops:prices", "POST"): {302},  # reprices B's entries only: A's ids are not B's
     ("projects:members", "POST"): {302},  # an invitation to B
     ("webhooks:endpoints", "POST"): {200},  # an endpoint of B, its secret shown once
 }

@@ -317,6 +317,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ProviderEnum": "ops.models.Provider",
+        "ModelProviderEnum": "ops.models.ModelProvider",
         "CostCategoryEnum": "ops.models.CostCategory",
         "StageEnum": "projects.models.Stage",
         "HealthEnum": "projects.models.Health",

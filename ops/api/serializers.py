@@ -8,6 +8,7 @@ from ops.models import (
     CostEntry,
     InfrastructureComponent,
     ModelPrice,
+    ModelProvider,
     NistGenAIRisk,
     OwaspLLMRisk,
     QualityMetric,
@@ -16,9 +17,23 @@ from ops.models import (
     ReportState,
     Risk,
 )
+from ops.providers import known_provider
 from ops.services.ingest import MAX_ROWS
 from projects.api.serializers import organization_field, project_field, user_field
 from tracker.api import StrictModelSerializer, StrictSerializer
+
+
+class ProviderField(serializers.ChoiceField):
+    """A ModelProvider code; any spelling the vocabulary knows (ops/providers.py) is taken as its code."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "Who bills the tokens, an OpenTelemetry gen_ai.provider.name value.")
+        super().__init__(choices=ModelProvider.choices, **kwargs)
+
+    def to_internal_value(self, data):
+        known = known_provider(data) if isinstance(data, str) else None
+        return super().to_internal_value(known.value if known else data)
+
 
 NAMES = serializers.ListField(child=serializers.CharField(max_length=100), max_length=50, required=False)
 TIMESTAMPS = ["created_at", "updated_at"]
@@ -79,7 +94,18 @@ class BudgetCreateSerializer(BudgetSerializer):
 
 
 class CostEntrySerializer(StrictModelSerializer):
-    amount = serializers.DecimalField(max_digits=14, decimal_places=4, min_value=0)
+    amount = serializers.DecimalField(
+        max_digits=14, decimal_places=4, min_value=0, help_text="Null for usage no price covered (see `priced`)."
+    )
+    provider = serializers.ChoiceField(
+        choices=ModelProvider.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="Who billed the usage; blank otherwise.",
+    )
+    priced = serializers.BooleanField(
+        source="is_priced", read_only=True, help_text="False: unpriced usage, waiting for a price (figures incomplete)."
+    )
 
     class Meta:
         model = CostEntry
@@ -91,6 +117,7 @@ class CostEntrySerializer(StrictModelSerializer):
             "amount",
             "description",
             "model",
+            "provider",
             "input_tokens",
             "cached_input_tokens",
             "output_tokens",
@@ -99,11 +126,12 @@ class CostEntrySerializer(StrictModelSerializer):
             "energy_kwh",
             "source",
             "price",
+            "priced",
             "external_id",
             "created_by",
             *TIMESTAMPS,
         ]
-        read_only_fields = ["project", "source", "price", "created_by", *TIMESTAMPS]
+        read_only_fields = ["project", "provider", "source", "price", "created_by", *TIMESTAMPS]
 
 
 class CostEntryCreateSerializer(CostEntrySerializer):
@@ -140,6 +168,9 @@ class UsageRowSerializer(StrictSerializer):
     project = serializers.IntegerField(min_value=1)
     date = serializers.DateField()
     model = serializers.CharField(max_length=200, help_text="As named in the organization's model prices.")
+    provider = ProviderField(
+        required=False, help_text="Who billed it; leave out when one provider alone prices the model."
+    )
     input_tokens = serializers.IntegerField(min_value=0, help_text="Input tokens, not counting cached ones.")
     output_tokens = serializers.IntegerField(min_value=0)
     cached_input_tokens = serializers.IntegerField(min_value=0, required=False)
@@ -188,6 +219,7 @@ class IngestResultSerializer(serializers.Serializer):
 
 
 class ModelPriceSerializer(StrictModelSerializer):
+    provider = ProviderField()
     regions = NAMES
 
     class Meta:
@@ -356,6 +388,7 @@ class ReportSerializer(StrictModelSerializer):
             "notify",
             "started_at",
             "generated_at",
+            "revised_at",
             "error",
             "data",
             *TIMESTAMPS,
@@ -392,3 +425,48 @@ class ReportRequestSerializer(StrictSerializer):
     notify = serializers.BooleanField(
         default=False, help_text="E-mail the digest to the organization's managers once the report is ready."
     )
+
+
+class RepriceRequestSerializer(StrictSerializer):
+    organization = organization_field(required=False, help_text="Required when you belong to more than one.")
+    dry_run = serializers.BooleanField(default=True, help_text="List what would change; write nothing.")
+    include_priced = serializers.BooleanField(
+        default=False, help_text="Reprice already priced usage too (its price or amount differs from today's prices)."
+    )
+    model = serializers.CharField(max_length=200, required=False, help_text="Only this model (dry run).")
+    entries = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        max_length=10_000,
+        required=False,
+        help_text="To apply: the entry ids a dry run listed. Exactly these are repriced.",
+    )
+
+
+class RepriceChangeSerializer(serializers.Serializer):
+    entry = serializers.IntegerField()
+    project = serializers.IntegerField()
+    project_name = serializers.CharField()
+    date = serializers.DateField()
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    old_amount = serializers.CharField(allow_null=True, help_text="Null: it waited unpriced.")
+    new_amount = serializers.CharField()
+    price = serializers.IntegerField()
+
+
+class RepriceTotalSerializer(serializers.Serializer):
+    project = serializers.IntegerField()
+    project_name = serializers.CharField()
+    entries = serializers.IntegerField()
+    old_total = serializers.CharField()
+    new_total = serializers.CharField()
+    difference = serializers.CharField()
+
+
+class RepricePlanSerializer(serializers.Serializer):
+    applied = serializers.BooleanField()
+    entries = serializers.ListField(child=serializers.IntegerField(), help_text="Send these back to apply.")
+    changes = RepriceChangeSerializer(many=True)
+    totals = RepriceTotalSerializer(many=True, help_text="Per project.")
+    still_unpriced = serializers.IntegerField(help_text="Waiting entries no price covers yet.")
+    more = serializers.BooleanField(help_text="More than 10,000 entries qualify: apply, then run again.")

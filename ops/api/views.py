@@ -24,6 +24,8 @@ from ops.api.serializers import (
     ReportListSerializer,
     ReportRequestSerializer,
     ReportSerializer,
+    RepricePlanSerializer,
+    RepriceRequestSerializer,
     RiskAcceptSerializer,
     RiskCloseSerializer,
     RiskCreateSerializer,
@@ -33,6 +35,7 @@ from ops.api.serializers import (
 from ops.selectors import api as selectors
 from ops.services import costs, infrastructure
 from ops.services.ingest import IngestResult
+from ops.services.reprice import RepricePlan
 from projects.models import TokenScope
 from projects.selectors import audit_history
 from tracker.api_views import AuditEventSerializer, HistoryMixin, ScopedViewSet
@@ -86,6 +89,17 @@ class BudgetViewSet(*READ, *WRITE, ScopedViewSet):
 
     def perform_destroy(self, instance):
         costs.budget_delete(budget=instance, by=self.request.user)
+
+
+def reprice_body(plan: RepricePlan) -> dict:
+    return {
+        "applied": plan.applied,
+        "entries": plan.entry_ids,
+        "changes": [change.as_fields() for change in plan.changes],
+        "totals": [total.as_fields() for total in plan.totals],
+        "still_unpriced": plan.still_unpriced,
+        "more": plan.more,
+    }
 
 
 def ingest_response(result: IngestResult) -> Response:
@@ -175,6 +189,7 @@ class ModelPriceViewSet(*READ, *WRITE, ScopedViewSet):
     filterset_class = filters.ModelPriceFilter
     search_fields = ["model", "provider"]
     ordering_fields = ["model", "provider", "valid_from"]
+    expensive_actions = frozenset({"reprice"})
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
@@ -188,6 +203,33 @@ class ModelPriceViewSet(*READ, *WRITE, ScopedViewSet):
 
     def perform_destroy(self, instance):
         costs.model_price_delete(price=instance, by=self.request.user)
+
+    @extend_schema(
+        summary="Reprice usage (managers): a dry run lists what changes; apply it with the listed entry ids",
+        request=RepriceRequestSerializer,
+        responses=RepricePlanSerializer,
+    )
+    @action(detail=False, methods=["post"])
+    def reprice(self, request: Request) -> Response:
+        body = RepriceRequestSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        organization = data.get("organization") or self.only_organization()
+        if data["dry_run"]:
+            plan = services.usage_reprice_plan(
+                organization=organization,
+                by=request.user,
+                include_priced=data["include_priced"],
+                model=data.get("model", ""),
+            )
+        else:
+            plan = services.usage_reprice_apply(
+                organization=organization,
+                by=request.user,
+                entry_ids=data.get("entries", []),
+                include_priced=data["include_priced"],
+            )
+        return Response(reprice_body(plan))
 
 
 class QualityMetricViewSet(*READ, *WRITE, ScopedViewSet):

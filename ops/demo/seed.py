@@ -36,7 +36,7 @@ from ops.models import (
     RiskStatus,
     Treatment,
 )
-from ops.selectors.portfolio import usage_price
+from ops.selectors.portfolio import price_book, usage_price
 from ops.services import (
     budget_create,
     cost_entry_create,
@@ -189,18 +189,6 @@ STAGE_PROGRESS = {
 }
 
 
-def _price_table(organization: Organization) -> dict[str, list[ModelPrice]]:
-    table: dict[str, list[ModelPrice]] = {}
-    for price in ModelPrice.objects.filter(organization=organization).order_by("valid_from"):
-        table.setdefault(price.model, []).append(price)
-    return table
-
-
-def _price_on(table: dict[str, list[ModelPrice]], model: str, day: dt.date) -> ModelPrice | None:
-    valid = [p for p in table.get(model, []) if p.valid_from <= day]
-    return valid[-1] if valid else None
-
-
 def _usage_entries(spec, project, timeline, today, prices, rng, by) -> list[CostEntry]:
     """Return token usage every other day, priced like the usage API prices it (price valid that day).
 
@@ -222,7 +210,9 @@ def _usage_entries(spec, project, timeline, today, prices, rng, by) -> list[Cost
             # A quarter of the prompt is served from cache; `input_tokens` excludes those, as in usage_ingest.
             cached = prompt_tokens // 4 if "llama" not in use.model else 0
             tokens_in = prompt_tokens - cached
-            price = _price_on(prices, use.model, day)
+            org = project.organization_id
+            provider = prices.provider_for(organization_id=org, provider="", model=use.model) or ""
+            price = prices.price_on(organization_id=org, provider=provider, model=use.model, date=day)
             amount = None
             if price is not None:
                 amount = usage_price(
@@ -235,6 +225,7 @@ def _usage_entries(spec, project, timeline, today, prices, rng, by) -> list[Cost
                 amount=amount,
                 description=f"Token usage, {use.model}",
                 model=use.model,
+                provider=provider,
                 input_tokens=tokens_in,
                 cached_input_tokens=cached,
                 output_tokens=tokens_out,
@@ -521,7 +512,7 @@ def demo_seed(
                     if p.deprecation_in_days
                     else None,
                 )
-    prices = _price_table(organization)
+    prices = price_book(organization_ids=[organization.pk], models={p.model for p in PRICES})
     existing = set(organization.projects.values_list("slug", flat=True))
     created = []
     for spec in PROJECTS:

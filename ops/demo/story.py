@@ -11,6 +11,7 @@ from ops.models import (
     ComponentKind,
     Environment,
     Hosting,
+    ModelProvider,
     ModelSource,
     Provider,
     RiskStatus,
@@ -68,18 +69,18 @@ class PriceSpec:
 
 # Prices per million tokens. gpt-4o's price was cut mid-year: older costs keep the old price.
 PRICES = [
-    PriceSpec("Azure OpenAI", "gpt-4o", "5.00", "2.50", "15.00", 500),
-    PriceSpec("Azure OpenAI", "gpt-4o", "2.50", "1.25", "10.00", 200, deprecation_in_days=75),
-    PriceSpec("Azure OpenAI", "gpt-4o-mini", "0.15", "0.075", "0.60", 500),
-    PriceSpec("Azure OpenAI", "text-embedding-3-large", "0.13", None, "0", 500),
-    PriceSpec("AWS Bedrock", "claude-sonnet-4", "3.00", "0.30", "15.00", 500),
-    PriceSpec("AWS Bedrock", "claude-haiku-3.5", "0.80", "0.08", "4.00", 500),
-    PriceSpec("Anthropic", "claude-sonnet-4-api", "3.00", "0.30", "15.00", 500),
-    PriceSpec("Google Vertex AI", "gemini-2.5-pro", "1.25", "0.31", "10.00", 500),
-    PriceSpec("Google Vertex AI", "gemini-2.5-flash", "0.30", "0.075", "2.50", 500),
+    PriceSpec(ModelProvider.AZURE_OPENAI, "gpt-4o", "5.00", "2.50", "15.00", 500),
+    PriceSpec(ModelProvider.AZURE_OPENAI, "gpt-4o", "2.50", "1.25", "10.00", 200, deprecation_in_days=75),
+    PriceSpec(ModelProvider.AZURE_OPENAI, "gpt-4o-mini", "0.15", "0.075", "0.60", 500),
+    PriceSpec(ModelProvider.AZURE_OPENAI, "text-embedding-3-large", "0.13", None, "0", 500),
+    PriceSpec(ModelProvider.AWS_BEDROCK, "claude-sonnet-4", "3.00", "0.30", "15.00", 500),
+    PriceSpec(ModelProvider.AWS_BEDROCK, "claude-haiku-3.5", "0.80", "0.08", "4.00", 500),
+    PriceSpec(ModelProvider.ANTHROPIC, "claude-sonnet-4-api", "3.00", "0.30", "15.00", 500),
+    PriceSpec(ModelProvider.GCP_VERTEX_AI, "gemini-2.5-pro", "1.25", "0.31", "10.00", 500),
+    PriceSpec(ModelProvider.GCP_VERTEX_AI, "gemini-2.5-flash", "0.30", "0.075", "2.50", 500),
     # Open weights on our own GPUs: tokens are free, the GPUs are costed monthly as compute.
-    PriceSpec("On-premises", "llama-3.1-70b-instruct", "0", "0", "0", 500),
-    PriceSpec("On-premises", "llama-3.1-8b-instruct", "0", "0", "0", 500),
+    PriceSpec(ModelProvider.SELF_HOSTED, "llama-3.1-70b-instruct", "0", "0", "0", 500),
+    PriceSpec(ModelProvider.SELF_HOSTED, "llama-3.1-8b-instruct", "0", "0", "0", 500),
 ]
 
 

@@ -21,10 +21,18 @@ digests and the demo seed all read these; none computes them itself.
 - Needs attention: red or amber health, over budget, stale status, an overdue risk review, or
   unmet gates for the next gated stage.
 - The latest metric per kind (metric and name) by the as-of date, and whether it breaches.
+- Spend by provider: priced spend per infrastructure provider (AWS, Azure, GCP, on-premises,
+  other). Usage counts for the provider that billed it (`infrastructure_provider` of its
+  ModelProvider code: OpenAI direct is other, Azure OpenAI is Azure); any other cost for its
+  project's main infrastructure provider (a foundation or fine-tuned model component first, else
+  any component); spend of projects with no infrastructure is unattributed (blank).
 - The week before: Monday to Sunday of the week before today, in the organization's timezone.
-- The price of a usage row: see `usage_price`.
+- The price of a usage row: the organization's price of its provider × model valid on its date
+  (`PriceBook.price_on`; a row naming no provider takes the model's only provider, `PriceBook.provider_for`),
+  costed by `usage_price`. No price valid on the date: the row is kept unpriced (amount NULL).
 """
 
+import bisect
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
@@ -35,6 +43,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import (
+    Case,
+    CharField,
     Count,
     DateField,
     DateTimeField,
@@ -51,6 +61,7 @@ from django.db.models import (
     Subquery,
     Sum,
     Value,
+    When,
     Window,
 )
 from django.db.models.expressions import Combinable
@@ -59,9 +70,12 @@ from django.utils import timezone
 
 from ops.models import (
     Budget,
+    ComponentKind,
     CostCategory,
     CostEntry,
+    InfrastructureComponent,
     ModelPrice,
+    Provider,
     QualityMetric,
     Risk,
     RiskSnapshot,
@@ -69,6 +83,7 @@ from ops.models import (
     Severity,
     SpendSnapshot,
 )
+from ops.providers import INFRASTRUCTURE
 from projects.models import Health, Organization, Project
 from projects.selectors import project_list
 
@@ -105,6 +120,41 @@ def usage_price(*, price: ModelPrice, input_tokens: int, cached_input_tokens: in
         input_tokens * price.input_per_mtok + cached_input_tokens * cached_rate + output_tokens * price.output_per_mtok
     ) / MTOK
     return _quantize(amount, PRICE_QUANTUM)
+
+
+@dataclass
+class PriceBook:
+    """The prices of some organizations' models, oldest first per organization × provider × model."""
+
+    prices: dict[tuple[int, str, str], list[ModelPrice]] = field(default_factory=dict)
+
+    def provider_for(self, *, organization_id: int, provider: str, model: str) -> str | None:
+        """Return the provider a usage row is priced under: its own, else the model's only one.
+
+        Blank when no price names the model; None when several providers price it (the row must say which).
+        """
+        if provider:
+            return provider
+        providers = {p for (org, p, m) in self.prices if org == organization_id and m == model}
+        if len(providers) > 1:
+            return None
+        return next(iter(providers), "")
+
+    def price_on(self, *, organization_id: int, provider: str, model: str, date: dt.date) -> ModelPrice | None:
+        """Return the price of provider × model valid on `date` (the latest from that day or before), or None."""
+        history = self.prices.get((organization_id, provider, model), [])
+        at = bisect.bisect_right([p.valid_from for p in history], date) - 1
+        return history[at] if at >= 0 else None
+
+
+def price_book(*, organization_ids: Iterable[int], models: Iterable[str]) -> PriceBook:
+    """Return every price of these models in these organizations (one query), for `PriceBook.price_on`."""
+    book = PriceBook()
+    for price in ModelPrice.objects.filter(organization_id__in=set(organization_ids), model__in=set(models)).order_by(
+        "organization_id", "provider", "model", "valid_from"
+    ):
+        book.prices.setdefault((price.organization_id, price.provider, price.model), []).append(price)
+    return book
 
 
 # Weeks
@@ -494,6 +544,48 @@ def with_spend_to_date(projects: QuerySet[Project], *, as_of: dt.date | None = N
     projects = projects.annotate(spend_snapshot_last=_snapshot_day(start=None, end="spend_as_of", last=True))
     spend, unpriced = _span_spend(start=None, end="spend_as_of", first=None, last="spend_snapshot_last")
     return projects.annotate(spend_to_date=spend, unpriced_entries=unpriced)
+
+
+# Spend by provider
+
+
+def spend_by_provider(*, organization: Organization, start: dt.date, end: dt.date) -> dict[str, Decimal]:
+    """Return the priced spend from `start` to `end` per infrastructure provider (see the module docstring)."""
+    main_provider = (
+        InfrastructureComponent.objects.filter(project=OuterRef("project"))
+        .annotate(
+            rank=Case(
+                When(kind__in=[ComponentKind.FOUNDATION_MODEL, ComponentKind.FINE_TUNED_MODEL], then=0),
+                default=1,
+                output_field=IntegerField(),
+            )
+        )
+        .order_by("rank", "pk")
+        .values("provider")[:1]
+    )
+    billed_by: dict[Provider, list[str]] = defaultdict(list)
+    for code, infrastructure in INFRASTRUCTURE.items():
+        billed_by[infrastructure].append(code)
+    infrastructure = Case(
+        When(provider="", then=Subquery(main_provider)),
+        *[When(provider__in=codes, then=Value(target.value)) for target, codes in billed_by.items()],
+        default=Value(Provider.OTHER.value),
+        output_field=CharField(),
+    )
+    rows = (
+        CostEntry.objects.filter(
+            project__organization=organization,
+            project__archived=False,
+            amount__isnull=False,
+            date__gte=start,
+            date__lte=end,
+        )
+        .annotate(infrastructure=infrastructure)
+        .order_by()
+        .values("infrastructure")
+        .annotate(spend=Sum("amount"))
+    )
+    return {row["infrastructure"] or "": row["spend"] for row in rows}
 
 
 # Stale status

@@ -2,7 +2,7 @@
 
 from ops.services.costs import budget_create, cost_entry_create, model_price_create
 from ops.services.infrastructure import infrastructure_component_create, quality_metric_create
-from ops.services.ingest import cost_entries_ingest, usage_ingest
+from ops.services.ingest import cost_entries_ingest, usage_ingest, usage_record
 from ops.services.reminders import review_reminders_send
 from ops.services.reports import (
     report_build,
@@ -11,6 +11,7 @@ from ops.services.reports import (
     report_request,
     reports_schedule,
 )
+from ops.services.reprice import usage_reprice_apply, usage_reprice_plan
 from ops.services.risks import (
     risk_accept,
     risk_close,
@@ -44,4 +45,7 @@ __all__ = [
     "risk_update",
     "snapshots_take",
     "usage_ingest",
+    "usage_record",
+    "usage_reprice_apply",
+    "usage_reprice_plan",
 ]

@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from ops.models import Budget, CostEntry, CostSource, ModelPrice
+from ops.providers import known_provider
 from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Organization, Project, Role
@@ -110,12 +111,14 @@ MODEL_PRICE_FIELDS = {"provider", "model", "input_per_mtok", "output_per_mtok", 
 
 
 def _model_price_validate(price: ModelPrice) -> None:
+    # Any spelling the vocabulary knows ("OpenAI", "azure", "bedrock") is stored as its code.
+    price.provider = known_provider(price.provider) or price.provider
     validate_model(price, exclude=["organization"])
 
 
 def _already_priced(price: ModelPrice) -> Conflict:
     return Conflict(
-        f"{price.model} already has a price from {price.valid_from}.",
+        f"{price.model} from {price.get_provider_display()} already has a price from {price.valid_from}.",
         errors={"valid_from": ["A price from this date exists."]},
     )
 
@@ -224,7 +227,9 @@ def model_price_update(*, price: ModelPrice, by: AbstractBaseUser, **changes: An
         data=changes,
         fields=MODEL_PRICE_FIELDS,
         validate=_model_price_validate,
-        conflict=Conflict("This model already has a price from that date.", errors={"valid_from": ["Already priced."]}),
+        conflict=Conflict(
+            "This provider's model already has a price from that date.", errors={"valid_from": ["Already priced."]}
+        ),
     )
     return price
 

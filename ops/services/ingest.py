@@ -8,7 +8,6 @@ index and field. Costs people send get one history event per row; token usage, a
 aggregate, one event per project and batch listing the entries it created.
 """
 
-import bisect
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -20,8 +19,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from ops.models import CostCategory, CostEntry, CostSource, ModelPrice
-from ops.selectors.portfolio import usage_price
+from ops.models import CostCategory, CostEntry, CostSource, ModelProvider
+from ops.providers import known_provider
+from ops.selectors.portfolio import price_book, usage_price
 from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Membership, Project, Role
@@ -74,7 +74,7 @@ def _decimal(max_digits: int, places: int) -> Callable[[Any], Decimal]:
     return parse
 
 
-def _text(max_length: int) -> Callable[[Any], str]:
+def _text(max_length: int, *, blank: bool = True) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if not isinstance(value, str):
             raise _RowError("Text is required.")
@@ -87,6 +87,8 @@ def _text(max_length: int) -> Callable[[Any], str]:
             raise _RowError("Unpaired surrogate characters are not allowed.") from exc
         if len(value) > max_length:
             raise _RowError(f"At most {max_length} characters.")
+        if not value and not blank:
+            raise _RowError("This field may not be blank.")
         return value
 
     return parse
@@ -110,6 +112,16 @@ def _choice(values: Sequence[str]) -> Callable[[Any], str]:
         return value
 
     return parse
+
+
+def _provider(value: Any) -> str:
+    """A provider of the vocabulary, by its code or any alias (ops/providers.py); unknown names are refused."""
+    if not isinstance(value, str) or not value.strip():
+        raise _RowError("A provider name is required.")
+    code = known_provider(value)
+    if code is None:
+        raise _RowError(f"Unknown provider “{value[:100]}”: use one of {', '.join(ModelProvider.values)}.")
+    return code.value
 
 
 def _project_id(value: Any) -> int:
@@ -140,7 +152,8 @@ COST_ROW: dict[str, tuple[Parser, bool]] = {
 USAGE_ROW: dict[str, tuple[Parser, bool]] = {
     "project": (_project_id, True),
     "date": (_date, True),
-    "model": (_text(200), True),
+    "model": (_text(200, blank=False), True),
+    "provider": (_provider, False),
     "input_tokens": (_integer, True),
     "output_tokens": (_integer, True),
     "cached_input_tokens": (_integer, False),
@@ -338,43 +351,35 @@ def cost_entries_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
     return IngestResult(created_ids=created, existing=existing)
 
 
-def _price_lookup(rows: list[dict[str, Any]], projects: dict[int, Project]) -> dict[tuple[int, str], list[ModelPrice]]:
-    """Return every price of the rows' models in their organizations, oldest first, in one query."""
-    prices: dict[tuple[int, str], list[ModelPrice]] = defaultdict(list)
-    for price in ModelPrice.objects.filter(
-        organization_id__in={p.organization_id for p in projects.values()},
-        model__in={row["model"] for row in rows},
-    ).order_by("organization_id", "model", "valid_from"):
-        prices[(price.organization_id, price.model)].append(price)
-    return prices
-
-
 @transaction.atomic
 def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
-    """Turn token usage into inference costs priced with the price valid on each row's date.
+    """Turn token usage into inference costs priced with the provider's price valid on each row's date.
 
     Each row is priced by `portfolio.usage_price` (`input_tokens` excludes cached input tokens,
-    which are counted and priced apart). Each entry keeps the price it used. A model with
-    no price in the organization, or a date before its first price, refuses the whole batch.
+    which are counted and priced apart) at the price `PriceBook.price_on` picks; each entry keeps
+    its provider and the price it used. A row with no price valid on its date is kept unpriced
+    (amount NULL): figures show it as incomplete, the unpriced-usage signal raises, and
+    `usage_reprice` prices it once a price arrives.
     """
     rows = _parse_rows(entries, USAGE_ROW)
     projects = _projects(rows, by)
-    prices = _price_lookup(rows, projects)
+    organization_ids = {p.organization_id for p in projects.values()}
+    book = price_book(organization_ids=organization_ids, models={row["model"] for row in rows})
     limit = Decimal(10) ** 10
     errors: dict[str, list[str]] = {}
     for index, row in enumerate(rows):
-        project = projects[row["project"]]
-        history = prices.get((project.organization_id, row["model"]))
-        if not history:
-            errors[f"entries.{index}.model"] = [f"No price for model “{row['model']}” in {project.organization.name}."]
+        organization_id = projects[row["project"]].organization_id
+        model = row["model"]
+        provider = book.provider_for(organization_id=organization_id, provider=row.get("provider", ""), model=model)
+        if provider is None:
+            errors[f"entries.{index}.provider"] = [f"Several providers price “{row['model']}”: say which one."]
             continue
-        at = bisect.bisect_right([p.valid_from for p in history], row["date"]) - 1
-        if at < 0:
-            errors[f"entries.{index}.date"] = [
-                f"No price for “{row['model']}” on {row['date']}: its prices start on {history[0].valid_from}."
-            ]
+        row["provider"] = provider
+        row.setdefault("description", f"Token usage: {row['model']}")
+        price = book.price_on(organization_id=organization_id, provider=provider, model=row["model"], date=row["date"])
+        if price is None:
+            row["amount"] = None
             continue
-        price = history[at]
         amount = usage_price(
             price=price,
             input_tokens=row["input_tokens"],
@@ -386,7 +391,6 @@ def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
             continue
         row["amount"] = amount
         row["price_id"] = price.pk
-        row.setdefault("description", f"Token usage: {row['model']}")
     if errors:
         _refuse(errors)
     to_create, existing = _split_existing(rows)
@@ -394,8 +398,11 @@ def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
         rows, to_create, by, projects, per_row_history=False, source=CostSource.USAGE, category=CostCategory.INFERENCE
     )
     by_project: dict[int, list[int]] = defaultdict(list)
+    unpriced: set[int] = set()
     for index, pk in zip(to_create, created, strict=True):
         by_project[rows[index]["project"]].append(pk)
+        if rows[index]["amount"] is None:
+            unpriced.add(pk)
     for project_id, ids in sorted(by_project.items()):
         audit.record_batch(
             model=CostEntry,
@@ -403,5 +410,39 @@ def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
             project_id=project_id,
             label=f"Token usage: {len(ids)} cost entr{'y' if len(ids) == 1 else 'ies'}",
             created=ids,
+            unpriced=[pk for pk in ids if pk in unpriced],
         )
     return IngestResult(created_ids=created, existing=existing)
+
+
+def usage_record(
+    *,
+    project: Project,
+    by: AbstractBaseUser,
+    date: dt.date,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    provider: str = "",
+    cached_input_tokens: int = 0,
+    requests: int = 0,
+    description: str = "",
+) -> CostEntry:
+    """Record one usage row typed in a form: `usage_ingest`'s rules (priced or kept unpriced), errors by field."""
+    row = {
+        "project": project.pk,
+        "date": date.isoformat(),
+        "model": model,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cached_input_tokens": cached_input_tokens,
+        "requests": requests,
+        **({"provider": provider} if provider else {}),
+        **({"description": description} if description else {}),
+    }
+    try:
+        result = usage_ingest(by=by, entries=[row])
+    except ValidationFailed as exc:
+        errors = {key.removeprefix("entries.0."): messages for key, messages in exc.errors.items()}
+        raise ValidationFailed(next(iter(errors.values()))[0] if errors else exc.message, errors=errors) from exc
+    return CostEntry.objects.get(pk=result.created_ids[0])

@@ -226,6 +226,7 @@ def report_build(*, report_id: int) -> Report | None:
             "progress": 100,
             "step": "Ready",
             "error": "",
+            "revised_at": None,
         }
         with transaction.atomic():
             rows.update(**ready, updated_at=ready["generated_at"])

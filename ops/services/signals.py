@@ -17,30 +17,27 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import transaction
 from django.db.models import (
-    Case,
     Count,
     Exists,
     F,
-    IntegerField,
     Min,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
     Sum,
-    When,
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ops.models import (
     Budget,
-    ComponentKind,
     CostEntry,
     Environment,
     InfrastructureComponent,
     MetricKind,
     ModelPrice,
+    Provider,
     Risk,
     RiskAssessment,
     RiskCategory,
@@ -52,6 +49,7 @@ from ops.selectors.portfolio import (
     ProjectBudgets,
     budget_statuses,
     latest_metrics_by_project,
+    spend_by_provider,
     status_stale,
     status_stale_q,
 )
@@ -316,51 +314,27 @@ def _unpriced_findings(organization: Organization, today: dt.date) -> Iterator[F
 
 
 def _provider_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
-    """provider_concentration: one provider's share of the organization's recent spend is over N %.
+    """provider_concentration: one infrastructure provider's share of the recent spend is over N %.
 
-    A cost counts for the provider of its project's model (foundation or fine-tuned model
-    component first, else any component); spend of projects with no infrastructure is unattributed.
+    Shares come from `portfolio.spend_by_provider`. Unattributed spend and `other` (several vendors'
+    own clouds, e.g. OpenAI and Anthropic direct) count in the whole but are no one provider.
     """
     days, threshold = settings.RISK_SIGNAL_PROVIDER_WINDOW_DAYS, settings.RISK_SIGNAL_PROVIDER_SHARE_PCT
-    main_provider = (
-        InfrastructureComponent.objects.filter(project=OuterRef("project"))
-        .annotate(
-            rank=Case(
-                When(kind__in=[ComponentKind.FOUNDATION_MODEL, ComponentKind.FINE_TUNED_MODEL], then=0),
-                default=1,
-                output_field=IntegerField(),
-            )
-        )
-        .order_by("rank", "pk")
-        .values("provider")[:1]
-    )
-    rows = list(
-        CostEntry.objects.filter(
-            project__organization=organization,
-            project__archived=False,
-            amount__isnull=False,
-            date__gt=today - dt.timedelta(days=days),
-            date__lte=today,
-        )
-        .annotate(infrastructure=Subquery(main_provider))
-        .order_by()
-        .values("infrastructure")
-        .annotate(spend=Sum("amount"))
-    )
-    everything = sum((row["spend"] for row in rows), Decimal(0))
-    for row in rows:
-        if not row["infrastructure"] or not everything:
+    spend = spend_by_provider(organization=organization, start=today - dt.timedelta(days=days - 1), end=today)
+    everything = sum(spend.values(), Decimal(0))
+    for provider, amount in sorted(spend.items()):
+        if provider in ("", Provider.OTHER) or not everything:
             continue
-        share = row["spend"] * 100 / everything
+        share = amount * 100 / everything
         if share > threshold:
+            name = Provider(provider).label
             yield Finding(
                 "provider_concentration",
-                f"provider_concentration:provider:{row['infrastructure']}",
+                f"provider_concentration:provider:{provider}",
                 None,
-                f"{share:.0f}% of spend on one provider ({row['infrastructure']})",
-                f"{row['spend']:.2f} of {everything:.2f} {organization.currency} spent in the last {days} days went "
-                f"to {row['infrastructure']}; the threshold is {threshold}%. "
-                "Consider a second provider (vendor lock-in).",
+                f"{share:.0f}% of spend on one provider ({name})",
+                f"{amount:.2f} of {everything:.2f} {organization.currency} spent in the last {days} days went "
+                f"to {name}; the threshold is {threshold}%. Consider a second provider (vendor lock-in).",
                 RiskCategory.VENDOR_LOCK_IN,
                 3,
                 3,

@@ -12,6 +12,7 @@ from ops.models import (
     InfrastructureComponent,
     MetricKind,
     ModelPrice,
+    ModelProvider,
     QualityMetric,
     Report,
     ReportKind,
@@ -47,7 +48,7 @@ class ModelPriceFactory(factory.django.DjangoModelFactory):
         model = ModelPrice
 
     organization = factory.SubFactory(OrganizationFactory)
-    provider = "OpenAI"
+    provider = ModelProvider.OPENAI
     model = "gpt-4o"
     input_per_mtok = Decimal("2.50")
     output_per_mtok = Decimal("10.00")

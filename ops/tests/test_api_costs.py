@@ -224,15 +224,16 @@ def test_usage_is_priced_with_the_price_valid_on_its_date(project):
     assert {e.source for e in (january, march)} == {CostSource.USAGE}
 
 
-def test_usage_of_an_unknown_model_or_before_any_price_is_refused_naming_the_rows(project):
+def test_usage_of_an_unknown_model_or_before_any_price_is_kept_unpriced(project):
     ModelPriceFactory(organization=project.organization, valid_from=dt.date(2026, 1, 1))
     ModelPriceFactory(model="claude-x")  # another organization's price does not count
     rows = [usage(project), usage(project, model="claude-x"), usage(project, date="2025-06-30")]
     response = as_role(project.organization).post("/api/v1/usage/", {"entries": rows}, format="json")
-    assert response.status_code == 400
-    assert error_fields(response) == {"entries.1.model", "entries.2.date"}
-    assert "claude-x" in response.json()["errors"]["entries.1.model"][0]
-    assert not CostEntry.objects.exists()
+    assert response.status_code == 201, response.json()
+    priced, unknown, early = (CostEntry.objects.get(pk=pk) for pk in response.json()["created_ids"])
+    assert priced.amount is not None and priced.provider == "openai"
+    assert (unknown.amount, unknown.price, unknown.provider) == (None, None, "")
+    assert (early.amount, early.price, early.provider) == (None, None, "openai")
 
 
 def test_usage_resend_is_idempotent(project):
