@@ -10,7 +10,6 @@ totals. Keys are kept OTLP_SPAN_KEY_RETENTION_DAYS after the span's day; older s
 so a purged key can never let a span be counted twice.
 """
 
-import bisect
 import datetime as dt
 import functools
 import hashlib
@@ -23,10 +22,10 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ops.models import CostCategory, CostEntry, CostSource, ModelPrice, OtlpSpanKey
+from ops.models import CostCategory, CostEntry, CostSource, ModelPrice, ModelProvider, OtlpSpanKey
 from ops.otlp import UsageSpans
 from ops.providers import provider_code
-from ops.selectors.portfolio import usage_price
+from ops.selectors.portfolio import price_book, usage_price
 from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Organization, Project
@@ -81,17 +80,18 @@ def _projects(organization: Organization, usage: UsageSpans) -> tuple[dict[str, 
 
 
 def _usage_prices(organization: Organization, keys: set[AggregateKey]) -> dict[AggregateKey, ModelPrice | None]:
-    """Return the price valid on each key's day for its model (None: unpriced), in one query."""
-    history: dict[str, list[ModelPrice]] = defaultdict(list)
-    for price in ModelPrice.objects.filter(organization=organization, model__in={key[2] for key in keys}).order_by(
-        "model", "valid_from"
-    ):
-        history[price.model].append(price)
+    """Return the price of each key's provider and model valid on its day (None: unpriced), in one query.
+
+    A span naming no known provider (`other`) is priced under the model's only provider, as a usage
+    row without one is (`PriceBook.provider_for`).
+    """
+    book = price_book(organization_ids=[organization.pk], models={key[2] for key in keys})
     prices: dict[AggregateKey, ModelPrice | None] = {}
     for key in keys:
-        prices_of_model = history.get(key[2], [])
-        at = bisect.bisect_right([p.valid_from for p in prices_of_model], key[3]) - 1
-        prices[key] = prices_of_model[at] if at >= 0 else None
+        _, provider, model, day = key
+        if provider == ModelProvider.OTHER:
+            provider = book.provider_for(organization_id=organization.pk, provider="", model=model) or provider
+        prices[key] = book.price_on(organization_id=organization.pk, provider=provider, model=model, date=day)
     return prices
 
 
