@@ -18,7 +18,7 @@ from projects.tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
 
-MIGRATION = importlib.import_module("ops.migrations.0006_provider_price_key_report_revised")
+MIGRATION = importlib.import_module("ops.migrations.0008_provider_price_key_report_revised")
 
 
 def row(project, **fields):

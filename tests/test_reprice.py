@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from ops.models import CostEntry, Report, ReportKind, ReportState, SpendSnapshot
+from ops.models import CostEntry, Report, ReportKind, ReportState, RiskSnapshot, SpendSnapshot
 from ops.selectors.portfolio import project_cost_figures
 from ops.services import risk_signals_evaluate, usage_reprice_apply, usage_reprice_plan
 from ops.tests.factories import CostEntryFactory, ModelPriceFactory
@@ -122,6 +122,8 @@ def test_apply_carries_the_change_into_snapshots_and_marks_reports_revised(proje
         (DAY, 5, 5),
         (DAY + dt.timedelta(days=3), 0, 5),
     ):
+        # As snapshots_take writes them: the organization's snapshot of the day, and the project's row.
+        RiskSnapshot.objects.create(organization=org, date=day)
         SpendSnapshot.objects.create(project=project, date=day, spend_day=spend_day, spend_to_date=to_date,
                                      unpriced_entries=0 if day < DAY else 1)  # fmt: skip
 
