@@ -9,10 +9,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from ops.models import CostEntry, Report, Risk
-from ops.services import costs
+from ops.services import costs, risk_create
 from ops.tests.factories import CostEntryFactory, ReportFactory, RiskFactory
-from projects.models import ApiToken, Project, Role, TokenScope
-from projects.services import api_token_revoke
+from projects.models import ApiToken, Membership, Project, Role, TokenScope
+from projects.services import api_token_revoke, membership_role_set
 from projects.tests.api_support import _fresh_throttle, as_role, client_for  # noqa: F401
 from projects.tests.factories import OrganizationFactory, ProjectFactory, member
 from tests.concurrency import at_once
@@ -181,10 +181,18 @@ def test_change_feed_lists_creations_updates_and_deletions_by_cursor(org):
     assert client.get(resume).json()["results"] == []
 
 
+def _risk(org, by) -> Risk:
+    return risk_create(
+        project=ProjectFactory(organization=org), by=by, title="r", category="cost", likelihood=2, impact=2
+    )
+
+
 @pytest.mark.django_db
 def test_change_feed_membership_and_token_events_are_for_admins(org):
-    RiskFactory(project=ProjectFactory(organization=org))
-    admin, manager = member(org, Role.ADMIN), member(org, Role.MANAGER)  # membership events
+    admin, manager = member(org, Role.ADMIN), member(org, Role.MANAGER)
+    # History is written by the services: a risk, a membership and a token change through them.
+    _risk(org, admin)
+    membership_role_set(membership=Membership.objects.get(user=member(org, Role.CONTRIBUTOR)), role="viewer", by=admin)
     service = ApiToken.objects.create(user=admin, organization=org, scope=TokenScope.READ, prefix="x", key_hash="h")
     api_token_revoke(token=service, by=admin)
 
@@ -198,9 +206,9 @@ def test_change_feed_membership_and_token_events_are_for_admins(org):
 
 @pytest.mark.django_db
 def test_change_feed_is_for_managers_of_the_organization_only(org):
-    RiskFactory(project=ProjectFactory(organization=org))
+    _risk(org, member(org, Role.ADMIN))
     other = OrganizationFactory(name="Other")
-    RiskFactory(project=ProjectFactory(organization=other))
+    _risk(other, member(other, Role.ADMIN))
     for role in (Role.VIEWER, Role.CONTRIBUTOR):
         assert as_role(org, role).get("/api/v1/events/").json()["results"] == []
     seen = as_role(org, Role.MANAGER).get("/api/v1/events/?page_size=200").json()["results"]

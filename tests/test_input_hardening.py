@@ -64,8 +64,17 @@ from tests.test_tenant_isolation import (
     routes,
     view_methods,
 )
+from webhooks.forms import WebhookEndpointForm
+from webhooks.models import WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _webhooks_to_loopback(settings):
+    """The portfolio's webhook endpoint (and every posted one) points at 127.0.0.1: no name to resolve."""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+
 
 NUL = "nul\x00byte"
 # Emoji (with a ZWJ sequence and a skin tone), right-to-left scripts and an override, combining
@@ -432,6 +441,7 @@ FORMS: dict[str, tuple[type[forms.Form], type[Model]]] = {
     "ops:report-create": (ReportRequestForm, Report),
     "projects:members": (InvitationForm, Invitation),
     "projects:member-role": (MemberRoleForm, Membership),
+    "webhooks:endpoints": (WebhookEndpointForm, WebhookEndpoint),
 }
 FORM_TEXT = (forms.CharField, forms.ChoiceField)
 FORM_NUMBER = (forms.IntegerField, forms.DecimalField, forms.FloatField)
@@ -453,6 +463,8 @@ FORMLESS = {
     "projects:service-token-revoke",
     "projects:invitation-revoke",
     "projects:invitation-resend",
+    "webhooks:endpoint-change",  # pause, resume or rotate: the action is the URL, no typed input
+    "webhooks:redeliver",  # sends a delivery again, no typed input
 }
 
 
@@ -523,6 +535,7 @@ def _web_url(name: str, p: Portfolio, n: int) -> str:
         "projects:members": "/members/",
         "projects:member-role": f"/members/{p.objects[Membership].pk}/role/",
         "ops:report-create": "/reports/new/",
+        "webhooks:endpoints": "/webhooks/",
         "projects:edit": f"/projects/{project.pk}/edit/",
         "projects:status-create": f"/projects/{project.pk}/status/",
         "projects:transition": f"/projects/{project.pk}/stage/",

@@ -48,6 +48,7 @@ def test_every_periodic_job_is_declared_in_the_beat_schedule():
         "ops.review_reminders_schedule",
         "ops.api_token_expiry_warnings_send",
         "webhooks.deliveries_due",
+        "ops.otlp_span_keys_purge",
     }
     assert all(entry["task"] in app.tasks for entry in schedule.values())
     assert schedule["reports-weekly"]["schedule"] == crontab(minute=5)

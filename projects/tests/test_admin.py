@@ -103,6 +103,9 @@ def test_every_model_of_both_apps_is_registered():
     from django.apps import apps
 
     models = {m for app in ("projects", "ops") for m in apps.get_app_config(app).get_models()}
+    # The OTLP receiver's span keys are its idempotency bookkeeping, purged after a week, and the admin
+    # cannot show a composite primary key.
+    models.discard(apps.get_model("ops", "OtlpSpanKey"))
     assert models == set(_registered())
 
 

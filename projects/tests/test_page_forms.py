@@ -17,11 +17,12 @@ from projects.tests.factories import MembershipFactory, OrganizationFactory, Pro
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-# The eight forms of the page, the role each needs and the URL it posts to.
+# The forms of the page (eight, and the token-usage form since repricing), the role each needs and its URL.
 PAGE_FORMS = {
     "stage": (Role.CONTRIBUTOR, "projects:transition"),
     "status": (Role.CONTRIBUTOR, "projects:status-create"),
     "cost": (Role.CONTRIBUTOR, "ops:cost-create"),
+    "usage": (Role.CONTRIBUTOR, "ops:usage-create"),
     "budget": (Role.MANAGER, "ops:budget-create"),
     "catalogue": (Role.CONTRIBUTOR, "ops:risk-catalogue"),
     "risk": (Role.CONTRIBUTOR, "ops:risk-create"),
@@ -30,7 +31,8 @@ PAGE_FORMS = {
 }
 # Before this change the page rendered the eight forms (18 queries and 21 <form>s, the catalogue and risk owner choices
 # included); the page now reads its figures only.
-PAGE_QUERIES = 17
+# The snapshots add one: the organization's snapshot days behind the monthly spend.
+PAGE_QUERIES = 18
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def form_url(project, key: str) -> str:
     return reverse("projects:form", args=[project.pk, key])
 
 
-def test_the_registry_holds_the_eight_forms_of_the_page():
+def test_the_registry_holds_the_forms_of_the_page():
     assert {key: (spec.role, spec.action) for key, (_, spec) in FORMS.items()} == PAGE_FORMS
 
 
