@@ -43,7 +43,7 @@ run: $(VENV)/.runtime
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/bandit --quiet --configfile pyproject.toml --severity-level medium -r tracker projects ops
+	$(BIN)/bandit --quiet --configfile pyproject.toml --severity-level medium -r tracker projects ops webhooks
 
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
