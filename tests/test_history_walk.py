@@ -362,6 +362,18 @@ def walk_usage_ingest(w):
     w.check_batch(lambda: ingest.usage_ingest(by=w.admin, entries=rows * 3), CostEntry, lambda r: r.created_ids)
 
 
+def walk_usage_record(w):
+    # One usage row typed in the form goes through usage_ingest's rules, and its one batch event.
+    ModelPriceFactory(organization=w.org, model="gpt-4o", valid_from=dt.date(2026, 1, 1))
+    w.check_batch(
+        lambda: ingest.usage_record(
+            project=w.project, by=w.admin, date=dt.date(2026, 2, 1), model="gpt-4o", input_tokens=5, output_tokens=1
+        ),
+        CostEntry,
+        lambda entry: [entry.pk],
+    )
+
+
 def walk_risk_create(w):
     w.check(
         lambda: risks.risk_create(

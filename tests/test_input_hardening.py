@@ -65,7 +65,7 @@ from tests.test_tenant_isolation import (
     view_methods,
 )
 from webhooks.forms import WebhookEndpointForm
-from webhooks.models import WebhookEndpoint
+from webhooks.models import WebhookDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -223,8 +223,12 @@ class Attempts:
             return reverse(write.route.name)
         model = write.serializer.Meta.model if hasattr(write.serializer, "Meta") else None
         model = model or write.route.callback.cls.serializer_class.Meta.model
-        obj = self.fresh(model) if write.method == "POST" else self.p.objects[model]
-        return reverse(write.route.name, kwargs={"pk": obj.pk})
+        # A's webhook endpoint takes its pause, resume, rotate and redeliver over and over.
+        obj = self.fresh(model) if write.method == "POST" and model is not WebhookEndpoint else self.p.objects[model]
+        kwargs = {"pk": obj.pk}
+        if "delivery_id" in write.route.kwargs:
+            kwargs["delivery_id"] = self.p.objects[WebhookDelivery].pk
+        return reverse(write.route.name, kwargs=kwargs)
 
     def fresh(self, model: type[Model]) -> Model:
         n = next(self.n)

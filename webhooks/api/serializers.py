@@ -78,3 +78,7 @@ class WebhookDeliverySerializer(StrictModelSerializer):
             "attempt_log",
         ]
         read_only_fields = fields
+
+
+class NoInputSerializer(StrictSerializer):
+    """Rotate, pause, resume and redeliver take no input: an empty body (anything in it is refused)."""

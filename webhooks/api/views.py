@@ -13,6 +13,7 @@ from tracker.api_views import ScopedViewSet
 from tracker.exceptions import NotPermitted, ValidationFailed
 from webhooks import selectors, services
 from webhooks.api.serializers import (
+    NoInputSerializer,
     WebhookDeliverySerializer,
     WebhookEndpointCreatedSerializer,
     WebhookEndpointCreateSerializer,
@@ -111,6 +112,7 @@ class WebhookEndpointViewSet(
 
     @action(detail=True, methods=["post"])
     def rotate(self, request: Request, pk: str) -> Response:
+        NoInputSerializer(data=request.data).is_valid(raise_exception=True)
         endpoint = self.get_object()
         secret = services.webhook_endpoint_secret_rotate(endpoint=endpoint, by=request.user)
         previous = WebhookSecret.objects.filter(endpoint=endpoint).exclude(secret=secret).order_by("-expires_at")
@@ -119,11 +121,13 @@ class WebhookEndpointViewSet(
 
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, pk: str) -> Response:
+        NoInputSerializer(data=request.data).is_valid(raise_exception=True)
         endpoint = services.webhook_endpoint_pause(endpoint=self.get_object(), by=request.user)
         return Response(WebhookEndpointSerializer(endpoint).data)
 
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str) -> Response:
+        NoInputSerializer(data=request.data).is_valid(raise_exception=True)
         endpoint = services.webhook_endpoint_resume(endpoint=self.get_object(), by=request.user)
         return Response(WebhookEndpointSerializer(endpoint).data)
 
@@ -134,6 +138,7 @@ class WebhookEndpointViewSet(
 
     @action(detail=True, methods=["post"], url_path=r"deliveries/(?P<delivery_id>[0-9]+)/redeliver")
     def redeliver(self, request: Request, pk: str, delivery_id: str) -> Response:
+        NoInputSerializer(data=request.data).is_valid(raise_exception=True)
         endpoint = self.get_object()
         delivery = get_object_or_404(selectors.webhook_delivery_list(endpoint=endpoint), pk=delivery_id)
         delivery = services.webhook_delivery_redeliver(delivery=delivery, by=request.user)
