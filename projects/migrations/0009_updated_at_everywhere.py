@@ -4,40 +4,59 @@ from django.conf import settings
 from django.db import migrations, models
 
 
-class Migration(migrations.Migration):
+NEW_COLUMNS = ("projects_apitoken", "projects_invitation", "projects_stagetransition")
 
+
+def _alter_defaults(schema_editor, clause: str) -> None:
+    # PostgreSQL only: SQLite cannot alter a column's default, and embedded mode runs one release.
+    if schema_editor.connection.vendor == "postgresql":
+        for table in NEW_COLUMNS:
+            schema_editor.execute(f"ALTER TABLE {table} ALTER COLUMN updated_at {clause}")  # nosec B608
+
+
+def _database_defaults(apps, schema_editor):
+    _alter_defaults(schema_editor, "SET DEFAULT now()")
+
+
+def _drop_database_defaults(apps, schema_editor):
+    _alter_defaults(schema_editor, "DROP DEFAULT")
+
+
+class Migration(migrations.Migration):
     dependencies = [
-        ('projects', '0008_audit_event_batch_action'),
+        ("projects", "0008_audit_event_batch_action"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='apitoken',
-            name='updated_at',
+            model_name="apitoken",
+            name="updated_at",
             field=models.DateTimeField(auto_now=True),
         ),
         migrations.AddField(
-            model_name='invitation',
-            name='updated_at',
+            model_name="invitation",
+            name="updated_at",
             field=models.DateTimeField(auto_now=True),
         ),
         migrations.AddField(
-            model_name='stagetransition',
-            name='updated_at',
+            model_name="stagetransition",
+            name="updated_at",
             field=models.DateTimeField(auto_now=True),
         ),
         migrations.AddIndex(
-            model_name='project',
-            index=models.Index(fields=['organization', 'updated_at', 'id'], name='projects_pr_organiz_5433cc_idx'),
+            model_name="project",
+            index=models.Index(fields=["organization", "updated_at", "id"], name="projects_pr_organiz_5433cc_idx"),
         ),
         # Existing rows last changed when they were made, not when this migration ran.
         migrations.RunSQL(
             [
-                'UPDATE projects_apitoken SET updated_at = coalesce(revoked_at, created_at)',
-                'UPDATE projects_invitation SET updated_at = coalesce(revoked_at, accepted_at, last_sent_at)',
-                'UPDATE projects_stagetransition SET updated_at = at',
+                "UPDATE projects_apitoken SET updated_at = coalesce(revoked_at, created_at)",
+                "UPDATE projects_invitation SET updated_at = coalesce(revoked_at, accepted_at, last_sent_at)",
+                "UPDATE projects_stagetransition SET updated_at = at",
             ],
             migrations.RunSQL.noop,
         ),
+        # The release before inserts these rows without the new column: the database fills it in.
+        migrations.RunPython(_database_defaults, _drop_database_defaults),
     ]
