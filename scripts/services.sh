@@ -121,6 +121,12 @@ synchronous_commit = off
 full_page_writes = off
 max_connections = 200
 EOF
+  # pg_ctl sends the server's stdin to /dev/null as the postgres user: a /dev/null that only root
+  # may open (left so by a root process's chmod) stops the server with "Permission denied".
+  if [ -c /dev/null ] && [ "$(stat -c %a /dev/null)" != 666 ]; then
+    say "/dev/null has mode $(stat -c %a /dev/null); restoring 666 so PostgreSQL can start"
+    chmod 666 /dev/null
+  fi
   say "starting PostgreSQL $version/$cluster"
   pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start
   wait_for "PostgreSQL" pg_isready -h "$PG_HOST" -p "$PG_PORT" -q

@@ -108,7 +108,12 @@ def demo_passwords_reset() -> dict[str, str]:
 
 
 def credentials_write(*, path: Path, passwords: dict[str, str]) -> None:
-    """Write the logins to a file only its owner can read, keeping lines of logins not changed."""
+    """Write the logins to a file only its owner can read, keeping lines of logins not changed.
+
+    Only a regular file: as root, the chmod below would lock every other user out of a device
+    such as /dev/null (which then stops PostgreSQL from starting)."""
+    if path.exists() and not path.is_file():
+        raise ValueError(f"{path} is not a regular file; the demo logins need one of their own")
     roles = {username: role for username, role, *_ in DEMO_USERS}
     kept: dict[str, str] = {}
     if path.exists():

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import itertools
+import os
 import stat
 from decimal import Decimal
 from io import StringIO
@@ -9,7 +10,7 @@ from io import StringIO
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.utils import timezone
 
@@ -185,3 +186,13 @@ def test_quality_metrics_have_thresholds_and_risks_tell_the_story(demo):
     # The recurring problems: privacy, cost and hallucination risks on several projects.
     for category in (RiskCategory.DATA_PRIVACY, RiskCategory.COST, RiskCategory.RELIABILITY):
         assert risks.filter(category=category).values("project").distinct().count() >= 3
+
+
+def test_credentials_file_must_be_a_regular_file(demo, tmp_path):
+    # As root a chmod on a device (say /dev/null) would lock every other user out of it.
+    fifo = tmp_path / "not-a-file"
+    os.mkfifo(fifo)
+    before = stat.S_IMODE(fifo.stat().st_mode)
+    with pytest.raises(CommandError, match="not a regular file"):
+        _seed(fifo, "--reset-passwords")
+    assert stat.S_IMODE(fifo.stat().st_mode) == before

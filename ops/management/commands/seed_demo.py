@@ -4,7 +4,7 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ops.demo import DEMO_USERS, credentials_write, demo_passwords_reset, demo_seed
 
@@ -41,7 +41,10 @@ class Command(BaseCommand):
         if reset_passwords:
             passwords = demo_passwords_reset()
         if passwords:
-            credentials_write(path=credentials_file, passwords=passwords)
+            try:
+                credentials_write(path=credentials_file, passwords=passwords)
+            except ValueError as error:
+                raise CommandError(f"--credentials-file: {error}") from error
             self.stdout.write(self.style.SUCCESS("Demo logins (shown once; also in " + str(credentials_file) + "):"))
             for username, role, *_ in DEMO_USERS:
                 if username in passwords:
