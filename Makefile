@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 # nothing answers there (scripts/services.sh; TRACKER_PROVISION=0 turns that off).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tracker
 REDIS_URL ?= redis://127.0.0.1:6379/0
+# The suite runs on this many processes (pytest-xdist), a test file each: most of its time is
+# spent waiting on servers, workers and browsers it starts. Each process has its own database.
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint format bench services browser-deps vendor clean
 
@@ -59,7 +62,7 @@ browser-deps:
 
 ## test: the services and the browser first (a clear stop when they cannot be had), lint, then the whole suite
 test: browser-deps lint
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/pytest
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## bench: performance figures on PostgreSQL (not a test): ratios, query counts, a 60 s load test (docs/bench.md)
 bench: services $(VENV)/.dev
