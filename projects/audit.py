@@ -171,6 +171,14 @@ def record_changed(instance: models.Model, *, before: dict[str, object]) -> dict
     return changes
 
 
+def record_done(instance: models.Model, *, what: str, detail: object) -> AuditEvent:
+    """Record an action on `instance` that its own recorded fields do not show (a secret rotated,
+    a delivery sent again): an update whose one change is `what`, from nothing to `detail`."""
+    event = _event(instance, AuditAction.UPDATE, {what: [None, detail]})
+    event.save()
+    return event
+
+
 def record_deleted(instance: models.Model) -> None:
     """Record the deletion of `instance` and of the audited rows it cascades to; call it before deleting."""
     collector = Collector(using=router.db_for_write(type(instance)))
