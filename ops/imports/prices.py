@@ -36,6 +36,9 @@ UNDATED = dt.date(2000, 1, 1)
 RATE_QUANTUM = Decimal("0.0001")
 RATE_LIMIT = Decimal(10) ** 8
 MTOK = Decimal(1_000_000)
+BOOK_CURRENCY = "USD"  # both books price in US dollars; the tracker converts no currency
+# An uploaded LiteLLM file (upstream's, with about 2,000 models, is under 2 MB).
+MAX_BOOK_BYTES = 10_000_000
 
 
 class PriceSource(models.TextChoices):
@@ -202,7 +205,10 @@ def litellm_book(data: object) -> Book:
         if code in (None, ModelProvider.OTHER):
             book.unknown_providers[provider_name or "(none)"] += 1
             continue
-        model = str(name).removeprefix(f"{provider_name}/")[:200]
+        model = str(name).removeprefix(f"{provider_name}/")
+        if not 0 < len(model) <= 200 or not model.isprintable():
+            book.not_imported["invalid model names"] += 1
+            continue
         left_out = {
             reason
             for key in spec
@@ -332,6 +338,10 @@ class PriceImport:
         return hashlib.sha256(json.dumps(writes, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
+    def unknown_models(self) -> int:
+        return sum(self.unknown_providers.values())
+
+    @property
     def writes(self) -> int:
         return len(self.new) + len(self.changed) + len(self.deprecations)
 
@@ -441,6 +451,12 @@ def model_prices_import(
     preview's `digest`, applying is refused when the plan differs from what the preview showed.
     """
     membership_require(user=by, organization=organization, role=Role.MANAGER)
+    if organization.currency != BOOK_CURRENCY:
+        raise ValidationFailed(
+            f"Price books are in {BOOK_CURRENCY} and {organization.name} keeps its figures in "
+            f"{organization.currency}: enter its prices in {organization.currency} instead.",
+            errors={"source": [f"Prices in {BOOK_CURRENCY} only."]},
+        )
     try:
         with transaction.atomic():
             # One import at a time per organization: the plan is made and written under the lock.

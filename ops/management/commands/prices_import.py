@@ -85,7 +85,9 @@ class Command(BaseCommand):
                 out(f"  {total.project_name}: {total.entries} entries, {total.old_total} → {total.new_total}")
             if plan.changes:
                 out(f"  Apply with: manage.py reprice_usage --org {org} --by {by} --apply")
-        if result.applied:
+        if result.applied and result.writes:
             self.stdout.write(self.style.SUCCESS(f"Imported: {result.writes} changes, one history event."))
+        elif result.applied:
+            self.stdout.write(self.style.SUCCESS("Nothing to import: the organization's prices already match."))
         else:
             self.stdout.write(self.style.SUCCESS(f"Dry run: nothing written (digest {result.digest})."))
