@@ -138,21 +138,36 @@ def genai_prices_book() -> Book:
             if info.price_variants:
                 book.not_imported["service-tier variants (batch, flex, priority)"] += 1
             conditional = info.prices if isinstance(info.prices, list) else [types.ConditionalPrice(prices=info.prices)]
-            dated = []
-            for index, price in enumerate(conditional):
-                if isinstance(price.constraint, types.TimeOfDateConstraint):
-                    book.not_imported["time-of-day prices"] += 1
-                    continue
-                # The first price applies before its start date too (genai-prices falls back to it).
-                starts = price.constraint.start_date if index and price.constraint else None
-                dated.append((starts, price.prices))
-            for starts, prices in dated:
+            book.not_imported["time-of-day prices"] += sum(
+                isinstance(p.constraint, types.TimeOfDateConstraint) for p in conditional
+            )
+            for starts, prices in _genai_timeline(conditional, types=types):
                 rates = _genai_rates(prices, book=book, types=types)
                 if rates is None:
                     book.not_imported["no per-token price"] += 1
                     continue
                 book.add(BookPrice(provider=code, model=info.id, starts=starts, rates=rates))
     return book
+
+
+def _genai_timeline(conditional: list, *, types) -> list[tuple[dt.date | None, object]]:
+    """Return (start date or None, prices) in date order, as `ModelInfo.get_prices` picks them.
+
+    genai-prices uses the last price in list order whose start date has come (an undated one always
+    has), else the first: so the winner can only change on a start date. Time-of-day prices are left
+    out, the default price applies around the clock.
+    """
+    candidates = [p for p in conditional if not isinstance(p.constraint, types.TimeOfDateConstraint)]
+    if not candidates:
+        return []
+    starts = sorted({p.constraint.start_date for p in candidates if p.constraint is not None})
+    timeline: list[tuple[dt.date | None, object]] = []
+    for day in [None, *starts]:
+        active = [p for p in candidates if p.constraint is None or (day is not None and p.constraint.start_date <= day)]
+        winner = active[-1].prices if active else candidates[0].prices
+        if not timeline or timeline[-1][1] is not winner:
+            timeline.append((day, winner))
+    return timeline
 
 
 def _genai_rates(prices, *, book: Book, types) -> Rates | None:
