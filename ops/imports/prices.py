@@ -417,9 +417,9 @@ def _plan(book: Book, organization: Organization, today: dt.date) -> PriceImport
         for row in rows:
             target = row.valid_from
             effect = _in_effect(history, target)
-            if latest is not None and target <= latest and effect is not None:
+            if latest is not None and target <= latest:
                 # The organization has its own prices here: only the book's current price moves in, from today.
-                if effect.rates == row.rates:
+                if effect is not None and effect.rates == row.rates:
                     result.unchanged += 1
                     continue
                 if row is not current:
