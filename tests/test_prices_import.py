@@ -7,6 +7,9 @@ The LiteLLM file in tests/data is the copy of `model_prices_and_context_window.j
 import datetime as dt
 import io
 import json
+import socket
+import subprocess
+import sys
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -106,14 +109,29 @@ def test_genai_prices_import_prices_usage_as_calc_price_does(org, manager, genai
     assert [(p.valid_from, p.input_per_mtok) for p in o3] == [(UNDATED, Decimal(10)), (dt.date(2025, 6, 10), 2)]
 
 
-def test_genai_prices_is_read_offline_from_the_bundled_data(genai_book, monkeypatch):
-    """The updater (the package's only network path) is never started; the book is the bundled snapshot."""
-    from genai_prices import update_prices
+NO_NETWORK = """
+import socket
+def refuse(*args, **kwargs):
+    raise AssertionError("network used")
+socket.socket.connect = socket.socket.connect_ex = socket.create_connection = socket.getaddrinfo = refuse
+"""
 
-    monkeypatch.setattr(update_prices.UpdatePrices, "start", lambda *a, **k: pytest.fail("network updater started"))
+
+def test_genai_prices_is_read_offline_from_the_bundled_data(genai_book, monkeypatch):
+    """Neither importing the package nor reading its data opens a connection (its updater is never started)."""
+    code = NO_NETWORK + "import genai_prices\nfrom genai_prices.data import providers\nprint(len(providers))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0 and int(run.stdout) > 40, run.stderr
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("network used")
+
+    for name in ("connect", "connect_ex"):
+        monkeypatch.setattr(socket.socket, name, refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
     book = genai_prices_book()
     assert book.version == f"genai-prices {genai_prices.__version__}"
-    assert len(book.prices) == len(genai_book.prices) > 400
+    assert book.prices == genai_book.prices and len(book.prices) > 400
 
 
 def test_genai_prices_says_what_is_not_imported(genai_book):
