@@ -550,6 +550,7 @@ def _web_url(name: str, p: Portfolio, n: int) -> str:
         "projects:members": "/members/",
         "projects:member-role": f"/members/{p.objects[Membership].pk}/role/",
         "ops:report-create": "/reports/new/",
+        "ops:prices-import": "/prices/import/",
         "webhooks:endpoints": "/webhooks/",
         "projects:edit": f"/projects/{project.pk}/edit/",
         "projects:status-create": f"/projects/{project.pk}/status/",
