@@ -32,6 +32,7 @@ from ops.forms import (
     CatalogueForm,
     CostEntryForm,
     InfrastructureForm,
+    PriceImportForm,
     QualityMetricForm,
     ReportRequestForm,
     RiskAcceptForm,
@@ -40,7 +41,16 @@ from ops.forms import (
     RiskForm,
     UsageForm,
 )
-from ops.models import Budget, CostEntry, InfrastructureComponent, QualityMetric, Report, Risk, RiskAssessment
+from ops.models import (
+    Budget,
+    CostEntry,
+    InfrastructureComponent,
+    ModelPrice,
+    QualityMetric,
+    Report,
+    Risk,
+    RiskAssessment,
+)
 from ops.services import risk_create
 from projects import services
 from projects.api import serializers as projects_serializers
@@ -443,6 +453,7 @@ FORMS: dict[str, tuple[type[forms.Form], type[Model]]] = {
     "ops:risk-accept": (RiskAcceptForm, Risk),
     "ops:risk-close": (RiskCloseForm, Risk),
     "ops:report-create": (ReportRequestForm, Report),
+    "ops:prices-import": (PriceImportForm, ModelPrice),
     "projects:members": (InvitationForm, Invitation),
     "projects:member-role": (MemberRoleForm, Membership),
     "webhooks:endpoints": (WebhookEndpointForm, WebhookEndpoint),
@@ -539,6 +550,7 @@ def _web_url(name: str, p: Portfolio, n: int) -> str:
         "projects:members": "/members/",
         "projects:member-role": f"/members/{p.objects[Membership].pk}/role/",
         "ops:report-create": "/reports/new/",
+        "ops:prices-import": "/prices/import/",
         "webhooks:endpoints": "/webhooks/",
         "projects:edit": f"/projects/{project.pk}/edit/",
         "projects:status-create": f"/projects/{project.pk}/status/",

@@ -3,6 +3,7 @@
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
+from ops.imports.prices import PriceSource
 from ops.models import (
     Budget,
     CostEntry,
@@ -470,3 +471,68 @@ class RepricePlanSerializer(serializers.Serializer):
     totals = RepriceTotalSerializer(many=True, help_text="Per project.")
     still_unpriced = serializers.IntegerField(help_text="Waiting entries no price covers yet.")
     more = serializers.BooleanField(help_text="More than 10,000 entries qualify: apply, then run again.")
+
+
+class PriceImportRequestSerializer(StrictSerializer):
+    organization = organization_field(required=False, help_text="Required when you belong to more than one.")
+    source = serializers.ChoiceField(choices=PriceSource.choices)
+    book = serializers.JSONField(
+        required=False, help_text="LiteLLM: the content of model_prices_and_context_window.json (genai-prices: none)."
+    )
+    dry_run = serializers.BooleanField(default=True, help_text="Show the diff; write nothing.")
+    digest = serializers.CharField(
+        max_length=64, required=False, help_text="To apply: a dry run's digest; 409 if the plan changed since."
+    )
+
+
+class PriceRatesSerializer(serializers.Serializer):
+    input_per_mtok = serializers.CharField()
+    cached_input_per_mtok = serializers.CharField(allow_null=True)
+    output_per_mtok = serializers.CharField()
+
+
+class PriceImportChangeSerializer(PriceRatesSerializer):
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    valid_from = serializers.DateField()
+    old = PriceRatesSerializer(allow_null=True, help_text="The price in effect before (changed prices).")
+    deprecation_date = serializers.DateField(allow_null=True)
+
+
+class PriceImportDeprecationSerializer(serializers.Serializer):
+    price = serializers.IntegerField()
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    valid_from = serializers.DateField()
+    old = serializers.DateField(allow_null=True)
+    new = serializers.DateField()
+
+
+class PriceImportKeptSerializer(serializers.Serializer):
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    valid_from = serializers.DateField()
+
+
+class PriceImportRepriceSerializer(serializers.Serializer):
+    entries = serializers.IntegerField(help_text="Waiting usage entries the new prices price.")
+    totals = RepriceTotalSerializer(many=True)
+    still_unpriced = serializers.IntegerField()
+
+
+class PriceImportSerializer(serializers.Serializer):
+    applied = serializers.BooleanField()
+    source = serializers.CharField()
+    version = serializers.CharField()
+    models_read = serializers.IntegerField()
+    digest = serializers.CharField(help_text="Send it back with dry_run false to apply exactly this diff.")
+    new = PriceImportChangeSerializer(many=True, help_text="Prices of models the organization had none for.")
+    changed = PriceImportChangeSerializer(many=True, help_text="New prices of priced models, from valid_from.")
+    deprecations = PriceImportDeprecationSerializer(many=True)
+    unchanged = serializers.IntegerField()
+    kept = PriceImportKeptSerializer(many=True, help_text="Book prices not applied: the organization's own stay.")
+    not_imported = serializers.DictField(child=serializers.IntegerField(), help_text="What the book holds, unpriced.")
+    unknown_providers = serializers.DictField(child=serializers.IntegerField())
+    reprice = PriceImportRepriceSerializer(
+        help_text="Waiting usage the prices would price: apply it with POST /api/v1/model-prices/reprice/."
+    )

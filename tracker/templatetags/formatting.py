@@ -37,6 +37,11 @@ def money_whole(amount: Any, organization: Any) -> str:
 
 
 @register.filter
+def rate(amount: Any, organization: Any) -> str:
+    return formatting.rate(amount, organization)
+
+
+@register.filter
 def number(value: Any, organization: Any) -> str:
     return formatting.number(value, organization)
 
