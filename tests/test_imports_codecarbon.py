@@ -227,3 +227,51 @@ def test_only_managers_import(org, projects):
         apply(org, LEGACY, member(OrganizationFactory(), Role.MANAGER))
     assert not EnergyRun.objects.exists()
     assert not CostEntry.objects.exists()
+
+
+def test_the_project_page_shows_the_projects_energy_and_latest_runs(client, org, projects, manager):
+    apply(org, LEGACY, manager)
+    client.force_login(manager)
+
+    page = client.get(projects["delta"].get_absolute_url()).content.decode()
+
+    section = page[page.index('id="section-energy"') :]
+    section = section[: section.index("</section>")]
+    totals = section[section.index('data-testid="energy-totals"') :]
+    assert [cell.split("</strong>")[0] for cell in totals.split("<strong>")[1:4]] == ["3", "15", "9"]
+    assert section.count("<tr>") == 4  # the header and the project's three runs
+    empty = client.get(projects["beta"].get_absolute_url()).content.decode()
+    assert "No energy measured." in empty
+
+
+def test_the_status_report_counts_the_runs_recorded_in_its_period(org, projects, manager):
+    from ops.selectors.reports import report_markdown, status_report_data
+    from ops.tests.factories import ReportFactory
+
+    apply(org, LEGACY, manager)
+    type(projects["gamma"]).objects.update(created_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+
+    data = status_report_data(organization=org, period_start=dt.date(2020, 3, 1), period_end=dt.date(2020, 3, 31))
+
+    energy = {s["name"]: s["energy"] for s in data["projects"]}
+    assert energy[projects["gamma"].name] == {
+        "runs": 2,
+        "energy_kwh": "15.000000000000",
+        "emissions_kg": "16.000000000000",
+    }
+    assert energy[projects["alpha"].name]["runs"] == 1  # its April runs are outside the period
+    assert energy[projects["beta"].name] == {
+        "runs": 0,
+        "energy_kwh": "0.000000000000",
+        "emissions_kg": "0.000000000000",
+    }
+    totals = data["totals"]
+    assert (totals["energy_runs"], Decimal(totals["energy_kwh"]), Decimal(totals["emissions_kg"])) == (
+        7,
+        Decimal(38),
+        Decimal(39),
+    )
+    report = ReportFactory(
+        organization=org, data=data, period_start=dt.date(2020, 3, 1), period_end=dt.date(2020, 3, 31)
+    )
+    assert "- Energy: 38 kWh, 39 kg CO₂eq (7 CodeCarbon runs)" in report_markdown(report)
