@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 from ops.imports import csv_costs
 from ops.imports.base import LineError
@@ -190,3 +191,117 @@ def test_only_managers_of_the_organization_import_into_its_projects(org, project
         apply(other, member(other, Role.MANAGER))
     assert set(refused.value.errors) == {"line 4.Project"}
     assert not CostEntry.objects.exists()
+
+
+# --- The page: upload, map, preview, import (managers only) --------------------------------------------
+
+
+@pytest.fixture
+def uploads(settings, tmp_path):
+    settings.IMPORT_UPLOADS_DIR = str(tmp_path)
+    return tmp_path
+
+
+def upload(client, data=SAMPLE, **extra):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return client.post(
+        reverse("ops:import-csv"), {"file": SimpleUploadedFile("costs-import.csv", data, "text/csv"), **extra}
+    )
+
+
+def mapping_data(response, **changes) -> dict:
+    form = response.context["form"]
+    data = {name: form[name].value() or "" for name in form.fields}
+    return data | changes
+
+
+def test_the_page_is_for_managers(client, org):
+    url = reverse("ops:import-csv")
+    for role in (Role.VIEWER, Role.CONTRIBUTOR):
+        client.force_login(member(org, role))
+        assert client.get(url).status_code == 403
+    client.force_login(member(org, Role.MANAGER))
+    assert client.get(url).status_code == 200
+
+
+def test_upload_guesses_the_mapping_and_previews_without_writing(client, org, projects, manager, uploads):
+    client.force_login(manager)
+    data = b"date,project,Category,Amount,Memo\n2026-03-01,gateway,storage,3.25,x\n"
+
+    response = upload(client, data)
+
+    assert response.status_code == 200
+    assert mapping_data(response)["column_3"] == "amount"  # "Amount" names the field
+    assert mapping_data(response)["column_4"] == ""  # "Memo" names none
+    page = response.content.decode()
+    assert 'data-testid="apply"' in page and "Import 1 cost entry" in page
+    assert not CostEntry.objects.exists()
+    assert len(list(uploads.rglob("*.csv"))) == 1
+
+
+def test_the_mapping_is_changed_then_the_file_imported_and_forgotten(client, org, projects, manager, uploads):
+    client.force_login(manager)
+    first = upload(client)
+    url = reverse("ops:import-csv")
+    # The sample's headers are its own: nothing maps by name but "Category", so the preview refuses it.
+    assert 'data-testid="apply"' not in first.content.decode()
+    chosen = {f"column_{i}": field for i, field in enumerate(MAPPING.values())}
+
+    preview = client.post(url, mapping_data(first, **chosen, action="preview"))
+    assert 'data-testid="apply"' in preview.content.decode()
+    assert [row["line"] for row in preview.context["preview"].rows] == [2, 3, 4]
+    done = client.post(url, mapping_data(first, **chosen, action="apply"), follow=True)
+
+    assert done.redirect_chain == [(url, 302)]
+    assert "Imported 3 cost entries from costs-import.csv." in done.content.decode()
+    assert CostEntry.objects.count() == 3
+    assert not list(uploads.rglob("*.csv"))
+    assert AuditEvent.objects.get().object_repr == "CSV import of costs-import.csv: 3 cost entries"
+
+
+def test_every_error_is_listed_and_nothing_can_be_imported(client, org, projects, manager, uploads):
+    client.force_login(manager)
+    first = upload(client, BAD)
+    chosen = {f"column_{i}": field for i, field in enumerate(MAPPING.values())}
+
+    response = client.post(reverse("ops:import-csv"), mapping_data(first, **chosen, action="preview"))
+
+    page = response.content.decode()
+    errors = page[page.index('data-testid="errors"') :]
+    errors = errors[: errors.index("</table>")]
+    assert errors.count("<tr>") == 8  # the header and the seven errors
+    assert "No project “nowhere” here." in errors
+    assert 'data-testid="apply"' not in page
+    forced = client.post(reverse("ops:import-csv"), mapping_data(first, **chosen, action="apply"))
+    assert forced.status_code == 400
+    assert "5 lines refused; nothing was recorded." in forced.content.decode()
+    assert not CostEntry.objects.exists()
+
+
+def test_a_preview_belongs_to_its_manager(client, org, projects, manager, uploads):
+    client.force_login(manager)
+    first = upload(client)
+    client.force_login(member(org, Role.MANAGER))
+    assert client.post(reverse("ops:import-csv"), mapping_data(first, action="preview")).status_code == 404
+    assert client.post(reverse("ops:import-csv"), {"token": "forged", "action": "apply"}).status_code == 404
+
+
+def test_the_pages_cost_a_fixed_number_of_queries(client, org, projects, manager, uploads, django_assert_num_queries):
+    client.force_login(manager)
+    with django_assert_num_queries(PAGE_QUERIES):
+        client.get(reverse("ops:import-csv"))
+    first = upload(client)
+    chosen = {f"column_{i}": field for i, field in enumerate(MAPPING.values())}
+    with django_assert_num_queries(PREVIEW_QUERIES):
+        client.post(reverse("ops:import-csv"), mapping_data(first, **chosen, action="preview"))
+    many = SAMPLE + b"".join(b"2026-03-09,search,other,1,,,,X-%d\n" % n for n in range(50))
+    first = upload(client, many)
+    with django_assert_num_queries(PREVIEW_QUERIES):
+        client.post(reverse("ops:import-csv"), mapping_data(first, **chosen, action="preview"))
+
+
+# The session, the user, the current organization and the role; a preview adds the organization's
+# projects and one look-up of the external ids already recorded, whatever the number of rows.
+PAGE_QUERIES = 4
+PREVIEW_QUERIES = 6

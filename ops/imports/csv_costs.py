@@ -39,7 +39,7 @@ def column_mapping(*, header: list[str], mapping: dict[str, str] | None) -> dict
     """Return {column: field} for the file: the given mapping, else each column named like a field."""
     if mapping:
         unknown = sorted(set(mapping) - set(header))
-        bad_fields = sorted({f for f in mapping.values() if f not in FIELDS})
+        bad_fields = sorted({f for f in mapping.values() if f and f not in FIELDS})
         errors = {f"mapping.{c}": ["No such column in the file."] for c in unknown} | {
             f"mapping.{f}": [f"Not a cost field: choose among {', '.join(FIELDS)}."] for f in bad_fields
         }
