@@ -244,8 +244,9 @@ def test_the_mapping_is_changed_then_the_file_imported_and_forgotten(client, org
     client.force_login(manager)
     first = upload(client)
     url = reverse("ops:import-csv")
-    # The sample's headers are its own: nothing maps by name but "Category", so the preview refuses it.
+    # "Amount (EUR)" names no field: without an amount column the preview refuses the mapping.
     assert 'data-testid="apply"' not in first.content.decode()
+    assert first.context["refusal"].errors == {"mapping.amount": ["Map a column to it."]}
     chosen = {f"column_{i}": field for i, field in enumerate(MAPPING.values())}
 
     preview = client.post(url, mapping_data(first, **chosen, action="preview"))
