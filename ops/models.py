@@ -88,6 +88,7 @@ class CostSource(models.TextChoices):
     MANUAL = "manual", "Manual"
     API = "api", "API"
     USAGE = "usage", "Token usage"
+    IMPORT = "import", "CSV import"
 
 
 class MetricKind(models.TextChoices):
@@ -405,6 +406,51 @@ class CostEntry(TimeStampedModel):
     @property
     def is_priced(self) -> bool:
         return self.amount is not None
+
+
+class EnergyRun(TimeStampedModel):
+    """One CodeCarbon run's energy and emissions (ops/imports/codecarbon.py): its own record, never a cost.
+
+    A run links to the cost entry of the same project whose `external_id` is its run id; that
+    entry's `energy_kwh` is filled from the run.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="energy_runs")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="energy_runs")
+    run_id = models.CharField(max_length=200, help_text="CodeCarbon's run_id (experiment_id in the legacy layout).")
+    recorded_at = models.DateTimeField(help_text="CodeCarbon's timestamp: when the run's figures were written.")
+    duration_s = models.DecimalField(max_digits=16, decimal_places=3, validators=NON_NEGATIVE)
+    energy_kwh = models.DecimalField(max_digits=20, decimal_places=12, validators=NON_NEGATIVE)
+    emissions_kg = models.DecimalField(
+        max_digits=20, decimal_places=12, validators=NON_NEGATIVE, help_text="kg CO₂-equivalent."
+    )
+    # Absent from the legacy layout.
+    cpu_energy_kwh = models.DecimalField(max_digits=20, decimal_places=12, null=True, blank=True)
+    gpu_energy_kwh = models.DecimalField(max_digits=20, decimal_places=12, null=True, blank=True)
+    ram_energy_kwh = models.DecimalField(max_digits=20, decimal_places=12, null=True, blank=True)
+    country_iso_code = models.CharField(max_length=3, blank=True)
+    region = models.CharField(max_length=100, blank=True)
+    cloud_provider = models.CharField(max_length=32, blank=True)
+    cloud_region = models.CharField(max_length=64, blank=True)
+    gpu_count = models.PositiveIntegerField(null=True, blank=True)
+    gpu_model = models.CharField(max_length=200, blank=True)
+    cost_entry = models.ForeignKey(
+        CostEntry, on_delete=models.SET_NULL, null=True, blank=True, related_name="energy_runs"
+    )
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [models.Index(fields=["project", "recorded_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "run_id"], name="energy_run_id_unique_per_org"),
+            models.CheckConstraint(
+                condition=Q(duration_s__gte=0) & Q(energy_kwh__gte=0) & Q(emissions_kg__gte=0),
+                name="energy_run_figures_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project}: run {self.run_id}"
 
 
 class OtlpSpanKey(models.Model):

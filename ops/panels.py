@@ -12,6 +12,7 @@ from ops.forms import (
     UsageForm,
 )
 from ops.selectors.dashboard import MonthFigure, project_costs, project_infrastructure, project_risks
+from ops.selectors.energy import project_energy
 from ops.selectors.portfolio import latest_metrics
 from projects.models import Project, Role
 from projects.panels import Panel, PanelForm, register
@@ -117,5 +118,14 @@ register(
         60,
         lambda *, project, today: {"metrics": latest_metrics(project=project, as_of=today)},
         forms=(METRIC,),
+    )
+)
+register(
+    Panel(
+        "energy",
+        "Energy",
+        "ops/sections/energy.html",
+        55,
+        lambda *, project, today: project_energy(project=project),
     )
 )

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from ops import views
+from ops.imports import views as import_views
 
 app_name = "ops"
 
@@ -15,6 +16,7 @@ urlpatterns = [
     path("projects/<int:pk>/usage/", views.usage_create, name="usage-create"),
     path("prices/", views.price_index, name="prices"),
     path("prices/import/", views.price_import, name="prices-import"),
+    path("imports/csv/", import_views.csv_import, name="import-csv"),
     path("projects/<int:pk>/budgets/", views.budget_create, name="budget-create"),
     path("projects/<int:pk>/risks/", views.risk_create, name="risk-create"),
     path("projects/<int:pk>/risks/catalogue/", views.risk_create_from_catalogue, name="risk-catalogue"),

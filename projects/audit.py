@@ -19,6 +19,7 @@ import datetime as dt
 import decimal
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 from django.db import connection, models, router
 from django.db.models.deletion import Collector
@@ -54,6 +55,19 @@ _request: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar("a
 def audit_request(request: HttpRequest):
     """Attribute the changes made inside the block to this request's user (or token)."""
     reset = _request.set(request)
+    try:
+        yield
+    finally:
+        _request.reset(reset)
+
+
+@contextmanager
+def audit_actor(user: object):
+    """Attribute the changes made inside the block to `user` where no request does (a worker's import)."""
+    if _request.get() is not None:
+        yield
+        return
+    reset = _request.set(SimpleNamespace(user=user, audit_token=None))
     try:
         yield
     finally:

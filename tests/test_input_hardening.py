@@ -473,6 +473,7 @@ STORED_AS: dict[tuple[str, str], tuple[type[Model], str] | None] = {
 # Web writes that take no typed input: a choice of organization, a token to revoke.
 FORMLESS = {
     "ops:prices",  # applies a dry run: the entry ids it listed, no typed input
+    "ops:import-csv",  # a file and a choice of project: its rows go through the ingest rules (test_imports_csv.py)
     "projects:organization-switch",
     "projects:token-revoke",
     "projects:service-token-revoke",

@@ -25,6 +25,7 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.db.models import Model, Q
 from django.test import Client
@@ -499,6 +500,12 @@ body("ops:risk-edit", "POST")(lambda p: {**RISK_FORM, "status": "mitigating", "n
 body("ops:risk-accept", "POST")(lambda p: {"justification": "posted", "expires": _in_a_month()})
 body("ops:risk-close", "POST")(lambda p: {"note": "posted"})
 body("ops:report-create", "POST")(lambda p: {"kind": "risk", "week": "2026-03-10"})
+body("ops:import-csv", "POST")(
+    lambda p: {
+        "file": SimpleUploadedFile("costs.csv", b"date,category,amount\n2026-03-05,storage,2.00\n", "text/csv"),
+        "project": p.objects[Project].slug,
+    }
+)
 
 
 # --- Who asks, and what they must get -----------------------------------------------------------
@@ -564,6 +571,7 @@ VIEWER_EXCEPTIONS = {
     # Members and invitations are the admins' (invitees' addresses are personal data): a viewer gets
     # the members page refused and sees no invitation at all, so one named by id is "not found".
     ("projects:members", "GET"): {403},
+    ("ops:import-csv", "GET"): {403},  # importing is the managers'
     ("api-projects:invitation-detail", "GET"): {404},
     ("api-projects:invitation-detail", "DELETE"): {404},
     ("api-projects:invitation-resend", "POST"): {404},
@@ -583,6 +591,7 @@ OUTSIDER_COLLECTION_WRITES = {
     ("ops:report-create", "POST"): {302},
     ("ops:prices", "POST"): {302},  # reprices B's entries only: A's ids are not B's
     ("ops:prices-import", "POST"): {200},  # previews an import into B
+    ("ops:import-csv", "POST"): {400},  # the file is for A's project, none of B's to choose
     ("projects:members", "POST"): {302},  # an invitation to B
     ("webhooks:endpoints", "POST"): {200},  # an endpoint of B, its secret shown once
 }

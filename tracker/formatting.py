@@ -93,6 +93,12 @@ def number(value: Any, organization: Localized | None) -> str:
     return EMPTY if parsed is None else format_decimal(parsed, locale=_locale(organization))
 
 
+def measure(value: Any, organization: Localized | None) -> str:
+    """Return a physical measure (kWh, kg CO₂eq) to six decimals, the locale's way: "0.000574", "1.234,5"."""
+    parsed = _decimal(value)
+    return EMPTY if parsed is None else format_decimal(parsed, format="#,##0.######", locale=_locale(organization))
+
+
 def percent(value: Any, organization: Localized | None) -> str:
     """Return a figure kept in percent units ("103.6", as reports store it) as "103.6%" ("103,6 %" in de)."""
     parsed = _decimal(value)

@@ -45,6 +45,7 @@ from ops.models import (
     RiskStatus,
     Severity,
 )
+from ops.selectors.energy import energy_annotations
 from ops.selectors.portfolio import (
     NO_BUDGET_FIELDS,
     CostFigures,
@@ -69,10 +70,11 @@ from projects.models import (
 )
 from tracker.db import row_exists
 from tracker.exports import CsvWriter, markdown_text
-from tracker.formatting import date, date_range, label, money, number, percent
+from tracker.formatting import date, date_range, label, measure, money, number, percent
 
 Step = Callable[[int, str], None]
 CENT = Decimal("0.01")
+MEASURE_PLACES = Decimal(1).scaleb(-12)  # EnergyRun's decimal places
 TENTH = Decimal("0.1")
 HEALTH_RANK = {Health.RED: 0, Health.AMBER: 1, Health.GREEN: 2}
 SEVERITIES = [s.value for s in Severity]
@@ -92,6 +94,11 @@ def period_bounds(organization: Organization, start: dt.date, end: dt.date) -> t
         dt.datetime.combine(start, dt.time.min, tzinfo=tz),
         dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
     )
+
+
+def measure_field(value: Decimal) -> str:
+    """Return a measure (kWh, kg CO₂eq) as the report data carries it: a string with the runs' 12 decimal places."""
+    return f"{Decimal(value).quantize(MEASURE_PLACES):f}"
 
 
 def _noop(progress: int, label: str) -> None:
@@ -205,7 +212,7 @@ def status_report_data(
     projects = _scoped_projects(organization, project, end_dt)
     # Each step commits an UPDATE of the report row: a few, each before the queries that take the time.
     on_step(10, "Projects, budgets and costs")
-    rows = list(_project_rows(projects, end_dt))
+    rows = list(_project_rows(projects, end_dt).annotate(**energy_annotations(start=start_dt, end=end_dt)))
     # The rules read as of the period's last day: budget status, spend to date, metrics, stale status.
     costs = cost_figures(projects=projects, as_of=period_end, period_start=period_start)
     on_step(60, "Status history, metrics, risks and infrastructure")
@@ -278,6 +285,12 @@ def status_report_data(
             "metrics": [_metric_row(m) for m in metrics.get(p.pk, [])],
             "open_risks": _severity_counts(risks_by_project.get(p.pk, [])),
             "unmet_gates": gates_unmet(row=p),
+            # CodeCarbon runs recorded in the period: measured, never costs.
+            "energy": {
+                "runs": p.energy_run_count,
+                "energy_kwh": measure_field(p.energy_kwh),
+                "emissions_kg": measure_field(p.emissions_kg),
+            },
         }
         reasons = attention_reasons(
             health=health,
@@ -312,6 +325,9 @@ def status_report_data(
         "cost_incomplete": any(s["cost_incomplete"] for s in sections),
         "open_risks": _severity_counts(risk_rows),
         "needs_attention": len(attention),
+        "energy_runs": sum(s["energy"]["runs"] for s in sections),
+        "energy_kwh": measure_field(sum((Decimal(s["energy"]["energy_kwh"]) for s in sections), Decimal(0))),
+        "emissions_kg": measure_field(sum((Decimal(s["energy"]["emissions_kg"]) for s in sections), Decimal(0))),
     }
     return {
         "kind": ReportKind.STATUS.value,
@@ -644,6 +660,9 @@ def report_markdown(report: Report) -> str:
         for key, title, choices in PORTFOLIO_COUNTS:
             counts = ", ".join(f"{label(choices, code)}: {n}" for code, n in totals[key].items()) or "none"
             lines.append(f"- {title}: {markdown_text(counts)}")
+        if totals.get("energy_runs"):
+            kwh, kg = (measure(totals[key], organization) for key in ("energy_kwh", "emissions_kg"))
+            lines.append(f"- Energy: {kwh} kWh, {kg} kg CO₂eq ({totals['energy_runs']} CodeCarbon runs)")
         lines += ["", "## Needs attention", ""]
         lines += [
             f"- {markdown_text(a['name'])}: {', '.join(label(AttentionReason, r) for r in a['reasons'])}"

@@ -47,6 +47,11 @@ def number(value: Any, organization: Any) -> str:
 
 
 @register.filter
+def measure(value: Any, organization: Any) -> str:
+    return formatting.measure(value, organization)
+
+
+@register.filter
 def percent(value: Any, organization: Any) -> str:
     return formatting.percent(value, organization)
 
