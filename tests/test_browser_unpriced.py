@@ -52,7 +52,7 @@ def test_unpriced_usage_is_flagged_until_a_manager_reprices_it(page, org, projec
     page.get_by_test_id("reprice-totals").wait_for()
     assert CostEntry.objects.get(pk=entry.pk).amount is None  # the dry run changed nothing
     screenshot(page, "prices-dry-run")
-    page.get_by_role("button", name="Apply: reprice these 1 entries").click()
+    page.get_by_role("button", name="Apply: reprice this entry").click()
     page.get_by_text("No usage waits for a price.").wait_for()
     assert CostEntry.objects.get(pk=entry.pk).amount == Decimal("8.0000")  # 2 M × 2.00 + 0.5 M × 8.00
     screenshot(page, "prices-applied")

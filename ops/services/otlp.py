@@ -135,7 +135,7 @@ _COLUMNS = (
 )
 # The partial unique index cost_external_id_unique, named by its columns and predicate.
 _UPSERT = (
-    "ON CONFLICT (project_id, external_id) WHERE external_id <> '' DO UPDATE SET "
+    "ON CONFLICT (project_id, external_id) WHERE external_id <> '' DO UPDATE SET "  # nosec B608: names from model metadata
     + ", ".join(f"{c} = {_ENTRIES}.{c} + EXCLUDED.{c}" for c in _SUMMED)
     + ", updated_at = EXCLUDED.updated_at"
 )
