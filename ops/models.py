@@ -461,7 +461,12 @@ class OtlpSpanKey(models.Model):
     """
 
     pk = models.CompositePrimaryKey("organization", "trace_id", "span_id")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # No database foreign key nor index of its own: the primary key leads with the organization, and a
+    # deferred check per span (512 an export) would run at every commit, under the entries' row locks.
+    # Deleting an organization still deletes its keys (Django's CASCADE); a stray key can only refuse a span.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     trace_id = models.BinaryField(max_length=16)
     span_id = models.BinaryField(max_length=8)
     day = models.DateField(help_text="The span's end date (UTC): the purge goes by it.")

@@ -31,7 +31,7 @@ def chart_data(months: list[MonthFigure]) -> dict:
 
 def _costs(*, project: Project, today: dt.date) -> dict:
     costs = project_costs(project=project, as_of=today)
-    return vars(costs) | {"cost_chart": chart_data(costs.months)}
+    return vars(costs) | {"cost_chart": chart_data(costs.months), "months_incomplete": costs.months_incomplete}
 
 
 COST = PanelForm(

@@ -269,7 +269,8 @@ def price_index(request: HttpRequest) -> HttpResponse:
                     entry_ids=form.entry_ids(),
                     include_priced=include_priced,
                 )
-                messages.success(request, f"Repriced {len(plan.changes)} usage entries.")
+                count = len(plan.changes)
+                messages.success(request, f"Repriced {count} usage entr{'y' if count == 1 else 'ies'}.")
                 return redirect("ops:prices")
             plan = services.usage_reprice_plan(
                 organization=organization, by=request.user, include_priced=include_priced

@@ -51,6 +51,7 @@ class MonthFigure:
     month: dt.date
     spend: Decimal
     budget: Decimal
+    incomplete: bool = False  # the month's spend leaves out unpriced usage (`portfolio.Spend.incomplete`)
 
     @property
     def label(self) -> str:
@@ -78,6 +79,10 @@ class PortfolioOverview:
     needs_attention: list[Project]
     latest_reports: list[Report]
 
+    @property
+    def months_incomplete(self) -> bool:
+        return any(m.incomplete for m in self.months)
+
 
 @dataclass
 class ProjectCosts:
@@ -86,6 +91,10 @@ class ProjectCosts:
     token_usage: list[dict]
     budgets: ProjectBudgets
     spend: Spend
+
+    @property
+    def months_incomplete(self) -> bool:
+        return any(m.incomplete for m in self.months)
 
 
 @dataclass
@@ -135,8 +144,9 @@ def _monthly(projects: QuerySet[Project], budgets: QuerySet[Budget], today: dt.d
     return [
         MonthFigure(
             month=m,
-            spend=Decimal(spend.get(m) or 0).quantize(Decimal("0.01")),
+            spend=spend[m].amount.quantize(Decimal("0.01")),
             budget=budget[m].quantize(Decimal("0.01")),
+            incomplete=spend[m].incomplete,
         )
         for m in months
     ]

@@ -13,6 +13,10 @@ digests and the demo seed all read these; none computes them itself.
   Forecast at period end is the burn rate: spend ÷ days elapsed (as-of date included) × days in
   the period. Over budget: spend > amount; over tolerance: spend > amount × (1 + tolerance %).
 - Spend to date: every priced cost dated up to the as-of date, with the unpriced entries counted.
+- Incomplete: a spend figure (to date, a budget's, a month's, a report period's) that leaves out
+  unpriced usage says so — its `incomplete` flag (`spend_incomplete` on annotated rows) is set
+  here, next to the figure, and every page, the API and the report show it as
+  "incomplete: unpriced usage".
 - Spend over days already snapshotted is read from the daily `SpendSnapshot` rows (kept exact by
   the cost services, see `ops.services.snapshots`) and only the days no snapshot covers are summed
   from the cost entries: see `with_spend_to_date`, `_span_spend` and `monthly_spend`.
@@ -43,6 +47,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Count,
@@ -50,6 +55,7 @@ from django.db.models import (
     DateTimeField,
     DecimalField,
     Exists,
+    ExpressionWrapper,
     F,
     Func,
     IntegerField,
@@ -186,6 +192,12 @@ class Spend:
     def incomplete(self) -> bool:
         return self.unpriced_entries > 0
 
+    def __add__(self, other: "Spend") -> "Spend":
+        return Spend(self.amount + other.amount, self.unpriced_entries + other.unpriced_entries)
+
+    def __sub__(self, other: "Spend") -> "Spend":
+        return Spend(self.amount - other.amount, self.unpriced_entries - other.unpriced_entries)
+
 
 @dataclass(frozen=True)
 class BudgetStatus:
@@ -199,6 +211,11 @@ class BudgetStatus:
     as_of: dt.date
     category: str = ""
     budget_id: int | None = None
+    unpriced_entries: int = 0  # usage in the budget's span that no price covered: `spend` leaves it out
+
+    @property
+    def incomplete(self) -> bool:
+        return self.unpriced_entries > 0
 
     @property
     def category_label(self) -> str:
@@ -244,6 +261,7 @@ class BudgetStatus:
             "budget_forecast": str(self.forecast),
             "over_budget": self.over_budget,
             "over_tolerance": self.over_tolerance,
+            "budget_spend_incomplete": self.incomplete,
         }
 
 
@@ -257,6 +275,7 @@ NO_BUDGET_FIELDS = {
     "budget_forecast": None,
     "over_budget": False,
     "over_tolerance": False,
+    "budget_spend_incomplete": False,
 }
 
 
@@ -333,8 +352,8 @@ def _span_spend(*, start: str | None, end: str, first: str | None, last: str) ->
     return spend, unpriced
 
 
-def monthly_spend(*, projects: QuerySet[Project], months: list[tuple[dt.date, dt.date]]) -> dict[dt.date, Decimal]:
-    """Return the projects' priced spend in each month (its first and last day), keyed by its first day.
+def monthly_spend(*, projects: QuerySet[Project], months: list[tuple[dt.date, dt.date]]) -> dict[dt.date, Spend]:
+    """Return the projects' priced spend and unpriced entries in each month (its first and last day), by its first day.
 
     Three queries whatever the number of projects and entries: each organization's first and last
     snapshot day in each month, the snapshots of those days, and the entries of the days around them.
@@ -352,15 +371,15 @@ def monthly_spend(*, projects: QuerySet[Project], months: list[tuple[dt.date, dt
         )
     }
     snapshots = {
-        (row["project__organization"], row["date"]): row["total"]
+        (row["project__organization"], row["date"]): Spend(row["total"], row["unpriced"])
         for row in SpendSnapshot.objects.filter(
             project__in=scope, date__in={day for row in bounds.values() for day in row.values() if day}
         )
         .order_by()
         .values("project__organization", "date")
-        .annotate(total=Sum("spend_to_date"))
+        .annotate(total=Sum("spend_to_date"), unpriced=Sum("unpriced_entries"))
     }
-    spend: dict[dt.date, Decimal] = defaultdict(Decimal)
+    spend: dict[dt.date, Spend] = defaultdict(Spend)
     # Without a snapshot in the months, an organization's entries are all summed live.
     live = ~Q(project__organization__in=list(bounds)) & Q(date__range=(months[0][0], months[-1][1]))
     for organization, row in bounds.items():
@@ -369,18 +388,18 @@ def monthly_spend(*, projects: QuerySet[Project], months: list[tuple[dt.date, dt
             if first is None:
                 live |= Q(project__organization=organization, date__range=(start, end))
                 continue
-            spend[start] += snapshots.get((organization, last), 0) - snapshots.get((organization, first), 0)
+            spend[start] += snapshots.get((organization, last), Spend()) - snapshots.get((organization, first), Spend())
             live |= Q(project__organization=organization) & (
                 Q(date__range=(start, first)) | Q(date__gt=last, date__lte=end)
             )
     for row in (
-        CostEntry.objects.filter(live, project__in=scope, amount__isnull=False)
+        CostEntry.objects.filter(live, project__in=scope)
         .annotate(month=TruncMonth("date"))
         .order_by()
         .values("month")
-        .annotate(total=Sum("amount"))
+        .annotate(total=Coalesce(Sum("amount"), Value(Decimal(0))), unpriced=Count("pk", filter=Q(amount__isnull=True)))
     ):
-        spend[row["month"]] += row["total"]
+        spend[row["month"]] += Spend(row["total"], row["unpriced"])
     return spend
 
 
@@ -410,8 +429,8 @@ def with_budget_status(projects: QuerySet[Project], *, as_of: dt.date | None = N
     projects = projects.annotate(
         budget_snapshot_first=_snapshot_day(**span, last=False), budget_snapshot_last=_snapshot_day(**span, last=True)
     )
-    spend, _ = _span_spend(**span, first="budget_snapshot_first", last="budget_snapshot_last")
-    return projects.annotate(budget_spend=spend)
+    spend, unpriced = _span_spend(**span, first="budget_snapshot_first", last="budget_snapshot_last")
+    return projects.annotate(budget_spend=spend, budget_unpriced=unpriced)
 
 
 def budget_status_of(row: Project) -> BudgetStatus | None:
@@ -426,6 +445,7 @@ def budget_status_of(row: Project) -> BudgetStatus | None:
         spend=row.budget_spend,
         as_of=row.budget_as_of,
         budget_id=row.budget_id,
+        unpriced_entries=row.budget_unpriced,
     )
 
 
@@ -438,6 +458,10 @@ class PeriodCosts:
     cached_input_tokens: int = 0
     output_tokens: int = 0
     unpriced_entries: int = 0
+
+    @property
+    def incomplete(self) -> bool:
+        return self.unpriced_entries > 0
 
 
 @dataclass
@@ -461,6 +485,8 @@ COST_PASS_SQL = """
     WITH covering AS ({covering})
     SELECT c.project_id, c.category, sum(c.amount), count(*) FILTER (WHERE c.amount IS NULL),
         sum(c.amount) FILTER (WHERE c.date >= o.period_start), sum(c.amount) FILTER (WHERE c.date >= k.period_start),
+        count(*) FILTER (WHERE c.amount IS NULL AND c.date >= o.period_start),
+        count(*) FILTER (WHERE c.amount IS NULL AND c.date >= k.period_start),
         sum(c.amount) FILTER (WHERE c.date >= %s), sum(c.input_tokens) FILTER (WHERE c.date >= %s),
         sum(c.cached_input_tokens) FILTER (WHERE c.date >= %s), sum(c.output_tokens) FILTER (WHERE c.date >= %s),
         count(*) FILTER (WHERE c.amount IS NULL AND c.date >= %s)
@@ -492,13 +518,26 @@ def cost_figures(
             [*covering_params, *[since] * 5, *scope_params, as_of],
         )
         costs = cursor.fetchall()
-    overall_spend: dict[int, Decimal] = defaultdict(Decimal)
-    category_spend: dict[tuple[int, str], Decimal] = {}
-    for project_id, category, total, unpriced, in_overall, in_category, *period in costs:
+    overall_spend: dict[int, Spend] = defaultdict(Spend)
+    category_spend: dict[tuple[int, str], Spend] = {}
+    for (
+        project_id,
+        category,
+        total,
+        unpriced,
+        in_overall,
+        in_category,
+        unpriced_overall,
+        unpriced_category,
+        *period,
+    ) in costs:
         f = figures[project_id]
         f.spend = Spend(f.spend.amount + (total or 0), f.spend.unpriced_entries + unpriced)
-        overall_spend[project_id] += in_overall or 0
-        category_spend[project_id, category] = in_category or Decimal(0)
+        overall = overall_spend[project_id]
+        overall_spend[project_id] = Spend(
+            overall.amount + (in_overall or 0), overall.unpriced_entries + unpriced_overall
+        )
+        category_spend[project_id, category] = Spend(in_category or Decimal(0), unpriced_category)
         spend, input_tokens, cached, output_tokens, unpriced_period = period
         f.period.spend += spend or 0
         # PostgreSQL sums integers as numeric: back to int for the tokens.
@@ -507,16 +546,17 @@ def cost_figures(
         f.period.output_tokens += int(output_tokens or 0)
         f.period.unpriced_entries += unpriced_period
     for budget_id, project_id, category, start, end, amount, tolerance_pct in budgets:
-        spend = category_spend.get((project_id, category), Decimal(0)) if category else overall_spend[project_id]
+        spend = category_spend.get((project_id, category), Spend()) if category else overall_spend[project_id]
         status = BudgetStatus(
             period_start=start,
             period_end=end,
             amount=amount,
             tolerance_pct=tolerance_pct,
-            spend=spend,
+            spend=spend.amount,
             as_of=as_of,
             category=category,
             budget_id=budget_id,
+            unpriced_entries=spend.unpriced_entries,
         )
         if category:
             figures[project_id].budgets.categories.append(status)
@@ -543,7 +583,8 @@ def with_spend_to_date(projects: QuerySet[Project], *, as_of: dt.date | None = N
     projects = projects.annotate(spend_as_of=_as_of_expression(as_of))
     projects = projects.annotate(spend_snapshot_last=_snapshot_day(start=None, end="spend_as_of", last=True))
     spend, unpriced = _span_spend(start=None, end="spend_as_of", first=None, last="spend_snapshot_last")
-    return projects.annotate(spend_to_date=spend, unpriced_entries=unpriced)
+    projects = projects.annotate(spend_to_date=spend, unpriced_entries=unpriced)
+    return projects.annotate(spend_incomplete=ExpressionWrapper(Q(unpriced_entries__gt=0), BooleanField()))
 
 
 # Spend by provider

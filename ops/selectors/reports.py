@@ -282,6 +282,7 @@ def status_report_data(
             "unpriced_entries_period": period.unpriced_entries,
             "unpriced_entries_to_date": spend.unpriced_entries,
             "cost_incomplete": spend.incomplete,
+            "spend_period_incomplete": period.incomplete,
             "metrics": [_metric_row(m) for m in metrics.get(p.pk, [])],
             "open_risks": _severity_counts(risks_by_project.get(p.pk, [])),
             "unmet_gates": gates_unmet(row=p),
@@ -323,6 +324,7 @@ def status_report_data(
         "tokens": sum(s["tokens"]["total"] for s in sections),
         "unpriced_entries_period": sum(s["unpriced_entries_period"] for s in sections),
         "cost_incomplete": any(s["cost_incomplete"] for s in sections),
+        "spend_period_incomplete": any(s["spend_period_incomplete"] for s in sections),
         "open_risks": _severity_counts(risk_rows),
         "needs_attention": len(attention),
         "energy_runs": sum(s["energy"]["runs"] for s in sections),
@@ -490,15 +492,20 @@ def _counts(counts: dict[str, int], choices: Any, organization: Organization) ->
     return ", ".join(f"{number(n, organization)} {label(choices, code).lower()}" for code, n in counts.items())
 
 
+def _incomplete(flag: bool) -> str:
+    return " (incomplete: unpriced usage)" if flag else ""
+
+
 def report_headline(report: Report) -> list[tuple[str, str]]:
     """Return the few figures a report leads with (page, Markdown, digest), as (label, formatted value) pairs."""
     data, totals, organization = report.data, report.data.get("totals", {}), report.organization
     if report.kind == ReportKind.STATUS:
-        incomplete = " (incomplete: unpriced usage)" if totals["cost_incomplete"] else ""
+        # Reports stored before the period had its own flag carry only the to-date one.
+        period_incomplete = totals.get("spend_period_incomplete", totals["cost_incomplete"])
         return [
             ("Projects", number(totals["projects"], organization)),
-            ("Spend in the period", money(totals["spend_period"], organization) + incomplete),
-            ("Spend to date", money(totals["spend_to_date"], organization)),
+            ("Spend in the period", money(totals["spend_period"], organization) + _incomplete(period_incomplete)),
+            ("Spend to date", money(totals["spend_to_date"], organization) + _incomplete(totals["cost_incomplete"])),
             ("Needs attention", number(totals["needs_attention"], organization)),
             ("Open risks", _counts(totals["open_risks"], Severity, organization)),
         ]
@@ -624,8 +631,9 @@ def _md_status_row(section: dict[str, Any], organization: Organization) -> list[
         section["name"],
         label(Stage, section["stage"]),
         label(Health, section["health"]),
-        money(section["spend_period"], organization),
-        money(section["spend_to_date"], organization),
+        money(section["spend_period"], organization)
+        + _incomplete(section.get("spend_period_incomplete", section["cost_incomplete"])),
+        money(section["spend_to_date"], organization) + _incomplete(section["cost_incomplete"]),
         percent(section["budget_used_pct"], organization),
         money(section["budget_forecast"], organization),
         number(section["tokens"]["total"], organization),

@@ -144,10 +144,12 @@ PROJECT_FIELDS = [
     "archived",
     "otel_service_names",
     "spend_to_date",
+    "spend_incomplete",
     "budget_period_start",
     "budget_period_end",
     "budget_amount",
     "budget_spend",
+    "budget_spend_incomplete",
     "budget_used_pct",
     "budget_forecast",
     "over_budget",
@@ -193,12 +195,18 @@ class ProjectSerializer(StrictModelSerializer):
         read_only=True,
         help_text="Priced spend up to today; unpriced usage excluded.",
     )
+    spend_incomplete = serializers.BooleanField(
+        read_only=True, help_text="True: spend_to_date leaves out unpriced usage (incomplete: unpriced usage)."
+    )
     # The overall budget covering today and its status (docs/reports.md, "Budget status"); null without one.
     budget_period_start = serializers.DateField(read_only=True, allow_null=True)
     budget_period_end = serializers.DateField(read_only=True, allow_null=True)
     budget_amount = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True, allow_null=True)
     budget_spend = serializers.DecimalField(
         max_digits=16, decimal_places=2, read_only=True, allow_null=True, help_text="Spend in the budget period so far."
+    )
+    budget_spend_incomplete = serializers.BooleanField(
+        read_only=True, help_text="True: budget_spend leaves out unpriced usage in the budget period."
     )
     budget_used_pct = serializers.DecimalField(max_digits=8, decimal_places=1, read_only=True, allow_null=True)
     budget_forecast = serializers.DecimalField(
