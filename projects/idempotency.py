@@ -3,7 +3,7 @@
 A key is scoped to its caller and path. The claim is one INSERT ... ON CONFLICT DO NOTHING, committed
 before the request runs: of two requests with one key, exactly one inserts and runs; the other finds
 the row and answers 409 while it runs, the stored answer once it is done, 422 when its body differs.
-The web layer (tracker.api_views.IdempotentMixin) calls these; they hold the rules.
+The web layer (tracker.api_conditional.IdempotentMixin) calls these; they hold the rules.
 """
 
 import datetime as dt

@@ -16,7 +16,7 @@ from projects.models import ApiToken, AuditEvent, IdempotencyKey, Role
 from projects.tests.api_support import _fresh_throttle, as_role, client_for  # noqa: F401
 from projects.tests.factories import OrganizationFactory, ProjectFactory, member
 from tests.concurrency import at_once
-from tracker.api_views import IdempotentMixin
+from tracker.api_conditional import IdempotentMixin
 from tracker.celery import app
 from tracker.exceptions import Conflict, ServiceUnavailable, Unprocessable
 
@@ -313,3 +313,31 @@ def test_usage_resent_with_other_tokens_is_a_409_and_as_recorded_is_existing(pro
     assert answer.status_code == 409 and list(answer.json()["errors"]) == ["entries.0.external_id"]
     assert "output_tokens" in answer.json()["errors"]["entries.0.external_id"][0]
     assert CostEntry.objects.get().output_tokens == 5
+
+
+def test_the_schema_documents_idempotency_keys_on_every_post_and_etags_on_json_gets(settings):
+    from tracker.api_conditional import document_conditional_requests
+
+    hooks = settings.SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]
+    assert "tracker.api_conditional.document_conditional_requests" in hooks
+    json_body = {"content": {"application/json": {"schema": {}}}}
+    schema = {
+        "paths": {
+            "/api/v1/risks/": {
+                "post": {"responses": {"201": json_body, "400": json_body, "409": json_body}},
+                "get": {"parameters": [{"name": "page"}], "responses": {"200": json_body}},
+            },
+            "/api/v1/costs/export/": {"get": {"responses": {"200": {"content": {"text/csv": {}}}}}},
+        }
+    }
+
+    paths = document_conditional_requests(schema, None, None, True)["paths"]
+
+    post, get = paths["/api/v1/risks/"]["post"], paths["/api/v1/risks/"]["get"]
+    assert [p["name"] for p in post["parameters"]] == ["Idempotency-Key"]
+    assert list(post["responses"]) == ["201", "400", "409", "422"]
+    assert all("Idempotent-Replayed" in post["responses"][code]["headers"] for code in ("201", "400", "409"))
+    assert "IdempotencyKeyInUse" in post["responses"]["409"]["content"]["application/json"]["examples"]
+    assert [p["name"] for p in get["parameters"]] == ["page", "If-None-Match"]
+    assert "ETag" in get["responses"]["200"]["headers"] and "304" in get["responses"]
+    assert paths["/api/v1/costs/export/"]["get"] == {"responses": {"200": {"content": {"text/csv": {}}}}}

@@ -319,6 +319,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Idempotency-Key on POSTs, ETag/If-None-Match/304 on JSON GETs (tracker/api_conditional.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tracker.api_conditional.document_conditional_requests",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ProviderEnum": "ops.models.Provider",
         "ModelProviderEnum": "ops.models.ModelProvider",
