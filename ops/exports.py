@@ -28,7 +28,7 @@ CHUNK_ROWS = 2000  # rows fetched per round trip and written per chunk of the re
 # Rows per COPY: each chunk is read whole (a few MB) before it is sent, so its statement ends at once
 # whatever the client's pace, and the web statement ceiling applies to each, as to each FETCH.
 COPY_CHUNK_ROWS = 20_000
-COPY_MAX_RANGE = 16 * COPY_CHUNK_ROWS  # ids per COPY at most, so rows per chunk too, however sparse the ids were
+COPY_MAX_RANGE = 4 * COPY_CHUNK_ROWS  # ids per COPY at most, so rows too: well inside the web statement ceiling
 
 
 class ExportFormat(models.TextChoices):
