@@ -279,9 +279,15 @@ class Attempts:
 
 
 def refused_cleanly(response) -> bool:
-    """A 400 in the API's error shape (or a 409 when the input collides with a row, e.g. a frozen price)."""
+    """A 400 in the API's error shape (or a 409 when the input collides with a row, e.g. a frozen price, or an
+    external_id an earlier walk step recorded with other content)."""
     code = response.json().get("code")
-    return (response.status_code, code) in {(400, "invalid"), (400, "parse_error"), (409, "conflict")}
+    return (response.status_code, code) in {
+        (400, "invalid"),
+        (400, "parse_error"),
+        (409, "conflict"),
+        (409, "external_id_conflict"),
+    }
 
 
 # --- Tests: the API ---------------------------------------------------------------------------------

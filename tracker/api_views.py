@@ -17,6 +17,7 @@ from tracker.api import (
     TransitionErrorSerializer,
     rate_limit_headers,
 )
+from tracker.api_conditional import ConditionalMixin, IdempotentMixin
 from tracker.exceptions import ValidationFailed
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class ApiAutoSchema(AutoSchema):
         return dict(sorted(responses.items()))
 
 
-class ScopedViewSet(viewsets.GenericViewSet):
+class ScopedViewSet(IdempotentMixin, ConditionalMixin, viewsets.GenericViewSet):
     """A viewset whose rows come from a selector scoped to the caller (others' rows answer 404).
 
     `create_serializer_class` describes the body of a create when it accepts more (the parent).

@@ -44,6 +44,13 @@ class Conflict(DomainError):
     default_code = "conflict"
 
 
+class Unprocessable(DomainError):
+    """Well-formed input the operation cannot take as it is (e.g. an idempotency key reused with another body)."""
+
+    status_code = 422
+    default_code = "unprocessable"
+
+
 class TooManyRequests(DomainError):
     """A rate limit refused the operation; retry after `retry_after` seconds."""
 

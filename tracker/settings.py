@@ -306,6 +306,10 @@ SEARCH_MAX_TERM_LENGTH = env.int("SEARCH_MAX_TERM_LENGTH", default=100)
 # Incremental sync: a cursor page serves rows up to the start of the oldest open transaction, less this
 # allowance for the app servers' clocks against the database's (docs/api.md, "Integrations").
 API_SYNC_CLOCK_MARGIN_SECONDS = env.float("API_SYNC_CLOCK_MARGIN_SECONDS", default=2.0)
+# Idempotency-Key (docs/api.md, "Idempotency keys"): hours a key and its stored answer are kept; seconds after
+# which a claim whose request never answered (its server died) may be taken by a retry: above GUNICORN_TIMEOUT.
+API_IDEMPOTENCY_KEY_HOURS = env.int("API_IDEMPOTENCY_KEY_HOURS", default=24)
+API_IDEMPOTENCY_LOCK_SECONDS = env.int("API_IDEMPOTENCY_LOCK_SECONDS", default=120)
 SPECTACULAR_SETTINGS = {
     "TITLE": "LLMOps Tracker API",
     "VERSION": "1.0.0",
@@ -317,6 +321,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Idempotency-Key on POSTs, ETag/If-None-Match/304 on JSON GETs (tracker/api_conditional.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tracker.api_conditional.document_conditional_requests",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ProviderEnum": "ops.models.Provider",
         "ModelProviderEnum": "ops.models.ModelProvider",

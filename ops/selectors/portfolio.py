@@ -252,12 +252,13 @@ class BudgetStatus:
 
     def as_fields(self) -> dict[str, object]:
         """Return the status under the names the API and the status report share (money as strings)."""
+        used_pct = self.used_pct
         return {
             "budget_period_start": self.period_start.isoformat(),
             "budget_period_end": self.period_end.isoformat(),
             "budget_amount": money_field(self.amount),
             "budget_spend": money_field(self.spend),
-            "budget_used_pct": None if self.used_pct is None else str(self.used_pct),
+            "budget_used_pct": None if used_pct is None else str(used_pct),
             "budget_forecast": str(self.forecast),
             "over_budget": self.over_budget,
             "over_tolerance": self.over_tolerance,

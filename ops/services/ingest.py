@@ -27,7 +27,7 @@ from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require
-from tracker.exceptions import NotPermitted, ValidationFailed
+from tracker.exceptions import Conflict, NotPermitted, ValidationFailed
 
 MAX_ROWS = 10_000
 MAX_BIGINT = 2**63 - 1
@@ -243,20 +243,36 @@ def _projects(rows: list[dict[str, Any]], by: AbstractBaseUser) -> dict[int, Pro
     return projects
 
 
-def _split_existing(rows: list[dict[str, Any]]) -> tuple[list[int], list[dict[str, Any]]]:
-    """Return the indexes of rows to create and the rows whose external id is already recorded."""
+def _split_existing(
+    rows: list[dict[str, Any]], spec: Mapping[str, tuple[Parser, bool]]
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """Return the indexes of rows to create and the rows whose external id is already recorded as sent.
+
+    A row resending a recorded external id with other content (any field of `spec` the caller sends)
+    is a 409 naming each such row and field: silently keeping the old entry would lose the change.
+    """
     seen, errors = _repeats(rows)
     if errors:
         _refuse(errors)
+    compared = [name for name in spec if name not in ("project", "external_id")]
     recorded = {
-        (project_id, external_id): pk
-        for project_id, external_id, pk in _recorded(seen)
+        (project_id, external_id): (pk, dict(zip(compared, values, strict=True)))
+        for project_id, external_id, pk, *values in _recorded(seen, compared)
         if (project_id, external_id) in seen
     }
-    existing = [
-        {"index": seen[key], "external_id": key[1], "id": pk}
-        for key, pk in sorted(recorded.items(), key=lambda item: seen[item[0]])
-    ]
+    existing = []
+    for key, (pk, stored) in sorted(recorded.items(), key=lambda item: seen[item[0]]):
+        index = seen[key]
+        differing = [name for name in compared if _sent(rows[index], name) != stored[name]]
+        if differing:
+            errors[f"entries.{index}.external_id"] = [f"Recorded as entry {pk} with another {', '.join(differing)}."]
+        existing.append({"index": index, "external_id": key[1], "id": pk})
+    if errors:
+        raise Conflict(
+            f"Entries resend a recorded external_id with other content: {len(errors)}; nothing was recorded.",
+            errors=errors,
+            code="external_id_conflict",
+        )
     known = {item["index"] for item in existing}
     return [i for i in range(len(rows)) if i not in known], existing
 
@@ -278,22 +294,30 @@ def _repeats(
     return seen, errors
 
 
-def _recorded(keys: Collection[tuple[int, str]]) -> Iterable[tuple[int, str, int]]:
-    """Return (project id, external id, entry id) of the entries recorded under any of these projects and ids."""
+def _sent(row: dict[str, Any], name: str) -> Any:
+    """Return what the row sets `name` to: its value, or the column's default when the row leaves it out."""
+    return row[name] if name in row else CostEntry._meta.get_field(name).get_default()
+
+
+def _recorded(keys: Collection[tuple[int, str]], columns: Sequence[str]) -> Iterable[tuple[Any, ...]]:
+    """Return (project id, external id, entry id, *columns) of the entries recorded under these projects and ids."""
     if not keys:
         return []
     project_ids = sorted({project for project, _ in keys})
     external_ids = sorted({external_id for _, external_id in keys})
     if not _on_postgresql():
         return CostEntry.objects.filter(project_id__in=project_ids, external_id__in=external_ids).values_list(
-            "project_id", "external_id", "pk"
+            "project_id", "external_id", "pk", *columns
         )
-    # Two array parameters: the ORM would compile 10,000 IN parameters one by one. The table name
-    # comes from model metadata.
-    table = connection.ops.quote_name(CostEntry._meta.db_table)
+    # Two array parameters: the ORM would compile 10,000 IN parameters one by one. The table and column
+    # names come from model metadata.
+    quote = connection.ops.quote_name
+    table = quote(CostEntry._meta.db_table)
+    selected = "".join(f", {quote(CostEntry._meta.get_field(name).column)}" for name in columns)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT project_id, external_id, id FROM {table} WHERE project_id = ANY(%s) AND external_id = ANY(%s)",  # nosec B608
+            f"SELECT project_id, external_id, id{selected} FROM {table}"  # nosec B608
+            " WHERE project_id = ANY(%s) AND external_id = ANY(%s)",
             [project_ids, external_ids],
         )
         return cursor.fetchall()
@@ -362,10 +386,10 @@ def _copy(values: list[dict[str, Any]], projects: dict[int, Project], per_row_hi
 
 @transaction.atomic
 def cost_entries_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
-    """Record up to 10,000 costs at once (contributors and up); resent external ids create nothing."""
+    """Record up to 10,000 costs at once (contributors and up); external ids resent as recorded create nothing."""
     rows = _parse_rows(entries, COST_ROW)
     projects = _projects(rows, by)
-    to_create, existing = _split_existing(rows)
+    to_create, existing = _split_existing(rows, COST_ROW)
     created = _insert(rows, to_create, by, projects, per_row_history=True, source=CostSource.API)
     return IngestResult(created_ids=created, existing=existing)
 
@@ -390,7 +414,10 @@ def cost_entries_check(*, entries: Any) -> CostBatchCheck:
     _, repeated = _repeats(rows, skip=bad)
     if errors or repeated:
         return CostBatchCheck(rows=rows, errors=errors | repeated)
-    _, existing = _split_existing(rows)
+    try:
+        _, existing = _split_existing(rows, COST_ROW)
+    except Conflict as conflict:  # a recorded external id sent with other content: an error of its row
+        return CostBatchCheck(rows=rows, errors=conflict.errors)
     return CostBatchCheck(rows=rows, errors={}, existing=existing)
 
 
@@ -411,7 +438,7 @@ def cost_entries_import(*, organization: Organization, by: AbstractBaseUser, ent
     }
     if errors:
         _refuse(errors)
-    to_create, existing = _split_existing(rows)
+    to_create, existing = _split_existing(rows, COST_ROW)
     created = _insert(rows, to_create, by, projects, per_row_history=False, source=CostSource.IMPORT)
     if created:
         with audit.audit_actor(by):
@@ -466,7 +493,7 @@ def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
         row["price_id"] = price.pk
     if errors:
         _refuse(errors)
-    to_create, existing = _split_existing(rows)
+    to_create, existing = _split_existing(rows, USAGE_ROW)
     created = _insert(
         rows, to_create, by, projects, per_row_history=False, source=CostSource.USAGE, category=CostCategory.INFERENCE
     )

@@ -270,6 +270,7 @@ class ApiTokenViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMixin, 
     search_fields = ["name"]
     ordering_fields = ["created_at", "expires_at", "last_used_at", "name"]
     service_tokens_refused = True
+    idempotency_withheld_fields = frozenset({"key"})  # shown once, never stored: a replayed create omits it
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = _reauthenticated(self, request)
@@ -304,6 +305,7 @@ class ServiceTokenViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMix
     search_fields = ["name"]
     ordering_fields = ["created_at", "expires_at", "last_used_at", "name"]
     service_tokens_refused = True
+    idempotency_withheld_fields = frozenset({"key"})  # shown once, never stored: a replayed create omits it
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         token, key = services.service_token_create(by=request.user, **_reauthenticated(self, request))
