@@ -260,7 +260,7 @@ def test_report_rows_read_the_same_gates_as_the_single_project_check():
     RiskAssessment.objects.create(risk=privacy, assessed_at=at(1), likelihood=5, impact=5)
     bare = ProjectFactory(organization=org, stage=Stage.EVALUATION, ai_act_tier="high")
     idle = ProjectFactory(organization=org, stage=Stage.DEVELOPMENT)
-    rows = {p.pk: p for p in _project_rows(org.projects.all(), at(9, 0))}
+    rows = {p.pk: p for p in _project_rows(org.projects.all(), at(9, 0).date(), at(9, 0))}
     for project in (ready, bare, idle):
         following = Stage.following(project.stage)
         expected = (
