@@ -298,7 +298,8 @@ def _snapshot_day(*, start: str | None, end: str, last: bool) -> Subquery:
 
 def _snapshot_value(column: str, *, day: str) -> Coalesce:
     """Return the project's snapshot `column` on the day annotated as `day` (0 without a row)."""
-    row = SpendSnapshot.objects.filter(project=OuterRef("pk"), date=OuterRef(day)).values(column)
+    # No ordering: the model's default (by project, i.e. its name) would join and sort the project per row.
+    row = SpendSnapshot.objects.filter(project=OuterRef("pk"), date=OuterRef(day)).order_by().values(column)
     return Coalesce(Subquery(row), Value(0), output_field=MONEY if column == "spend_to_date" else COUNT)
 
 
