@@ -82,14 +82,20 @@ class Stage(models.TextChoices):
 
     @classmethod
     def order(cls, stage: str) -> int:
-        return list(cls.values).index(stage)
+        return STAGE_ORDER[stage]
 
     @classmethod
     def following(cls, stage: str) -> str | None:
         """Return the stage a project moves forward to from `stage` (none from production or retired)."""
         if stage in (cls.PRODUCTION, cls.RETIRED):
             return None
-        return cls.values[cls.order(stage) + 1]
+        return STAGES[STAGE_ORDER[stage] + 1]
+
+
+# The lifecycle in order, computed once: `Stage.values` builds its list on every access, and the report and
+# the dashboard ask for the next stage of every project.
+STAGES = tuple(Stage.values)
+STAGE_ORDER = {stage: i for i, stage in enumerate(STAGES)}
 
 
 class Health(models.TextChoices):

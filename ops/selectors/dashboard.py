@@ -35,7 +35,6 @@ from ops.selectors.portfolio import (
     status_stale,
     with_budget_status,
     with_overdue_reviews,
-    with_spend_to_date,
 )
 from projects.gates import gates_annotate, gates_unmet
 from projects.models import Health, Organization, Project, Stage
@@ -168,9 +167,10 @@ def projects_needing_attention(*, user: AbstractBaseUser, organization: Organiza
     """
     today = organization_today(organization)
     projects = project_list(user=user).filter(organization=organization, archived=False).exclude(stage=Stage.RETIRED)
-    rows = gates_annotate(
-        with_overdue_reviews(with_budget_status(with_spend_to_date(projects, as_of=today), as_of=today), as_of=today)
-    ).order_by("name", "pk")
+    # Only the figures the reasons need: spend to date is not one of them.
+    rows = gates_annotate(with_overdue_reviews(with_budget_status(projects, as_of=today), as_of=today)).order_by(
+        "name", "pk"
+    )
     needing = []
     for row in rows:
         row.budget = budget_status_of(row)

@@ -57,6 +57,7 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
+    FilteredRelation,
     Func,
     IntegerField,
     Max,
@@ -317,7 +318,8 @@ def _snapshot_day(*, start: str | None, end: str, last: bool) -> Subquery:
 
 def _snapshot_value(column: str, *, day: str) -> Coalesce:
     """Return the project's snapshot `column` on the day annotated as `day` (0 without a row)."""
-    row = SpendSnapshot.objects.filter(project=OuterRef("pk"), date=OuterRef(day)).values(column)
+    # No ordering: the model's default (by project, i.e. its name) would join and sort the project per row.
+    row = SpendSnapshot.objects.filter(project=OuterRef("pk"), date=OuterRef(day)).order_by().values(column)
     return Coalesce(Subquery(row), Value(0), output_field=MONEY if column == "spend_to_date" else COUNT)
 
 
@@ -353,6 +355,11 @@ def _span_spend(*, start: str | None, end: str, first: str | None, last: str) ->
     return spend, unpriced
 
 
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    """Return the days from `first` to `last`, both included (none when `last` is before `first`)."""
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
 def monthly_spend(*, projects: QuerySet[Project], months: list[tuple[dt.date, dt.date]]) -> dict[dt.date, Spend]:
     """Return the projects' priced spend and unpriced entries in each month (its first and last day), by its first day.
 
@@ -384,15 +391,17 @@ def monthly_spend(*, projects: QuerySet[Project], months: list[tuple[dt.date, dt
     # Without a snapshot in the months, an organization's entries are all summed live.
     live = ~Q(project__organization__in=list(bounds)) & Q(date__range=(months[0][0], months[-1][1]))
     for organization, row in bounds.items():
+        # The days no snapshot difference covers, listed (with daily snapshots, each month's first day and the
+        # days after its last snapshot): an index probe per project and day, not a range test of every entry.
+        live_days: list[dt.date] = []
         for i, (start, end) in enumerate(months):
             first, last = row[f"first_{i}"], row[f"last_{i}"]
             if first is None:
-                live |= Q(project__organization=organization, date__range=(start, end))
+                live_days += _days(start, end)
                 continue
             spend[start] += snapshots.get((organization, last), Spend()) - snapshots.get((organization, first), Spend())
-            live |= Q(project__organization=organization) & (
-                Q(date__range=(start, first)) | Q(date__gt=last, date__lte=end)
-            )
+            live_days += _days(start, first) + _days(last + dt.timedelta(days=1), end)
+        live |= Q(project__organization=organization, date__in=live_days)
     for row in (
         CostEntry.objects.filter(live, project__in=scope)
         .annotate(month=TruncMonth("date"))
@@ -415,16 +424,20 @@ def with_budget_status(projects: QuerySet[Project], *, as_of: dt.date | None = N
         period_start__lte=OuterRef("budget_as_of"),
         period_end__gte=OuterRef("budget_as_of"),
     ).order_by(*COVERING_ORDER)
-
-    def pick(column: str) -> Subquery:
-        return Subquery(covering.values(column)[:1])
-
-    projects = projects.annotate(budget_as_of=_as_of_expression(as_of)).annotate(
-        budget_id=pick("pk"),
-        budget_period_start=pick("period_start"),
-        budget_period_end=pick("period_end"),
-        budget_amount=pick("amount"),
-        budget_tolerance_pct=pick("tolerance_pct"),
+    # The covering budget is joined once and its columns read from the join: a subquery per column would be
+    # repeated inside every spend term below that reads the period start (PostgreSQL does not share them).
+    projects = (
+        projects.annotate(budget_as_of=_as_of_expression(as_of))
+        .annotate(
+            covering_budget=FilteredRelation("budgets", condition=Q(budgets__pk=Subquery(covering.values("pk")[:1])))
+        )
+        .annotate(
+            budget_id=F("covering_budget__id"),
+            budget_period_start=F("covering_budget__period_start"),
+            budget_period_end=F("covering_budget__period_end"),
+            budget_amount=F("covering_budget__amount"),
+            budget_tolerance_pct=F("covering_budget__tolerance_pct"),
+        )
     )
     span = {"start": "budget_period_start", "end": "budget_as_of"}
     projects = projects.annotate(

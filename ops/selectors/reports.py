@@ -124,8 +124,9 @@ PROJECT_COLUMNS = [
 ]
 
 
-def _project_rows(projects: QuerySet[Project], end_dt: dt.datetime) -> QuerySet[Project]:
-    """Annotate each project with its stage as of the end of the period and every registered gate (one query).
+def _project_rows(projects: QuerySet[Project], end: dt.date, end_dt: dt.datetime) -> QuerySet[Project]:
+    """Annotate each project with its stage as of the end of the period, every registered gate and whether a
+    risk review is overdue by then (one query).
 
     Every annotation is an index lookup per project (stage transitions by project and time, one
     probe per gate), so the query costs a few lookups per project whatever the history behind it.
@@ -133,7 +134,7 @@ def _project_rows(projects: QuerySet[Project], end_dt: dt.datetime) -> QuerySet[
     before = StageTransition.objects.filter(project=OuterRef("pk"), at__lt=end_dt).order_by("-at", "-id")
     after = StageTransition.objects.filter(project=OuterRef("pk"), at__gte=end_dt).order_by("at", "id")
     return (
-        gates_annotate(projects)
+        with_overdue_reviews(gates_annotate(projects), as_of=end)
         .order_by("name", "pk")
         .only(*PROJECT_COLUMNS)
         .annotate(
@@ -212,7 +213,7 @@ def status_report_data(
     projects = _scoped_projects(organization, project, end_dt)
     # Each step commits an UPDATE of the report row: a few, each before the queries that take the time.
     on_step(10, "Projects, budgets and costs")
-    rows = list(_project_rows(projects, end_dt).annotate(**energy_annotations(start=start_dt, end=end_dt)))
+    rows = list(_project_rows(projects, period_end, end_dt).annotate(**energy_annotations(start=start_dt, end=end_dt)))
     # The rules read as of the period's last day: budget status, spend to date, metrics, stale status.
     costs = cost_figures(projects=projects, as_of=period_end, period_start=period_start)
     on_step(60, "Status history, metrics, risks and infrastructure")
@@ -225,9 +226,6 @@ def status_report_data(
             {"from": move.from_stage, "to": move.to_stage, "at": move.at.astimezone(organization.tzinfo).isoformat()}
         )
     metrics = latest_metrics_by_project(projects=projects, as_of=period_end)
-    overdue = set(
-        with_overdue_reviews(projects, as_of=period_end).filter(overdue_reviews=True).values_list("pk", flat=True)
-    )
     # Portfolio-wide risks (no project) count in the organization's totals, not in a project report.
     scope = Q(project__in=projects.values("pk")) if project else Q(project__in=projects.values("pk")) | Q(project=None)
     risk_rows = list(
@@ -297,7 +295,7 @@ def status_report_data(
             health=health,
             over_budget=section["over_budget"],
             stale=stale,
-            overdue_reviews=p.pk in overdue,
+            overdue_reviews=p.overdue_reviews,
             unmet_gates=section["unmet_gates"],
         )
         if reasons and p.stage_asof != Stage.RETIRED:
@@ -342,38 +340,56 @@ def status_report_data(
     }
 
 
-def _risk_row(risk: Risk, tz: Any) -> dict[str, Any]:
+# A listed risk's columns, read as values (a report stores a few fields, so no model is built or joined row
+# compiled whole): the risk's own, its project's name and its owner's username.
+RISK_FIELDS = (
+    "id",
+    "title",
+    "project_id",
+    "project__name",
+    "category",
+    "likelihood",
+    "impact",
+    "score",
+    "severity",
+    "status",
+    "owner__username",
+    "next_review_date",
+    "signal_rule",
+    "created_at",
+)
+
+
+def _risk_row(risk: dict[str, Any], tz: Any) -> dict[str, Any]:
+    """Return a report's row of a risk read with `RISK_FIELDS`."""
     return {
-        "id": risk.pk,
-        "title": risk.title,
-        "project_id": risk.project_id,
-        "project": risk.project.name if risk.project else "",
-        "category": risk.category,
-        "likelihood": risk.likelihood,
-        "impact": risk.impact,
-        "score": risk.score,
-        "severity": risk.severity,
-        "status": risk.status,
-        "owner": risk.owner.get_username() if risk.owner else "",
-        "next_review_date": risk.next_review_date.isoformat() if risk.next_review_date else None,
-        "signal_rule": risk.signal_rule,
-        "created_at": risk.created_at.astimezone(tz).isoformat(),
+        "id": risk["id"],
+        "title": risk["title"],
+        "project_id": risk["project_id"],
+        "project": risk["project__name"] or "",
+        "category": risk["category"],
+        "likelihood": risk["likelihood"],
+        "impact": risk["impact"],
+        "score": risk["score"],
+        "severity": risk["severity"],
+        "status": risk["status"],
+        "owner": risk["owner__username"] or "",
+        "next_review_date": risk["next_review_date"].isoformat() if risk["next_review_date"] else None,
+        "signal_rule": risk["signal_rule"],
+        "created_at": risk["created_at"].astimezone(tz).isoformat(),
     }
 
 
-def _risk_list(queryset: QuerySet[Risk], tz: Any, **extra: Any) -> dict[str, Any]:
-    """Return the first REPORT_LIST_LIMIT rows and the exact count, in one query (a window count)."""
+def _risk_list(queryset: QuerySet[Risk], tz: Any, *extra: str) -> dict[str, Any]:
+    """Return the first REPORT_LIST_LIMIT rows and the exact count, in one query (a window count).
+
+    `extra` names annotations of `queryset` each row also carries.
+    """
     rows = list(
-        queryset.select_related("project", "owner").annotate(total=Window(Count("pk")), **extra)[
-            : settings.REPORT_LIST_LIMIT
-        ]
+        queryset.annotate(total=Window(Count("pk"))).values(*RISK_FIELDS, *extra, "total")[: settings.REPORT_LIST_LIMIT]
     )
-    items = []
-    for risk in rows:
-        item = _risk_row(risk, tz)
-        item.update({name: getattr(risk, name) for name in extra})
-        items.append(item)
-    return {"count": rows[0].total if rows else 0, "items": items}
+    items = [_risk_row(risk, tz) | {name: risk[name] for name in extra} for risk in rows]
+    return {"count": rows[0]["total"] if rows else 0, "items": items}
 
 
 def risk_report_data(
@@ -420,7 +436,7 @@ def risk_report_data(
         )
         .order_by("-max_score", "project__name")
     ]
-    top = [_risk_row(r, tz) for r in active.select_related("project", "owner").order_by("-score", "-impact", "pk")[:10]]
+    top = [_risk_row(r, tz) for r in active.order_by("-score", "-impact", "pk").values(*RISK_FIELDS)[:10]]
     # Only risks reassessed in the period can have escalated: filtering on them first (a semi-join on
     # the assessments of the period) keeps the three score lookups to those few risks.
     reassessed = RiskAssessment.objects.filter(
@@ -445,7 +461,7 @@ def risk_report_data(
     )
     lists = {
         "new": _risk_list(risks.filter(**in_period).order_by("-score", "pk"), tz),
-        "escalated": _risk_list(escalated, tz, score_before=F("score_before"), score_after=F("score_after")),
+        "escalated": _risk_list(escalated, tz, "score_before", "score_after"),
     }
     on_step(50, "Changes in the period, overdue reviews and signals")
     lists |= {
