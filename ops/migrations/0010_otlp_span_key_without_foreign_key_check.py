@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ops', '0008_provider_price_key_report_revised'),
+        ('ops', '0009_energy_runs_cost_import_source'),
         ('projects', '0010_project_otel_service_names'),
     ]
 
