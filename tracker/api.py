@@ -126,9 +126,11 @@ class ErrorSerializer(serializers.Serializer):
 
 def _error_serializer(name: str, doc: str, codes: list[ErrorCode], base: type = ErrorSerializer, **fields: Any) -> type:
     """An error component whose `code` lists only the codes its status carries (a closed enum per status)."""
-    code = extend_schema_field({"type": "string", "enum": [str(c) for c in codes]})(
-        serializers.CharField(help_text="; ".join(f"`{c}`: {c.label}" for c in codes))
+    # Annotated on a class of its own: DRF copies field instances by their arguments, losing an annotation.
+    field_class = extend_schema_field({"type": "string", "enum": [str(c) for c in codes]})(
+        type(f"{name}Code", (serializers.CharField,), {})
     )
+    code = field_class(help_text="; ".join(f"`{c}`: {c.label}" for c in codes))
     return type(f"{name}Serializer", (base,), {"__doc__": doc, "__module__": __name__, "code": code, **fields})
 
 

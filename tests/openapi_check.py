@@ -1,0 +1,78 @@
+"""Every answer the suite's API tests receive is checked against the OpenAPI schema, with openapi-core.
+
+`api_responses_match_schema` (autouse: the root conftest.py loads this module as a plugin) wraps Django's
+test client, which DRF's APIClient goes through too: each answer to an `/api/v1/` path that the schema
+documents is validated (status, headers, body) against the schema the app serves. The schema is built once
+per session, on the first API answer. An answer the schema does not cover fails the test that received it.
+"""
+
+from collections.abc import Iterator
+from functools import cache
+
+import pytest
+from django.test.client import Client
+from openapi_core import Config, OpenAPI
+from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIResponse
+from openapi_core.exceptions import OpenAPIError
+from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
+from openapi_core.validation.response.exceptions import MissingData
+
+API_PREFIX = "/api/v1/"
+
+
+@cache
+def api_schema() -> dict:
+    """Return the app's own schema, as /api/schema/ serves it (do not change it: it is built once)."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+@cache
+def api_spec() -> OpenAPI:
+    """Return the app's schema ready for openapi-core (tests/test_api_schema.py validates the schema itself)."""
+    return OpenAPI.from_dict(api_schema(), config=Config(spec_validator_cls=None))
+
+
+class ConcreteRequest(DjangoOpenAPIRequest):
+    """The request as the test sent it: openapi-core matches its path against the schema's templates.
+
+    (Django's own route is a router regex with `pk`, where the schema says `{id}`.)
+    """
+
+    @property
+    def path_pattern(self) -> None:
+        return None
+
+
+def response_check(response) -> None:
+    """Raise when an API answer is not what the schema says its operation answers."""
+    request = getattr(response, "wsgi_request", None)
+    if request is None or not request.path.startswith(API_PREFIX):
+        return
+    try:
+        api_spec().validate_response(ConcreteRequest(request), DjangoOpenAPIResponse(response))
+    except (PathNotFound, OperationNotFound):
+        return  # not an operation of the schema (an unknown path's JSON 404, a method a path does not take)
+    except OpenAPIError as exc:
+        if isinstance(exc, MissingData) and response.streaming:
+            return  # an export of no rows: an empty file
+        body = b"" if response.streaming else response.content[:500]
+        raise AssertionError(
+            f"{request.method} {request.get_full_path()} answered {response.status_code} off the schema: "
+            f"{type(exc).__name__}: {exc.__cause__ or exc} — {body!r}"
+        ) from exc
+
+
+@pytest.fixture(autouse=True)
+def api_responses_match_schema(monkeypatch) -> Iterator[None]:
+    """Validate every answer to an /api/v1/ path received through the test clients against the schema."""
+    request = Client.request
+
+    def checked(self, **kwargs):
+        response = request(self, **kwargs)
+        response_check(response)
+        return response
+
+    monkeypatch.setattr(Client, "request", checked)
+    yield
