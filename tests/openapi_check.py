@@ -31,7 +31,13 @@ def api_schema() -> dict:
 @cache
 def api_spec() -> OpenAPI:
     """Return the app's schema ready for openapi-core (tests/test_api_schema.py validates the schema itself)."""
-    return OpenAPI.from_dict(api_schema(), config=Config(spec_validator_cls=None))
+    # The exports are text (the schema says string): openapi-core reads only JSON and forms itself.
+    text = {media_type: _text for media_type in ("text/csv", "application/x-ndjson")}
+    return OpenAPI.from_dict(api_schema(), config=Config(spec_validator_cls=None, extra_media_type_deserializers=text))
+
+
+def _text(data: bytes | str, charset: str = "utf-8", **parameters: str) -> str:
+    return data.decode(charset) if isinstance(data, bytes) else data
 
 
 class ConcreteRequest(DjangoOpenAPIRequest):
@@ -43,6 +49,10 @@ class ConcreteRequest(DjangoOpenAPIRequest):
     @property
     def path_pattern(self) -> None:
         return None
+
+    @property
+    def body(self) -> bytes:
+        return b""  # not needed to check the answer, and past the size limit unreadable (413)
 
 
 def response_check(response) -> None:

@@ -180,7 +180,7 @@ ERROR_RESPONSES: dict[int, ErrorResponse] = {
         error_body("Authentication credentials were not provided.", E.NOT_AUTHENTICATED),
     ),
     403: ErrorResponse(
-        _error_serializer("PermissionError", "A 403.", [E.PERMISSION_DENIED]),
+        _error_serializer("ForbiddenError", "A 403.", [E.PERMISSION_DENIED]),
         "The caller's role or token scope does not allow it.",
         error_body("This needs the manager role in Acme.", E.PERMISSION_DENIED),
     ),

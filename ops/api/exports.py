@@ -87,11 +87,8 @@ def export_schema(export: Export):
                 OpenApiParameter(FORMAT_PARAM, str, enum=formats, default=ExportFormat.CSV, description="File format.")
             ],
             responses={
-                # A file, as OpenAPI 3.0 describes one (typed clients hand it over as bytes).
-                (200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="CSV with a header row."),
-                (200, "application/x-ndjson"): OpenApiResponse(
-                    OpenApiTypes.BINARY, description="One JSON object a line."
-                ),
+                (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV with a header row."),
+                (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR, description="One JSON object a line."),
             },
         )
     )
