@@ -183,6 +183,13 @@ def test_aliases_carry_the_same_creator(org, project, manager):
 
 
 @pytest.mark.django_db
+def test_the_schema_is_served_as_json(client):
+    response = client.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    assert json.loads(response.content)["components"]["headers"]["X-Request-ID"]
+
+
+@pytest.mark.django_db
 def test_a_body_over_the_limit_is_a_413_in_the_error_shape(org, settings):
     settings.MAX_REQUEST_BODY_BYTES = 100
     client = as_role(org)
