@@ -33,7 +33,24 @@ def api_spec() -> OpenAPI:
     """Return the app's schema ready for openapi-core (tests/test_api_schema.py validates the schema itself)."""
     # The exports are text (the schema says string): openapi-core reads only JSON and forms itself.
     text = {media_type: _text for media_type in ("text/csv", "application/x-ndjson")}
-    return OpenAPI.from_dict(api_schema(), config=Config(spec_validator_cls=None, extra_media_type_deserializers=text))
+    schema = api_schema()
+    # References resolved once here: openapi-core resolving each one per answer took half of its time.
+    inlined = {**schema, "paths": _inline(schema["paths"], schema)}
+    return OpenAPI.from_dict(inlined, config=Config(spec_validator_cls=None, extra_media_type_deserializers=text))
+
+
+def _inline(node: object, root: dict) -> object:
+    """Return `node` with every local `$ref` replaced by what it points to (the schema has no cycles)."""
+    if isinstance(node, dict):
+        if set(node) == {"$ref"}:
+            target = root
+            for part in node["$ref"].removeprefix("#/").split("/"):
+                target = target[part]
+            return _inline(target, root)
+        return {key: _inline(value, root) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline(value, root) for value in node]
+    return node
 
 
 def _text(data: bytes | str, charset: str = "utf-8", **parameters: str) -> str:

@@ -166,6 +166,7 @@ QueueUnavailableSerializer = _error_serializer(
         required=False, help_text="With queue_unavailable: the saved report's id, to follow at /api/v1/reports/{id}/."
     ),
 )
+# A 405 (a method the path does not take) belongs to no operation: OpenAPI has nowhere to list it.
 ERROR_RESPONSES: dict[int, ErrorResponse] = {
     400: ErrorResponse(
         ValidationErrorSerializer,
@@ -188,11 +189,6 @@ ERROR_RESPONSES: dict[int, ErrorResponse] = {
         _error_serializer("NotFoundError", "A 404.", [E.NOT_FOUND]),
         "Unknown, or another organization's (the same answer, on purpose), or a page past the last.",
         error_body("Not found.", E.NOT_FOUND),
-    ),
-    405: ErrorResponse(
-        _error_serializer("MethodNotAllowedError", "A 405.", [E.METHOD_NOT_ALLOWED]),
-        "The path does not take this method.",
-        error_body('Method "PUT" not allowed.', E.METHOD_NOT_ALLOWED),
     ),
     406: ErrorResponse(
         _error_serializer("NotAcceptableError", "A 406.", [E.NOT_ACCEPTABLE]),
