@@ -60,8 +60,12 @@ services:
 browser-deps:
 	@TEST_DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) scripts/services.sh --browser
 
+# Node tools of the test suite (Spectral lints the OpenAPI schema), pinned in package-lock.json.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
 ## test: the services and the browser first (a clear stop when they cannot be had), lint, then the whole suite
-test: browser-deps lint
+test: browser-deps lint node_modules/.package-lock.json
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## bench: performance figures on PostgreSQL (not a test): ratios, query counts, a 60 s load test (docs/bench.md)

@@ -136,7 +136,6 @@ class ConditionalMixin:
 
 # --- Schema -------------------------------------------------------------------------------------
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
 _IDEMPOTENCY_PARAMETER = {
     "name": IDEMPOTENCY_HEADER,
     "in": "header",
@@ -170,22 +169,8 @@ _NOT_MODIFIED = {"description": "Not modified: the If-None-Match tag still match
 
 def document_conditional_requests(result, generator, request, public):
     """drf-spectacular postprocessing hook: Idempotency-Key on every POST, ETag/If-None-Match on JSON GETs."""
-    from projects.idempotency import IN_USE, REUSED
+    from projects.idempotency import IN_USE
 
-    reused = {
-        "description": "The Idempotency-Key was used with another request body.",
-        "content": {
-            "application/json": {
-                "schema": _ERROR,
-                "examples": {
-                    "IdempotencyKeyReused": {
-                        "summary": "Idempotency key reused",
-                        "value": {"detail": REUSED, "code": "idempotency_key_reused", "errors": {}},
-                    }
-                },
-            }
-        },
-    }
     in_use = {
         "summary": "Idempotency key in use",
         "value": {"detail": IN_USE, "code": "idempotency_key_in_use", "errors": {}},
@@ -198,7 +183,6 @@ def document_conditional_requests(result, generator, request, public):
                 for code, response in responses.items():
                     if code[0] in "24":
                         response.setdefault("headers", {})[REPLAYED_HEADER] = copy.deepcopy(_REPLAYED_HEADER)
-                responses.setdefault("422", copy.deepcopy(reused))
                 conflict = responses.get("409", {}).get("content", {}).get("application/json")
                 if conflict is not None:
                     conflict.setdefault("examples", {})["IdempotencyKeyInUse"] = copy.deepcopy(in_use)

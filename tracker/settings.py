@@ -321,9 +321,14 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    # Idempotency-Key on POSTs, ETag/If-None-Match/304 on JSON GETs (tracker/api_conditional.py).
+    # Relative: the server that serves the schema (at /api/schema/) serves the API.
+    "SERVERS": [{"url": "/", "description": "The server that serves this schema."}],
+    "CONTACT": {"name": "LLMOps Tracker maintainers"},
+    # The shared headers and the tags (tracker/api_views.py), after drf-spectacular's own enum naming;
+    # then Idempotency-Key on POSTs, ETag/If-None-Match/304 on JSON GETs (tracker/api_conditional.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "tracker.api_views.schema_postprocess",
         "tracker.api_conditional.document_conditional_requests",
     ],
     "ENUM_NAME_OVERRIDES": {
@@ -335,6 +340,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "projects.models.Role",
         "RiskStatusEnum": "ops.models.RiskStatus",
         "SeverityEnum": "ops.models.Severity",
+        "SignalRuleEnum": "ops.models.SignalRule",
         "RiskCategoryEnum": "ops.models.RiskCategory",
         "CostSourceEnum": "ops.models.CostSource",
         "RiskSourceEnum": "ops.models.RiskSource",

@@ -17,11 +17,13 @@ from ops.models import (
     ReportKind,
     ReportState,
     Risk,
+    Severity,
+    SignalRule,
 )
 from ops.providers import known_provider
 from ops.services.ingest import MAX_ROWS
 from projects.api.serializers import organization_field, project_field, user_field
-from tracker.api import StrictModelSerializer, StrictSerializer
+from tracker.api import StrictModelSerializer, StrictSerializer, creator_field
 
 
 class ProviderField(serializers.ChoiceField):
@@ -96,7 +98,11 @@ class BudgetCreateSerializer(BudgetSerializer):
 
 class CostEntrySerializer(StrictModelSerializer):
     amount = serializers.DecimalField(
-        max_digits=14, decimal_places=4, min_value=0, help_text="Null for usage no price covered (see `priced`)."
+        max_digits=14,
+        decimal_places=4,
+        min_value=0,
+        allow_null=True,
+        help_text="Null for usage no price covered (see `priced`); required when you record a cost.",
     )
     provider = serializers.ChoiceField(
         choices=ModelProvider.choices,
@@ -289,6 +295,14 @@ RISK_READ_ONLY = [
 
 class RiskSerializer(StrictModelSerializer):
     owner = user_field(allow_null=True, required=False)
+    # Computed by the database (generated columns): their codes, read-only.
+    severity = serializers.ChoiceField(choices=Severity.choices, read_only=True)
+    signal_rule = serializers.ChoiceField(
+        choices=SignalRule.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="The rule that raised it (signals only).",
+    )
     nist_refs = serializers.ListField(
         child=serializers.ChoiceField(choices=NistGenAIRisk.choices), required=False, max_length=20
     )
@@ -372,7 +386,9 @@ class RiskCloseSerializer(StrictSerializer):
     note = serializers.CharField(max_length=5000, help_text="Why the risk no longer applies.")
 
 
+@extend_schema_serializer(deprecate_fields=["requested_by"])
 class ReportSerializer(StrictModelSerializer):
+    created_by = creator_field("requested_by_id")
     data = serializers.SerializerMethodField(help_text="The report's content, once its state is ready; else null.")
 
     class Meta:
@@ -385,6 +401,7 @@ class ReportSerializer(StrictModelSerializer):
             "period_start",
             "period_end",
             "state",
+            "created_by",
             "requested_by",
             "notify",
             "started_at",
@@ -395,6 +412,7 @@ class ReportSerializer(StrictModelSerializer):
             *TIMESTAMPS,
         ]
         read_only_fields = fields
+        extra_kwargs = {"requested_by": {"help_text": "Deprecated: use created_by."}}
 
     def get_data(self, report: Report) -> dict | None:
         return report.data if report.state == ReportState.READY else None

@@ -42,6 +42,7 @@ from ops.services.reprice import RepricePlan
 from projects.models import Role, TokenScope
 from projects.selectors import audit_history
 from projects.services import membership_require
+from tracker.api import QueueUnavailableSerializer
 from tracker.api_views import AuditEventSerializer, HistoryMixin, ScopedViewSet
 from tracker.exceptions import ValidationFailed
 
@@ -353,7 +354,14 @@ class RiskViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, Histo
     create=extend_schema(
         summary="Request a report (managers): stored pending, built in the background",
         request=ReportRequestSerializer,
-        responses={202: ReportSerializer},
+        responses={
+            202: ReportSerializer,
+            503: OpenApiResponse(
+                QueueUnavailableSerializer,
+                description="`queue_unavailable`: saved pending, but the task queue is down; poll the report by "
+                "`report`, it is built once the queue is back. `statement_timeout`: as on every operation.",
+            ),
+        },
     ),
 )
 class ReportViewSet(*READ, mixins.CreateModelMixin, ScopedViewSet):

@@ -31,7 +31,7 @@ from ops.selectors.portfolio import week_before
 from ops.selectors.reports import BUILDERS, report_headline, report_period
 from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require
-from tracker.exceptions import Conflict, ServiceUnavailable, ValidationFailed
+from tracker.exceptions import Conflict, ErrorCode, ServiceUnavailable, ValidationFailed
 from tracker.formatting import date_range
 from tracker.mail import MailCounts, absolute_link, mail_each, subject_line
 from webhooks.models import EventType
@@ -65,7 +65,9 @@ def _enqueue_build(report_id: int) -> None:
             current_app.signature("ops.report_build", args=[report_id]).delay()
         except KombuOperationalError as exc:
             logger.warning("Could not enqueue report %s, left pending: %s", report_id, exc)
-            raise ServiceUnavailable(QUEUE_UNAVAILABLE, code="queue_unavailable") from exc
+            raise ServiceUnavailable(
+                QUEUE_UNAVAILABLE, code=ErrorCode.QUEUE_UNAVAILABLE, extra={"report": report_id}
+            ) from exc
 
     transaction.on_commit(publish)
 
@@ -101,7 +103,7 @@ def _pending_limit_check(*, user: AbstractBaseUser) -> None:
     limit = settings.REPORT_PENDING_PER_USER
     waiting = Report.objects.filter(requested_by=user, state__in=[ReportState.PENDING, ReportState.RUNNING])
     if waiting.count() >= limit:
-        raise Conflict(TOO_MANY_PENDING.format(limit=limit), code="too_many_pending_reports")
+        raise Conflict(TOO_MANY_PENDING.format(limit=limit), code=ErrorCode.TOO_MANY_PENDING_REPORTS)
 
 
 def report_request(

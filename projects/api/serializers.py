@@ -23,7 +23,7 @@ from projects.models import (
     Team,
     TokenScope,
 )
-from tracker.api import StrictModelSerializer, StrictSerializer
+from tracker.api import StrictModelSerializer, StrictSerializer, creator_field
 
 User = get_user_model()
 
@@ -96,15 +96,24 @@ class MembershipSerializer(StrictModelSerializer):
         read_only_fields = ["organization", "user", "created_at", "updated_at"]
 
 
+@extend_schema_serializer(deprecate_fields=["invited_by"])
 class InvitationSerializer(StrictModelSerializer):
     """A pending invitation; the link itself is only ever in the e-mail sent to the address."""
 
     expired = serializers.BooleanField(source="is_expired", read_only=True)
-    invited_by = serializers.CharField(source="invited_by.username", read_only=True, allow_null=True, default=None)
+    created_by = creator_field("invited_by_id")
+    invited_by = serializers.CharField(
+        source="invited_by.username",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="Deprecated: the inviter's username; use created_by (their id).",
+    )
 
     class Meta:
         model = Invitation
-        fields = ["id", "organization", "email", "role", "invited_by", "created_at", "expires_at", "expired"]
+        fields = ["id", "organization", "email", "role", "created_by", "invited_by", "created_at", "expires_at"]
+        fields += ["expired"]
         fields += ["last_sent_at", "send_count"]
         read_only_fields = ["organization", "email", "role", "created_at", "expires_at", "last_sent_at", "send_count"]
 
@@ -244,11 +253,16 @@ class ProjectCreateSerializer(ProjectSerializer):
     )
 
 
+@extend_schema_serializer(deprecate_fields=["by"])
 class TransitionSerializer(StrictModelSerializer):
+    created_by = creator_field("by_id")
+
     class Meta:
         model = StageTransition
-        fields = ["id", "project", "from_stage", "to_stage", "at", "by", "note", "overridden_gates", "override_reason"]
+        fields = ["id", "project", "from_stage", "to_stage", "at", "created_by", "by", "note", "overridden_gates"]
+        fields += ["override_reason"]
         read_only_fields = fields
+        extra_kwargs = {"by": {"help_text": "Deprecated: use created_by."}}
 
 
 @extend_schema_serializer(
@@ -267,14 +281,17 @@ class TransitionRequestSerializer(StrictSerializer):
     override_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
 
 
+@extend_schema_serializer(deprecate_fields=["author"])
 class StatusUpdateSerializer(StrictModelSerializer):
     project = project_field()
+    created_by = creator_field("author_id")
 
     class Meta:
         model = StatusUpdate
         fields = [
             "id",
             "project",
+            "created_by",
             "author",
             "date",
             "health",
@@ -286,6 +303,7 @@ class StatusUpdateSerializer(StrictModelSerializer):
             "created_at",
         ]
         read_only_fields = ["author", "created_at"]
+        extra_kwargs = {"author": {"help_text": "Deprecated: use created_by."}}
 
 
 class ApiTokenSerializer(StrictModelSerializer):

@@ -44,6 +44,8 @@ READ = (mixins.ListModelMixin, mixins.RetrieveModelMixin)
     partial_update=extend_schema(summary="Update an organization (admins)"),
 )
 class OrganizationViewSet(*READ, mixins.UpdateModelMixin, ScopedViewSet):
+    """The organizations you belong to: name, currency, locale and timezone; admins change them."""
+
     selector = selectors.organization_list
     serializer_class = OrganizationSerializer
     search_fields = ["name", "slug"]
