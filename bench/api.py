@@ -108,7 +108,8 @@ def _bench_list(user, client) -> tuple[float, float, float, float]:
 
     # The derived budget figures are computed from these annotations, not read from the database.
     derived = {"budget_used_pct", "budget_forecast", "over_budget", "over_tolerance", "budget_spend_incomplete"}
-    columns = [f for f in PROJECT_FIELDS if f not in derived] + ["budget_tolerance_pct", "budget_as_of", "budget_unpriced"]
+    columns = [f for f in PROJECT_FIELDS if f not in derived]
+    columns += ["budget_tolerance_pct", "budget_as_of", "budget_unpriced"]
 
     def minimal(*ordering):
         def view(request):
