@@ -164,7 +164,16 @@ _ETAG = {
     "schema": {"type": "string"},
     "example": '"3e25960a79dbc69b674cd4ec67a72c62"',
 }
-_NOT_MODIFIED = {"description": "Not modified: the If-None-Match tag still matches.", "headers": {"ETag": _ETAG}}
+_NOT_MODIFIED = {
+    "description": "Not modified: the If-None-Match tag still matches.",
+    # Counted against the rate limit like the 200 it stands for (tracker/api_views.py HEADERS).
+    "headers": {"ETag": _ETAG}
+    | {
+        name: {"$ref": f"#/components/headers/{name}"}
+        for name in ("X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+    },
+}
+_CONFLICT = "#/components/schemas/Conflict"
 
 
 def document_conditional_requests(result, generator, request, public):
@@ -185,6 +194,9 @@ def document_conditional_requests(result, generator, request, public):
                         response.setdefault("headers", {})[REPLAYED_HEADER] = copy.deepcopy(_REPLAYED_HEADER)
                 conflict = responses.get("409", {}).get("content", {}).get("application/json")
                 if conflict is not None:
+                    ref = conflict.get("schema", {}).get("$ref")
+                    if ref and ref != _CONFLICT:  # e.g. a refused stage move: its 409, or the key's
+                        conflict["schema"] = {"oneOf": [{"$ref": ref}, {"$ref": _CONFLICT}]}
                     conflict.setdefault("examples", {})["IdempotencyKeyInUse"] = copy.deepcopy(in_use)
             elif method == "get" and "application/json" in responses.get("200", {}).get("content", {}):
                 operation.setdefault("parameters", []).append(copy.deepcopy(_IF_NONE_MATCH))

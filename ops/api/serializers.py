@@ -1,6 +1,6 @@
 """Shapes and field validation of the ops resources; the rules live in ops.services."""
 
-from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from ops.imports.prices import PriceSource
@@ -509,11 +509,29 @@ class PriceRatesSerializer(serializers.Serializer):
     output_per_mtok = serializers.CharField()
 
 
+# Inline, not a nullable reference to the component: OpenAPI 3.0 ignores `nullable` beside a `$ref`.
+_RATES_OR_NULL = {
+    "type": "object",
+    "nullable": True,
+    "properties": {
+        "input_per_mtok": {"type": "string"},
+        "cached_input_per_mtok": {"type": "string", "nullable": True},
+        "output_per_mtok": {"type": "string"},
+    },
+    "required": ["input_per_mtok", "cached_input_per_mtok", "output_per_mtok"],
+}
+
+
+@extend_schema_field(_RATES_OR_NULL)
+class _RatesOrNullField(serializers.JSONField):
+    pass
+
+
 class PriceImportChangeSerializer(PriceRatesSerializer):
     provider = serializers.CharField()
     model = serializers.CharField()
     valid_from = serializers.DateField()
-    old = PriceRatesSerializer(allow_null=True, help_text="The price in effect before (changed prices).")
+    old = _RatesOrNullField(allow_null=True, help_text="The price in effect before (changed prices); null for new.")
     deprecation_date = serializers.DateField(allow_null=True)
 
 

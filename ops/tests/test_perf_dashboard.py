@@ -50,4 +50,4 @@ def test_the_months_entries_outside_the_snapshots_are_listed_days_not_ranges():
     assert "'2026-01-31'::date" in live and "'2026-02-01'::date" in live and "'2026-02-14'::date" in live
     assert "'2026-02-13'::date" not in live
     # No spend snapshot rows were taken here, so the snapshot difference is 0 and both entries count live.
-    assert (spend[dt.date(2026, 1, 1)], spend[dt.date(2026, 2, 1)]) == (0, 12)
+    assert (spend[dt.date(2026, 1, 1)].amount, spend[dt.date(2026, 2, 1)].amount) == (0, 12)

@@ -329,7 +329,11 @@ class ApiTokenCreateSerializer(ApiTokenSerializer):
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):
-    key = serializers.CharField(read_only=True, help_text="The token itself: shown this once, never again.")
+    # Not read-only, so that the schema can say it may be absent: an answer only, never a body.
+    key = serializers.CharField(
+        required=False,
+        help_text="The token itself: shown this once, never again (absent from an Idempotency-Key replay).",
+    )
 
     class Meta(ApiTokenSerializer.Meta):
         fields = [*ApiTokenSerializer.Meta.fields, "key"]
@@ -369,7 +373,11 @@ class ServiceTokenCreateSerializer(StrictSerializer):
 
 
 class ServiceTokenCreatedSerializer(ServiceTokenSerializer):
-    key = serializers.CharField(read_only=True, help_text="The token itself: shown this once, never again.")
+    # Not read-only, so that the schema can say it may be absent: an answer only, never a body.
+    key = serializers.CharField(
+        required=False,
+        help_text="The token itself: shown this once, never again (absent from an Idempotency-Key replay).",
+    )
 
     class Meta(ServiceTokenSerializer.Meta):
         fields = [*ServiceTokenSerializer.Meta.fields, "key"]
