@@ -445,7 +445,7 @@ def test_a_worker_killed_mid_delivery_leaves_it_to_be_redelivered_with_the_same_
     hold = threading.Event()
     r = Receiver(hold=hold)
     broker = RedisServer(tmp_path).start()
-    producer = Celery("producer", broker=broker.url())
+    producer = Celery("producer", broker=broker.url(), set_as_current=False)
     monkeypatch.setattr(outbox, "current_app", producer)  # on commit, the deliveries go to the test's broker
     env = {"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true", "WEBHOOK_TIMEOUT_SECONDS": "30", "CELERY_VISIBILITY_TIMEOUT": "2"}
     workers = [Worker(tmp_path / "worker-0.log", broker=broker.url(), queue="celery", env=env)]
