@@ -10,6 +10,8 @@ REDIS_URL ?= redis://127.0.0.1:6379/0
 # The suite runs on this many processes (pytest-xdist), a test file each: most of its time is
 # spent waiting on servers, workers and browsers it starts. Each process has its own database.
 TEST_WORKERS ?= 2
+# Schemathesis makes its cases while collecting, which pytest-xdist's workers do not run: one process.
+SERIAL_TESTS := tests/test_api_schema.py
 
 .PHONY: run test lint format bench services browser-deps vendor clean
 
@@ -66,7 +68,9 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 ## test: the services and the browser first (a clear stop when they cannot be had), lint, then the whole suite
 test: browser-deps lint node_modules/.package-lock.json
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile \
+		--ignore=$(SERIAL_TESTS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/pytest $(SERIAL_TESTS)
 
 ## bench: performance figures on PostgreSQL (not a test): ratios, query counts, a 60 s load test (docs/bench.md)
 bench: services $(VENV)/.dev

@@ -3,11 +3,10 @@
 import json
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ops.imports.prices import PriceImport, PriceRowChange, PriceSource, model_prices_import, price_book_read
-from projects.models import Organization
+from ops.management.commands._lookup import organization_and_user
 from tracker.exceptions import DomainError
 
 
@@ -35,12 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Show the diff; write nothing.")
 
     def handle(self, *args, org: str, by: str, source: str, file: str | None, dry_run: bool, **options) -> None:
-        organization = Organization.objects.filter(slug=org).first()
-        if organization is None:
-            raise CommandError(f"No organization with slug “{org}”.")
-        user = get_user_model().objects.filter(username=by).first()
-        if user is None:
-            raise CommandError(f"No user “{by}”.")
+        organization, user = organization_and_user(org=org, by=by)
         if (source == PriceSource.LITELLM) != bool(file):
             raise CommandError("A LiteLLM import reads FILE; genai-prices reads its bundled data and takes none.")
         try:
