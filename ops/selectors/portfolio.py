@@ -42,6 +42,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -294,8 +295,16 @@ def _as_of_expression(as_of: dt.date | None) -> Combinable:
     if as_of is not None:
         return Value(as_of, output_field=DateField())
     # The application's clock, not the database's: one "now" for every figure of a request.
-    now = Value(timezone.now(), output_field=DateTimeField())
-    return Cast(Func(F("organization__timezone"), now, function="timezone"), output_field=DateField())
+    now = timezone.now()
+    if connection.vendor != "postgresql":
+        # SQLite (`make run`) has no timezone(): each timezone in use gets its today from Python.
+        zones = Organization.objects.order_by().values_list("timezone", flat=True).distinct()
+        days = [When(organization__timezone=z, then=Value(timezone.localdate(now, ZoneInfo(z)))) for z in zones]
+        return Case(*days, default=Value(now.date()), output_field=DateField())
+    return Cast(
+        Func(F("organization__timezone"), Value(now, output_field=DateTimeField()), function="timezone"),
+        output_field=DateField(),
+    )
 
 
 # Spend from the daily snapshots. Each `SpendSnapshot` row holds a project's spend to its day and is
