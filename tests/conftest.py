@@ -18,7 +18,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "screenshots"
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "screenshots"
+# axe-core, pinned in package.json (`make test` runs `npm ci` first).
+AXE_SOURCE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}
 
@@ -60,3 +63,25 @@ def screenshot():
         page.set_viewport_size(LAPTOP)
 
     return take
+
+
+@pytest.fixture(scope="session")
+def axe():
+    """`axe(page)` opens every collapsible panel, runs axe-core in the page and returns its violations.
+
+    Each violation is reduced to (rule id, impact, the first offending elements) so a failing
+    assertion says what to fix. The script is evaluated over the DevTools protocol, which the
+    page's Content-Security-Policy does not govern.
+    """
+    source = AXE_SOURCE.read_text()
+
+    def run(page) -> list[tuple[str, str, list]]:
+        page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+        if not page.evaluate("typeof window.axe !== 'undefined'"):
+            page.evaluate(source)
+        return page.evaluate(
+            """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+                 .map(v => [v.id, v.impact, v.nodes.slice(0, 3).map(n => n.target.join(" "))])"""
+        )
+
+    return run

@@ -1,0 +1,93 @@
+"""axe-core on every page of the web UI, at laptop and phone widths, with every panel open.
+
+A page added to the UI is added to `pages` below; a new violation anywhere fails the suite.
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from ops.models import ReportKind
+from ops.services.reports import report_build
+from ops.tests.factories import (
+    BudgetFactory,
+    CostEntryFactory,
+    InfrastructureComponentFactory,
+    QualityMetricFactory,
+    ReportFactory,
+    RiskFactory,
+)
+from projects.models import Role, Stage
+from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
+from tests.conftest import LAPTOP, PHONE
+from tests.test_browser import PASSWORD
+from webhooks.models import EventType
+from webhooks.services import webhook_endpoint_create
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def portfolio() -> tuple[list[str], UserFactory]:
+    """An organization with one of everything a page can show; the UI paths to check, and its admin."""
+    org = OrganizationFactory(name="Northwind Retail")
+    admin = UserFactory(username="admin-user")
+    MembershipFactory(user=admin, organization=org, role=Role.ADMIN)
+    project = ProjectFactory(organization=org, name="Support assistant", stage=Stage.EVALUATION, summary="Answers.")
+    today = dt.date.today()
+    BudgetFactory(
+        project=project,
+        amount=Decimal("1000"),
+        period_start=today.replace(month=1, day=1),
+        period_end=today.replace(month=12, day=31),
+    )
+    CostEntryFactory(project=project, amount=Decimal("120.50"), date=today)
+    InfrastructureComponentFactory(project=project)
+    QualityMetricFactory(project=project)
+    risk = RiskFactory(project=project)
+    report = ReportFactory(organization=org, kind=ReportKind.STATUS)
+    report_build(report_id=report.pk)
+    endpoint, _ = webhook_endpoint_create(
+        organization=org, by=admin, url="https://hooks.example.com/tracker", events=[EventType.choices[0][0]]
+    )
+    pages = [
+        "/",
+        "/projects/",
+        "/projects/new/",
+        project.get_absolute_url(),
+        f"/projects/{project.pk}/edit/",
+        f"/projects/{project.pk}/history/",
+        "/risks/",
+        f"/risks/{risk.pk}/",
+        "/reports/",
+        f"/reports/{report.pk}/",
+        "/prices/",
+        "/prices/import/",
+        "/imports/csv/",
+        "/webhooks/",
+        f"/webhooks/{endpoint.pk}/",
+        "/members/",
+        "/account/tokens/",
+        "/accounts/password_change/",
+    ]
+    return pages, admin
+
+
+@pytest.mark.parametrize("size", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_every_page_has_no_axe_violations(page, axe, size):
+    pages, admin = portfolio()
+    page.set_viewport_size(size)
+    page.goto("/accounts/login/")
+    assert axe(page) == [], "/accounts/login/"
+    page.get_by_label("Username").fill(admin.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
+    found = {}
+    for path in pages:
+        response = page.goto(path)
+        assert response.ok, f"{path} answered {response.status}"
+        page.wait_for_load_state("networkidle")
+        if violations := axe(page):
+            found[path] = violations
+    assert found == {}
