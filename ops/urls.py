@@ -1,6 +1,7 @@
 from django.urls import path
 
 from ops import views
+from ops.imports import views as imports
 
 app_name = "ops"
 
@@ -24,6 +25,11 @@ urlpatterns = [
     path("risks/<int:pk>/edit/", views.risk_edit, name="risk-edit"),
     path("risks/<int:pk>/accept/", views.risk_accept, name="risk-accept"),
     path("risks/<int:pk>/close/", views.risk_close, name="risk-close"),
+    path("imports/", imports.import_index, name="imports"),
+    path("imports/<int:pk>/", imports.import_detail, name="import-detail"),
+    path("imports/<int:pk>/progress/", imports.import_progress, name="import-progress"),
+    path("imports/rules/", imports.billing_rule_add, name="billing-rule-add"),
+    path("imports/rules/<int:pk>/delete/", imports.billing_rule_remove, name="billing-rule-delete"),
     path("reports/", views.report_index, name="reports"),
     path("reports/new/", views.report_create, name="report-create"),
     path("reports/<int:pk>/", views.report_detail, name="report-detail"),

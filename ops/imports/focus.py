@@ -1,0 +1,444 @@
+"""FOCUS bills (cloud and LLM-gateway cost exports) imported as billed costs (docs/imports.md, "FOCUS bills").
+
+Columns are read by header name (ops/focus.py: FOCUS 1.2 names, the 1.0 spellings as aliases).
+Each row maps to a project by its `Tags` key `tracker_project` (a project's id or slug), else by
+the organization's mapping rules (`BillingMappingRule`, most specific column first); a row that
+maps nowhere is kept with no project and reported with its totals. Rows in another currency
+than the organization's are refused with their line (no conversion yet), as are malformed ones.
+
+Rows are parsed in one streaming pass and copied in chunks into a temporary table; one
+transaction then replaces each billing period × source found in the file: the rows that did not
+change stay, the others are deleted or inserted, and one history event records the batch. The
+same file again therefore writes nothing. Memory is bounded by the chunk, whatever the file.
+"""
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+
+from ops import focus as F
+from ops.imports import LineError, Preview, Summary
+from ops.imports.models import BilledCost, BillingMappingRule, ChargeCategory, MappingField
+from projects import audit
+from projects.models import Organization, Project
+from tracker.exceptions import ValidationFailed
+
+CHUNK_ROWS = 10_000
+PREVIEW_ROWS = 20
+DEFAULT_SOURCE = "FOCUS"
+CHARGE_CATEGORIES = frozenset(ChargeCategory.values)
+# The temporary table's columns, in the order `_parse` yields them (the BilledCost columns it fills).
+COLUMNS = (
+    "line",
+    "project_id",
+    "source",
+    "billing_period_start",
+    "billing_period_end",
+    "charge_period_start",
+    "charge_period_end",
+    "charge_category",
+    "charge_class",
+    "billed_cost",
+    "effective_cost",
+    "list_cost",
+    "currency",
+    "service_name",
+    "sku_id",
+    "resource_id",
+    "consumed_quantity",
+    "consumed_unit",
+    "sub_account_id",
+    "tags",
+    "row_hash",
+)
+_HASHED = slice(1, len(COLUMNS) - 1)  # everything but the line and the hash itself
+
+
+class _RowError(Exception):
+    def __init__(self, message: str, column: str = ""):
+        super().__init__(message)
+        self.message, self.column = message, column
+
+
+@dataclass
+class _Context:
+    """What a parse needs of the organization: its currency, projects and mapping rules."""
+
+    currency: str
+    projects: dict[str, int]  # id and slug → id
+    rules: list[tuple[str, dict[str, int]]]  # column → {value → project id}, most specific first
+    source: str
+    errors: list[LineError] = field(default_factory=list)
+    _times: dict[str, dt.datetime] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, organization: Organization, options: Mapping[str, Any]) -> "_Context":
+        projects: dict[str, int] = {}
+        for pk, slug in Project.objects.filter(organization=organization).values_list("pk", "slug"):
+            projects[str(pk)] = projects[slug] = pk
+        by_field: dict[str, dict[str, int]] = {}
+        for column, value, project_id in BillingMappingRule.objects.filter(organization=organization).values_list(
+            "field", "value", "project_id"
+        ):
+            by_field.setdefault(column, {})[value] = project_id
+        rules = [(column, by_field[column]) for column in MappingField.values if column in by_field]
+        return cls(organization.currency, projects, rules, str(options.get("source") or "").strip())
+
+    def time(self, text: str, column: str) -> dt.datetime:
+        """Parse an ISO 8601 date-time (UTC when no offset is given), each distinct text once."""
+        parsed = self._times.get(text)
+        if parsed is None:
+            try:
+                parsed = dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise _RowError(f"{column} {text!r} is not an ISO 8601 date-time.", column) from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.UTC)
+            if len(self._times) > 10_000:  # bounded: bills repeat a handful of periods
+                self._times.clear()
+            self._times[text] = parsed
+        return parsed
+
+
+def _decimal(text: str, column: str, *, required: bool = False) -> str | None:
+    text = text.strip()
+    if not text:
+        if required:
+            raise _RowError(f"{column} is required.", column)
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise _RowError(f"{column} {text!r} is not a number.", column) from None
+    if not value.is_finite():
+        raise _RowError(f"{column} {text!r} is not a number.", column)
+    return text
+
+
+def _header(stream: Any) -> tuple[Any, dict[str, int]]:
+    """Return the CSV reader past the header, and each known column's index (aliases read as FOCUS 1.2 names)."""
+    reader = csv.reader(stream)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ValidationFailed("The file is empty.", errors={"file": ["The file is empty."]}) from None
+    names = [F.ALIASES.get(h.strip(), h.strip()) for h in header]
+    index = {name: i for i, name in enumerate(names)}
+    missing = [name for name in F.IMPORT_REQUIRED if name not in index]
+    if missing:
+        message = f"Not a FOCUS file: the header lacks {', '.join(missing)}."
+        raise ValidationFailed(message, errors={"file": [message]})
+    return reader, index
+
+
+def _parse(ctx: _Context, stream: Any) -> Iterator[tuple[Any, ...]]:
+    """Yield one tuple (COLUMNS' order) per good row; record each refused row in `ctx.errors`."""
+    reader, index = _header(stream)
+    width = max(index.values()) + 1
+
+    def column(name: str) -> int | None:
+        return index.get(name)
+
+    i_billed, i_effective, i_list = column(F.BILLED_COST), column(F.EFFECTIVE_COST), column(F.LIST_COST)
+    i_currency = column(F.BILLING_CURRENCY)
+    i_bps, i_bpe = column(F.BILLING_PERIOD_START), column(F.BILLING_PERIOD_END)
+    i_cps, i_cpe = column(F.CHARGE_PERIOD_START), column(F.CHARGE_PERIOD_END)
+    i_category, i_class = column(F.CHARGE_CATEGORY), column(F.CHARGE_CLASS)
+    i_service, i_sku, i_resource = column(F.SERVICE_NAME), column(F.SKU_ID), column(F.RESOURCE_ID_1_2)
+    i_quantity, i_unit = column(F.CONSUMED_QUANTITY), column(F.CONSUMED_UNIT)
+    i_sub_account, i_tags = column(F.SUB_ACCOUNT_ID), column(F.TAGS)
+    i_provider, i_issuer = column(F.PROVIDER_NAME), column(F.INVOICE_ISSUER_NAME)
+    rule_columns = [(index[name], values) for name, values in ctx.rules if name in index]
+    currency, projects, fixed_source = ctx.currency, ctx.projects, ctx.source
+
+    def get(row: list[str], i: int | None) -> str:
+        return row[i].strip() if i is not None else ""
+
+    for row in reader:
+        line = reader.line_num
+        if not row:
+            continue
+        try:
+            if len(row) < width:
+                raise _RowError(f"The row has {len(row)} columns, the header {width}.")
+            row_currency = row[i_currency].strip()
+            if row_currency != currency:
+                raise _RowError(
+                    f"BillingCurrency {row_currency or '(empty)'} is not the organization's currency {currency}: "
+                    "rows in other currencies are refused (no currency conversion yet).",
+                    F.BILLING_CURRENCY,
+                )
+            billed = _decimal(row[i_billed], F.BILLED_COST, required=True)
+            effective = _decimal(get(row, i_effective), F.EFFECTIVE_COST)
+            listed = _decimal(get(row, i_list), F.LIST_COST)
+            quantity = _decimal(get(row, i_quantity), F.CONSUMED_QUANTITY)
+            bps, bpe = row[i_bps].strip(), row[i_bpe].strip()
+            cps, cpe = row[i_cps].strip(), row[i_cpe].strip()
+            if ctx.time(bpe, F.BILLING_PERIOD_END) <= ctx.time(bps, F.BILLING_PERIOD_START):
+                raise _RowError("BillingPeriodEnd is not after BillingPeriodStart.", F.BILLING_PERIOD_END)
+            if ctx.time(cpe, F.CHARGE_PERIOD_END) < ctx.time(cps, F.CHARGE_PERIOD_START):
+                raise _RowError("ChargePeriodEnd is before ChargePeriodStart.", F.CHARGE_PERIOD_END)
+            category = row[i_category].strip()
+            if category not in CHARGE_CATEGORIES:
+                raise _RowError(
+                    f"ChargeCategory {category!r} is not one of {', '.join(ChargeCategory.values)}.", F.CHARGE_CATEGORY
+                )
+            tags_text = get(row, i_tags)
+            project_id = None
+            if tags_text:
+                try:
+                    tags = json.loads(tags_text)
+                except ValueError:
+                    raise _RowError("Tags is not JSON.", F.TAGS) from None
+                if not isinstance(tags, dict):
+                    raise _RowError("Tags is not a JSON object.", F.TAGS)
+                tagged = tags.get(F.PROJECT_TAG)
+                if tagged is not None:
+                    project_id = projects.get(str(tagged))
+            else:
+                tags_text = "{}"
+            if project_id is None:
+                for i, values in rule_columns:
+                    project_id = values.get(row[i].strip())
+                    if project_id is not None:
+                        break
+        except _RowError as exc:
+            ctx.errors.append(LineError(line, exc.message, exc.column))
+            continue
+        values = (
+            line,
+            project_id,
+            (fixed_source or get(row, i_provider) or get(row, i_issuer) or DEFAULT_SOURCE)[:200],
+            bps,
+            bpe,
+            cps,
+            cpe,
+            category,
+            get(row, i_class)[:20],
+            billed,
+            effective,
+            listed,
+            row_currency,
+            get(row, i_service)[:300],
+            get(row, i_sku)[:300],
+            get(row, i_resource)[:500],
+            quantity,
+            get(row, i_unit)[:100],
+            get(row, i_sub_account)[:300],
+            tags_text,
+        )
+        digest = hashlib.blake2b("\x1f".join(map(str, values[1:])).encode(), digest_size=16).hexdigest()
+        yield (*values, digest)
+
+
+def _zero() -> dict[str, Any]:
+    return {"rows": 0, "billed_cost": Decimal(0), "effective_cost": Decimal(0)}
+
+
+def _totals(totals: dict[Any, dict[str, Any]], key: Any, billed: str, effective: str | None) -> None:
+    entry = totals.setdefault(key, _zero())
+    entry["rows"] += 1
+    entry["billed_cost"] += Decimal(billed)
+    entry["effective_cost"] += Decimal(effective or 0)
+
+
+def _project_labels(organization: Organization) -> dict[int, dict[str, str]]:
+    return {
+        pk: {"slug": slug, "name": name}
+        for pk, slug, name in Project.objects.filter(organization=organization).values_list("pk", "slug", "name")
+    }
+
+
+def _json_totals(totals: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    return {**totals, "billed_cost": str(totals["billed_cost"]), "effective_cost": str(totals["effective_cost"])}
+
+
+class FocusImporter:
+    format = "focus"
+
+    def preview(self, *, organization: Organization, stream: Any, options: Mapping[str, Any]) -> Preview:
+        """Parse the whole file and write nothing: its first rows, every error, totals per project."""
+        ctx = _Context.of(organization, options)
+        rows, totals = [], {}
+        for values in _parse(ctx, stream):
+            if len(rows) < PREVIEW_ROWS:
+                rows.append(dict(zip(COLUMNS, values, strict=True)))
+            _totals(totals, values[1], values[9], values[10])
+        return Preview(rows=rows, errors=ctx.errors, summary=self._summary(organization, totals, len(ctx.errors)))
+
+    def apply(
+        self,
+        *,
+        organization: Organization,
+        stream: Any,
+        options: Mapping[str, Any],
+        actor: AbstractBaseUser | None,
+    ) -> Summary:
+        """Import the file: stage it with COPY in chunks, then replace its periods in one transaction."""
+        ctx = _Context.of(organization, options)
+        staging = f"focus_import_{uuid.uuid4().hex[:16]}"  # a generated name, never input
+        table = BilledCost._meta.db_table
+        with connection.cursor() as cursor:
+            # The columns' types without their constraints: rows are checked by the final insert.
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {staging}_raw AS SELECT {', '.join(COLUMNS)} FROM {table} WITH NO DATA"  # nosec B608
+            )
+            try:
+                rows = self._stage(cursor, f"{staging}_raw", _parse(ctx, stream))
+                summary = self._replace(cursor, staging, organization, options)
+            finally:
+                cursor.execute(f"DROP TABLE IF EXISTS {staging}_raw, {staging}")  # nosec B608
+        summary["rows_read"] = rows + len(ctx.errors)
+        summary["rows_refused"] = len(ctx.errors)
+        return Summary(summary=summary, errors=ctx.errors)
+
+    @staticmethod
+    def _stage(cursor: Any, staging: str, rows: Iterator[tuple[Any, ...]]) -> int:
+        """COPY the parsed rows into the temporary table, CHUNK_ROWS at a time; return how many."""
+        copy_sql = f"COPY {staging} ({', '.join(COLUMNS)}) FROM STDIN"  # nosec B608
+        count, chunk = 0, []
+        for values in rows:
+            chunk.append(values)
+            if len(chunk) == CHUNK_ROWS:
+                count += _copy(cursor, copy_sql, chunk)
+                chunk = []
+        return count + (_copy(cursor, copy_sql, chunk) if chunk else 0)
+
+    def _replace(self, cursor: Any, staging: str, organization: Organization, options: Mapping[str, Any]) -> dict:
+        table = BilledCost._meta.db_table
+        columns = ", ".join(COLUMNS)
+        same_row = (
+            "b.source = n.source AND b.billing_period_start = n.billing_period_start "
+            "AND b.row_hash = n.row_hash AND b.occurrence = n.occurrence"
+        )
+        org = organization.pk
+        job_id = options.get("import_job_id")
+        # Every name interpolated below is generated or comes from model metadata, never from input.
+        with transaction.atomic():
+            # Number identical rows of a period (1, 2, …): each is then matched with its stored twin.
+            cursor.execute(
+                f"""CREATE TEMPORARY TABLE {staging} AS SELECT {columns}, row_number() OVER (
+                        PARTITION BY source, billing_period_start, row_hash ORDER BY line) AS occurrence
+                    FROM {staging}_raw"""  # nosec B608
+            )
+            cursor.execute(f"CREATE INDEX ON {staging} (source, billing_period_start, row_hash, occurrence)")  # nosec B608
+            cursor.execute(f"ANALYZE {staging}")  # nosec B608
+            # Lock this organization's bill imports: two at once must not both insert the same period.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, org])
+            cursor.execute(
+                f"""WITH gone AS (
+                        DELETE FROM {table} b
+                        USING (SELECT DISTINCT source, billing_period_start FROM {staging}) p
+                        WHERE b.organization_id = %s AND b.source = p.source
+                          AND b.billing_period_start = p.billing_period_start
+                          AND NOT EXISTS (SELECT 1 FROM {staging} n WHERE {same_row})
+                        RETURNING b.source, b.billing_period_start, b.project_id, b.billed_cost)
+                    SELECT source, billing_period_start, project_id, count(*), sum(billed_cost)
+                    FROM gone GROUP BY 1, 2, 3""",  # nosec B608
+                [org],
+            )
+            removed = cursor.fetchall()
+            cursor.execute(
+                f"""WITH added AS (
+                        INSERT INTO {table} (organization_id, import_job_id, occurrence, {columns})
+                        SELECT %s, %s, occurrence, {columns} FROM {staging} n
+                        WHERE NOT EXISTS (SELECT 1 FROM {table} b WHERE b.organization_id = %s AND {same_row})
+                        RETURNING source, billing_period_start, project_id, billed_cost)
+                    SELECT source, billing_period_start, project_id, count(*), sum(billed_cost)
+                    FROM added GROUP BY 1, 2, 3""",  # nosec B608
+                [org, job_id, org],
+            )
+            added = cursor.fetchall()
+            cursor.execute(
+                f"""SELECT project_id, charge_category, count(*), sum(billed_cost), coalesce(sum(effective_cost), 0)
+                FROM {staging} GROUP BY 1, 2 ORDER BY 1, 2"""  # nosec B608
+            )
+            in_file = cursor.fetchall()
+            summary = self._outcome(organization, in_file, added, removed)
+            if added or removed:
+                audit.record_batch(
+                    model=BilledCost,
+                    organization_id=org,
+                    label=f"FOCUS bill import: {summary['added']} row(s) added, {summary['removed']} removed",
+                    import_job=job_id,
+                    periods=summary["periods"],
+                )
+        return summary
+
+    def _outcome(self, organization: Organization, in_file: list, added: list, removed: list) -> dict[str, Any]:
+        """The summary: per project (and unmapped) totals of the file by charge category; changes per period."""
+        labels = _project_labels(organization)
+        projects: dict[Any, dict[str, Any]] = {}
+        for project_id, category, rows, billed, effective in in_file:
+            entry = projects.setdefault(
+                project_id, {"rows": 0, "billed_cost": Decimal(0), "effective_cost": Decimal(0)}
+            )
+            entry["rows"] += rows
+            entry["billed_cost"] += billed
+            entry["effective_cost"] += effective
+            entry.setdefault("by_category", {})[category] = str(billed)
+        periods: dict[tuple[str, dt.datetime], dict[str, Any]] = {}
+        for kind, rows_of in (("added", added), ("removed", removed)):
+            for source, start, _project, rows, billed in rows_of:
+                period = periods.setdefault(
+                    (source, start),
+                    {
+                        "source": source,
+                        "billing_period_start": start.isoformat(),
+                        "added": 0,
+                        "removed": 0,
+                        "billed_added": Decimal(0),
+                        "billed_removed": Decimal(0),
+                    },
+                )
+                period[kind] += rows
+                period[f"billed_{kind}"] += billed
+        summary = self._summary(organization, projects, 0, labels=labels)
+        summary["periods"] = [
+            {**p, "billed_added": str(p["billed_added"]), "billed_removed": str(p["billed_removed"])}
+            for _key, p in sorted(periods.items())
+        ]
+        summary["added"] = sum(p["added"] for p in periods.values())
+        summary["removed"] = sum(p["removed"] for p in periods.values())
+        summary["unchanged"] = sum(p["rows"] for p in projects.values()) - summary["added"]
+        return summary
+
+    @staticmethod
+    def _summary(
+        organization: Organization, totals: dict[Any, dict[str, Any]], refused: int, *, labels: dict | None = None
+    ) -> dict[str, Any]:
+        labels = labels if labels is not None else _project_labels(organization)
+        mapped = [
+            {"project_id": pk, **labels.get(pk, {}), **_json_totals(t)}
+            for pk, t in sorted(totals.items(), key=lambda item: labels.get(item[0], {}).get("slug", ""))
+            if pk is not None
+        ]
+        unmapped = totals.get(None)
+        return {
+            "currency": organization.currency,
+            "projects": mapped,
+            "unmapped": _json_totals(unmapped) if unmapped else {"rows": 0, "billed_cost": "0", "effective_cost": "0"},
+            "rows_refused": refused,
+        }
+
+
+LOCK_NAMESPACE = 0x0F0C  # pg_advisory_xact_lock's first key: FOCUS bill imports
+
+
+def _copy(cursor: Any, sql: str, chunk: list[tuple[Any, ...]]) -> int:
+    with cursor.copy(sql) as copy:
+        for values in chunk:
+            copy.write_row(values)
+    return len(chunk)
+
+
+IMPORTER = FocusImporter()
