@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -416,3 +417,13 @@ def test_a_large_file_imports_in_bounded_memory(acme, monkeypatch):
     small, large = peak(1_500), peak(6_000)
     # Four times the rows, about the same peak: the chunk bounds it, not the file.
     assert large < small * 1.5, (small, large)
+
+
+def test_compose_web_and_worker_share_the_import_storage():
+    compose = yaml.safe_load((Path(__file__).parent.parent / "docker-compose.yml").read_text())
+    services = compose["services"]
+    root = services["web"]["environment"]["DJANGO_MEDIA_ROOT"]
+    for name in ("web", "worker"):
+        assert services[name]["environment"]["DJANGO_MEDIA_ROOT"] == root
+        assert f"media:{root}" in services[name]["volumes"]
+    assert "media" in compose["volumes"]
