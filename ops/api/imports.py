@@ -60,11 +60,7 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     ordering_fields = ["created_at"]
     expensive_actions = frozenset({"create"})
     service_tokens_refused = True
-
-    def get_parsers(self):
-        if getattr(self, "action", None) == "create" or self.request.method == "POST":
-            return [MultiPartParser()]
-        return super().get_parsers()
+    parser_classes = [MultiPartParser]  # the only body is the upload
 
     @extend_schema(request={"multipart/form-data": ImportUploadSerializer}, responses={202: ImportJobSerializer})
     def create(self, request: Request) -> Response:
