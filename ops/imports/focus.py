@@ -324,8 +324,8 @@ class FocusImporter:
         job_id = options.get("import_job_id")
         # Every name interpolated below is generated or comes from model metadata, never from input.
         numbered = (
-            f"SELECT {columns}, row_number() OVER (PARTITION BY source, billing_period_start, row_hash ORDER BY line)"
-            f" AS occurrence FROM {staging}_raw"
+            f"SELECT {columns}, row_number() OVER (PARTITION BY source, billing_period_start, row_hash ORDER BY line)"  # nosec B608
+            f" AS occurrence FROM {staging}_raw"  # nosec B608
         )
         insert = f"""WITH added AS (
                 INSERT INTO {table} (organization_id, import_job_id, {columns}, occurrence)
@@ -364,8 +364,9 @@ class FocusImporter:
                     [org],
                 )
                 removed = cursor.fetchall()
-                where = f"WHERE NOT EXISTS (SELECT 1 FROM {table} b WHERE b.organization_id = %s AND {same_row})"
-                cursor.execute(insert.format(rows=f"SELECT * FROM {staging}", where=where), [org, job_id, org])
+                where = f"WHERE NOT EXISTS (SELECT 1 FROM {table} b WHERE b.organization_id = %s AND {same_row})"  # nosec B608
+                rows = f"SELECT * FROM {staging}"  # nosec B608
+                cursor.execute(insert.format(rows=rows, where=where), [org, job_id, org])
                 added = cursor.fetchall()
             cursor.execute(
                 f"""SELECT project_id, charge_category, count(*), sum(billed_cost), coalesce(sum(effective_cost), 0)
