@@ -7,6 +7,11 @@ BIN := $(VENV)/bin
 # nothing answers there (scripts/services.sh; TRACKER_PROVISION=0 turns that off).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/tracker
 REDIS_URL ?= redis://127.0.0.1:6379/0
+# The suite runs on this many processes (pytest-xdist), a test file each: most of its time is
+# spent waiting on servers, workers and browsers it starts. Each process has its own database.
+TEST_WORKERS ?= 2
+# Schemathesis makes its cases while collecting, which pytest-xdist's workers do not run: one process.
+SERIAL_TESTS := tests/test_api_schema.py
 
 .PHONY: run test lint format bench services browser-deps vendor clean
 
@@ -57,9 +62,15 @@ services:
 browser-deps:
 	@TEST_DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) scripts/services.sh --browser
 
+# Node tools of the test suite (Spectral lints the OpenAPI schema), pinned in package-lock.json.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
 ## test: the services and the browser first (a clear stop when they cannot be had), lint, then the whole suite
-test: browser-deps lint
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/pytest
+test: browser-deps lint node_modules/.package-lock.json
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile \
+		--ignore=$(SERIAL_TESTS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(REDIS_URL) $(BIN)/pytest $(SERIAL_TESTS)
 
 ## bench: performance figures on PostgreSQL (not a test): ratios, query counts, a 60 s load test (docs/bench.md)
 bench: services $(VENV)/.dev

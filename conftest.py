@@ -8,6 +8,9 @@ from urllib.parse import urlparse
 
 import pytest
 
+# Every API answer a test receives is checked against the OpenAPI schema (tests/openapi_check.py).
+pytest_plugins = ["tests.openapi_check"]
+
 
 def _reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url)

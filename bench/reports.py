@@ -10,11 +10,14 @@ seeds a synthetic portfolio with set-based SQL (10 organizations, 20 cost entrie
 - queries per report (constant from 500 to 5,000 projects);
 - the peak Python memory (tracemalloc) while building, which must not grow with cost entries.
 
+Writes bench-results/reports.json (with the load average at the end of the run).
+
 Run: `python -m bench.reports [--max-projects 5000]` or through `python -m bench`.
 """
 
 import argparse
 import datetime as dt
+import json
 import os
 import statistics
 import sys
@@ -23,7 +26,7 @@ import tracemalloc
 from decimal import Decimal
 from typing import Any
 
-from bench._db import create_database, run_child
+from bench._db import BASE_DIR, create_database, run_child
 
 ORGS = 10
 ROUNDS = 5
@@ -379,6 +382,14 @@ def _child(max_projects: int) -> None:
             f"queries per report {small['queries']:.0f} → {large['queries']:.0f}"
         )
     print(f"  memory with 10× cost entries: {small['peak_mib']:.1f} → {dense['peak_mib']:.1f} MiB")
+    results = {"500 projects": small, "same org, 10× cost entries": dense}
+    if max_projects >= 5000:
+        results["5,000 projects"] = large
+    for m in results.values():
+        m["ratio_to_raw_sql"] = round(m["build"] / m["raw"], 2)
+    out = BASE_DIR / "bench-results"
+    out.mkdir(exist_ok=True)
+    (out / "reports.json").write_text(json.dumps({"results": results, "load_average": os.getloadavg()}, indent=2))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from django.utils import timezone
 from ops.models import (
     Budget,
     CostEntry,
+    EnergyRun,
     InfrastructureComponent,
     ModelPrice,
     QualityMetric,
@@ -229,6 +230,16 @@ class SpendSnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["project"]
     date_hierarchy = "date"
     show_full_result_count = False
+
+
+@admin.register(EnergyRun)
+class EnergyRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: runs come from CodeCarbon files, imported again to change them (ops/imports/codecarbon.py)."""
+
+    list_display = ["run_id", "project", "recorded_at", "energy_kwh", "emissions_kg", "cloud_provider"]
+    search_fields = ["run_id", "project__name"]
+    list_select_related = ["project"]
+    date_hierarchy = "recorded_at"
 
 
 @admin.register(ReviewReminder)

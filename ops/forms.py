@@ -1,11 +1,14 @@
 """Web forms of the ops app: they parse input; the services decide."""
 
 import datetime as dt
+import json
 
 from django import forms
+from django.core import signing
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from ops.catalogue import CATALOGUE
+from ops.imports.prices import MAX_BOOK_BYTES, PriceSource
 from ops.models import (
     ComponentKind,
     CostCategory,
@@ -78,6 +81,46 @@ class RepriceForm(forms.Form):
 
     def entry_ids(self) -> list[int]:
         return [int(pk) for pk in self.cleaned_data["entries"].split(",") if pk.strip().isdigit()]
+
+
+class PriceImportForm(forms.Form):
+    """A price book to preview (an uploaded LiteLLM file travels on, signed, to the confirming post)."""
+
+    source = forms.ChoiceField(choices=PriceSource.choices, widget=forms.RadioSelect, initial=PriceSource.GENAI_PRICES)
+    file = forms.FileField(
+        required=False, label="LiteLLM price file", help_text="model_prices_and_context_window.json (LiteLLM only)."
+    )
+    book = forms.CharField(required=False, widget=forms.HiddenInput)
+    digest = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+
+    def __init__(self, *args, organization: Organization, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.salt = f"ops.price-book:{organization.pk}"
+
+    def clean(self) -> dict:
+        data = super().clean()
+        self.book_data = None
+        if data.get("source") != PriceSource.LITELLM:
+            return data
+        upload, signed = data.get("file"), data.get("book")
+        try:
+            if upload is not None:
+                if upload.size > MAX_BOOK_BYTES:
+                    raise forms.ValidationError({"file": f"At most {MAX_BOOK_BYTES // 1_000_000} MB."})
+                self.book_data = json.loads(upload.read())
+            elif signed:
+                self.book_data = signing.loads(signed, salt=self.salt, max_age=3600)
+            else:
+                raise forms.ValidationError({"file": "Choose the LiteLLM price file."})
+        except (ValueError, RecursionError) as exc:
+            raise forms.ValidationError({"file": "Not a JSON file."}) from exc
+        except signing.BadSignature as exc:
+            raise forms.ValidationError("The preview expired: choose the file again.") from exc
+        return data
+
+    def signed_book(self) -> str:
+        """Return the previewed book for the confirming post (empty for genai-prices, which is bundled)."""
+        return "" if self.book_data is None else signing.dumps(self.book_data, salt=self.salt, compress=True)
 
 
 class BudgetForm(PageForm):

@@ -88,6 +88,7 @@ class CostSource(models.TextChoices):
     MANUAL = "manual", "Manual"
     API = "api", "API"
     USAGE = "usage", "Token usage"
+    IMPORT = "import", "CSV import"
 
 
 class MetricKind(models.TextChoices):
@@ -408,6 +409,51 @@ class CostEntry(TimeStampedModel):
         return self.amount is not None
 
 
+class EnergyRun(TimeStampedModel):
+    """One CodeCarbon run's energy and emissions (ops/imports/codecarbon.py): its own record, never a cost.
+
+    A run links to the cost entry of the same project whose `external_id` is its run id; that
+    entry's `energy_kwh` is filled from the run.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="energy_runs")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="energy_runs")
+    run_id = models.CharField(max_length=200, help_text="CodeCarbon's run_id (experiment_id in the legacy layout).")
+    recorded_at = models.DateTimeField(help_text="CodeCarbon's timestamp: when the run's figures were written.")
+    duration_s = models.DecimalField(max_digits=16, decimal_places=3, validators=NON_NEGATIVE)
+    energy_kwh = models.DecimalField(max_digits=20, decimal_places=12, validators=NON_NEGATIVE)
+    emissions_kg = models.DecimalField(
+        max_digits=20, decimal_places=12, validators=NON_NEGATIVE, help_text="kg CO₂-equivalent."
+    )
+    # Absent from the legacy layout.
+    cpu_energy_kwh = models.DecimalField(max_digits=20, decimal_places=12, null=True, blank=True)
+    gpu_energy_kwh = models.DecimalField(max_digits=20, decimal_places=12, null=True, blank=True)
+    ram_energy_kwh = models.DecimalField(max_digits=20, decimal_places=12, null=True, blank=True)
+    country_iso_code = models.CharField(max_length=3, blank=True)
+    region = models.CharField(max_length=100, blank=True)
+    cloud_provider = models.CharField(max_length=32, blank=True)
+    cloud_region = models.CharField(max_length=64, blank=True)
+    gpu_count = models.PositiveIntegerField(null=True, blank=True)
+    gpu_model = models.CharField(max_length=200, blank=True)
+    cost_entry = models.ForeignKey(
+        CostEntry, on_delete=models.SET_NULL, null=True, blank=True, related_name="energy_runs"
+    )
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [models.Index(fields=["project", "recorded_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "run_id"], name="energy_run_id_unique_per_org"),
+            models.CheckConstraint(
+                condition=Q(duration_s__gte=0) & Q(energy_kwh__gte=0) & Q(emissions_kg__gte=0),
+                name="energy_run_figures_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project}: run {self.run_id}"
+
+
 class OtlpSpanKey(models.Model):
     """A GenAI span the OTLP receiver already counted: what makes resending an export a no-op.
 
@@ -416,7 +462,12 @@ class OtlpSpanKey(models.Model):
     """
 
     pk = models.CompositePrimaryKey("organization", "trace_id", "span_id")
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # No database foreign key nor index of its own: the primary key leads with the organization, and a
+    # deferred check per span (512 an export) would run at every commit, under the entries' row locks.
+    # Deleting an organization still deletes its keys (Django's CASCADE); a stray key can only refuse a span.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
     trace_id = models.BinaryField(max_length=16)
     span_id = models.BinaryField(max_length=8)
     day = models.DateField(help_text="The span's end date (UTC): the purge goes by it.")
@@ -732,4 +783,4 @@ class ReviewReminder(models.Model):
 
 
 # The import records live beside their importers; imported here so Django finds them.
-from ops.imports.models import BilledCost, BillingMappingRule, ImportJob  # noqa: E402, F401
+from ops.imports.models import BilledCost, BillingMappingRule, ImportJob, SummaryFigure  # noqa: E402, F401

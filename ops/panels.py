@@ -15,6 +15,7 @@ from ops.forms import (
 )
 from ops.selectors.billing import project_billing
 from ops.selectors.dashboard import MonthFigure, project_costs, project_infrastructure, project_risks
+from ops.selectors.energy import project_energy
 from ops.selectors.portfolio import latest_metrics
 from projects.models import Project, Role
 from projects.panels import Panel, PanelForm, register
@@ -33,7 +34,7 @@ def chart_data(months: list[MonthFigure]) -> dict:
 
 def _costs(*, project: Project, today: dt.date) -> dict:
     costs = project_costs(project=project, as_of=today)
-    return vars(costs) | {"cost_chart": chart_data(costs.months)}
+    return vars(costs) | {"cost_chart": chart_data(costs.months), "months_incomplete": costs.months_incomplete}
 
 
 COST = PanelForm(
@@ -132,5 +133,14 @@ register(
         60,
         lambda *, project, today: {"metrics": latest_metrics(project=project, as_of=today)},
         forms=(METRIC,),
+    )
+)
+register(
+    Panel(
+        "energy",
+        "Energy",
+        "ops/sections/energy.html",
+        55,
+        lambda *, project, today: project_energy(project=project),
     )
 )

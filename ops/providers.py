@@ -9,26 +9,42 @@ provider-concentration signal group by.
 
 from ops.models import ModelProvider, Provider
 
-# Older OTel values, LiteLLM provider names and common spellings → the code above (compared lowercased).
+# Older OTel values, LiteLLM's `litellm_provider` and genai-prices' provider ids, and common spellings →
+# the code above (compared lowercased). Names not here (resellers, routers) are not the vocabulary's.
 ALIASES = {
     "az.ai.openai": ModelProvider.AZURE_OPENAI,
     "azure": ModelProvider.AZURE_OPENAI,
     "azure_openai": ModelProvider.AZURE_OPENAI,
+    "azure_text": ModelProvider.AZURE_OPENAI,
     "az.ai.inference": ModelProvider.AZURE_INFERENCE,
     "azure_ai": ModelProvider.AZURE_INFERENCE,
     "bedrock": ModelProvider.AWS_BEDROCK,
     "bedrock_converse": ModelProvider.AWS_BEDROCK,
     "aws bedrock": ModelProvider.AWS_BEDROCK,
+    "aws": ModelProvider.AWS_BEDROCK,
     "vertex_ai": ModelProvider.GCP_VERTEX_AI,
     "vertex_ai-language-models": ModelProvider.GCP_VERTEX_AI,
     "vertex_ai-anthropic_models": ModelProvider.GCP_VERTEX_AI,
+    "vertex_ai-ai21_models": ModelProvider.GCP_VERTEX_AI,
+    "vertex_ai-chat-models": ModelProvider.GCP_VERTEX_AI,
+    "vertex_ai-code-chat-models": ModelProvider.GCP_VERTEX_AI,
+    "vertex_ai-code-text-models": ModelProvider.GCP_VERTEX_AI,
+    "vertex_ai-embedding-models": ModelProvider.GCP_VERTEX_AI,
+    "vertex_ai-image-models": ModelProvider.GCP_VERTEX_AI,
+    "vertex_ai-llama_models": ModelProvider.GCP_VERTEX_AI,
+    "vertex_ai-mistral_models": ModelProvider.GCP_VERTEX_AI,
+    "vertex_ai-text-models": ModelProvider.GCP_VERTEX_AI,
+    "vertex_ai-vision-models": ModelProvider.GCP_VERTEX_AI,
     "gemini": ModelProvider.GCP_GEMINI,
     "google": ModelProvider.GCP_GEN_AI,
     "text-completion-openai": ModelProvider.OPENAI,
     "mistral": ModelProvider.MISTRAL_AI,
     "mistralai": ModelProvider.MISTRAL_AI,
+    "codestral": ModelProvider.MISTRAL_AI,
+    "text-completion-codestral": ModelProvider.MISTRAL_AI,
     "cohere_chat": ModelProvider.COHERE,
     "xai": ModelProvider.X_AI,
+    "x-ai": ModelProvider.X_AI,
     "watsonx": ModelProvider.IBM_WATSONX_AI,
     "ollama": ModelProvider.SELF_HOSTED,
     "vllm": ModelProvider.SELF_HOSTED,

@@ -8,17 +8,20 @@ from django.core.paginator import Paginator
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from ops import panels, services
 from ops.filters import ProjectListFilter, RiskListFilter
 from ops.forms import (
+    PriceImportForm,
     ReportRequestForm,
     RepriceForm,
     RiskAcceptForm,
     RiskCloseForm,
     RiskEditForm,
 )
+from ops.imports.prices import model_prices_import, price_book_read
 from ops.models import (
     AttentionReason,
     CostEntry,
@@ -266,7 +269,8 @@ def price_index(request: HttpRequest) -> HttpResponse:
                     entry_ids=form.entry_ids(),
                     include_priced=include_priced,
                 )
-                messages.success(request, f"Repriced {len(plan.changes)} usage entries.")
+                count = len(plan.changes)
+                messages.success(request, f"Repriced {count} usage entr{'y' if count == 1 else 'ies'}.")
                 return redirect("ops:prices")
             plan = services.usage_reprice_plan(
                 organization=organization, by=request.user, include_priced=include_priced
@@ -284,6 +288,32 @@ def price_index(request: HttpRequest) -> HttpResponse:
         "entry_ids": ",".join(str(pk) for pk in plan.entry_ids) if plan else "",
     }
     return render(request, "ops/price_list.html", context, status=status)
+
+
+@organization_required
+@require_http_methods(["GET", "POST"])
+def price_import(request: HttpRequest) -> HttpResponse:
+    """Import a price book (managers): choose it, see the diff (a dry run), confirm it; then reprice."""
+    role_required(request, Role.MANAGER)
+    organization = request.organization
+    form = PriceImportForm(request.POST or None, request.FILES or None, organization=organization)
+    result, status = None, 200
+    if form.is_bound and form.is_valid():
+        digest = form.cleaned_data["digest"]
+        try:
+            book = price_book_read(source=form.cleaned_data["source"], data=form.book_data)
+            result = model_prices_import(
+                organization=organization, by=request.user, book=book, dry_run=not digest, digest=digest
+            )
+        except DomainError as exc:
+            form_apply_error(form, exc)
+            status = exc.status_code
+        else:
+            if digest:
+                messages.success(request, f"Imported {result.writes} price changes from {result.version}.")
+                return redirect(f"{reverse('ops:prices')}?preview=1#reprice-title")
+    context = {"form": form, "result": result, "signed_book": form.signed_book() if result else ""}
+    return render(request, "ops/price_import.html", context, status=status)
 
 
 def _report_get(request: HttpRequest, pk: int) -> Report:

@@ -19,6 +19,7 @@ import datetime as dt
 import decimal
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 from django.db import connection, models, router
 from django.db.models.deletion import Collector
@@ -55,6 +56,19 @@ _request: contextvars.ContextVar[HttpRequest | None] = contextvars.ContextVar("a
 def audit_request(request: HttpRequest):
     """Attribute the changes made inside the block to this request's user (or token)."""
     reset = _request.set(request)
+    try:
+        yield
+    finally:
+        _request.reset(reset)
+
+
+@contextmanager
+def audit_actor(user: object):
+    """Attribute the changes made inside the block to `user` where no request does (a worker's import)."""
+    if _request.get() is not None:
+        yield
+        return
+    reset = _request.set(SimpleNamespace(user=user, audit_token=None))
     try:
         yield
     finally:
@@ -170,6 +184,14 @@ def record_changed(instance: models.Model, *, before: dict[str, object]) -> dict
     if changes:
         _event(instance, AuditAction.UPDATE, changes).save()
     return changes
+
+
+def record_done(instance: models.Model, *, what: str, detail: object) -> AuditEvent:
+    """Record an action on `instance` that its own recorded fields do not show (a secret rotated,
+    a delivery sent again): an update whose one change is `what`, from nothing to `detail`."""
+    event = _event(instance, AuditAction.UPDATE, {what: [None, detail]})
+    event.save()
+    return event
 
 
 def record_deleted(instance: models.Model) -> None:

@@ -82,14 +82,20 @@ class Stage(models.TextChoices):
 
     @classmethod
     def order(cls, stage: str) -> int:
-        return list(cls.values).index(stage)
+        return STAGE_ORDER[stage]
 
     @classmethod
     def following(cls, stage: str) -> str | None:
         """Return the stage a project moves forward to from `stage` (none from production or retired)."""
         if stage in (cls.PRODUCTION, cls.RETIRED):
             return None
-        return cls.values[cls.order(stage) + 1]
+        return STAGES[STAGE_ORDER[stage] + 1]
+
+
+# The lifecycle in order, computed once: `Stage.values` builds its list on every access, and the report and
+# the dashboard ask for the next stage of every project.
+STAGES = tuple(Stage.values)
+STAGE_ORDER = {stage: i for i, stage in enumerate(STAGES)}
 
 
 class Health(models.TextChoices):
@@ -532,3 +538,32 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor_repr} {self.action} {self.object_type} {self.object_repr}"
+
+
+class IdempotencyKey(models.Model):
+    """An API caller's `Idempotency-Key` on one path: claimed while its POST runs, then the answer retries get.
+
+    `status` is empty while the first request runs. Rows go API_IDEMPOTENCY_KEY_HOURS after their claim
+    (projects.idempotency_keys_purge). The caller is a string, not a foreign key: a key outlives nothing
+    for more than a day, and a service token is a caller of its own (its user is shared by every token of
+    its organization and scope).
+    """
+
+    caller = models.CharField(max_length=40, help_text="user:<id>, or service-token:<id>.")
+    path = models.CharField(max_length=1024)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request's query string and body.")
+    claimed_at = models.DateTimeField(default=timezone.now)
+    status = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty while the request runs.")
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.BinaryField(default=b"", blank=True)
+
+    class Meta:
+        constraints = [
+            # What makes two requests with one key unable to both run: the claim is an INSERT ... ON CONFLICT.
+            models.UniqueConstraint(fields=["caller", "path", "key"], name="idempotency_key_one_per_caller_path"),
+        ]
+        indexes = [models.Index(fields=["claimed_at"], name="idempotency_key_claimed_at")]
+
+    def __str__(self) -> str:
+        return f"{self.caller} {self.path} {self.key}"

@@ -125,7 +125,7 @@ def test_a_worker_keeps_no_idle_session_and_a_task_whose_session_is_terminated_m
     mail_dir = tmp_path / "mail"
     mail_dir.mkdir()
     broker = RedisServer(tmp_path).start()
-    producer = Celery("producer", broker=broker.url())
+    producer = Celery("producer", broker=broker.url(), set_as_current=False)
     env = {
         "DATABASE_URL": db_url(WORKER_APP),
         "DATABASE_CONN_MAX_AGE": "60",

@@ -43,7 +43,7 @@ def test_redis_down_keeps_the_site_serving_answers_503_for_reports_and_recovers_
 
     broker = RedisServer(tmp_path).start()
     processes = []
-    producer = Celery("producer", broker=broker.url(0))
+    producer = Celery("producer", broker=broker.url(0), set_as_current=False)
     try:
         app_env = {
             "DATABASE_URL": db_url("fault-redis-web"),

@@ -114,7 +114,7 @@ def test_workers_and_pool_processes_killed_mid_build_ten_times_leave_every_repor
     mail_dir = tmp_path / "mail"
     mail_dir.mkdir()
     broker = RedisServer(tmp_path).start()
-    producer = Celery("producer", broker=broker.url())
+    producer = Celery("producer", broker=broker.url(), set_as_current=False)
     fleet = Fleet(tmp_path, broker, mail_dir)
     lock_conn = psycopg.connect(db_url().replace("postgres://", "postgresql://"))
     kills = []

@@ -40,6 +40,7 @@ READS_ONLY = {
     "report_period_limits",
     "risk_close_role",
     "snapshots_due",
+    "cost_entries_check",
 }
 # Writes of rows outside the history, each a record of its own.
 NO_HISTORY = {
@@ -353,6 +354,15 @@ def walk_cost_entries_ingest(w):
     w.check(
         lambda: ingest.cost_entries_ingest(by=w.admin, entries=_cost_rows(w, 3)),
         lambda r: [(CostEntry.objects.get(pk=pk), C) for pk in r.created_ids],
+    )
+
+
+def walk_cost_entries_import(w):
+    # A file of costs: one batch event for the file.
+    w.check_batch(
+        lambda: ingest.cost_entries_import(organization=w.org, by=w.admin, entries=_cost_rows(w, 3), label="CSV"),
+        CostEntry,
+        lambda r: r.created_ids,
     )
 
 

@@ -32,6 +32,7 @@ from ops.forms import (
     CatalogueForm,
     CostEntryForm,
     InfrastructureForm,
+    PriceImportForm,
     QualityMetricForm,
     ReportRequestForm,
     RiskAcceptForm,
@@ -40,7 +41,16 @@ from ops.forms import (
     RiskForm,
     UsageForm,
 )
-from ops.models import Budget, CostEntry, InfrastructureComponent, QualityMetric, Report, Risk, RiskAssessment
+from ops.models import (
+    Budget,
+    CostEntry,
+    InfrastructureComponent,
+    ModelPrice,
+    QualityMetric,
+    Report,
+    Risk,
+    RiskAssessment,
+)
 from ops.services import risk_create
 from projects import services
 from projects.api import serializers as projects_serializers
@@ -269,9 +279,15 @@ class Attempts:
 
 
 def refused_cleanly(response) -> bool:
-    """A 400 in the API's error shape (or a 409 when the input collides with a row, e.g. a frozen price)."""
+    """A 400 in the API's error shape (or a 409 when the input collides with a row, e.g. a frozen price, or an
+    external_id an earlier walk step recorded with other content)."""
     code = response.json().get("code")
-    return (response.status_code, code) in {(400, "invalid"), (400, "parse_error"), (409, "conflict")}
+    return (response.status_code, code) in {
+        (400, "invalid"),
+        (400, "parse_error"),
+        (409, "conflict"),
+        (409, "external_id_conflict"),
+    }
 
 
 # --- Tests: the API ---------------------------------------------------------------------------------
@@ -443,6 +459,7 @@ FORMS: dict[str, tuple[type[forms.Form], type[Model]]] = {
     "ops:risk-accept": (RiskAcceptForm, Risk),
     "ops:risk-close": (RiskCloseForm, Risk),
     "ops:report-create": (ReportRequestForm, Report),
+    "ops:prices-import": (PriceImportForm, ModelPrice),
     "projects:members": (InvitationForm, Invitation),
     "projects:member-role": (MemberRoleForm, Membership),
     "webhooks:endpoints": (WebhookEndpointForm, WebhookEndpoint),
@@ -462,6 +479,7 @@ STORED_AS: dict[tuple[str, str], tuple[type[Model], str] | None] = {
 # Web writes that take no typed input: a choice of organization, a token to revoke.
 FORMLESS = {
     "ops:prices",  # applies a dry run: the entry ids it listed, no typed input
+    "ops:import-csv",  # a file and a choice of project: its rows go through the ingest rules (test_imports_csv.py)
     "projects:organization-switch",
     "projects:token-revoke",
     "projects:service-token-revoke",
@@ -539,6 +557,7 @@ def _web_url(name: str, p: Portfolio, n: int) -> str:
         "projects:members": "/members/",
         "projects:member-role": f"/members/{p.objects[Membership].pk}/role/",
         "ops:report-create": "/reports/new/",
+        "ops:prices-import": "/prices/import/",
         "webhooks:endpoints": "/webhooks/",
         "projects:edit": f"/projects/{project.pk}/edit/",
         "projects:status-create": f"/projects/{project.pk}/status/",

@@ -48,7 +48,7 @@ def test_report_killed_mid_build_is_built_once_and_digested_once(tmp_path):
     queue = f"test-exactly-once-{uuid.uuid4().hex[:8]}"
     mail_dir, log = tmp_path / "mail", tmp_path / "worker.log"
     mail_dir.mkdir()
-    producer = Celery("producer", broker=redis_url())
+    producer = Celery("producer", broker=redis_url(), set_as_current=False)
     worker_env = {
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",

@@ -25,6 +25,7 @@ from decimal import Decimal
 
 import pytest
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.db.models import Model, Q
 from django.test import Client
@@ -428,6 +429,9 @@ PRICE = {
 body("api-ops:model-price-list", "POST")(lambda p: {"organization": p.organization.pk, **PRICE})
 body("api-ops:model-price-detail", "PUT", "PATCH")(lambda p: {**PRICE, "deprecation_date": "2027-01-01"})
 body("api-ops:model-price-reprice", "POST")(lambda p: {"organization": p.organization.pk, "dry_run": True})
+body("api-ops:model-price-import", "POST")(
+    lambda p: {"organization": p.organization.pk, "source": "genai-prices", "dry_run": True}
+)
 METRIC = {"date": "2026-03-05", "metric": "accuracy", "value": 0.1}
 body("api-ops:metric-list", "POST")(lambda p: {"project": _project(p), **METRIC})
 body("api-ops:metric-detail", "PUT", "PATCH")(lambda p: METRIC)
@@ -480,6 +484,7 @@ body("ops:usage-create", "POST")(
     lambda p: {"date": "2026-03-05", "model": "zqxa-model", "input_tokens": "1", "output_tokens": "1"}
 )
 body("ops:prices", "POST")(lambda p: {"entries": str(p.objects[CostEntry].pk)})
+body("ops:prices-import", "POST")(lambda p: {"source": "genai-prices"})  # a preview: the diff, nothing written
 body("ops:budget-create", "POST")(lambda p: {**BUDGET, "tolerance_pct": "10"})
 RISK_FORM = {**RISK, "treatment": "mitigate"}
 body("ops:risk-create", "POST")(lambda p: RISK_FORM)
@@ -495,6 +500,12 @@ body("ops:risk-edit", "POST")(lambda p: {**RISK_FORM, "status": "mitigating", "n
 body("ops:risk-accept", "POST")(lambda p: {"justification": "posted", "expires": _in_a_month()})
 body("ops:risk-close", "POST")(lambda p: {"note": "posted"})
 body("ops:report-create", "POST")(lambda p: {"kind": "risk", "week": "2026-03-10"})
+body("ops:import-csv", "POST")(
+    lambda p: {
+        "file": SimpleUploadedFile("costs.csv", b"date,category,amount\n2026-03-05,storage,2.00\n", "text/csv"),
+        "project": p.objects[Project].slug,
+    }
+)
 
 
 # --- Who asks, and what they must get -----------------------------------------------------------
@@ -545,6 +556,7 @@ VIEWER_EXCEPTIONS = {
     ("projects:create", "GET"): {403},  # the project form pages are for contributors
     ("projects:edit", "GET"): {403},
     ("projects:form", "GET"): {403},  # a project-page form (here a cost's) is a contributor's
+    ("ops:prices-import", "GET"): {403},  # importing a price book is the managers'
     ("projects:tokens", "POST"): {200},
     ("projects:organization-switch", "POST"): {302},
     ("projects:token-revoke", "POST"): {404},
@@ -559,6 +571,7 @@ VIEWER_EXCEPTIONS = {
     # Members and invitations are the admins' (invitees' addresses are personal data): a viewer gets
     # the members page refused and sees no invitation at all, so one named by id is "not found".
     ("projects:members", "GET"): {403},
+    ("ops:import-csv", "GET"): {403},  # importing is the managers'
     ("api-projects:invitation-detail", "GET"): {404},
     ("api-projects:invitation-detail", "DELETE"): {404},
     ("api-projects:invitation-resend", "POST"): {404},
@@ -577,6 +590,8 @@ OUTSIDER_COLLECTION_WRITES = {
     ("projects:service-token-create", "POST"): {200},  # a service token of B, the outsider's organization
     ("ops:report-create", "POST"): {302},
     ("ops:prices", "POST"): {302},  # reprices B's entries only: A's ids are not B's
+    ("ops:prices-import", "POST"): {200},  # previews an import into B
+    ("ops:import-csv", "POST"): {400},  # the file is for A's project, none of B's to choose
     ("projects:members", "POST"): {302},  # an invitation to B
     ("webhooks:endpoints", "POST"): {200},  # an endpoint of B, its secret shown once
 }

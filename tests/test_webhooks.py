@@ -25,7 +25,7 @@ from ops.services import risk_accept, risk_close, risk_create, risk_update
 from ops.services.reports import report_build
 from ops.services.signals import risk_signals_evaluate
 from ops.tests.factories import BudgetFactory, CostEntryFactory, ReportFactory
-from projects.models import Role, Stage
+from projects.models import AuditEvent, Role, Stage
 from projects.services import project_transition, status_update_create
 from projects.tests.api_support import client_for
 from projects.tests.factories import OrganizationFactory, ProjectFactory, member
@@ -233,6 +233,11 @@ def test_rotation_keeps_the_old_secret_valid_during_the_grace_period_only(
     endpoint, old = _endpoint(org, admin, r.url)
     new = webhook_endpoint_secret_rotate(endpoint=endpoint, by=admin)
     assert new != old and new.startswith("whsec_")
+    # The rotation is in the history, without either secret.
+    event = AuditEvent.objects.filter(object_type="webhooks.webhookendpoint", object_id=str(endpoint.pk)).latest("pk")
+    assert list(event.changes) == ["secret"]
+    assert event.changes["secret"][1].startswith("rotated")
+    assert old not in str(event.changes) and new not in str(event.changes)
     _risk(project, contributor)
     _deliver_due()
     assert r.verified(old) == r.verified(new)
@@ -272,6 +277,9 @@ def test_redelivery_sends_the_same_id_again(org, project, admin, contributor, re
     _deliver_due()
     delivery = WebhookDelivery.objects.get()
     webhook_delivery_redeliver(delivery=delivery, by=admin)
+    event = AuditEvent.objects.latest("pk")
+    assert (event.object_type, event.object_id) == ("webhooks.webhookendpoint", str(delivery.endpoint_id))
+    assert event.changes == {"redelivered": [None, f"delivery {delivery.pk} of event {delivery.event_id}"]}
     _deliver_due()
     assert len(r.verified(secret)) == 2 and r.requests[0][0]["webhook-id"] == r.requests[1][0]["webhook-id"]
 
@@ -437,7 +445,7 @@ def test_a_worker_killed_mid_delivery_leaves_it_to_be_redelivered_with_the_same_
     hold = threading.Event()
     r = Receiver(hold=hold)
     broker = RedisServer(tmp_path).start()
-    producer = Celery("producer", broker=broker.url())
+    producer = Celery("producer", broker=broker.url(), set_as_current=False)
     monkeypatch.setattr(outbox, "current_app", producer)  # on commit, the deliveries go to the test's broker
     env = {"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true", "WEBHOOK_TIMEOUT_SECONDS": "30", "CELERY_VISIBILITY_TIMEOUT": "2"}
     workers = [Worker(tmp_path / "worker-0.log", broker=broker.url(), queue="celery", env=env)]

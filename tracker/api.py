@@ -6,6 +6,7 @@ The schema and the base viewset live in `tracker.api_views`.
 
 import base64
 import datetime as dt
+import decimal
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -14,17 +15,21 @@ from functools import cache
 from typing import Any
 
 import django_filters
+from django import forms
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.signals import setting_changed
 from django.db import connections
 from django.db.models import Q
+from django.dispatch import receiver
 from django.http import Http404, JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django_filters.filterset import filterset_factory
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiExample
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from redis.exceptions import RedisError
 from rest_framework import ISO_8601, exceptions, filters, parsers, renderers, serializers
 from rest_framework.pagination import PageNumberPagination
@@ -35,7 +40,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from tracker.db import STATEMENT_TIMEOUT_MESSAGE, statement_timeout_caught
-from tracker.exceptions import DomainError, TooManyRequests, TransitionRefused
+from tracker.exceptions import DomainError, ErrorCode, TooManyRequests, TransitionRefused, error_body
 from tracker.security import client_address
 
 logger = logging.getLogger(__name__)
@@ -65,14 +70,10 @@ def _first(errors: Mapping[str, list[str]]) -> str:
     return messages[0] if field == api_settings.NON_FIELD_ERRORS_KEY else f"{field}: {messages[0]}"
 
 
-def _body(detail: str, code: str, errors: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
-    return {"detail": detail, "code": code, "errors": dict(errors or {})}
-
-
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Answer every error with {"detail", "code", "errors": {field: [messages]}} (+ "missing" for gates)."""
     if isinstance(exc, DomainError):
-        body = _body(exc.message, exc.code, exc.errors)
+        body = {**error_body(exc.message, exc.code, exc.errors), **exc.extra}
         if isinstance(exc, TransitionRefused):
             body["missing"] = exc.missing
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else {}
@@ -89,7 +90,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     elif statement_timeout_caught(exc, path=context["request"].path):
-        return Response(_body(STATEMENT_TIMEOUT_MESSAGE, "statement_timeout"), status=503)
+        return Response(error_body(STATEMENT_TIMEOUT_MESSAGE, "statement_timeout"), status=503)
     if not isinstance(exc, exceptions.APIException):
         return None  # a bug: let Django log it and answer 500
     headers = {}
@@ -99,80 +100,172 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         headers["Retry-After"] = str(math.ceil(exc.wait))
     if isinstance(exc, exceptions.ValidationError):
         errors = _flatten(exc.detail)
-        body = _body(_first(errors) if errors else "Invalid input.", "invalid", errors)
+        body = error_body(_first(errors) if errors else "Invalid input.", "invalid", errors)
     else:
         codes = exc.get_codes()
-        body = _body(str(exc.detail), codes if isinstance(codes, str) else "error")
+        body = error_body(str(exc.detail), codes if isinstance(codes, str) else "error")
     return Response(body, status=exc.status_code, headers=headers)
 
 
 class GateSerializer(serializers.Serializer):
-    key = serializers.CharField()
+    key = serializers.CharField(help_text="The gate's code (projects.gates).")
     label = serializers.CharField()
     overridable = serializers.BooleanField()
+
+
+ERRORS_HELP = (
+    "Messages per field: a body field (`amount`), a query parameter (`ordering`, `page_size`), a field of a bulk "
+    "row (`entries.<index>.<field>`, e.g. `entries.3.amount`), or `non_field_errors`; empty when no field is to blame."
+)
 
 
 class ErrorSerializer(serializers.Serializer):
     """The one error shape of the API."""
 
     detail = serializers.CharField(help_text="A sentence saying what went wrong.")
-    code = serializers.CharField(help_text="A stable machine-readable code, e.g. invalid, not_found.")
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text='Messages per field; bulk rows as "rows.<index>.<field>".',
+    code = serializers.ChoiceField(choices=ErrorCode.choices, help_text="A stable machine-readable code.")
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), help_text=ERRORS_HELP)
+
+
+def _error_serializer(name: str, doc: str, codes: list[ErrorCode], base: type = ErrorSerializer, **fields: Any) -> type:
+    """An error component whose `code` lists only the codes its status carries (a closed enum per status)."""
+    # Annotated on a class of its own: DRF copies field instances by their arguments, losing an annotation.
+    field_class = extend_schema_field({"type": "string", "enum": [str(c) for c in codes]})(
+        type(f"{name}Code", (serializers.CharField,), {})
     )
+    code = field_class(help_text="; ".join(f"`{c}`: {c.label}" for c in codes))
+    return type(f"{name}Serializer", (base,), {"__doc__": doc, "__module__": __name__, "code": code, **fields})
 
 
-class TransitionErrorSerializer(ErrorSerializer):
-    missing = GateSerializer(many=True, help_text="Every unmet stage gate.", required=False)
+@dataclass(frozen=True)
+class ErrorResponse:
+    """How the schema documents one error status: its body's component, a description and an example."""
+
+    serializer: type[serializers.Serializer]
+    description: str
+    example: dict[str, Any]
 
 
-ERROR_EXAMPLES = {
-    "400": OpenApiExample(
-        "Invalid input",
-        value=_body("amount: Ensure this value is greater than or equal to 0.", "invalid", {"amount": ["…"]}),
-        status_codes=["400"],
-        response_only=True,
+E = ErrorCode
+ValidationErrorSerializer = _error_serializer(
+    "ValidationError", "A 400: what is wrong, per field.", [E.INVALID, E.PARSE_ERROR, E.BAD_REQUEST]
+)
+ConflictSerializer = _error_serializer(
+    "Conflict",
+    "A 409: the request clashes with what is stored (slug, external id, price date, a price in use, the last admin).",
+    [E.CONFLICT, E.TOO_MANY_PENDING_REPORTS, E.EXTERNAL_ID_CONFLICT, E.IDEMPOTENCY_KEY_IN_USE],
+)
+TransitionErrorSerializer = _error_serializer(
+    "TransitionError",
+    "A 409 of a stage move: every unmet gate is in `missing`.",
+    [E.TRANSITION_REFUSED],
+    missing=GateSerializer(many=True, help_text="Every unmet stage gate."),
+)
+QueueUnavailableSerializer = _error_serializer(
+    "QueueUnavailable",
+    "A 503 of a report request: the report is saved pending (poll it by `report`) and is built once the queue is back.",
+    [E.QUEUE_UNAVAILABLE, E.STATEMENT_TIMEOUT],
+    report=serializers.IntegerField(
+        required=False, help_text="With queue_unavailable: the saved report's id, to follow at /api/v1/reports/{id}/."
     ),
-    "401": OpenApiExample(
-        "No credentials",
-        value=_body("Authentication credentials were not provided.", "not_authenticated"),
-        status_codes=["401"],
-        response_only=True,
+)
+# A 405 (a method the path does not take) belongs to no operation: OpenAPI has nowhere to list it.
+ERROR_RESPONSES: dict[int, ErrorResponse] = {
+    400: ErrorResponse(
+        ValidationErrorSerializer,
+        "Invalid body, filter or query string (an unknown parameter too).",
+        error_body("amount: Ensure this value is greater than or equal to 0.", E.INVALID, {"amount": ["…"]}),
     ),
-    "403": OpenApiExample(
-        "Role too low",
-        value=_body("This needs the manager role in Acme.", "permission_denied"),
-        status_codes=["403"],
-        response_only=True,
+    401: ErrorResponse(
+        _error_serializer(
+            "AuthenticationError", "A 401.", [E.NOT_AUTHENTICATED, E.AUTHENTICATION_FAILED, E.TOKEN_EXPIRED]
+        ),
+        "No valid credentials: send `Authorization: Bearer <token>`.",
+        error_body("Authentication credentials were not provided.", E.NOT_AUTHENTICATED),
     ),
-    "404": OpenApiExample(
-        "Unknown or another organization's",
-        value=_body("Not found.", "not_found"),
-        status_codes=["404"],
-        response_only=True,
+    403: ErrorResponse(
+        _error_serializer("ForbiddenError", "A 403.", [E.PERMISSION_DENIED]),
+        "The caller's role or token scope does not allow it.",
+        error_body("This needs the manager role in Acme.", E.PERMISSION_DENIED),
     ),
-    "409": OpenApiExample(
-        "Conflict",
-        value={
-            **_body("Cannot enter Pilot: unmet gates.", "transition_refused"),
+    404: ErrorResponse(
+        _error_serializer("NotFoundError", "A 404.", [E.NOT_FOUND]),
+        "Unknown, or another organization's (the same answer, on purpose), or a page past the last.",
+        error_body("Not found.", E.NOT_FOUND),
+    ),
+    406: ErrorResponse(
+        _error_serializer("NotAcceptableError", "A 406.", [E.NOT_ACCEPTABLE]),
+        "The Accept header names no type this endpoint answers (it answers application/json).",
+        error_body("Could not satisfy the request Accept header.", E.NOT_ACCEPTABLE),
+    ),
+    409: ErrorResponse(
+        ConflictSerializer,
+        "Clashes with what is stored; nothing was written.",
+        error_body("A project with this slug already exists.", E.CONFLICT, {"slug": ["Already taken."]}),
+    ),
+    413: ErrorResponse(
+        _error_serializer("RequestTooLargeError", "A 413.", [E.REQUEST_TOO_LARGE]),
+        "The body is over MAX_REQUEST_BODY_BYTES (20 MiB by default); nothing was read.",
+        error_body("Request body too large: 30000000 bytes, the limit is 20971520 bytes.", E.REQUEST_TOO_LARGE),
+    ),
+    415: ErrorResponse(
+        _error_serializer("UnsupportedMediaTypeError", "A 415.", [E.UNSUPPORTED_MEDIA_TYPE]),
+        "The body is not application/json.",
+        error_body('Unsupported media type "text/plain" in request.', E.UNSUPPORTED_MEDIA_TYPE),
+    ),
+    422: ErrorResponse(
+        _error_serializer("UnprocessableError", "A 422.", [E.IDEMPOTENCY_KEY_REUSED]),
+        "The Idempotency-Key was used with another request body; nothing was written.",
+        error_body("This Idempotency-Key was used with another request body.", E.IDEMPOTENCY_KEY_REUSED),
+    ),
+    429: ErrorResponse(
+        _error_serializer("ThrottledError", "A 429.", [E.THROTTLED]),
+        "A rate limit: retry after `Retry-After` seconds.",
+        error_body("Request was throttled. Expected available in 12 seconds.", E.THROTTLED),
+    ),
+    503: ErrorResponse(
+        _error_serializer("UnavailableError", "A 503.", [E.STATEMENT_TIMEOUT]),
+        "The request took too long in the database; nothing was written. Retry, or narrow the filters.",
+        error_body(STATEMENT_TIMEOUT_MESSAGE, E.STATEMENT_TIMEOUT),
+    ),
+}
+# Other examples of a status, by the component that carries them.
+ERROR_EXAMPLES: dict[type, dict[str, dict[str, Any]]] = {
+    ConflictSerializer: {
+        "Slug taken": error_body("A project with this slug already exists.", E.CONFLICT, {"slug": ["Already taken."]}),
+        "External id recorded": error_body(
+            "A cost with external id “gw-2026-01-01” is already recorded for this project.",
+            E.CONFLICT,
+            {"external_id": ["Already recorded."]},
+        ),
+        "Price date taken": error_body(
+            "gpt-4o from OpenAI already has a price from 2026-01-01.",
+            E.CONFLICT,
+            {"valid_from": ["A price from this date exists."]},
+        ),
+        "Price in use": error_body(
+            "Costs were priced with this price; add a new price from a later date instead.",
+            E.CONFLICT,
+            {"valid_from": ["In use by recorded costs."]},
+        ),
+        "Last admin": error_body(
+            "An organization keeps at least one admin: make someone else admin first.",
+            E.CONFLICT,
+            {"role": ["The last admin."]},
+        ),
+    },
+    TransitionErrorSerializer: {
+        "Unmet gates": {
+            **error_body("Cannot enter Pilot: unmet gates.", E.TRANSITION_REFUSED),
             "missing": [{"key": "budget", "label": "A budget is recorded", "overridable": True}],
-        },
-        status_codes=["409"],
-        response_only=True,
-    ),
-    "503": OpenApiExample(
-        "Too long in the database",
-        value=_body(STATEMENT_TIMEOUT_MESSAGE, "statement_timeout"),
-        status_codes=["503"],
-        response_only=True,
-    ),
-    "429": OpenApiExample(
-        "Throttled",
-        value=_body("Request was throttled. Expected available in 12 seconds.", "throttled"),
-        status_codes=["429"],
-        response_only=True,
-    ),
+        }
+    },
+    QueueUnavailableSerializer: {
+        "Queue down": {
+            **error_body("The report is saved but could not be queued: …", E.QUEUE_UNAVAILABLE),
+            "report": 42,
+        }
+    },
 }
 
 # --- Serializers --------------------------------------------------------------------------------
@@ -188,6 +281,17 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+def creator_field(source: str) -> serializers.IntegerField:
+    """The one name of who created a row: `created_by`, the user's id (null: the system, or a deleted user).
+
+    Older names (`by`, `author`, `requested_by`, `actor`, `invited_by`) stay in v1 as deprecated aliases,
+    marked so in the schema with `extend_schema_serializer(deprecate_fields=...)`.
+    """
+    return serializers.IntegerField(
+        source=source, read_only=True, allow_null=True, help_text="Who created it: a user id; null for the system."
+    )
 
 
 def _identity(value: Any) -> Any:
@@ -210,18 +314,60 @@ def _datetime_writer(field: serializers.DateTimeField) -> Callable[[Any], Any] |
     return write
 
 
+def _decimal_writer(field: serializers.DecimalField) -> Callable[[Any], Any] | None:
+    """DRF's string output of a DecimalField, with its quantum and context made once, not per value."""
+    coerce = getattr(field, "coerce_to_string", api_settings.COERCE_DECIMAL_TO_STRING)
+    if field.decimal_places is None or field.normalize_output or field.localize or not coerce:
+        return None
+    quantum = decimal.Decimal(".1") ** field.decimal_places
+    context = decimal.getcontext().copy()
+    if field.max_digits is not None:
+        context.prec = field.max_digits
+    rounding = field.rounding
+
+    def write(value: Any) -> Any:
+        if not isinstance(value, decimal.Decimal):
+            value = decimal.Decimal(str(value).strip())  # as DRF does (a figure already formatted as text)
+        return f"{value.quantize(quantum, rounding=rounding, context=context):f}"
+
+    return write
+
+
+def _plain_writer(field: serializers.Field) -> Callable[[Any], Any] | None:
+    """A faster equivalent of the field's `to_representation`, for the kinds where DRF's costs the most."""
+    if isinstance(field, serializers.DateTimeField):
+        return _datetime_writer(field)
+    if isinstance(field, serializers.DecimalField):
+        return _decimal_writer(field)
+    return None
+
+
+# Read plans by (serializer class, model, current timezone): a serializer's fields come from its class.
+_READ_PLANS: dict[tuple[type, type, Any], list[tuple[str, str | None, Any]]] = {}
+
+
+@receiver(setting_changed)
+def _read_plans_forget(*, setting: str, **kwargs: Any) -> None:
+    """Drop the plans when what they were made from changes (tests override settings; DRF reloads alike)."""
+    if setting in ("REST_FRAMEWORK", "TIME_ZONE", "USE_TZ"):
+        _READ_PLANS.clear()
+
+
 class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
     """A model serializer refusing unknown fields, with a faster read path for lists.
 
     Reading a row field by field through DRF's `get_attribute` machinery costs more than the
     query. Fields that read one plain attribute (model fields, annotations, foreign-key ids) are
-    read with `getattr` from a plan made once per serializer; the others take DRF's way.
+    read with `getattr` from a plan made once per serializer class; the others take DRF's way.
+    Building a ModelSerializer's fields costs a few milliseconds, so a serializer whose fields are
+    all plain never builds them to read: its plan is kept by class (every serializer here declares
+    its fields on the class, none per instance).
     """
 
     def to_representation(self, instance):
         plan = self.__dict__.get("_read_plan")
         if plan is None:
-            plan = self._read_plan = self._make_read_plan(type(instance))
+            plan = self._read_plan = self._bound_read_plan(type(instance))
         data = {}
         for name, attname, field in plan:
             if attname is None:
@@ -238,6 +384,17 @@ class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
                 value = getattr(instance, attname)
                 data[name] = None if value is None else field(value)
         return data
+
+    def _bound_read_plan(self, model: type) -> list[tuple[str, str | None, Any]]:
+        """Return the class's plan, its DRF-way entries bound to this serializer's own fields."""
+        key = (type(self), model, timezone.get_current_timezone())
+        plan = _READ_PLANS.get(key)
+        if plan is None:
+            plan = _READ_PLANS[key] = self._make_read_plan(model)
+        if all(attname is not None for _, attname, _ in plan):
+            return plan
+        fields = self.fields
+        return [(name, None, fields[name]) if attname is None else (name, attname, w) for name, attname, w in plan]
 
     def _make_read_plan(self, model: type) -> list[tuple[str, str | None, Any]]:
         plan = []
@@ -256,10 +413,10 @@ class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
                 and not callable(getattr(model, source[0], None))
             )
             if not simple:
-                plan.append((field.field_name, None, field))
+                plan.append((field.field_name, None, None))  # bound per serializer (_bound_read_plan)
             elif isinstance(field, serializers.PrimaryKeyRelatedField) and field.pk_field is None:
                 plan.append((field.field_name, model._meta.get_field(source[0]).attname, _identity))
-            elif isinstance(field, serializers.DateTimeField) and (write := _datetime_writer(field)):
+            elif write := _plain_writer(field):
                 plan.append((field.field_name, source[0], write))
             else:
                 plan.append((field.field_name, source[0], field.to_representation))
@@ -325,6 +482,13 @@ class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
 
 class DateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.NumberFilter):
+    """A row id: a whole number (a decimal such as 1.5 is a 400, not a query for nothing)."""
+
+    field_class = forms.IntegerField
 
 
 class StrictFilterSet(django_filters.FilterSet):
@@ -501,8 +665,11 @@ class Pagination(PageNumberPagination):
 
     def query_params(self, view) -> set[str]:
         """The query parameters this paginator reads."""
-        params = {self.page_size_query_param, self.cursor_query_param}
-        return params if getattr(view, "cursor_only", False) else params | {self.page_query_param}
+        if getattr(view, "cursor_only", False):
+            return {self.page_size_query_param, self.cursor_query_param}
+        params = {self.page_size_query_param, self.page_query_param}
+        # Only a list may be ordered for sync, so only a list pages by cursor (a history by page number).
+        return params | {self.cursor_query_param} if getattr(view, "action", None) == "list" else params
 
     def get_page_size(self, request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
@@ -606,7 +773,7 @@ class Pagination(PageNumberPagination):
             "type": "string",
             "format": "uri",
             "description": "Cursor pages only: follow it later for the rows changed since this page.",
-            "example": "https://tracker.example/api/v1/projects/?ordering=updated_at&cursor=MjAyNi0wMS0wMV…",
+            "example": "https://tracker.example/api/v1/projects/?ordering=updated_at&cursor=MjAyNi0wMS0wMVQwMDowMDowMCswMDowMHw0Mg",
         }
         return paged
 
@@ -740,4 +907,4 @@ class OtlpRateThrottle(RateThrottle):
 @csrf_exempt  # nothing is written; a browser-style CSRF refusal would answer HTML instead of JSON
 def not_found(request, *args, **kwargs) -> JsonResponse:
     """Answer any unknown API path (e.g. a malformed id) with the API's JSON 404, not an HTML page."""
-    return JsonResponse(_body("Not found.", "not_found"), status=404)
+    return JsonResponse(error_body("Not found.", "not_found"), status=404)

@@ -49,6 +49,8 @@ app.conf.beat_schedule = {
     "webhook-deliveries-due": {"task": "webhooks.deliveries_due", "schedule": 15.0},
     # Daily at 04:30 UTC. OTLP span keys older than OTLP_SPAN_KEY_RETENTION_DAYS go.
     "otlp-span-keys-purge": {"task": "ops.otlp_span_keys_purge", "schedule": crontab(minute=30, hour=4)},
+    # Hourly at :45. API idempotency keys claimed more than API_IDEMPOTENCY_KEY_HOURS ago go.
+    "idempotency-keys-purge": {"task": "projects.idempotency_keys_purge", "schedule": crontab(minute=45)},
 }
 
 

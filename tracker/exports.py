@@ -9,6 +9,8 @@ import re
 from collections.abc import Iterable
 from typing import Any, TextIO
 
+from django.db.models import Func, TextField
+
 # OWASP "CSV injection": a cell starting with one of these is a formula in Excel, LibreOffice and
 # Google Sheets (tab and carriage return let one hide behind blank space).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -25,11 +27,34 @@ def csv_cell(value: Any) -> Any:
     return value
 
 
-class CsvWriter:
-    """`csv.writer` whose every cell goes through `csv_cell`."""
+class CsvCell(Func):
+    """`csv_cell` in SQL, for text PostgreSQL writes into a CSV itself (`COPY … TO STDOUT WITH (FORMAT csv)`).
 
-    def __init__(self, out: TextIO):
-        self._writer = csv.writer(out)
+    Built from the same constants as `csv_cell`. An empty text becomes NULL, which COPY writes as nothing,
+    as csv.writer writes an empty string (COPY would write `""`).
+    """
+
+    output_field = TextField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        value, params = compiler.compile(self.source_expressions[0])
+        starts = ", ".join(["%s"] * len(FORMULA_STARTS))
+        sql = (
+            f"CASE WHEN left({value}, 1) IN ({starts}) AND {value} !~ %s"
+            f" THEN %s || {value} ELSE NULLIF({value}, '') END"
+        )
+        plain = f"^(?:{_PLAIN_NUMBER.pattern})$"
+        return sql, [*params, *FORMULA_STARTS, *params, plain, "'", *params, *params]
+
+
+class CsvWriter:
+    """`csv.writer` whose every cell goes through `csv_cell`.
+
+    `lineterminator` "\\n" writes lines as PostgreSQL's COPY does (the streamed exports mix the two).
+    """
+
+    def __init__(self, out: TextIO, *, lineterminator: str = "\r\n"):
+        self._writer = csv.writer(out, lineterminator=lineterminator)
 
     def writerow(self, row: Iterable[Any]) -> None:
         # Only text starting like a formula needs `csv_cell`; checked inline: exports write millions of cells.

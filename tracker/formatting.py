@@ -75,10 +75,28 @@ def money(amount: Any, organization: Localized | None, *, whole: bool = False) -
     return pattern.apply(value, locale, currency=currency, currency_digits=not whole)
 
 
+def rate(amount: Any, organization: Localized | None) -> str:
+    """Return a price per million tokens: the cents, and up to the 4 decimal places prices keep ("$0.0028")."""
+    value = _decimal(amount)
+    if value is None:
+        return EMPTY
+    locale = _locale(organization)
+    pattern = copy.copy(locale.currency_formats["standard"])
+    pattern.frac_prec = (2, 4)
+    currency = getattr(organization, "currency", None) or DEFAULT_CURRENCY
+    return pattern.apply(value, locale, currency=currency, currency_digits=False)
+
+
 def number(value: Any, organization: Localized | None) -> str:
     """Return a count or measure with the locale's separators: "1,234,567", "1.234.567"."""
     parsed = _decimal(value)
     return EMPTY if parsed is None else format_decimal(parsed, locale=_locale(organization))
+
+
+def measure(value: Any, organization: Localized | None) -> str:
+    """Return a physical measure (kWh, kg CO₂eq) to six decimals, the locale's way: "0.000574", "1.234,5"."""
+    parsed = _decimal(value)
+    return EMPTY if parsed is None else format_decimal(parsed, format="#,##0.######", locale=_locale(organization))
 
 
 def percent(value: Any, organization: Localized | None) -> str:

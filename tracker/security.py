@@ -6,6 +6,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from tracker.exceptions import ErrorCode, error_body
+
 
 def client_address(request: HttpRequest) -> str:
     """Return the client's IP address, as the outermost of DJANGO_TRUSTED_PROXY_COUNT proxies saw it.
@@ -60,8 +62,12 @@ class SecurityHeadersMiddleware:
         return response
 
 
+# The OTLP receiver's paths (tracker/urls.py).
+OTLP_PATH_PREFIX = "/otlp/"
+
+
 class RequestSizeLimitMiddleware:
-    """Refuse bodies larger than MAX_REQUEST_BODY_BYTES before anything reads them.
+    """Refuse bodies larger than MAX_REQUEST_BODY_BYTES before anything reads them, in the API's error shape.
 
     Django bounds `request.body`, but DRF's parsers read the stream directly: without this a
     50 MB JSON body would be parsed in full. File imports (docs/imports.md) are the exception, up
@@ -74,19 +80,16 @@ class RequestSizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(OTLP_PATH_PREFIX):
+            return self.get_response(request)  # the receiver bounds its exports and answers as OTLP says
         limit = settings.MAX_REQUEST_BODY_BYTES
         if request.method == "POST" and request.path in self.IMPORT_PATHS:
             limit = settings.IMPORT_MAX_UPLOAD_BYTES
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return JsonResponse({"detail": "Invalid Content-Length header.", "code": "bad_request"}, status=400)
+            return JsonResponse(error_body("Invalid Content-Length header.", ErrorCode.BAD_REQUEST), status=400)
         if length > limit:
-            return JsonResponse(
-                {
-                    "detail": f"Request body too large: {length} bytes, the limit is {limit} bytes.",
-                    "code": "request_too_large",
-                },
-                status=413,
-            )
+            detail = f"Request body too large: {length} bytes, the limit is {limit} bytes."
+            return JsonResponse(error_body(detail, ErrorCode.REQUEST_TOO_LARGE), status=413)
         return self.get_response(request)

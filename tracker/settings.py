@@ -219,6 +219,8 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))  # for the file-based backend
+# Where the CSV import page keeps an uploaded file between its preview and its import (docs/imports.md).
+IMPORT_UPLOADS_DIR = env("IMPORT_UPLOADS_DIR", default=str(VAR_DIR / "imports"))
 EMAIL_HOST = env("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
@@ -311,6 +313,10 @@ SEARCH_MAX_TERM_LENGTH = env.int("SEARCH_MAX_TERM_LENGTH", default=100)
 # Incremental sync: a cursor page serves rows up to the start of the oldest open transaction, less this
 # allowance for the app servers' clocks against the database's (docs/api.md, "Integrations").
 API_SYNC_CLOCK_MARGIN_SECONDS = env.float("API_SYNC_CLOCK_MARGIN_SECONDS", default=2.0)
+# Idempotency-Key (docs/api.md, "Idempotency keys"): hours a key and its stored answer are kept; seconds after
+# which a claim whose request never answered (its server died) may be taken by a retry: above GUNICORN_TIMEOUT.
+API_IDEMPOTENCY_KEY_HOURS = env.int("API_IDEMPOTENCY_KEY_HOURS", default=24)
+API_IDEMPOTENCY_LOCK_SECONDS = env.int("API_IDEMPOTENCY_LOCK_SECONDS", default=120)
 SPECTACULAR_SETTINGS = {
     "TITLE": "LLMOps Tracker API",
     "VERSION": "1.0.0",
@@ -322,6 +328,16 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Relative: the server that serves the schema (at /api/schema/) serves the API.
+    "SERVERS": [{"url": "/", "description": "The server that serves this schema."}],
+    "CONTACT": {"name": "LLMOps Tracker maintainers"},
+    # The shared headers and the tags (tracker/api_views.py), after drf-spectacular's own enum naming;
+    # then Idempotency-Key on POSTs, ETag/If-None-Match/304 on JSON GETs (tracker/api_conditional.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tracker.api_views.schema_postprocess",
+        "tracker.api_conditional.document_conditional_requests",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ProviderEnum": "ops.models.Provider",
         "ModelProviderEnum": "ops.models.ModelProvider",
@@ -331,6 +347,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "projects.models.Role",
         "RiskStatusEnum": "ops.models.RiskStatus",
         "SeverityEnum": "ops.models.Severity",
+        "SignalRuleEnum": "ops.models.SignalRule",
         "RiskCategoryEnum": "ops.models.RiskCategory",
         "CostSourceEnum": "ops.models.CostSource",
         "RiskSourceEnum": "ops.models.RiskSource",

@@ -105,7 +105,10 @@ def webhook_endpoint_secret_rotate(*, endpoint: WebhookEndpoint, by: AbstractBas
         expires_at=grace_end
     )
     WebhookSecret.objects.filter(endpoint=endpoint, expires_at__lte=now).delete()
-    return WebhookSecret.objects.create(endpoint=endpoint, secret=signing.secret_generate(), created_at=now).secret
+    secret = WebhookSecret.objects.create(endpoint=endpoint, secret=signing.secret_generate(), created_at=now)
+    # The secret itself never goes into the history, only that it changed and until when the old one signs.
+    audit.record_done(endpoint, what="secret", detail=f"rotated; the previous one signs until {grace_end.isoformat()}")
+    return secret.secret
 
 
 @transaction.atomic
@@ -156,6 +159,8 @@ def webhook_delivery_redeliver(*, delivery: WebhookDelivery, by: AbstractBaseUse
     )
     enqueue_on_commit([delivery.pk])
     delivery.refresh_from_db()
+    detail = f"delivery {delivery.pk} of event {delivery.event_id}"
+    audit.record_done(delivery.endpoint, what="redelivered", detail=detail)
     return delivery
 
 

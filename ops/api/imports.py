@@ -7,13 +7,15 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ops.imports.jobs import FORMATS, import_job_create
+from ops.imports.jobs import FORMATS, IMPORT_OPTIONS, import_job_create
 from ops.imports.models import BillingMappingRule, ImportJob, MappingField
 from ops.imports.rules import billing_rule_create, billing_rule_delete
 from ops.selectors.imports import billing_rule_list, import_job_list
 from projects.api.serializers import organization_field, project_field
 from tracker.api import StrictModelSerializer, StrictSerializer
 from tracker.api_views import ScopedViewSet
+
+OPTION_NAMES_MAX = 500
 
 
 class ImportJobSerializer(StrictModelSerializer):
@@ -43,17 +45,40 @@ class ImportJobSerializer(StrictModelSerializer):
         read_only_fields = fields
 
 
+def _names_map(value: object) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise serializers.ValidationError("A JSON object of names to names.")
+    if len(value) > OPTION_NAMES_MAX:
+        raise serializers.ValidationError(f"At most {OPTION_NAMES_MAX} names.")
+    return value
+
+
 class ImportUploadSerializer(StrictSerializer):
     format = serializers.ChoiceField(choices=sorted(FORMATS))
-    file = serializers.FileField(allow_empty_file=False, help_text="The file, unchanged (CSV for focus).")
+    file = serializers.FileField(allow_empty_file=False, help_text="The file, unchanged (CSV for every format).")
     organization = organization_field(required=False, help_text="Required when you belong to more than one.")
     source = serializers.CharField(
         max_length=200, required=False, help_text="focus: who issued the bill (default: its ProviderName column)."
     )
+    project = serializers.SlugField(
+        max_length=80, required=False, help_text="csv: the project (slug) of rows without a project column."
+    )
+    mapping = serializers.JSONField(
+        binary=True,
+        required=False,
+        validators=[_names_map],
+        help_text='csv: the file\'s columns to cost entry fields, as JSON ({"Cost": "amount"}); default by name.',
+    )
+    project_map = serializers.JSONField(
+        binary=True,
+        required=False,
+        validators=[_names_map],
+        help_text='codecarbon: project_name values to project slugs, as JSON ({"bert-run": "search"}).',
+    )
 
 
 class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ScopedViewSet):
-    """File imports (managers): upload a FOCUS bill, then poll its job for progress and the result."""
+    """File imports (members read, managers upload): a FOCUS bill, CodeCarbon runs or a cost CSV; poll the job."""
 
     selector = import_job_list
     serializer_class = ImportJobSerializer
@@ -74,7 +99,7 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
             format=data["format"],
             upload=data["file"],
             by=request.user,
-            options={"source": data["source"]} if data.get("source") else {},
+            options={name: data[name] for name in IMPORT_OPTIONS if data.get(name)},
         )
         return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

@@ -1,8 +1,9 @@
 """Shapes and field validation of the ops resources; the rules live in ops.services."""
 
-from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from ops.imports.prices import PriceSource
 from ops.models import (
     Budget,
     CostEntry,
@@ -16,11 +17,13 @@ from ops.models import (
     ReportKind,
     ReportState,
     Risk,
+    Severity,
+    SignalRule,
 )
 from ops.providers import known_provider
 from ops.services.ingest import MAX_ROWS
 from projects.api.serializers import organization_field, project_field, user_field
-from tracker.api import StrictModelSerializer, StrictSerializer
+from tracker.api import StrictModelSerializer, StrictSerializer, creator_field
 
 
 class ProviderField(serializers.ChoiceField):
@@ -95,7 +98,11 @@ class BudgetCreateSerializer(BudgetSerializer):
 
 class CostEntrySerializer(StrictModelSerializer):
     amount = serializers.DecimalField(
-        max_digits=14, decimal_places=4, min_value=0, help_text="Null for usage no price covered (see `priced`)."
+        max_digits=14,
+        decimal_places=4,
+        min_value=0,
+        allow_null=True,
+        help_text="Null for usage no price covered (see `priced`); required when you record a cost.",
     )
     provider = serializers.ChoiceField(
         choices=ModelProvider.choices,
@@ -288,6 +295,14 @@ RISK_READ_ONLY = [
 
 class RiskSerializer(StrictModelSerializer):
     owner = user_field(allow_null=True, required=False)
+    # Computed by the database (generated columns): their codes, read-only.
+    severity = serializers.ChoiceField(choices=Severity.choices, read_only=True)
+    signal_rule = serializers.ChoiceField(
+        choices=SignalRule.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="The rule that raised it (signals only).",
+    )
     nist_refs = serializers.ListField(
         child=serializers.ChoiceField(choices=NistGenAIRisk.choices), required=False, max_length=20
     )
@@ -371,7 +386,9 @@ class RiskCloseSerializer(StrictSerializer):
     note = serializers.CharField(max_length=5000, help_text="Why the risk no longer applies.")
 
 
+@extend_schema_serializer(deprecate_fields=["requested_by"])
 class ReportSerializer(StrictModelSerializer):
+    created_by = creator_field("requested_by_id")
     data = serializers.SerializerMethodField(help_text="The report's content, once its state is ready; else null.")
 
     class Meta:
@@ -384,6 +401,7 @@ class ReportSerializer(StrictModelSerializer):
             "period_start",
             "period_end",
             "state",
+            "created_by",
             "requested_by",
             "notify",
             "started_at",
@@ -394,6 +412,7 @@ class ReportSerializer(StrictModelSerializer):
             *TIMESTAMPS,
         ]
         read_only_fields = fields
+        extra_kwargs = {"requested_by": {"help_text": "Deprecated: use created_by."}}
 
     def get_data(self, report: Report) -> dict | None:
         return report.data if report.state == ReportState.READY else None
@@ -470,3 +489,86 @@ class RepricePlanSerializer(serializers.Serializer):
     totals = RepriceTotalSerializer(many=True, help_text="Per project.")
     still_unpriced = serializers.IntegerField(help_text="Waiting entries no price covers yet.")
     more = serializers.BooleanField(help_text="More than 10,000 entries qualify: apply, then run again.")
+
+
+class PriceImportRequestSerializer(StrictSerializer):
+    organization = organization_field(required=False, help_text="Required when you belong to more than one.")
+    source = serializers.ChoiceField(choices=PriceSource.choices)
+    book = serializers.JSONField(
+        required=False, help_text="LiteLLM: the content of model_prices_and_context_window.json (genai-prices: none)."
+    )
+    dry_run = serializers.BooleanField(default=True, help_text="Show the diff; write nothing.")
+    digest = serializers.CharField(
+        max_length=64, required=False, help_text="To apply: a dry run's digest; 409 if the plan changed since."
+    )
+
+
+class PriceRatesSerializer(serializers.Serializer):
+    input_per_mtok = serializers.CharField()
+    cached_input_per_mtok = serializers.CharField(allow_null=True)
+    output_per_mtok = serializers.CharField()
+
+
+# Inline, not a nullable reference to the component: OpenAPI 3.0 ignores `nullable` beside a `$ref`.
+_RATES_OR_NULL = {
+    "type": "object",
+    "nullable": True,
+    "properties": {
+        "input_per_mtok": {"type": "string"},
+        "cached_input_per_mtok": {"type": "string", "nullable": True},
+        "output_per_mtok": {"type": "string"},
+    },
+    "required": ["input_per_mtok", "cached_input_per_mtok", "output_per_mtok"],
+}
+
+
+@extend_schema_field(_RATES_OR_NULL)
+class _RatesOrNullField(serializers.JSONField):
+    pass
+
+
+class PriceImportChangeSerializer(PriceRatesSerializer):
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    valid_from = serializers.DateField()
+    old = _RatesOrNullField(allow_null=True, help_text="The price in effect before (changed prices); null for new.")
+    deprecation_date = serializers.DateField(allow_null=True)
+
+
+class PriceImportDeprecationSerializer(serializers.Serializer):
+    price = serializers.IntegerField()
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    valid_from = serializers.DateField()
+    old = serializers.DateField(allow_null=True)
+    new = serializers.DateField()
+
+
+class PriceImportKeptSerializer(serializers.Serializer):
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    valid_from = serializers.DateField()
+
+
+class PriceImportRepriceSerializer(serializers.Serializer):
+    entries = serializers.IntegerField(help_text="Waiting usage entries the new prices price.")
+    totals = RepriceTotalSerializer(many=True)
+    still_unpriced = serializers.IntegerField()
+
+
+class PriceImportSerializer(serializers.Serializer):
+    applied = serializers.BooleanField()
+    source = serializers.CharField()
+    version = serializers.CharField()
+    models_read = serializers.IntegerField()
+    digest = serializers.CharField(help_text="Send it back with dry_run false to apply exactly this diff.")
+    new = PriceImportChangeSerializer(many=True, help_text="Prices of models the organization had none for.")
+    changed = PriceImportChangeSerializer(many=True, help_text="New prices of priced models, from valid_from.")
+    deprecations = PriceImportDeprecationSerializer(many=True)
+    unchanged = serializers.IntegerField()
+    kept = PriceImportKeptSerializer(many=True, help_text="Book prices not applied: the organization's own stay.")
+    not_imported = serializers.DictField(child=serializers.IntegerField(), help_text="What the book holds, unpriced.")
+    unknown_providers = serializers.DictField(child=serializers.IntegerField())
+    reprice = PriceImportRepriceSerializer(
+        help_text="Waiting usage the prices would price: apply it with POST /api/v1/model-prices/reprice/."
+    )

@@ -19,6 +19,8 @@ from ops.api.serializers import (
     IngestResultSerializer,
     ModelPriceCreateSerializer,
     ModelPriceSerializer,
+    PriceImportRequestSerializer,
+    PriceImportSerializer,
     QualityMetricCreateSerializer,
     QualityMetricSerializer,
     ReportListSerializer,
@@ -32,12 +34,15 @@ from ops.api.serializers import (
     RiskSerializer,
     UsageBulkSerializer,
 )
+from ops.imports.prices import PriceImport, model_prices_import, price_book_read
 from ops.selectors import api as selectors
 from ops.services import costs, infrastructure
 from ops.services.ingest import IngestResult
 from ops.services.reprice import RepricePlan
-from projects.models import TokenScope
+from projects.models import Role, TokenScope
 from projects.selectors import audit_history
+from projects.services import membership_require
+from tracker.api import QueueUnavailableSerializer
 from tracker.api_views import AuditEventSerializer, HistoryMixin, ScopedViewSet
 from tracker.exceptions import ValidationFailed
 
@@ -99,6 +104,29 @@ def reprice_body(plan: RepricePlan) -> dict:
         "totals": [total.as_fields() for total in plan.totals],
         "still_unpriced": plan.still_unpriced,
         "more": plan.more,
+    }
+
+
+def price_import_body(result: PriceImport) -> dict:
+    plan = result.reprice
+    return {
+        "applied": result.applied,
+        "source": result.source,
+        "version": result.version,
+        "models_read": result.models_read,
+        "digest": result.digest,
+        "new": [change.as_fields() for change in result.new],
+        "changed": [change.as_fields() for change in result.changed],
+        "deprecations": [change.as_fields() for change in result.deprecations],
+        "unchanged": result.unchanged,
+        "kept": [{"provider": k.provider, "model": k.model, "valid_from": k.valid_from} for k in result.kept],
+        "not_imported": result.not_imported,
+        "unknown_providers": result.unknown_providers,
+        "reprice": {
+            "entries": len(plan.changes),
+            "totals": [total.as_fields() for total in plan.totals],
+            "still_unpriced": plan.still_unpriced,
+        },
     }
 
 
@@ -189,7 +217,7 @@ class ModelPriceViewSet(*READ, *WRITE, ScopedViewSet):
     filterset_class = filters.ModelPriceFilter
     search_fields = ["model", "provider"]
     ordering_fields = ["model", "provider", "valid_from"]
-    expensive_actions = frozenset({"reprice"})
+    expensive_actions = frozenset({"reprice", "price_import"})
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
@@ -230,6 +258,28 @@ class ModelPriceViewSet(*READ, *WRITE, ScopedViewSet):
                 include_priced=data["include_priced"],
             )
         return Response(reprice_body(plan))
+
+    @extend_schema(
+        summary="Import a price book (managers): genai-prices' bundled data or a LiteLLM price file; a dry run first",
+        request=PriceImportRequestSerializer,
+        responses=PriceImportSerializer,
+    )
+    @action(detail=False, methods=["post"], url_path="import", url_name="import")
+    def price_import(self, request: Request) -> Response:
+        body = PriceImportRequestSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        organization = data.get("organization") or self.only_organization()
+        membership_require(user=request.user, organization=organization, role=Role.MANAGER)  # before reading the book
+        book = price_book_read(source=data["source"], data=data.get("book"))
+        result = model_prices_import(
+            organization=organization,
+            by=request.user,
+            book=book,
+            dry_run=data["dry_run"],
+            digest=data.get("digest", ""),
+        )
+        return Response(price_import_body(result))
 
 
 class QualityMetricViewSet(*READ, *WRITE, ScopedViewSet):
@@ -304,7 +354,14 @@ class RiskViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, Histo
     create=extend_schema(
         summary="Request a report (managers): stored pending, built in the background",
         request=ReportRequestSerializer,
-        responses={202: ReportSerializer},
+        responses={
+            202: ReportSerializer,
+            503: OpenApiResponse(
+                QueueUnavailableSerializer,
+                description="`queue_unavailable`: saved pending, but the task queue is down; poll the report by "
+                "`report`, it is built once the queue is back. `statement_timeout`: as on every operation.",
+            ),
+        },
     ),
 )
 class ReportViewSet(*READ, mixins.CreateModelMixin, ScopedViewSet):

@@ -26,12 +26,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
 from ops import focus as F
-from ops.imports import LineError, Preview, Summary
+from ops.imports.base import FileImporter, LineError, Preview, Summary, json_ready
 from ops.imports.models import BilledCost, BillingMappingRule, ChargeCategory, MappingField
 from projects import audit
 from projects.models import Organization, Project
 from tracker.exceptions import ValidationFailed
 
+FORMAT = "focus"
 CHUNK_ROWS = 10_000
 PREVIEW_ROWS = 20
 DEFAULT_SOURCE = "FOCUS"
@@ -212,7 +213,7 @@ def _parse(ctx: _Context, stream: Any) -> Iterator[tuple[Any, ...]]:
                     if project_id is not None:
                         break
         except _RowError as exc:
-            ctx.errors.append(LineError(line, exc.message, exc.column))
+            ctx.errors.append(LineError(line=line, column=exc.column, message=exc.message))
             continue
         values = (
             line,
@@ -240,205 +241,174 @@ def _parse(ctx: _Context, stream: Any) -> Iterator[tuple[Any, ...]]:
         yield (*values, digest)
 
 
-def _zero() -> dict[str, Any]:
+def _figures() -> dict[str, Any]:
     return {"rows": 0, "billed_cost": Decimal(0), "effective_cost": Decimal(0)}
 
 
-def _totals(totals: dict[Any, dict[str, Any]], key: Any, billed: str, effective: str | None) -> None:
-    entry = totals.setdefault(key, _zero())
-    entry["rows"] += 1
-    entry["billed_cost"] += Decimal(billed)
-    entry["effective_cost"] += Decimal(effective or 0)
+def _summary(
+    organization: Organization, in_file: list[tuple[Any, str, int, Decimal, Decimal]], errors: list[LineError]
+) -> Summary:
+    """Total the file's rows per project (slug) and charge category; the unmapped ones apart, in `details`."""
+    slugs = dict(Project.objects.filter(organization=organization).values_list("pk", "slug"))
+    summary = Summary(format=FORMAT, refused=len(errors), errors=errors)
+    summary.totals = {"billed_cost": Decimal(0), "effective_cost": Decimal(0)}
+    unmapped = _figures()
+    for project_id, category, rows, billed, effective in in_file:
+        entry = unmapped if project_id is None else summary.by_project.setdefault(slugs[project_id], _figures())
+        entry["rows"] += rows
+        entry["billed_cost"] += billed
+        entry["effective_cost"] += effective
+        by_category = entry.setdefault("by_category", {})
+        by_category[category] = by_category.get(category, Decimal(0)) + billed
+        summary.totals["billed_cost"] += billed
+        summary.totals["effective_cost"] += effective
+        summary.rows += rows
+    summary.by_project = dict(sorted(summary.by_project.items()))
+    summary.details = {"currency": organization.currency, "unmapped": json_ready(unmapped), "periods": []}
+    summary.rows += len(errors)
+    return summary
 
 
-def _project_labels(organization: Organization) -> dict[int, dict[str, str]]:
-    return {
-        pk: {"slug": slug, "name": name}
-        for pk, slug, name in Project.objects.filter(organization=organization).values_list("pk", "slug", "name")
-    }
+def preview(*, organization: Organization, stream: Any, options: Mapping[str, Any]) -> Preview:
+    """Parse the whole file and write nothing: its first rows, every error, totals per project."""
+    ctx = _Context.of(organization, options)
+    rows: list[dict[str, Any]] = []
+    totals: dict[tuple[Any, str], list] = {}
+    for values in _parse(ctx, stream):
+        if len(rows) < PREVIEW_ROWS:
+            rows.append(dict(zip(COLUMNS, values, strict=True)))
+        entry = totals.setdefault((values[1], values[7]), [0, Decimal(0), Decimal(0)])
+        entry[0] += 1
+        entry[1] += Decimal(values[9])
+        entry[2] += Decimal(values[10] or 0)
+    in_file = [(project_id, category, *figures) for (project_id, category), figures in totals.items()]
+    summary = _summary(organization, in_file, ctx.errors)
+    summary.created = summary.rows - summary.refused
+    return Preview(rows=rows, errors=ctx.errors, summary=summary)
 
 
-def _json_totals(totals: dict[Any, dict[str, Any]]) -> dict[str, Any]:
-    return {**totals, "billed_cost": str(totals["billed_cost"]), "effective_cost": str(totals["effective_cost"])}
-
-
-class FocusImporter:
-    format = "focus"
-
-    def preview(self, *, organization: Organization, stream: Any, options: Mapping[str, Any]) -> Preview:
-        """Parse the whole file and write nothing: its first rows, every error, totals per project."""
-        ctx = _Context.of(organization, options)
-        rows, totals = [], {}
-        for values in _parse(ctx, stream):
-            if len(rows) < PREVIEW_ROWS:
-                rows.append(dict(zip(COLUMNS, values, strict=True)))
-            _totals(totals, values[1], values[9], values[10])
-        return Preview(rows=rows, errors=ctx.errors, summary=self._summary(organization, totals, len(ctx.errors)))
-
-    def apply(
-        self,
-        *,
-        organization: Organization,
-        stream: Any,
-        options: Mapping[str, Any],
-        actor: AbstractBaseUser | None,
-    ) -> Summary:
-        """Import the file: stage it with COPY in chunks, then replace its periods in one transaction."""
-        ctx = _Context.of(organization, options)
-        staging = f"focus_import_{uuid.uuid4().hex[:16]}"  # a generated name, never input
-        table = BilledCost._meta.db_table
-        with connection.cursor() as cursor:
-            # The columns' types without their constraints: rows are checked by the final insert.
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE {staging}_raw AS SELECT {', '.join(COLUMNS)} FROM {table} WITH NO DATA"  # nosec B608
-            )
-            try:
-                rows = self._stage(cursor, f"{staging}_raw", _parse(ctx, stream))
-                summary = self._replace(cursor, staging, organization, options)
-            finally:
-                cursor.execute(f"DROP TABLE IF EXISTS {staging}_raw, {staging}")  # nosec B608
-        summary["rows_read"] = rows + len(ctx.errors)
-        summary["rows_refused"] = len(ctx.errors)
-        return Summary(summary=summary, errors=ctx.errors)
-
-    @staticmethod
-    def _stage(cursor: Any, staging: str, rows: Iterator[tuple[Any, ...]]) -> int:
-        """COPY the parsed rows into the temporary table, CHUNK_ROWS at a time; return how many."""
-        copy_sql = f"COPY {staging} ({', '.join(COLUMNS)}) FROM STDIN"  # nosec B608
-        count, chunk = 0, []
-        for values in rows:
-            chunk.append(values)
-            if len(chunk) == CHUNK_ROWS:
-                count += _copy(cursor, copy_sql, chunk)
-                chunk = []
-        return count + (_copy(cursor, copy_sql, chunk) if chunk else 0)
-
-    def _replace(self, cursor: Any, staging: str, organization: Organization, options: Mapping[str, Any]) -> dict:
-        table = BilledCost._meta.db_table
-        columns = ", ".join(COLUMNS)
-        same_row = (
-            "b.source = n.source AND b.billing_period_start = n.billing_period_start "
-            "AND b.row_hash = n.row_hash AND b.occurrence = n.occurrence"
+def apply(
+    *, organization: Organization, stream: Any, options: Mapping[str, Any], actor: AbstractBaseUser | None
+) -> Summary:
+    """Import the file: stage it with COPY in chunks, then replace its periods in one transaction."""
+    ctx = _Context.of(organization, options)
+    staging = f"focus_import_{uuid.uuid4().hex[:16]}"  # a generated name, never input
+    table = BilledCost._meta.db_table
+    with connection.cursor() as cursor:
+        # The columns' types without their constraints: rows are checked by the final insert.
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {staging}_raw AS SELECT {', '.join(COLUMNS)} FROM {table} WITH NO DATA"  # nosec B608
         )
-        org = organization.pk
-        job_id = options.get("import_job_id")
-        # Every name interpolated below is generated or comes from model metadata, never from input.
-        numbered = (
-            f"SELECT {columns}, row_number() OVER (PARTITION BY source, billing_period_start, row_hash ORDER BY line)"  # nosec B608
-            f" AS occurrence FROM {staging}_raw"  # nosec B608
+        try:
+            _stage(cursor, f"{staging}_raw", _parse(ctx, stream))
+            return _replace(cursor, staging, organization, options, ctx.errors)
+        finally:
+            cursor.execute(f"DROP TABLE IF EXISTS {staging}_raw, {staging}")  # nosec B608
+
+
+def _stage(cursor: Any, staging: str, rows: Iterator[tuple[Any, ...]]) -> int:
+    """COPY the parsed rows into the temporary table, CHUNK_ROWS at a time; return how many."""
+    copy_sql = f"COPY {staging} ({', '.join(COLUMNS)}) FROM STDIN"  # nosec B608
+    count, chunk = 0, []
+    for values in rows:
+        chunk.append(values)
+        if len(chunk) == CHUNK_ROWS:
+            count += _copy(cursor, copy_sql, chunk)
+            chunk = []
+    return count + (_copy(cursor, copy_sql, chunk) if chunk else 0)
+
+
+def _replace(
+    cursor: Any, staging: str, organization: Organization, options: Mapping[str, Any], errors: list[LineError]
+) -> Summary:
+    table = BilledCost._meta.db_table
+    columns = ", ".join(COLUMNS)
+    same_row = (
+        "b.source = n.source AND b.billing_period_start = n.billing_period_start "
+        "AND b.row_hash = n.row_hash AND b.occurrence = n.occurrence"
+    )
+    org = organization.pk
+    job_id = options.get("import_job_id")
+    # Every name interpolated below is generated or comes from model metadata, never from input.
+    numbered = (
+        f"SELECT {columns}, row_number() OVER (PARTITION BY source, billing_period_start, row_hash ORDER BY line)"  # nosec B608
+        f" AS occurrence FROM {staging}_raw"  # nosec B608
+    )
+    insert = f"""WITH added AS (
+            INSERT INTO {table} (organization_id, import_job_id, {columns}, occurrence)
+            SELECT %s, %s, n.* FROM ({{rows}}) n {{where}}
+            RETURNING source, billing_period_start, project_id, billed_cost)
+        SELECT source, billing_period_start, project_id, count(*), sum(billed_cost)
+        FROM added GROUP BY 1, 2, 3"""  # nosec B608
+    with transaction.atomic():
+        # Lock this organization's bill imports: two at once must not both insert the same period.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, org])
+        cursor.execute(
+            f"""SELECT EXISTS (SELECT 1 FROM {table} b
+                JOIN (SELECT DISTINCT source, billing_period_start FROM {staging}_raw) p
+                  ON b.source = p.source AND b.billing_period_start = p.billing_period_start
+                WHERE b.organization_id = %s)""",  # nosec B608
+            [org],
         )
-        insert = f"""WITH added AS (
-                INSERT INTO {table} (organization_id, import_job_id, {columns}, occurrence)
-                SELECT %s, %s, n.* FROM ({{rows}}) n {{where}}
-                RETURNING source, billing_period_start, project_id, billed_cost)
-            SELECT source, billing_period_start, project_id, count(*), sum(billed_cost)
-            FROM added GROUP BY 1, 2, 3"""  # nosec B608
-        with transaction.atomic():
-            # Lock this organization's bill imports: two at once must not both insert the same period.
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, org])
+        if not cursor.fetchone()[0]:  # the file's periods are new: insert every row
+            cursor.execute(insert.format(rows=numbered, where=""), [org, job_id])
+            removed, added = [], cursor.fetchall()
+        else:
+            # Number identical rows of a period (1, 2, …): each is then matched with its stored twin.
+            cursor.execute(f"CREATE TEMPORARY TABLE {staging} AS {numbered}")  # nosec B608
+            cursor.execute(f"CREATE INDEX ON {staging} (source, billing_period_start, row_hash, occurrence)")  # nosec B608
+            cursor.execute(f"ANALYZE {staging}")  # nosec B608
             cursor.execute(
-                f"""SELECT EXISTS (SELECT 1 FROM {table} b
-                    JOIN (SELECT DISTINCT source, billing_period_start FROM {staging}_raw) p
-                      ON b.source = p.source AND b.billing_period_start = p.billing_period_start
-                    WHERE b.organization_id = %s)""",  # nosec B608
+                f"""WITH gone AS (
+                        DELETE FROM {table} b
+                        USING (SELECT DISTINCT source, billing_period_start FROM {staging}) p
+                        WHERE b.organization_id = %s AND b.source = p.source
+                          AND b.billing_period_start = p.billing_period_start
+                          AND NOT EXISTS (SELECT 1 FROM {staging} n WHERE {same_row})
+                        RETURNING b.source, b.billing_period_start, b.project_id, b.billed_cost)
+                    SELECT source, billing_period_start, project_id, count(*), sum(billed_cost)
+                    FROM gone GROUP BY 1, 2, 3""",  # nosec B608
                 [org],
             )
-            if not cursor.fetchone()[0]:  # the file's periods are new: insert every row
-                cursor.execute(insert.format(rows=numbered, where=""), [org, job_id])
-                removed, added = [], cursor.fetchall()
-            else:
-                # Number identical rows of a period (1, 2, …): each is then matched with its stored twin.
-                cursor.execute(f"CREATE TEMPORARY TABLE {staging} AS {numbered}")  # nosec B608
-                cursor.execute(f"CREATE INDEX ON {staging} (source, billing_period_start, row_hash, occurrence)")  # nosec B608
-                cursor.execute(f"ANALYZE {staging}")  # nosec B608
-                cursor.execute(
-                    f"""WITH gone AS (
-                            DELETE FROM {table} b
-                            USING (SELECT DISTINCT source, billing_period_start FROM {staging}) p
-                            WHERE b.organization_id = %s AND b.source = p.source
-                              AND b.billing_period_start = p.billing_period_start
-                              AND NOT EXISTS (SELECT 1 FROM {staging} n WHERE {same_row})
-                            RETURNING b.source, b.billing_period_start, b.project_id, b.billed_cost)
-                        SELECT source, billing_period_start, project_id, count(*), sum(billed_cost)
-                        FROM gone GROUP BY 1, 2, 3""",  # nosec B608
-                    [org],
-                )
-                removed = cursor.fetchall()
-                where = f"WHERE NOT EXISTS (SELECT 1 FROM {table} b WHERE b.organization_id = %s AND {same_row})"  # nosec B608
-                rows = f"SELECT * FROM {staging}"  # nosec B608
-                cursor.execute(insert.format(rows=rows, where=where), [org, job_id, org])
-                added = cursor.fetchall()
-            cursor.execute(
-                f"""SELECT project_id, charge_category, count(*), sum(billed_cost), coalesce(sum(effective_cost), 0)
-                FROM {staging}_raw GROUP BY 1, 2 ORDER BY 1, 2"""  # nosec B608
+            removed = cursor.fetchall()
+            where = f"WHERE NOT EXISTS (SELECT 1 FROM {table} b WHERE b.organization_id = %s AND {same_row})"  # nosec B608
+            rows = f"SELECT * FROM {staging}"  # nosec B608
+            cursor.execute(insert.format(rows=rows, where=where), [org, job_id, org])
+            added = cursor.fetchall()
+        cursor.execute(
+            f"""SELECT project_id, charge_category, count(*), sum(billed_cost), coalesce(sum(effective_cost), 0)
+            FROM {staging}_raw GROUP BY 1, 2 ORDER BY 1, 2"""  # nosec B608
+        )
+        in_file = cursor.fetchall()
+        summary = _summary(organization, in_file, errors)
+        _changes(summary, added, removed)
+        if added or removed:
+            audit.record_batch(
+                model=BilledCost,
+                organization_id=org,
+                label=f"FOCUS bill import: {summary.created} row(s) added, {summary.removed} removed",
+                import_job=job_id,
+                periods=summary.details["periods"],
             )
-            in_file = cursor.fetchall()
-            summary = self._outcome(organization, in_file, added, removed)
-            if added or removed:
-                audit.record_batch(
-                    model=BilledCost,
-                    organization_id=org,
-                    label=f"FOCUS bill import: {summary['added']} row(s) added, {summary['removed']} removed",
-                    import_job=job_id,
-                    periods=summary["periods"],
-                )
-        return summary
+    return summary
 
-    def _outcome(self, organization: Organization, in_file: list, added: list, removed: list) -> dict[str, Any]:
-        """The summary: per project (and unmapped) totals of the file by charge category; changes per period."""
-        labels = _project_labels(organization)
-        projects: dict[Any, dict[str, Any]] = {}
-        for project_id, category, rows, billed, effective in in_file:
-            entry = projects.setdefault(
-                project_id, {"rows": 0, "billed_cost": Decimal(0), "effective_cost": Decimal(0)}
+
+def _changes(summary: Summary, added: list, removed: list) -> None:
+    """Count the rows added and removed, per billing period and source, into `summary`."""
+    periods: dict[tuple[str, dt.datetime], dict[str, Any]] = {}
+    for kind, rows_of in (("added", added), ("removed", removed)):
+        for source, start, _project, rows, billed in rows_of:
+            period = periods.setdefault(
+                (source, start),
+                {"source": source, "billing_period_start": start.isoformat(), "added": 0, "removed": 0}
+                | {"billed_added": Decimal(0), "billed_removed": Decimal(0)},
             )
-            entry["rows"] += rows
-            entry["billed_cost"] += billed
-            entry["effective_cost"] += effective
-            entry.setdefault("by_category", {})[category] = str(billed)
-        periods: dict[tuple[str, dt.datetime], dict[str, Any]] = {}
-        for kind, rows_of in (("added", added), ("removed", removed)):
-            for source, start, _project, rows, billed in rows_of:
-                period = periods.setdefault(
-                    (source, start),
-                    {
-                        "source": source,
-                        "billing_period_start": start.isoformat(),
-                        "added": 0,
-                        "removed": 0,
-                        "billed_added": Decimal(0),
-                        "billed_removed": Decimal(0),
-                    },
-                )
-                period[kind] += rows
-                period[f"billed_{kind}"] += billed
-        summary = self._summary(organization, projects, 0, labels=labels)
-        summary["periods"] = [
-            {**p, "billed_added": str(p["billed_added"]), "billed_removed": str(p["billed_removed"])}
-            for _key, p in sorted(periods.items())
-        ]
-        summary["added"] = sum(p["added"] for p in periods.values())
-        summary["removed"] = sum(p["removed"] for p in periods.values())
-        summary["unchanged"] = sum(p["rows"] for p in projects.values()) - summary["added"]
-        return summary
-
-    @staticmethod
-    def _summary(
-        organization: Organization, totals: dict[Any, dict[str, Any]], refused: int, *, labels: dict | None = None
-    ) -> dict[str, Any]:
-        labels = labels if labels is not None else _project_labels(organization)
-        mapped = [
-            {"project_id": pk, **labels.get(pk, {}), **_json_totals(t)}
-            for pk, t in sorted(totals.items(), key=lambda item: labels.get(item[0], {}).get("slug", ""))
-            if pk is not None
-        ]
-        unmapped = totals.get(None)
-        return {
-            "currency": organization.currency,
-            "projects": mapped,
-            "unmapped": _json_totals(unmapped) if unmapped else {"rows": 0, "billed_cost": "0", "effective_cost": "0"},
-            "rows_refused": refused,
-        }
+            period[kind] += rows
+            period[f"billed_{kind}"] += billed
+    summary.details["periods"] = [json_ready(p) for _key, p in sorted(periods.items())]
+    summary.created = sum(p["added"] for p in periods.values())
+    summary.removed = sum(p["removed"] for p in periods.values())
+    summary.unchanged = summary.rows - summary.refused - summary.created
 
 
 LOCK_NAMESPACE = 0x0F0C  # pg_advisory_xact_lock's first key: FOCUS bill imports
@@ -458,4 +428,4 @@ def _copy(cursor: Any, sql: str, chunk: list[tuple[Any, ...]]) -> int:
     return len(chunk)
 
 
-IMPORTER = FocusImporter()
+IMPORTER = FileImporter(format=FORMAT, preview=preview, apply=apply)

@@ -6,13 +6,11 @@ there, so web and worker must share the storage (MEDIA_ROOT, a shared volume in 
 command line runs the same `import_job_execute` in-process on a local file.
 """
 
-import contextlib
 import io
 import logging
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
-from types import SimpleNamespace
 from typing import IO, Any
 
 from celery import current_app
@@ -24,8 +22,8 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from kombu.exceptions import OperationalError as KombuOperationalError
 
-from ops.imports import Importer, LineError, Preview
-from ops.imports.models import ImportJob, ImportStatus
+from ops.imports.base import FileImporter, LineError, Preview
+from ops.imports.models import ImportFormat, ImportJob, ImportStatus
 from projects import audit
 from projects.models import Organization, Role
 from projects.services import membership_require
@@ -33,17 +31,21 @@ from tracker.exceptions import ServiceUnavailable, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
-# Format name → dotted path of its importer (an `ops.imports.Importer`), loaded on first use.
+# Format name → dotted path of its importer (an `ops.imports.base.FileImporter`), loaded on first use.
 FORMATS: dict[str, str] = {
-    "focus": "ops.imports.focus.IMPORTER",
+    ImportFormat.FOCUS: "ops.imports.focus.IMPORTER",
+    ImportFormat.CODECARBON: "ops.imports.codecarbon.IMPORTER",
+    ImportFormat.CSV: "ops.imports.csv_costs.IMPORTER",
 }
+# The options an upload may set: focus `source`; csv `project` and `mapping`; codecarbon `project_map`.
+IMPORT_OPTIONS = ("source", "project", "mapping", "project_map")
 # How many refused lines a job keeps in detail (all are counted).
 ERRORS_KEPT = 200
 # Rows between two progress writes.
 PROGRESS_EVERY = 20_000
 
 
-def importer_get(format: str) -> Importer:
+def importer_get(format: str) -> FileImporter:
     """Return the importer of `format`, or refuse an unknown format with the known ones."""
     if format not in FORMATS:
         raise ValidationFailed(
@@ -63,11 +65,15 @@ def _lines_count(binary: IO[bytes]) -> int:
     return max(0, count + (last != b"\n") - 1)
 
 
-class _ProgressLines:
+class _ProgressLines(io.TextIOBase):
     """A text stream's lines, counted as they are read; every PROGRESS_EVERY rows the job's progress is saved."""
 
     def __init__(self, text: IO[str], job: ImportJob):
+        super().__init__()
         self._text, self._job, self.lines = text, job, 0
+
+    def readable(self) -> bool:
+        return True
 
     def __iter__(self) -> Iterator[str]:
         job, every = self._job, PROGRESS_EVERY
@@ -92,13 +98,12 @@ def import_job_create(
     organization: Organization,
     format: str,
     upload: File,
-    by: AbstractBaseUser | None,
+    by: AbstractBaseUser,
     options: Mapping[str, Any] | None = None,
     enqueue: bool = True,
 ) -> ImportJob:
     """Store an uploaded file and enqueue its import (managers only); the task runs `import_job_run`."""
-    if by is not None:
-        membership_require(user=by, organization=organization, role=Role.MANAGER)
+    membership_require(user=by, organization=organization, role=Role.MANAGER)
     importer_get(format)
     job = ImportJob(
         organization=organization,
@@ -142,10 +147,9 @@ def import_job_execute(*, job: ImportJob, binary: IO[bytes]) -> ImportJob:
     job.status, job.started_at, job.rows_done = ImportStatus.RUNNING, timezone.now(), 0
     job.save(update_fields=["rows_total", "status", "started_at", "rows_done", "updated_at"])
     text = _text(binary)
-    options = {**job.options, "import_job_id": job.pk}
+    options = {**job.options, "import_job_id": job.pk, "filename": job.filename}
     try:
-        actor = SimpleNamespace(user=job.created_by) if job.created_by else None
-        with audit.audit_request(actor) if actor else contextlib.nullcontext():
+        with audit.audit_actor(job.created_by):
             outcome = importer_get(job.format).apply(
                 organization=job.organization, stream=_ProgressLines(text, job), options=options, actor=job.created_by
             )
@@ -153,9 +157,9 @@ def import_job_execute(*, job: ImportJob, binary: IO[bytes]) -> ImportJob:
         job.status, job.failure = ImportStatus.FAILED, exc.message
         job.errors = [{"line": 0, "message": m, "column": f} for f, ms in (exc.errors or {}).items() for m in ms]
     else:
-        job.status, job.summary = ImportStatus.DONE, outcome.summary
+        job.status, job.summary = ImportStatus.DONE, outcome.as_json()
         job.errors, job.error_count = _errors_json(outcome.errors), len(outcome.errors)
-        job.rows_total = job.rows_done = outcome.summary.get("rows_read", job.rows_total)
+        job.rows_total = job.rows_done = outcome.rows
     finally:
         text.detach()
     job.finished_at = timezone.now()
@@ -180,12 +184,14 @@ def import_file_run(
     format: str,
     binary: IO[bytes],
     filename: str,
+    by: AbstractBaseUser,
     options: Mapping[str, Any] | None = None,
 ) -> ImportJob:
-    """Import a local file in this process (the command line): a job with no stored file, run at once."""
+    """Import a local file in this process (the command line, managers only): a job with no stored file, run at once."""
+    membership_require(user=by, organization=organization, role=Role.MANAGER)
     importer_get(format)
     job = ImportJob.objects.create(
-        organization=organization, format=format, filename=filename[:255], options=dict(options or {})
+        organization=organization, format=format, filename=filename[:255], options=dict(options or {}), created_by=by
     )
     return import_job_execute(job=job, binary=binary)
 
@@ -216,8 +222,8 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
 
 
 def import_job_get(*, organization: Organization, job_id: int, by: AbstractBaseUser) -> ImportJob:
-    """Return one of the organization's import jobs to a manager; anything else is not found."""
-    membership_require(user=by, organization=organization, role=Role.MANAGER)
+    """Return one of the organization's import jobs to a member; anything else is not found."""
+    membership_require(user=by, organization=organization, role=Role.VIEWER)
     job = ImportJob.objects.filter(organization=organization, pk=job_id).select_related("created_by").first()
     if job is None:
         raise Http404("No such import.")

@@ -21,6 +21,28 @@ class ImportStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class ImportFormat(models.TextChoices):
+    """The formats the import machinery reads (`ops.imports.jobs.FORMATS` names each one's importer)."""
+
+    FOCUS = "focus", "FOCUS bill"
+    CODECARBON = "codecarbon", "CodeCarbon emissions.csv"
+    CSV = "csv", "Cost entries (CSV)"
+
+
+class SummaryFigure(models.TextChoices):
+    """The per-project figures an import's summary holds (`Summary.by_project`), as the pages name them."""
+
+    ROWS = "rows", "Rows"
+    BILLED_COST = "billed_cost", "Billed"
+    EFFECTIVE_COST = "effective_cost", "Effective"
+    ENTRIES = "entries", "Entries"
+    AMOUNT = "amount", "Amount"
+    RUNS = "runs", "Runs"
+    ENERGY_KWH = "energy_kwh", "Energy (kWh)"
+    EMISSIONS_KG = "emissions_kg", "Emissions (kg CO₂eq)"
+    LINKED_ENTRIES = "linked_entries", "Linked cost entries"
+
+
 def _upload_to(job: "ImportJob", filename: str) -> str:
     # The stored name never comes from the client (its own name is kept in `filename`).
     return f"imports/{job.organization_id}/{uuid.uuid4().hex}"
@@ -28,7 +50,7 @@ def _upload_to(job: "ImportJob", filename: str) -> str:
 
 class ImportJob(TimeStampedModel):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="import_jobs")
-    format = models.CharField(max_length=20)
+    format = models.CharField(max_length=20, choices=ImportFormat.choices)
     # Blank for a command-line import, which reads the local file in-process.
     file = models.FileField(upload_to=_upload_to, max_length=300, blank=True)
     filename = models.CharField(max_length=255, blank=True, help_text="The uploaded file's own name.")
@@ -59,6 +81,24 @@ class ImportJob(TimeStampedModel):
     @property
     def finished(self) -> bool:
         return self.status in (ImportStatus.DONE, ImportStatus.FAILED)
+
+    MONEY_FIGURES = frozenset({SummaryFigure.BILLED_COST, SummaryFigure.EFFECTIVE_COST, SummaryFigure.AMOUNT})
+
+    @property
+    def summary_columns(self) -> list[str]:
+        """The figures the summary gives per project, in the order the first project has them."""
+        projects = self.summary.get("by_project") or {}
+        first = next(iter(projects.values()), {})
+        return [name for name in first if name in SummaryFigure.values]
+
+    @property
+    def summary_projects(self) -> list[tuple[str, list[tuple[str, object]]]]:
+        """Each project's slug and its figures, in `summary_columns`' order."""
+        columns = self.summary_columns
+        return [
+            (slug, [(name, figures.get(name)) for name in columns])
+            for slug, figures in (self.summary.get("by_project") or {}).items()
+        ]
 
     @property
     def progress_pct(self) -> int:

@@ -35,7 +35,6 @@ from ops.selectors.portfolio import (
     status_stale,
     with_budget_status,
     with_overdue_reviews,
-    with_spend_to_date,
 )
 from projects.gates import gates_annotate, gates_unmet
 from projects.models import Health, Organization, Project, Stage
@@ -51,6 +50,7 @@ class MonthFigure:
     month: dt.date
     spend: Decimal
     budget: Decimal
+    incomplete: bool = False  # the month's spend leaves out unpriced usage (`portfolio.Spend.incomplete`)
 
     @property
     def label(self) -> str:
@@ -78,6 +78,10 @@ class PortfolioOverview:
     needs_attention: list[Project]
     latest_reports: list[Report]
 
+    @property
+    def months_incomplete(self) -> bool:
+        return any(m.incomplete for m in self.months)
+
 
 @dataclass
 class ProjectCosts:
@@ -86,6 +90,10 @@ class ProjectCosts:
     token_usage: list[dict]
     budgets: ProjectBudgets
     spend: Spend
+
+    @property
+    def months_incomplete(self) -> bool:
+        return any(m.incomplete for m in self.months)
 
 
 @dataclass
@@ -135,8 +143,9 @@ def _monthly(projects: QuerySet[Project], budgets: QuerySet[Budget], today: dt.d
     return [
         MonthFigure(
             month=m,
-            spend=Decimal(spend.get(m) or 0).quantize(Decimal("0.01")),
+            spend=spend[m].amount.quantize(Decimal("0.01")),
             budget=budget[m].quantize(Decimal("0.01")),
+            incomplete=spend[m].incomplete,
         )
         for m in months
     ]
@@ -158,9 +167,10 @@ def projects_needing_attention(*, user: AbstractBaseUser, organization: Organiza
     """
     today = organization_today(organization)
     projects = project_list(user=user).filter(organization=organization, archived=False).exclude(stage=Stage.RETIRED)
-    rows = gates_annotate(
-        with_overdue_reviews(with_budget_status(with_spend_to_date(projects, as_of=today), as_of=today), as_of=today)
-    ).order_by("name", "pk")
+    # Only the figures the reasons need: spend to date is not one of them.
+    rows = gates_annotate(with_overdue_reviews(with_budget_status(projects, as_of=today), as_of=today)).order_by(
+        "name", "pk"
+    )
     needing = []
     for row in rows:
         row.budget = budget_status_of(row)

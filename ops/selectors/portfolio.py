@@ -13,6 +13,10 @@ digests and the demo seed all read these; none computes them itself.
   Forecast at period end is the burn rate: spend ÷ days elapsed (as-of date included) × days in
   the period. Over budget: spend > amount; over tolerance: spend > amount × (1 + tolerance %).
 - Spend to date: every priced cost dated up to the as-of date, with the unpriced entries counted.
+- Incomplete: a spend figure (to date, a budget's, a month's, a report period's) that leaves out
+  unpriced usage says so — its `incomplete` flag (`spend_incomplete` on annotated rows) is set
+  here, next to the figure, and every page, the API and the report show it as
+  "incomplete: unpriced usage".
 - Spend over days already snapshotted is read from the daily `SpendSnapshot` rows (kept exact by
   the cost services, see `ops.services.snapshots`) and only the days no snapshot covers are summed
   from the cost entries: see `with_spend_to_date`, `_span_spend` and `monthly_spend`.
@@ -38,11 +42,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Count,
@@ -50,7 +56,9 @@ from django.db.models import (
     DateTimeField,
     DecimalField,
     Exists,
+    ExpressionWrapper,
     F,
+    FilteredRelation,
     Func,
     IntegerField,
     Max,
@@ -186,6 +194,12 @@ class Spend:
     def incomplete(self) -> bool:
         return self.unpriced_entries > 0
 
+    def __add__(self, other: "Spend") -> "Spend":
+        return Spend(self.amount + other.amount, self.unpriced_entries + other.unpriced_entries)
+
+    def __sub__(self, other: "Spend") -> "Spend":
+        return Spend(self.amount - other.amount, self.unpriced_entries - other.unpriced_entries)
+
 
 @dataclass(frozen=True)
 class BudgetStatus:
@@ -199,6 +213,11 @@ class BudgetStatus:
     as_of: dt.date
     category: str = ""
     budget_id: int | None = None
+    unpriced_entries: int = 0  # usage in the budget's span that no price covered: `spend` leaves it out
+
+    @property
+    def incomplete(self) -> bool:
+        return self.unpriced_entries > 0
 
     @property
     def category_label(self) -> str:
@@ -235,15 +254,17 @@ class BudgetStatus:
 
     def as_fields(self) -> dict[str, object]:
         """Return the status under the names the API and the status report share (money as strings)."""
+        used_pct = self.used_pct
         return {
             "budget_period_start": self.period_start.isoformat(),
             "budget_period_end": self.period_end.isoformat(),
             "budget_amount": money_field(self.amount),
             "budget_spend": money_field(self.spend),
-            "budget_used_pct": None if self.used_pct is None else str(self.used_pct),
+            "budget_used_pct": None if used_pct is None else str(used_pct),
             "budget_forecast": str(self.forecast),
             "over_budget": self.over_budget,
             "over_tolerance": self.over_tolerance,
+            "budget_spend_incomplete": self.incomplete,
         }
 
 
@@ -257,6 +278,7 @@ NO_BUDGET_FIELDS = {
     "budget_forecast": None,
     "over_budget": False,
     "over_tolerance": False,
+    "budget_spend_incomplete": False,
 }
 
 
@@ -273,8 +295,16 @@ def _as_of_expression(as_of: dt.date | None) -> Combinable:
     if as_of is not None:
         return Value(as_of, output_field=DateField())
     # The application's clock, not the database's: one "now" for every figure of a request.
-    now = Value(timezone.now(), output_field=DateTimeField())
-    return Cast(Func(F("organization__timezone"), now, function="timezone"), output_field=DateField())
+    now = timezone.now()
+    if connection.vendor != "postgresql":
+        # SQLite (`make run`) has no timezone(): each timezone in use gets its today from Python.
+        zones = Organization.objects.order_by().values_list("timezone", flat=True).distinct()
+        days = [When(organization__timezone=z, then=Value(timezone.localdate(now, ZoneInfo(z)))) for z in zones]
+        return Case(*days, default=Value(now.date()), output_field=DateField())
+    return Cast(
+        Func(F("organization__timezone"), Value(now, output_field=DateTimeField()), function="timezone"),
+        output_field=DateField(),
+    )
 
 
 # Spend from the daily snapshots. Each `SpendSnapshot` row holds a project's spend to its day and is
@@ -297,7 +327,8 @@ def _snapshot_day(*, start: str | None, end: str, last: bool) -> Subquery:
 
 def _snapshot_value(column: str, *, day: str) -> Coalesce:
     """Return the project's snapshot `column` on the day annotated as `day` (0 without a row)."""
-    row = SpendSnapshot.objects.filter(project=OuterRef("pk"), date=OuterRef(day)).values(column)
+    # No ordering: the model's default (by project, i.e. its name) would join and sort the project per row.
+    row = SpendSnapshot.objects.filter(project=OuterRef("pk"), date=OuterRef(day)).order_by().values(column)
     return Coalesce(Subquery(row), Value(0), output_field=MONEY if column == "spend_to_date" else COUNT)
 
 
@@ -333,8 +364,13 @@ def _span_spend(*, start: str | None, end: str, first: str | None, last: str) ->
     return spend, unpriced
 
 
-def monthly_spend(*, projects: QuerySet[Project], months: list[tuple[dt.date, dt.date]]) -> dict[dt.date, Decimal]:
-    """Return the projects' priced spend in each month (its first and last day), keyed by its first day.
+def _days(first: dt.date, last: dt.date) -> list[dt.date]:
+    """Return the days from `first` to `last`, both included (none when `last` is before `first`)."""
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def monthly_spend(*, projects: QuerySet[Project], months: list[tuple[dt.date, dt.date]]) -> dict[dt.date, Spend]:
+    """Return the projects' priced spend and unpriced entries in each month (its first and last day), by its first day.
 
     Three queries whatever the number of projects and entries: each organization's first and last
     snapshot day in each month, the snapshots of those days, and the entries of the days around them.
@@ -352,35 +388,37 @@ def monthly_spend(*, projects: QuerySet[Project], months: list[tuple[dt.date, dt
         )
     }
     snapshots = {
-        (row["project__organization"], row["date"]): row["total"]
+        (row["project__organization"], row["date"]): Spend(row["total"], row["unpriced"])
         for row in SpendSnapshot.objects.filter(
             project__in=scope, date__in={day for row in bounds.values() for day in row.values() if day}
         )
         .order_by()
         .values("project__organization", "date")
-        .annotate(total=Sum("spend_to_date"))
+        .annotate(total=Sum("spend_to_date"), unpriced=Sum("unpriced_entries"))
     }
-    spend: dict[dt.date, Decimal] = defaultdict(Decimal)
+    spend: dict[dt.date, Spend] = defaultdict(Spend)
     # Without a snapshot in the months, an organization's entries are all summed live.
     live = ~Q(project__organization__in=list(bounds)) & Q(date__range=(months[0][0], months[-1][1]))
     for organization, row in bounds.items():
+        # The days no snapshot difference covers, listed (with daily snapshots, each month's first day and the
+        # days after its last snapshot): an index probe per project and day, not a range test of every entry.
+        live_days: list[dt.date] = []
         for i, (start, end) in enumerate(months):
             first, last = row[f"first_{i}"], row[f"last_{i}"]
             if first is None:
-                live |= Q(project__organization=organization, date__range=(start, end))
+                live_days += _days(start, end)
                 continue
-            spend[start] += snapshots.get((organization, last), 0) - snapshots.get((organization, first), 0)
-            live |= Q(project__organization=organization) & (
-                Q(date__range=(start, first)) | Q(date__gt=last, date__lte=end)
-            )
+            spend[start] += snapshots.get((organization, last), Spend()) - snapshots.get((organization, first), Spend())
+            live_days += _days(start, first) + _days(last + dt.timedelta(days=1), end)
+        live |= Q(project__organization=organization, date__in=live_days)
     for row in (
-        CostEntry.objects.filter(live, project__in=scope, amount__isnull=False)
+        CostEntry.objects.filter(live, project__in=scope)
         .annotate(month=TruncMonth("date"))
         .order_by()
         .values("month")
-        .annotate(total=Sum("amount"))
+        .annotate(total=Coalesce(Sum("amount"), Value(Decimal(0))), unpriced=Count("pk", filter=Q(amount__isnull=True)))
     ):
-        spend[row["month"]] += row["total"]
+        spend[row["month"]] += Spend(row["total"], row["unpriced"])
     return spend
 
 
@@ -395,23 +433,27 @@ def with_budget_status(projects: QuerySet[Project], *, as_of: dt.date | None = N
         period_start__lte=OuterRef("budget_as_of"),
         period_end__gte=OuterRef("budget_as_of"),
     ).order_by(*COVERING_ORDER)
-
-    def pick(column: str) -> Subquery:
-        return Subquery(covering.values(column)[:1])
-
-    projects = projects.annotate(budget_as_of=_as_of_expression(as_of)).annotate(
-        budget_id=pick("pk"),
-        budget_period_start=pick("period_start"),
-        budget_period_end=pick("period_end"),
-        budget_amount=pick("amount"),
-        budget_tolerance_pct=pick("tolerance_pct"),
+    # The covering budget is joined once and its columns read from the join: a subquery per column would be
+    # repeated inside every spend term below that reads the period start (PostgreSQL does not share them).
+    projects = (
+        projects.annotate(budget_as_of=_as_of_expression(as_of))
+        .annotate(
+            covering_budget=FilteredRelation("budgets", condition=Q(budgets__pk=Subquery(covering.values("pk")[:1])))
+        )
+        .annotate(
+            budget_id=F("covering_budget__id"),
+            budget_period_start=F("covering_budget__period_start"),
+            budget_period_end=F("covering_budget__period_end"),
+            budget_amount=F("covering_budget__amount"),
+            budget_tolerance_pct=F("covering_budget__tolerance_pct"),
+        )
     )
     span = {"start": "budget_period_start", "end": "budget_as_of"}
     projects = projects.annotate(
         budget_snapshot_first=_snapshot_day(**span, last=False), budget_snapshot_last=_snapshot_day(**span, last=True)
     )
-    spend, _ = _span_spend(**span, first="budget_snapshot_first", last="budget_snapshot_last")
-    return projects.annotate(budget_spend=spend)
+    spend, unpriced = _span_spend(**span, first="budget_snapshot_first", last="budget_snapshot_last")
+    return projects.annotate(budget_spend=spend, budget_unpriced=unpriced)
 
 
 def budget_status_of(row: Project) -> BudgetStatus | None:
@@ -426,6 +468,7 @@ def budget_status_of(row: Project) -> BudgetStatus | None:
         spend=row.budget_spend,
         as_of=row.budget_as_of,
         budget_id=row.budget_id,
+        unpriced_entries=row.budget_unpriced,
     )
 
 
@@ -438,6 +481,10 @@ class PeriodCosts:
     cached_input_tokens: int = 0
     output_tokens: int = 0
     unpriced_entries: int = 0
+
+    @property
+    def incomplete(self) -> bool:
+        return self.unpriced_entries > 0
 
 
 @dataclass
@@ -461,6 +508,8 @@ COST_PASS_SQL = """
     WITH covering AS ({covering})
     SELECT c.project_id, c.category, sum(c.amount), count(*) FILTER (WHERE c.amount IS NULL),
         sum(c.amount) FILTER (WHERE c.date >= o.period_start), sum(c.amount) FILTER (WHERE c.date >= k.period_start),
+        count(*) FILTER (WHERE c.amount IS NULL AND c.date >= o.period_start),
+        count(*) FILTER (WHERE c.amount IS NULL AND c.date >= k.period_start),
         sum(c.amount) FILTER (WHERE c.date >= %s), sum(c.input_tokens) FILTER (WHERE c.date >= %s),
         sum(c.cached_input_tokens) FILTER (WHERE c.date >= %s), sum(c.output_tokens) FILTER (WHERE c.date >= %s),
         count(*) FILTER (WHERE c.amount IS NULL AND c.date >= %s)
@@ -492,13 +541,26 @@ def cost_figures(
             [*covering_params, *[since] * 5, *scope_params, as_of],
         )
         costs = cursor.fetchall()
-    overall_spend: dict[int, Decimal] = defaultdict(Decimal)
-    category_spend: dict[tuple[int, str], Decimal] = {}
-    for project_id, category, total, unpriced, in_overall, in_category, *period in costs:
+    overall_spend: dict[int, Spend] = defaultdict(Spend)
+    category_spend: dict[tuple[int, str], Spend] = {}
+    for (
+        project_id,
+        category,
+        total,
+        unpriced,
+        in_overall,
+        in_category,
+        unpriced_overall,
+        unpriced_category,
+        *period,
+    ) in costs:
         f = figures[project_id]
         f.spend = Spend(f.spend.amount + (total or 0), f.spend.unpriced_entries + unpriced)
-        overall_spend[project_id] += in_overall or 0
-        category_spend[project_id, category] = in_category or Decimal(0)
+        overall = overall_spend[project_id]
+        overall_spend[project_id] = Spend(
+            overall.amount + (in_overall or 0), overall.unpriced_entries + unpriced_overall
+        )
+        category_spend[project_id, category] = Spend(in_category or Decimal(0), unpriced_category)
         spend, input_tokens, cached, output_tokens, unpriced_period = period
         f.period.spend += spend or 0
         # PostgreSQL sums integers as numeric: back to int for the tokens.
@@ -507,16 +569,17 @@ def cost_figures(
         f.period.output_tokens += int(output_tokens or 0)
         f.period.unpriced_entries += unpriced_period
     for budget_id, project_id, category, start, end, amount, tolerance_pct in budgets:
-        spend = category_spend.get((project_id, category), Decimal(0)) if category else overall_spend[project_id]
+        spend = category_spend.get((project_id, category), Spend()) if category else overall_spend[project_id]
         status = BudgetStatus(
             period_start=start,
             period_end=end,
             amount=amount,
             tolerance_pct=tolerance_pct,
-            spend=spend,
+            spend=spend.amount,
             as_of=as_of,
             category=category,
             budget_id=budget_id,
+            unpriced_entries=spend.unpriced_entries,
         )
         if category:
             figures[project_id].budgets.categories.append(status)
@@ -543,7 +606,8 @@ def with_spend_to_date(projects: QuerySet[Project], *, as_of: dt.date | None = N
     projects = projects.annotate(spend_as_of=_as_of_expression(as_of))
     projects = projects.annotate(spend_snapshot_last=_snapshot_day(start=None, end="spend_as_of", last=True))
     spend, unpriced = _span_spend(start=None, end="spend_as_of", first=None, last="spend_snapshot_last")
-    return projects.annotate(spend_to_date=spend, unpriced_entries=unpriced)
+    projects = projects.annotate(spend_to_date=spend, unpriced_entries=unpriced)
+    return projects.annotate(spend_incomplete=ExpressionWrapper(Q(unpriced_entries__gt=0), BooleanField()))
 
 
 # Spend by provider

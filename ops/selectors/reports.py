@@ -45,6 +45,7 @@ from ops.models import (
     RiskStatus,
     Severity,
 )
+from ops.selectors.energy import energy_annotations
 from ops.selectors.portfolio import (
     NO_BUDGET_FIELDS,
     CostFigures,
@@ -69,10 +70,11 @@ from projects.models import (
 )
 from tracker.db import row_exists
 from tracker.exports import CsvWriter, markdown_text
-from tracker.formatting import date, date_range, label, money, number, percent
+from tracker.formatting import date, date_range, label, measure, money, number, percent
 
 Step = Callable[[int, str], None]
 CENT = Decimal("0.01")
+MEASURE_PLACES = Decimal(1).scaleb(-12)  # EnergyRun's decimal places
 TENTH = Decimal("0.1")
 HEALTH_RANK = {Health.RED: 0, Health.AMBER: 1, Health.GREEN: 2}
 SEVERITIES = [s.value for s in Severity]
@@ -92,6 +94,11 @@ def period_bounds(organization: Organization, start: dt.date, end: dt.date) -> t
         dt.datetime.combine(start, dt.time.min, tzinfo=tz),
         dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz),
     )
+
+
+def measure_field(value: Decimal) -> str:
+    """Return a measure (kWh, kg CO₂eq) as the report data carries it: a string with the runs' 12 decimal places."""
+    return f"{Decimal(value).quantize(MEASURE_PLACES):f}"
 
 
 def _noop(progress: int, label: str) -> None:
@@ -117,8 +124,9 @@ PROJECT_COLUMNS = [
 ]
 
 
-def _project_rows(projects: QuerySet[Project], end_dt: dt.datetime) -> QuerySet[Project]:
-    """Annotate each project with its stage as of the end of the period and every registered gate (one query).
+def _project_rows(projects: QuerySet[Project], end: dt.date, end_dt: dt.datetime) -> QuerySet[Project]:
+    """Annotate each project with its stage as of the end of the period, every registered gate and whether a
+    risk review is overdue by then (one query).
 
     Every annotation is an index lookup per project (stage transitions by project and time, one
     probe per gate), so the query costs a few lookups per project whatever the history behind it.
@@ -126,7 +134,7 @@ def _project_rows(projects: QuerySet[Project], end_dt: dt.datetime) -> QuerySet[
     before = StageTransition.objects.filter(project=OuterRef("pk"), at__lt=end_dt).order_by("-at", "-id")
     after = StageTransition.objects.filter(project=OuterRef("pk"), at__gte=end_dt).order_by("at", "id")
     return (
-        gates_annotate(projects)
+        with_overdue_reviews(gates_annotate(projects), as_of=end)
         .order_by("name", "pk")
         .only(*PROJECT_COLUMNS)
         .annotate(
@@ -205,7 +213,7 @@ def status_report_data(
     projects = _scoped_projects(organization, project, end_dt)
     # Each step commits an UPDATE of the report row: a few, each before the queries that take the time.
     on_step(10, "Projects, budgets and costs")
-    rows = list(_project_rows(projects, end_dt))
+    rows = list(_project_rows(projects, period_end, end_dt).annotate(**energy_annotations(start=start_dt, end=end_dt)))
     # The rules read as of the period's last day: budget status, spend to date, metrics, stale status.
     costs = cost_figures(projects=projects, as_of=period_end, period_start=period_start)
     on_step(60, "Status history, metrics, risks and infrastructure")
@@ -218,9 +226,6 @@ def status_report_data(
             {"from": move.from_stage, "to": move.to_stage, "at": move.at.astimezone(organization.tzinfo).isoformat()}
         )
     metrics = latest_metrics_by_project(projects=projects, as_of=period_end)
-    overdue = set(
-        with_overdue_reviews(projects, as_of=period_end).filter(overdue_reviews=True).values_list("pk", flat=True)
-    )
     # Portfolio-wide risks (no project) count in the organization's totals, not in a project report.
     scope = Q(project__in=projects.values("pk")) if project else Q(project__in=projects.values("pk")) | Q(project=None)
     risk_rows = list(
@@ -275,15 +280,22 @@ def status_report_data(
             "unpriced_entries_period": period.unpriced_entries,
             "unpriced_entries_to_date": spend.unpriced_entries,
             "cost_incomplete": spend.incomplete,
+            "spend_period_incomplete": period.incomplete,
             "metrics": [_metric_row(m) for m in metrics.get(p.pk, [])],
             "open_risks": _severity_counts(risks_by_project.get(p.pk, [])),
             "unmet_gates": gates_unmet(row=p),
+            # CodeCarbon runs recorded in the period: measured, never costs.
+            "energy": {
+                "runs": p.energy_run_count,
+                "energy_kwh": measure_field(p.energy_kwh),
+                "emissions_kg": measure_field(p.emissions_kg),
+            },
         }
         reasons = attention_reasons(
             health=health,
             over_budget=section["over_budget"],
             stale=stale,
-            overdue_reviews=p.pk in overdue,
+            overdue_reviews=p.overdue_reviews,
             unmet_gates=section["unmet_gates"],
         )
         if reasons and p.stage_asof != Stage.RETIRED:
@@ -310,8 +322,12 @@ def status_report_data(
         "tokens": sum(s["tokens"]["total"] for s in sections),
         "unpriced_entries_period": sum(s["unpriced_entries_period"] for s in sections),
         "cost_incomplete": any(s["cost_incomplete"] for s in sections),
+        "spend_period_incomplete": any(s["spend_period_incomplete"] for s in sections),
         "open_risks": _severity_counts(risk_rows),
         "needs_attention": len(attention),
+        "energy_runs": sum(s["energy"]["runs"] for s in sections),
+        "energy_kwh": measure_field(sum((Decimal(s["energy"]["energy_kwh"]) for s in sections), Decimal(0))),
+        "emissions_kg": measure_field(sum((Decimal(s["energy"]["emissions_kg"]) for s in sections), Decimal(0))),
     }
     return {
         "kind": ReportKind.STATUS.value,
@@ -324,38 +340,56 @@ def status_report_data(
     }
 
 
-def _risk_row(risk: Risk, tz: Any) -> dict[str, Any]:
+# A listed risk's columns, read as values (a report stores a few fields, so no model is built or joined row
+# compiled whole): the risk's own, its project's name and its owner's username.
+RISK_FIELDS = (
+    "id",
+    "title",
+    "project_id",
+    "project__name",
+    "category",
+    "likelihood",
+    "impact",
+    "score",
+    "severity",
+    "status",
+    "owner__username",
+    "next_review_date",
+    "signal_rule",
+    "created_at",
+)
+
+
+def _risk_row(risk: dict[str, Any], tz: Any) -> dict[str, Any]:
+    """Return a report's row of a risk read with `RISK_FIELDS`."""
     return {
-        "id": risk.pk,
-        "title": risk.title,
-        "project_id": risk.project_id,
-        "project": risk.project.name if risk.project else "",
-        "category": risk.category,
-        "likelihood": risk.likelihood,
-        "impact": risk.impact,
-        "score": risk.score,
-        "severity": risk.severity,
-        "status": risk.status,
-        "owner": risk.owner.get_username() if risk.owner else "",
-        "next_review_date": risk.next_review_date.isoformat() if risk.next_review_date else None,
-        "signal_rule": risk.signal_rule,
-        "created_at": risk.created_at.astimezone(tz).isoformat(),
+        "id": risk["id"],
+        "title": risk["title"],
+        "project_id": risk["project_id"],
+        "project": risk["project__name"] or "",
+        "category": risk["category"],
+        "likelihood": risk["likelihood"],
+        "impact": risk["impact"],
+        "score": risk["score"],
+        "severity": risk["severity"],
+        "status": risk["status"],
+        "owner": risk["owner__username"] or "",
+        "next_review_date": risk["next_review_date"].isoformat() if risk["next_review_date"] else None,
+        "signal_rule": risk["signal_rule"],
+        "created_at": risk["created_at"].astimezone(tz).isoformat(),
     }
 
 
-def _risk_list(queryset: QuerySet[Risk], tz: Any, **extra: Any) -> dict[str, Any]:
-    """Return the first REPORT_LIST_LIMIT rows and the exact count, in one query (a window count)."""
+def _risk_list(queryset: QuerySet[Risk], tz: Any, *extra: str) -> dict[str, Any]:
+    """Return the first REPORT_LIST_LIMIT rows and the exact count, in one query (a window count).
+
+    `extra` names annotations of `queryset` each row also carries.
+    """
     rows = list(
-        queryset.select_related("project", "owner").annotate(total=Window(Count("pk")), **extra)[
-            : settings.REPORT_LIST_LIMIT
-        ]
+        queryset.annotate(total=Window(Count("pk"))).values(*RISK_FIELDS, *extra, "total")[: settings.REPORT_LIST_LIMIT]
     )
-    items = []
-    for risk in rows:
-        item = _risk_row(risk, tz)
-        item.update({name: getattr(risk, name) for name in extra})
-        items.append(item)
-    return {"count": rows[0].total if rows else 0, "items": items}
+    items = [_risk_row(risk, tz) | {name: risk[name] for name in extra} for risk in rows]
+    return {"count": rows[0]["total"] if rows else 0, "items": items}
 
 
 def risk_report_data(
@@ -402,7 +436,7 @@ def risk_report_data(
         )
         .order_by("-max_score", "project__name")
     ]
-    top = [_risk_row(r, tz) for r in active.select_related("project", "owner").order_by("-score", "-impact", "pk")[:10]]
+    top = [_risk_row(r, tz) for r in active.order_by("-score", "-impact", "pk").values(*RISK_FIELDS)[:10]]
     # Only risks reassessed in the period can have escalated: filtering on them first (a semi-join on
     # the assessments of the period) keeps the three score lookups to those few risks.
     reassessed = RiskAssessment.objects.filter(
@@ -427,7 +461,7 @@ def risk_report_data(
     )
     lists = {
         "new": _risk_list(risks.filter(**in_period).order_by("-score", "pk"), tz),
-        "escalated": _risk_list(escalated, tz, score_before=F("score_before"), score_after=F("score_after")),
+        "escalated": _risk_list(escalated, tz, "score_before", "score_after"),
     }
     on_step(50, "Changes in the period, overdue reviews and signals")
     lists |= {
@@ -474,15 +508,20 @@ def _counts(counts: dict[str, int], choices: Any, organization: Organization) ->
     return ", ".join(f"{number(n, organization)} {label(choices, code).lower()}" for code, n in counts.items())
 
 
+def _incomplete(flag: bool) -> str:
+    return " (incomplete: unpriced usage)" if flag else ""
+
+
 def report_headline(report: Report) -> list[tuple[str, str]]:
     """Return the few figures a report leads with (page, Markdown, digest), as (label, formatted value) pairs."""
     data, totals, organization = report.data, report.data.get("totals", {}), report.organization
     if report.kind == ReportKind.STATUS:
-        incomplete = " (incomplete: unpriced usage)" if totals["cost_incomplete"] else ""
+        # Reports stored before the period had its own flag carry only the to-date one.
+        period_incomplete = totals.get("spend_period_incomplete", totals["cost_incomplete"])
         return [
             ("Projects", number(totals["projects"], organization)),
-            ("Spend in the period", money(totals["spend_period"], organization) + incomplete),
-            ("Spend to date", money(totals["spend_to_date"], organization)),
+            ("Spend in the period", money(totals["spend_period"], organization) + _incomplete(period_incomplete)),
+            ("Spend to date", money(totals["spend_to_date"], organization) + _incomplete(totals["cost_incomplete"])),
             ("Needs attention", number(totals["needs_attention"], organization)),
             ("Open risks", _counts(totals["open_risks"], Severity, organization)),
         ]
@@ -608,8 +647,9 @@ def _md_status_row(section: dict[str, Any], organization: Organization) -> list[
         section["name"],
         label(Stage, section["stage"]),
         label(Health, section["health"]),
-        money(section["spend_period"], organization),
-        money(section["spend_to_date"], organization),
+        money(section["spend_period"], organization)
+        + _incomplete(section.get("spend_period_incomplete", section["cost_incomplete"])),
+        money(section["spend_to_date"], organization) + _incomplete(section["cost_incomplete"]),
         percent(section["budget_used_pct"], organization),
         money(section["budget_forecast"], organization),
         number(section["tokens"]["total"], organization),
@@ -644,6 +684,9 @@ def report_markdown(report: Report) -> str:
         for key, title, choices in PORTFOLIO_COUNTS:
             counts = ", ".join(f"{label(choices, code)}: {n}" for code, n in totals[key].items()) or "none"
             lines.append(f"- {title}: {markdown_text(counts)}")
+        if totals.get("energy_runs"):
+            kwh, kg = (measure(totals[key], organization) for key in ("energy_kwh", "emissions_kg"))
+            lines.append(f"- Energy: {kwh} kWh, {kg} kg CO₂eq ({totals['energy_runs']} CodeCarbon runs)")
         lines += ["", "## Needs attention", ""]
         lines += [
             f"- {markdown_text(a['name'])}: {', '.join(label(AttentionReason, r) for r in a['reasons'])}"

@@ -2,7 +2,7 @@
 
 from ops.services.costs import budget_create, cost_entry_create, model_price_create
 from ops.services.infrastructure import infrastructure_component_create, quality_metric_create
-from ops.services.ingest import cost_entries_ingest, usage_ingest, usage_record
+from ops.services.ingest import cost_entries_import, cost_entries_ingest, usage_ingest, usage_record
 from ops.services.reminders import review_reminders_send
 from ops.services.reports import (
     report_build,
@@ -25,6 +25,7 @@ from ops.services.snapshots import snapshots_take
 
 __all__ = [
     "budget_create",
+    "cost_entries_import",
     "cost_entries_ingest",
     "cost_entry_create",
     "infrastructure_component_create",

@@ -5,7 +5,8 @@ check that needs the database (projects, roles, prices, already-recorded externa
 query for the whole batch; the rows are written with one COPY on PostgreSQL (`bulk_create`
 elsewhere). A batch either writes every new row or nothing, and each bad row is named by its
 index and field. Costs people send get one history event per row; token usage, a machine-made
-aggregate, one event per project and batch listing the entries it created.
+aggregate, one event per project and batch listing the entries it created; a file of costs
+(`cost_entries_import`), one event for the file.
 """
 
 import datetime as dt
@@ -24,8 +25,9 @@ from ops.providers import known_provider
 from ops.selectors.portfolio import price_book, usage_price
 from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
-from projects.models import Membership, Project, Role
-from tracker.exceptions import NotPermitted, ValidationFailed
+from projects.models import Membership, Organization, Project, Role
+from projects.services import membership_require
+from tracker.exceptions import Conflict, NotPermitted, ValidationFailed
 
 MAX_ROWS = 10_000
 MAX_BIGINT = 2**63 - 1
@@ -165,6 +167,14 @@ USAGE_ROW: dict[str, tuple[Parser, bool]] = {
 
 def _parse_rows(entries: Any, spec: Mapping[str, tuple[Parser, bool]]) -> list[dict[str, Any]]:
     """Check every row's shape and fields; raise one error listing each bad row by index and field."""
+    rows, errors = _check_rows(entries, spec)
+    if errors:
+        _refuse(errors)
+    return rows
+
+
+def _check_rows(entries: Any, spec: Mapping[str, tuple[Parser, bool]]) -> tuple[list[dict[str, Any]], dict]:
+    """Return every row's parsed fields and the errors of the bad ones, by `entries.<index>.<field>`."""
     if not isinstance(entries, list) or not entries:
         raise ValidationFailed("Send a non-empty list of entries.", errors={"entries": ["A non-empty list."]})
     if len(entries) > MAX_ROWS:
@@ -176,6 +186,7 @@ def _parse_rows(entries: Any, spec: Mapping[str, tuple[Parser, bool]]) -> list[d
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             errors[f"entries.{index}"] = ["An object is required."]
+            rows.append({})
             continue
         row: dict[str, Any] = {}
         for name in entry.keys() - spec.keys():
@@ -190,9 +201,7 @@ def _parse_rows(entries: Any, spec: Mapping[str, tuple[Parser, bool]]) -> list[d
             except _RowError as exc:
                 errors[f"entries.{index}.{name}"] = [str(exc)]
         rows.append(row)
-    if errors:
-        _refuse(errors)
-    return rows
+    return rows, errors
 
 
 def _refuse(errors: dict[str, list[str]]) -> None:
@@ -234,47 +243,81 @@ def _projects(rows: list[dict[str, Any]], by: AbstractBaseUser) -> dict[int, Pro
     return projects
 
 
-def _split_existing(rows: list[dict[str, Any]]) -> tuple[list[int], list[dict[str, Any]]]:
-    """Return the indexes of rows to create and the rows whose external id is already recorded."""
+def _split_existing(
+    rows: list[dict[str, Any]], spec: Mapping[str, tuple[Parser, bool]]
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """Return the indexes of rows to create and the rows whose external id is already recorded as sent.
+
+    A row resending a recorded external id with other content (any field of `spec` the caller sends)
+    is a 409 naming each such row and field: silently keeping the old entry would lose the change.
+    """
+    seen, errors = _repeats(rows)
+    if errors:
+        _refuse(errors)
+    compared = [name for name in spec if name not in ("project", "external_id")]
+    recorded = {
+        (project_id, external_id): (pk, dict(zip(compared, values, strict=True)))
+        for project_id, external_id, pk, *values in _recorded(seen, compared)
+        if (project_id, external_id) in seen
+    }
+    existing = []
+    for key, (pk, stored) in sorted(recorded.items(), key=lambda item: seen[item[0]]):
+        index = seen[key]
+        differing = [name for name in compared if _sent(rows[index], name) != stored[name]]
+        if differing:
+            errors[f"entries.{index}.external_id"] = [f"Recorded as entry {pk} with another {', '.join(differing)}."]
+        existing.append({"index": index, "external_id": key[1], "id": pk})
+    if errors:
+        raise Conflict(
+            f"Entries resend a recorded external_id with other content: {len(errors)}; nothing was recorded.",
+            errors=errors,
+            code="external_id_conflict",
+        )
+    known = {item["index"] for item in existing}
+    return [i for i in range(len(rows)) if i not in known], existing
+
+
+def _repeats(
+    rows: list[dict[str, Any]], *, skip: Collection[int] = ()
+) -> tuple[dict[tuple[int, str], int], dict[str, list[str]]]:
+    """Return the index of each (project, external id) of the batch, and an error for each row repeating one."""
     errors: dict[str, list[str]] = {}
     seen: dict[tuple[int, str], int] = {}
     for index, row in enumerate(rows):
+        if index in skip:
+            continue
         if external_id := row.get("external_id"):
             key = (row["project"], external_id)
             if key in seen:
                 errors[f"entries.{index}.external_id"] = [f"Repeats entry {seen[key]} of this request."]
             seen[key] = index
-    if errors:
-        _refuse(errors)
-    recorded = {
-        (project_id, external_id): pk
-        for project_id, external_id, pk in _recorded(seen)
-        if (project_id, external_id) in seen
-    }
-    existing = [
-        {"index": seen[key], "external_id": key[1], "id": pk}
-        for key, pk in sorted(recorded.items(), key=lambda item: seen[item[0]])
-    ]
-    known = {item["index"] for item in existing}
-    return [i for i in range(len(rows)) if i not in known], existing
+    return seen, errors
 
 
-def _recorded(keys: Collection[tuple[int, str]]) -> Iterable[tuple[int, str, int]]:
-    """Return (project id, external id, entry id) of the entries recorded under any of these projects and ids."""
+def _sent(row: dict[str, Any], name: str) -> Any:
+    """Return what the row sets `name` to: its value, or the column's default when the row leaves it out."""
+    return row[name] if name in row else CostEntry._meta.get_field(name).get_default()
+
+
+def _recorded(keys: Collection[tuple[int, str]], columns: Sequence[str]) -> Iterable[tuple[Any, ...]]:
+    """Return (project id, external id, entry id, *columns) of the entries recorded under these projects and ids."""
     if not keys:
         return []
     project_ids = sorted({project for project, _ in keys})
     external_ids = sorted({external_id for _, external_id in keys})
     if not _on_postgresql():
         return CostEntry.objects.filter(project_id__in=project_ids, external_id__in=external_ids).values_list(
-            "project_id", "external_id", "pk"
+            "project_id", "external_id", "pk", *columns
         )
-    # Two array parameters: the ORM would compile 10,000 IN parameters one by one. The table name
-    # comes from model metadata.
-    table = connection.ops.quote_name(CostEntry._meta.db_table)
+    # Two array parameters: the ORM would compile 10,000 IN parameters one by one. The table and column
+    # names come from model metadata.
+    quote = connection.ops.quote_name
+    table = quote(CostEntry._meta.db_table)
+    selected = "".join(f", {quote(CostEntry._meta.get_field(name).column)}" for name in columns)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT project_id, external_id, id FROM {table} WHERE project_id = ANY(%s) AND external_id = ANY(%s)",  # nosec B608
+            f"SELECT project_id, external_id, id{selected} FROM {table}"  # nosec B608
+            " WHERE project_id = ANY(%s) AND external_id = ANY(%s)",
             [project_ids, external_ids],
         )
         return cursor.fetchall()
@@ -343,11 +386,68 @@ def _copy(values: list[dict[str, Any]], projects: dict[int, Project], per_row_hi
 
 @transaction.atomic
 def cost_entries_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
-    """Record up to 10,000 costs at once (contributors and up); resent external ids create nothing."""
+    """Record up to 10,000 costs at once (contributors and up); external ids resent as recorded create nothing."""
     rows = _parse_rows(entries, COST_ROW)
     projects = _projects(rows, by)
-    to_create, existing = _split_existing(rows)
+    to_create, existing = _split_existing(rows, COST_ROW)
     created = _insert(rows, to_create, by, projects, per_row_history=True, source=CostSource.API)
+    return IngestResult(created_ids=created, existing=existing)
+
+
+@dataclass(frozen=True)
+class CostBatchCheck:
+    """`cost_entries_check`'s answer: every bad row's errors, and the rows whose external id is recorded."""
+
+    rows: list[dict[str, Any]]
+    errors: dict[str, list[str]]
+    existing: list[dict[str, Any]] = field(default_factory=list)
+
+
+def cost_entries_check(*, entries: Any) -> CostBatchCheck:
+    """Check costs as `cost_entries_ingest` and `cost_entries_import` would record them, writing nothing.
+
+    Collect the errors of every bad row at once (by `entries.<index>.<field>`); the rows' projects
+    are the caller's to check.
+    """
+    rows, errors = _check_rows(entries, COST_ROW)
+    bad = {int(key.split(".")[1]) for key in errors}
+    _, repeated = _repeats(rows, skip=bad)
+    if errors or repeated:
+        return CostBatchCheck(rows=rows, errors=errors | repeated)
+    try:
+        _, existing = _split_existing(rows, COST_ROW)
+    except Conflict as conflict:  # a recorded external id sent with other content: an error of its row
+        return CostBatchCheck(rows=rows, errors=conflict.errors)
+    return CostBatchCheck(rows=rows, errors={}, existing=existing)
+
+
+@transaction.atomic
+def cost_entries_import(*, organization: Organization, by: AbstractBaseUser, entries: Any, label: str) -> IngestResult:
+    """Record a file of costs into one organization (managers only): all or nothing, one history event.
+
+    The rows are checked and written as `cost_entries_ingest` writes them (spend snapshots kept
+    exact, resent external ids create nothing); the batch is one event listing the entries created.
+    """
+    membership_require(user=by, organization=organization, role=Role.MANAGER)
+    rows = _parse_rows(entries, COST_ROW)
+    projects = _projects(rows, by)
+    errors = {
+        f"entries.{i}.project": ["Unknown project."]
+        for i, row in enumerate(rows)
+        if projects[row["project"]].organization_id != organization.pk
+    }
+    if errors:
+        _refuse(errors)
+    to_create, existing = _split_existing(rows, COST_ROW)
+    created = _insert(rows, to_create, by, projects, per_row_history=False, source=CostSource.IMPORT)
+    if created:
+        with audit.audit_actor(by):
+            audit.record_batch(
+                model=CostEntry,
+                organization_id=organization.pk,
+                label=f"{label}: {len(created)} cost entr{'y' if len(created) == 1 else 'ies'}",
+                created=created,
+            )
     return IngestResult(created_ids=created, existing=existing)
 
 
@@ -393,7 +493,7 @@ def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
         row["price_id"] = price.pk
     if errors:
         _refuse(errors)
-    to_create, existing = _split_existing(rows)
+    to_create, existing = _split_existing(rows, USAGE_ROW)
     created = _insert(
         rows, to_create, by, projects, per_row_history=False, source=CostSource.USAGE, category=CostCategory.INFERENCE
     )

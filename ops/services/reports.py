@@ -11,6 +11,7 @@ REPORT_PENDING_PER_USER on-demand reports waiting at once.
 import contextlib
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterator
 
 from celery import current_app
@@ -30,7 +31,7 @@ from ops.selectors.portfolio import week_before
 from ops.selectors.reports import BUILDERS, report_headline, report_period
 from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require
-from tracker.exceptions import Conflict, ServiceUnavailable, ValidationFailed
+from tracker.exceptions import Conflict, ErrorCode, ServiceUnavailable, ValidationFailed
 from tracker.formatting import date_range
 from tracker.mail import MailCounts, absolute_link, mail_each, subject_line
 from webhooks.models import EventType
@@ -40,6 +41,8 @@ logger = logging.getLogger(__name__)
 
 # High byte of the advisory-lock key: keeps report locks apart from any other use of advisory locks.
 LOCK_NAMESPACE = 0x52 << 56
+# Seconds between two progress writes of a build (see `report_build`).
+PROGRESS_WRITE_INTERVAL = 1.0
 
 
 QUEUE_UNAVAILABLE = (
@@ -62,7 +65,9 @@ def _enqueue_build(report_id: int) -> None:
             current_app.signature("ops.report_build", args=[report_id]).delay()
         except KombuOperationalError as exc:
             logger.warning("Could not enqueue report %s, left pending: %s", report_id, exc)
-            raise ServiceUnavailable(QUEUE_UNAVAILABLE, code="queue_unavailable") from exc
+            raise ServiceUnavailable(
+                QUEUE_UNAVAILABLE, code=ErrorCode.QUEUE_UNAVAILABLE, extra={"report": report_id}
+            ) from exc
 
     transaction.on_commit(publish)
 
@@ -98,7 +103,7 @@ def _pending_limit_check(*, user: AbstractBaseUser) -> None:
     limit = settings.REPORT_PENDING_PER_USER
     waiting = Report.objects.filter(requested_by=user, state__in=[ReportState.PENDING, ReportState.RUNNING])
     if waiting.count() >= limit:
-        raise Conflict(TOO_MANY_PENDING.format(limit=limit), code="too_many_pending_reports")
+        raise Conflict(TOO_MANY_PENDING.format(limit=limit), code=ErrorCode.TOO_MANY_PENDING_REPORTS)
 
 
 def report_request(
@@ -205,8 +210,16 @@ def report_build(*, report_id: int) -> Report | None:
             updated_at=timezone.now(),
         )
 
+        last_write = time.monotonic()
+
         def on_step(progress: int, label: str) -> None:
+            # The page polls every 2 s: a step reached sooner after the last write is never seen, so a fast
+            # build writes only its start and its end.
+            nonlocal last_write
+            if time.monotonic() - last_write < PROGRESS_WRITE_INTERVAL:
+                return
             rows.update(progress=progress, step=label, updated_at=timezone.now())
+            last_write = time.monotonic()
 
         try:
             data = BUILDERS[report.kind](

@@ -256,9 +256,11 @@ def _review_findings(organization: Organization, today: dt.date) -> Iterator[Fin
 def _deprecation_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
     """model_deprecation: a production model whose price list says it is deprecated within N days."""
     horizon = today + dt.timedelta(days=settings.RISK_SIGNAL_DEPRECATION_DAYS)
+    # The latest price of the model name; of several providers' from that day, one that names a date (a
+    # price book gives gpt-4-0613 from OpenAI a deprecation date and the same model from Azure none).
     deprecation = (
         ModelPrice.objects.filter(organization=organization, model=OuterRef("model_name"))
-        .order_by("-valid_from")
+        .order_by("-valid_from", F("deprecation_date").asc(nulls_last=True))
         .values("deprecation_date")[:1]
     )
     components = (

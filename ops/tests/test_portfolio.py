@@ -164,11 +164,16 @@ FIELDS = [
     "budget_forecast",
     "over_budget",
     "over_tolerance",
+    "budget_spend_incomplete",
 ]
 
 
 def _fields(spend, status: BudgetStatus | None) -> dict:
-    empty = dict.fromkeys(FIELDS[1:7]) | {"over_budget": False, "over_tolerance": False}
+    empty = dict.fromkeys(FIELDS[1:7]) | {
+        "over_budget": False,
+        "over_tolerance": False,
+        "budget_spend_incomplete": False,
+    }
     return {"spend_to_date": str(Decimal(spend).quantize(Decimal("0.01")))} | (status.as_fields() if status else empty)
 
 
@@ -265,6 +270,7 @@ def test_every_figure_is_the_same_everywhere_it_shows(portfolio, client):
         "budget_forecast": "4650.00",
         "over_budget": True,
         "over_tolerance": True,
+        "budget_spend_incomplete": True,  # its unpriced usage falls in the budget's period
     }
     assert (under["budget_amount"], under["budget_spend"], under["budget_period_start"]) == (
         "5000.00",

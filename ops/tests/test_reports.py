@@ -260,7 +260,7 @@ def test_report_rows_read_the_same_gates_as_the_single_project_check():
     RiskAssessment.objects.create(risk=privacy, assessed_at=at(1), likelihood=5, impact=5)
     bare = ProjectFactory(organization=org, stage=Stage.EVALUATION, ai_act_tier="high")
     idle = ProjectFactory(organization=org, stage=Stage.DEVELOPMENT)
-    rows = {p.pk: p for p in _project_rows(org.projects.all(), at(9, 0))}
+    rows = {p.pk: p for p in _project_rows(org.projects.all(), at(9, 0).date(), at(9, 0))}
     for project in (ready, bare, idle):
         following = Stage.following(project.stage)
         expected = (
@@ -547,9 +547,9 @@ def test_queries_per_report_do_not_grow_with_the_portfolio(kind, django_assert_m
             org = OrganizationFactory()
             _seed(org, n)
         report = ReportFactory(organization=org, kind=kind, period_start=WEEK[0], period_end=WEEK[1])
-        # 18 + 3: the ready state and its webhook event are written together (the endpoint look-up, and a savepoint
-        # here, two statements that are one BEGIN/COMMIT outside a test).
-        with django_assert_max_num_queries(21), CaptureQueriesContext(connection) as queries:
+        # A bound: 18 at most, plus the two progress writes of steps slower than PROGRESS_WRITE_INTERVAL on a loaded
+        # machine; ops/tests/test_perf_reports.py pins the exact count.
+        with django_assert_max_num_queries(20), CaptureQueriesContext(connection) as queries:
             built = report_build(report_id=report.pk)
         assert built.state == ReportState.READY
         counts.append(len(queries))

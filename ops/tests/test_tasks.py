@@ -9,6 +9,7 @@ from celery.schedules import crontab
 from ops.models import Report, ReportKind, ReportState, RiskSnapshot
 from ops.tasks import report_build_task, reports_schedule_task, snapshots_schedule_task
 from ops.tests.factories import ReportFactory
+from projects import tasks as project_tasks  # noqa: F401 - registers the tasks beat names
 from projects.tests.factories import OrganizationFactory
 from tracker.celery import app
 from webhooks import tasks as webhook_tasks  # noqa: F401 - registers the tasks beat names
@@ -49,6 +50,7 @@ def test_every_periodic_job_is_declared_in_the_beat_schedule():
         "ops.api_token_expiry_warnings_send",
         "webhooks.deliveries_due",
         "ops.otlp_span_keys_purge",
+        "projects.idempotency_keys_purge",
     }
     assert all(entry["task"] in app.tasks for entry in schedule.values())
     assert schedule["reports-weekly"]["schedule"] == crontab(minute=5)

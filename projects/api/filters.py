@@ -12,13 +12,13 @@ from projects.models import (
     StatusUpdate,
     Team,
 )
-from tracker.api import DateTimeFilter, StrictFilterSet, SyncFilterSet
+from tracker.api import DateTimeFilter, IdFilter, StrictFilterSet, SyncFilterSet
 
 
 # Foreign keys filter by plain id, so an id of another organization matches nothing rather than
 # answering differently from an id that does not exist.
-def id_filter(field: str) -> filters.NumberFilter:
-    return filters.NumberFilter(field_name=f"{field}_id")
+def id_filter(field: str) -> IdFilter:
+    return IdFilter(field_name=f"{field}_id")
 
 
 class ProjectFilter(SyncFilterSet):

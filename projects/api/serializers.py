@@ -23,7 +23,7 @@ from projects.models import (
     Team,
     TokenScope,
 )
-from tracker.api import StrictModelSerializer, StrictSerializer
+from tracker.api import StrictModelSerializer, StrictSerializer, creator_field
 
 User = get_user_model()
 
@@ -96,15 +96,24 @@ class MembershipSerializer(StrictModelSerializer):
         read_only_fields = ["organization", "user", "created_at", "updated_at"]
 
 
+@extend_schema_serializer(deprecate_fields=["invited_by"])
 class InvitationSerializer(StrictModelSerializer):
     """A pending invitation; the link itself is only ever in the e-mail sent to the address."""
 
     expired = serializers.BooleanField(source="is_expired", read_only=True)
-    invited_by = serializers.CharField(source="invited_by.username", read_only=True, allow_null=True, default=None)
+    created_by = creator_field("invited_by_id")
+    invited_by = serializers.CharField(
+        source="invited_by.username",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="Deprecated: the inviter's username; use created_by (their id).",
+    )
 
     class Meta:
         model = Invitation
-        fields = ["id", "organization", "email", "role", "invited_by", "created_at", "expires_at", "expired"]
+        fields = ["id", "organization", "email", "role", "created_by", "invited_by", "created_at", "expires_at"]
+        fields += ["expired"]
         fields += ["last_sent_at", "send_count"]
         read_only_fields = ["organization", "email", "role", "created_at", "expires_at", "last_sent_at", "send_count"]
 
@@ -144,10 +153,12 @@ PROJECT_FIELDS = [
     "archived",
     "otel_service_names",
     "spend_to_date",
+    "spend_incomplete",
     "budget_period_start",
     "budget_period_end",
     "budget_amount",
     "budget_spend",
+    "budget_spend_incomplete",
     "budget_used_pct",
     "budget_forecast",
     "over_budget",
@@ -193,12 +204,18 @@ class ProjectSerializer(StrictModelSerializer):
         read_only=True,
         help_text="Priced spend up to today; unpriced usage excluded.",
     )
+    spend_incomplete = serializers.BooleanField(
+        read_only=True, help_text="True: spend_to_date leaves out unpriced usage (incomplete: unpriced usage)."
+    )
     # The overall budget covering today and its status (docs/reports.md, "Budget status"); null without one.
     budget_period_start = serializers.DateField(read_only=True, allow_null=True)
     budget_period_end = serializers.DateField(read_only=True, allow_null=True)
     budget_amount = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True, allow_null=True)
     budget_spend = serializers.DecimalField(
         max_digits=16, decimal_places=2, read_only=True, allow_null=True, help_text="Spend in the budget period so far."
+    )
+    budget_spend_incomplete = serializers.BooleanField(
+        read_only=True, help_text="True: budget_spend leaves out unpriced usage in the budget period."
     )
     budget_used_pct = serializers.DecimalField(max_digits=8, decimal_places=1, read_only=True, allow_null=True)
     budget_forecast = serializers.DecimalField(
@@ -236,11 +253,16 @@ class ProjectCreateSerializer(ProjectSerializer):
     )
 
 
+@extend_schema_serializer(deprecate_fields=["by"])
 class TransitionSerializer(StrictModelSerializer):
+    created_by = creator_field("by_id")
+
     class Meta:
         model = StageTransition
-        fields = ["id", "project", "from_stage", "to_stage", "at", "by", "note", "overridden_gates", "override_reason"]
+        fields = ["id", "project", "from_stage", "to_stage", "at", "created_by", "by", "note", "overridden_gates"]
+        fields += ["override_reason"]
         read_only_fields = fields
+        extra_kwargs = {"by": {"help_text": "Deprecated: use created_by."}}
 
 
 @extend_schema_serializer(
@@ -259,14 +281,17 @@ class TransitionRequestSerializer(StrictSerializer):
     override_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
 
 
+@extend_schema_serializer(deprecate_fields=["author"])
 class StatusUpdateSerializer(StrictModelSerializer):
     project = project_field()
+    created_by = creator_field("author_id")
 
     class Meta:
         model = StatusUpdate
         fields = [
             "id",
             "project",
+            "created_by",
             "author",
             "date",
             "health",
@@ -278,6 +303,7 @@ class StatusUpdateSerializer(StrictModelSerializer):
             "created_at",
         ]
         read_only_fields = ["author", "created_at"]
+        extra_kwargs = {"author": {"help_text": "Deprecated: use created_by."}}
 
 
 class ApiTokenSerializer(StrictModelSerializer):
@@ -303,7 +329,11 @@ class ApiTokenCreateSerializer(ApiTokenSerializer):
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):
-    key = serializers.CharField(read_only=True, help_text="The token itself: shown this once, never again.")
+    # Not read-only, so that the schema can say it may be absent: an answer only, never a body.
+    key = serializers.CharField(
+        required=False,
+        help_text="The token itself: shown this once, never again (absent from an Idempotency-Key replay).",
+    )
 
     class Meta(ApiTokenSerializer.Meta):
         fields = [*ApiTokenSerializer.Meta.fields, "key"]
@@ -343,7 +373,11 @@ class ServiceTokenCreateSerializer(StrictSerializer):
 
 
 class ServiceTokenCreatedSerializer(ServiceTokenSerializer):
-    key = serializers.CharField(read_only=True, help_text="The token itself: shown this once, never again.")
+    # Not read-only, so that the schema can say it may be absent: an answer only, never a body.
+    key = serializers.CharField(
+        required=False,
+        help_text="The token itself: shown this once, never again (absent from an Idempotency-Key replay).",
+    )
 
     class Meta(ServiceTokenSerializer.Meta):
         fields = [*ServiceTokenSerializer.Meta.fields, "key"]

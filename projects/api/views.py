@@ -44,6 +44,8 @@ READ = (mixins.ListModelMixin, mixins.RetrieveModelMixin)
     partial_update=extend_schema(summary="Update an organization (admins)"),
 )
 class OrganizationViewSet(*READ, mixins.UpdateModelMixin, ScopedViewSet):
+    """The organizations you belong to: name, currency, locale and timezone; admins change them."""
+
     selector = selectors.organization_list
     serializer_class = OrganizationSerializer
     search_fields = ["name", "slug"]
@@ -270,6 +272,7 @@ class ApiTokenViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMixin, 
     search_fields = ["name"]
     ordering_fields = ["created_at", "expires_at", "last_used_at", "name"]
     service_tokens_refused = True
+    idempotency_withheld_fields = frozenset({"key"})  # shown once, never stored: a replayed create omits it
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         data = _reauthenticated(self, request)
@@ -304,6 +307,7 @@ class ServiceTokenViewSet(*READ, mixins.CreateModelMixin, mixins.DestroyModelMix
     search_fields = ["name"]
     ordering_fields = ["created_at", "expires_at", "last_used_at", "name"]
     service_tokens_refused = True
+    idempotency_withheld_fields = frozenset({"key"})  # shown once, never stored: a replayed create omits it
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         token, key = services.service_token_create(by=request.user, **_reauthenticated(self, request))

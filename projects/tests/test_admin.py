@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from ops.models import (
     CostEntry,
+    EnergyRun,
     ReminderKind,
     ReviewReminder,
     Risk,
@@ -50,6 +51,7 @@ READ_ONLY = {
     "projects.AuditEvent",
     "ops.RiskAssessment",
     "ops.RiskSnapshot",
+    "ops.EnergyRun",
     "ops.SpendSnapshot",
     "ops.ReviewReminder",
 }
@@ -88,6 +90,15 @@ def _project_with_everything(n: int = 0) -> Project:
     )
     RiskSnapshot.objects.create(organization=project.organization, date=dt.date(2026, 3, 1), high=1)
     SpendSnapshot.objects.create(project=project, date=dt.date(2026, 3, 1), spend_day=Decimal(5))
+    EnergyRun.objects.create(
+        organization=project.organization,
+        project=project,
+        run_id=f"run-{n}",
+        recorded_at=now,
+        duration_s=Decimal(60),
+        energy_kwh=Decimal("0.5"),
+        emissions_kg=Decimal("0.2"),
+    )
     ReviewReminder.objects.create(
         risk=risk, kind=ReminderKind.OVERDUE, review_date=dt.date(2026, 3, 1), recipient="a@example.com", sent_at=now
     )
@@ -106,6 +117,8 @@ def test_every_model_of_both_apps_is_registered():
     # The OTLP receiver's span keys are its idempotency bookkeeping, purged after a week, and the admin
     # cannot show a composite primary key.
     models.discard(apps.get_model("ops", "OtlpSpanKey"))
+    # Idempotency keys are the API's bookkeeping of answers to replay, purged after a day.
+    models.discard(apps.get_model("projects", "IdempotencyKey"))
     assert models == set(_registered())
 
 

@@ -33,7 +33,8 @@ PAGE_FORMS = {
 # included); the page now reads its figures only.
 # The snapshots add one: the organization's snapshot days behind the monthly spend.
 # Estimated vs billed (ops/selectors/billing.py) adds two: the months' estimates and their bills.
-PAGE_QUERIES = 20
+# The energy section adds one: the latest CodeCarbon runs with the project's totals beside them.
+PAGE_QUERIES = 21
 
 
 @pytest.fixture

@@ -37,8 +37,18 @@ def money_whole(amount: Any, organization: Any) -> str:
 
 
 @register.filter
+def rate(amount: Any, organization: Any) -> str:
+    return formatting.rate(amount, organization)
+
+
+@register.filter
 def number(value: Any, organization: Any) -> str:
     return formatting.number(value, organization)
+
+
+@register.filter
+def measure(value: Any, organization: Any) -> str:
+    return formatting.measure(value, organization)
 
 
 @register.filter

@@ -39,14 +39,21 @@ class WebhookEndpointCreateSerializer(WebhookEndpointSerializer):
 
 
 class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
-    secret = serializers.CharField(help_text="The signing secret (whsec_…), shown this once.")
+    secret = serializers.CharField(
+        required=False,
+        help_text="The signing secret (whsec_…), shown this once (absent from an Idempotency-Key replay).",
+    )
 
     class Meta(WebhookEndpointSerializer.Meta):
         fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
 
 
 class WebhookSecretSerializer(StrictSerializer):
-    secret = serializers.CharField(help_text="The new signing secret, shown this once; the old one signs too until…")
+    secret = serializers.CharField(
+        required=False,
+        help_text="The new signing secret, shown this once (absent from an Idempotency-Key replay); the old one"
+        " signs too until…",
+    )
     previous_valid_until = serializers.DateTimeField()
 
 

@@ -64,6 +64,7 @@ class WebhookEndpointViewSet(
     search_fields = ["url", "description"]
     ordering_fields = ["created_at", "url", "state"]
     service_tokens_refused = True
+    idempotency_withheld_fields = frozenset({"secret"})  # shown once: a replayed create or rotation omits it
 
     def get_queryset(self) -> QuerySet[WebhookEndpoint]:
         queryset = super().get_queryset()

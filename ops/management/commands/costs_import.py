@@ -1,43 +1,70 @@
-"""Import a cost file (FOCUS bill, CodeCarbon runs, CSV) into an organization, in this process."""
+"""Import a file (FOCUS bill, CodeCarbon runs, cost entries CSV) into an organization, in this process."""
 
+from dataclasses import asdict
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ops.imports.jobs import FORMATS, import_file_preview, import_file_run
 from ops.imports.models import ImportStatus
-from projects.models import Organization
+from ops.management.commands._lookup import organization_and_user
 from tracker.exceptions import DomainError
+
+
+def _pairs(values: list[str], option: str) -> dict[str, str]:
+    pairs = {}
+    for value in values:
+        name, equals, target = value.partition("=")
+        if not equals or not name:
+            raise CommandError(f"{option} takes NAME=VALUE, not “{value}”.")
+        pairs[name] = target
+    return pairs
 
 
 class Command(BaseCommand):
     help = (
-        "Import a file of costs: a FOCUS bill (--format focus), CodeCarbon runs or a CSV, through the same "
-        "importers the upload page and POST /api/v1/imports/ use. Prints what was imported per project, "
-        "the unmapped rows and the refused lines (docs/imports.md)."
+        "Import a file: a FOCUS bill (--format focus), CodeCarbon's emissions.csv (codecarbon) or cost entries "
+        "(csv), through the same import jobs the upload page and POST /api/v1/imports/ use. Prints what was "
+        "imported per project, the unmapped rows and the refused lines (docs/imports.md)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path, metavar="FILE")
-        parser.add_argument("--format", required=True, choices=sorted(FORMATS))
+        parser.add_argument("--format", required=True, choices=list(FORMATS))
         parser.add_argument("--org", required=True, metavar="SLUG", help="The organization to import into.")
-        parser.add_argument("--source", default="", help="FOCUS: who issued the bill (default: its ProviderName).")
+        parser.add_argument("--by", required=True, metavar="USERNAME", help="The manager the import is recorded for.")
+        parser.add_argument("--source", default="", help="focus: who issued the bill (default: its ProviderName).")
+        parser.add_argument("--project", default="", metavar="SLUG", help="csv: the project of rows without one.")
+        parser.add_argument(
+            "--mapping", action="append", default=[], metavar="COLUMN=FIELD", help="csv: a column's cost field."
+        )
+        parser.add_argument(
+            "--project-map",
+            action="append",
+            default=[],
+            metavar="NAME=SLUG",
+            help="codecarbon: a project_name's project.",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Check and total the file; write nothing.")
 
-    def handle(self, *args, file: Path, format: str, org: str, source: str, dry_run: bool, **options) -> None:
-        organization = Organization.objects.filter(slug=org).first()
-        if organization is None:
-            raise CommandError(f"No organization with slug “{org}”.")
+    def handle(self, *args, file: Path, format: str, org: str, by: str, dry_run: bool, **options) -> None:
+        organization, user = organization_and_user(org=org, by=by)
         if not file.is_file():
             raise CommandError(f"No such file: {file}")
-        import_options = {"source": source} if source else {}
+        chosen = {
+            "source": options["source"],
+            "project": options["project"],
+            "mapping": _pairs(options["mapping"], "--mapping"),
+            "project_map": _pairs(options["project_map"], "--project-map"),
+        }
+        import_options = {name: value for name, value in chosen.items() if value}
         try:
             with file.open("rb") as binary:
                 if dry_run:
                     preview = import_file_preview(
                         organization=organization, format=format, binary=binary, options=import_options
                     )
-                    summary, errors = preview.summary, [vars(e) for e in preview.errors]
+                    summary, errors = preview.summary.as_json(), [asdict(e) for e in preview.errors]
                     error_count = len(errors)
                 else:
                     job = import_file_run(
@@ -45,22 +72,27 @@ class Command(BaseCommand):
                         format=format,
                         binary=binary,
                         filename=file.name,
+                        by=user,
                         options=import_options,
                     )
                     if job.status == ImportStatus.FAILED:
+                        self._errors(job.errors, len(job.errors))
                         raise CommandError(job.failure)
                     summary, errors, error_count = job.summary, job.errors, job.error_count
         except DomainError as exc:
             raise CommandError(exc.message) from exc
-        self._print(summary, errors, error_count, dry_run=dry_run)
+        self._print(summary, dry_run=dry_run)
+        self._errors(errors, error_count)
 
-    def _print(self, summary: dict, errors: list[dict], error_count: int, *, dry_run: bool) -> None:
-        currency = summary.get("currency", "")
-        write = self.stdout.write
-        write(f"{'Would import' if dry_run else 'Imported'} per project ({currency}):")
-        for p in summary.get("projects", []):
-            write(f"  {p.get('slug', p.get('project_id'))}: {p['rows']} row(s), billed {p['billed_cost']}")
-        unmapped = summary.get("unmapped") or {}
+    def _print(self, summary: dict, *, dry_run: bool) -> None:
+        write, details = self.stdout.write, summary["details"]
+        currency = f" ({details['currency']})" if "currency" in details else ""
+        write(f"{'Would import' if dry_run else 'Imported'} per project{currency}:")
+        for slug, figures in summary["by_project"].items():
+            write(
+                f"  {slug}: " + ", ".join(f"{name} {value}" for name, value in figures.items() if name != "by_category")
+            )
+        unmapped = details.get("unmapped") or {}
         if unmapped.get("rows"):
             write(
                 self.style.WARNING(
@@ -68,19 +100,22 @@ class Command(BaseCommand):
                     "(kept with no project: add a mapping rule or a tracker_project tag)"
                 )
             )
-        for period in summary.get("periods", []):
+        for period in details.get("periods", []):
             write(
                 f"Period {period['billing_period_start']} from {period['source']}: "
                 f"{period['added']} added, {period['removed']} removed"
             )
-        if not dry_run:
-            write(
-                f"{summary.get('added', 0)} row(s) added, {summary.get('removed', 0)} removed, "
-                f"{summary.get('unchanged', 0)} unchanged."
-            )
+        verb = "would be new" if dry_run else "new"
+        write(
+            f"{summary['rows']} row(s) read: {summary['created']} {verb}, {summary['updated']} updated, "
+            f"{summary['removed']} removed, {summary['unchanged']} unchanged, {summary['refused']} refused."
+        )
+
+    def _errors(self, errors: list[dict], error_count: int) -> None:
         if error_count:
-            write(self.style.ERROR(f"{error_count} line(s) refused:"))
+            self.stdout.write(self.style.ERROR(f"{error_count} line(s) refused:"))
             for e in errors:
-                write(f"  line {e['line']}: {e['message']}")
+                column = f" {e['column']}" if e.get("column") else ""
+                self.stdout.write(f"  line {e['line']}{column}: {e['message']}")
             if error_count > len(errors):
-                write(f"  … and {error_count - len(errors)} more")
+                self.stdout.write(f"  … and {error_count - len(errors)} more")

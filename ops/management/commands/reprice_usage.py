@@ -1,10 +1,9 @@
 """Reprice token usage from the command line: the same dry run and apply as the prices page and the API."""
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ops.management.commands._lookup import organization_and_user
 from ops.services import usage_reprice_apply, usage_reprice_plan
-from projects.models import Organization
 from tracker.exceptions import DomainError
 
 
@@ -22,12 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--apply", action="store_true", help="Apply the dry run (default: list only).")
 
     def handle(self, *args, org: str, by: str, model: str, include_priced: bool, apply: bool, **options) -> None:
-        organization = Organization.objects.filter(slug=org).first()
-        if organization is None:
-            raise CommandError(f"No organization with slug “{org}”.")
-        user = get_user_model().objects.filter(username=by).first()
-        if user is None:
-            raise CommandError(f"No user “{by}”.")
+        organization, user = organization_and_user(org=org, by=by)
         try:
             plan = usage_reprice_plan(organization=organization, by=user, include_priced=include_priced, model=model)
             for change in plan.changes:

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ops', '0008_provider_price_key_report_revised'),
+        ('ops', '0010_otlp_span_key_without_foreign_key_check'),
         ('projects', '0010_project_otel_service_names'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('format', models.CharField(max_length=20)),
+                ('format', models.CharField(choices=[('focus', 'FOCUS bill'), ('codecarbon', 'CodeCarbon emissions.csv'), ('csv', 'Cost entries (CSV)')], max_length=20)),
                 ('file', models.FileField(blank=True, max_length=300, upload_to=ops.imports.models._upload_to)),
                 ('filename', models.CharField(blank=True, help_text="The uploaded file's own name.", max_length=255)),
                 ('options', models.JSONField(blank=True, default=dict)),
