@@ -28,7 +28,7 @@ from ops.imports.jobs import import_job_create, import_job_get
 from ops.imports.models import BillingMappingRule, ImportJob
 from ops.imports.rules import billing_rule_create, billing_rule_delete
 from projects.models import Role
-from tracker.exceptions import DomainError, ServiceUnavailable
+from tracker.exceptions import DomainError
 from tracker.web import form_apply_error, organization_required, role_required
 
 SALT = "ops.imports.csv"
@@ -62,10 +62,7 @@ def _upload(request: HttpRequest) -> HttpResponse:
                 by=request.user,
                 options=form.options(),
             )
-        except ServiceUnavailable as exc:  # stored, but the queue is down: say so
-            form.add_error(None, exc.message)
-            status = exc.status_code
-        except DomainError as exc:
+        except DomainError as exc:  # a queue down (503: the file is stored) says so on the form too
             form_apply_error(form, exc)
             status = exc.status_code
         else:
