@@ -10,8 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
@@ -153,9 +153,7 @@ def test_api_imports_codecarbon_runs_with_a_project_map(org, manager, client, wo
 def test_upload_page_imports_a_cost_csv_for_the_chosen_project(org, manager, client, worker):
     client.force_login(manager)
     with worker():
-        response = client.post(
-            reverse("ops:imports"), {"format": "csv", "file": named(), "project": "gateway"}
-        )
+        response = client.post(reverse("ops:imports"), {"format": "csv", "file": named(), "project": "gateway"})
     job = ImportJob.objects.get()
     assert response.status_code == 302 and response["Location"] == job.get_absolute_url()
     assert sorted(CostEntry.objects.values_list("project__slug", "amount")) == [
