@@ -93,6 +93,22 @@ IMPORT_REQUIRED = (
     CHARGE_PERIOD_START,
     CHARGE_PERIOD_END,
 )
+# Every column an imported bill is read for.
+IMPORT_COLUMNS = (
+    *IMPORT_REQUIRED,
+    EFFECTIVE_COST,
+    LIST_COST,
+    CHARGE_CLASS,
+    SERVICE_NAME,
+    SKU_ID,
+    RESOURCE_ID_1_2,
+    CONSUMED_QUANTITY,
+    CONSUMED_UNIT,
+    SUB_ACCOUNT_ID,
+    TAGS,
+    PROVIDER_NAME,
+    INVOICE_ISSUER_NAME,
+)
 # ChargeCategory / ChargeFrequency values (FOCUS 1.0 allowed values).
 USAGE = "Usage"
 USAGE_BASED = "Usage-Based"
