@@ -20,10 +20,11 @@ COPY --chown=root:root . .
 # Hashed, compressed static files baked into the image; the key only satisfies the settings at build time.
 RUN DJANGO_DEBUG=false DJANGO_SECRET_KEY=collectstatic-only-not-a-secret DJANGO_ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput \
-    && mkdir -p /app/var \
-    && chown -R tracker:tracker /app/var
+    && mkdir -p /app/var /app/media \
+    && chown -R tracker:tracker /app/var /app/media
 
-# The code stays root-owned and read-only to the process; var/ holds beat's schedule (a volume in compose).
+# The code stays root-owned and read-only to the process; var/ holds beat's schedule, media/ the import
+# uploads (volumes in compose).
 USER tracker
 
 EXPOSE 8000

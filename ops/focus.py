@@ -71,6 +71,44 @@ X_SOURCE = "x_Source"
 X_EXTERNAL_ID = "x_ExternalId"
 
 PROJECT_TAG = "tracker_project"
+
+# Reading bills (ops/imports/focus.py): FOCUS 1.2 names, and the earlier spellings read as them.
+INVOICE_ISSUER_NAME = "InvoiceIssuerName"
+PROVIDER_NAME = "ProviderName"
+PUBLISHER_NAME = "PublisherName"
+RESOURCE_ID_1_2 = "ResourceId"
+ALIASES = {
+    INVOICE_ISSUER: INVOICE_ISSUER_NAME,
+    PROVIDER: PROVIDER_NAME,
+    PUBLISHER: PUBLISHER_NAME,
+    RESOURCE_ID: RESOURCE_ID_1_2,
+}
+# The columns an imported bill must have (the others are optional; unknown and `x_` ones are ignored).
+IMPORT_REQUIRED = (
+    BILLED_COST,
+    BILLING_CURRENCY,
+    BILLING_PERIOD_START,
+    BILLING_PERIOD_END,
+    CHARGE_CATEGORY,
+    CHARGE_PERIOD_START,
+    CHARGE_PERIOD_END,
+)
+# Every column an imported bill is read for.
+IMPORT_COLUMNS = (
+    *IMPORT_REQUIRED,
+    EFFECTIVE_COST,
+    LIST_COST,
+    CHARGE_CLASS,
+    SERVICE_NAME,
+    SKU_ID,
+    RESOURCE_ID_1_2,
+    CONSUMED_QUANTITY,
+    CONSUMED_UNIT,
+    SUB_ACCOUNT_ID,
+    TAGS,
+    PROVIDER_NAME,
+    INVOICE_ISSUER_NAME,
+)
 # ChargeCategory / ChargeFrequency values (FOCUS 1.0 allowed values).
 USAGE = "Usage"
 USAGE_BASED = "Usage-Based"

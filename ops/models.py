@@ -166,6 +166,7 @@ class SignalRule(models.TextChoices):
     MODEL_DEPRECATION = "model_deprecation", "Model deprecated"
     UNPRICED_USAGE = "unpriced_usage", "Unpriced usage"
     PROVIDER_CONCENTRATION = "provider_concentration", "Provider concentration"
+    BILLING_DRIFT = "billing_drift", "Billed vs estimated drift"
 
 
 class NistGenAIRisk(models.TextChoices):
@@ -779,3 +780,7 @@ class ReviewReminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.risk} ({self.review_date})"
+
+
+# The import records live beside their importers; imported here so Django finds them.
+from ops.imports.models import BilledCost, BillingMappingRule, ImportJob, SummaryFigure  # noqa: E402, F401

@@ -2,6 +2,8 @@
 
 import datetime as dt
 
+from django.conf import settings
+
 from ops.forms import (
     BudgetForm,
     CatalogueForm,
@@ -11,6 +13,7 @@ from ops.forms import (
     RiskForm,
     UsageForm,
 )
+from ops.selectors.billing import project_billing
 from ops.selectors.dashboard import MonthFigure, project_costs, project_infrastructure, project_risks
 from ops.selectors.energy import project_energy
 from ops.selectors.portfolio import latest_metrics
@@ -90,6 +93,18 @@ METRIC = PanelForm(
 )
 
 register(Panel("costs", "Costs", "ops/sections/costs.html", 30, _costs, forms=(COST, USAGE, BUDGET)))
+register(
+    Panel(
+        "billing",
+        "Billed",
+        "ops/sections/billing.html",
+        35,
+        lambda *, project, today: {
+            "billing": project_billing(project=project, as_of=today),
+            "billing_threshold": settings.RISK_SIGNAL_BILLING_DRIFT_PCT,
+        },
+    )
+)
 register(
     Panel(
         "risks",

@@ -10,6 +10,7 @@ import datetime as dt
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from ops.imports.jobs import import_job_run
 from ops.services.otlp import otlp_span_keys_purge
 from ops.services.reminders import review_reminders_send
 from ops.services.reports import report_build, report_digest_send, reports_schedule
@@ -95,3 +96,9 @@ def api_token_expiry_warnings_send_task() -> int:
 def otlp_span_keys_purge_task() -> int:
     """Delete the OTLP span keys past their retention; return how many went."""
     return otlp_span_keys_purge()
+
+
+@shared_task(name="ops.import_job_run", **RELIABLE)
+def import_job_run_task(import_job_id: int) -> None:
+    """Import a stored file (a job claimed once: a redelivered message finds it taken and does nothing)."""
+    import_job_run(job_id=import_job_id)

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from ops import views
-from ops.imports import views as import_views
+from ops.imports import views as imports
 
 app_name = "ops"
 
@@ -16,7 +16,6 @@ urlpatterns = [
     path("projects/<int:pk>/usage/", views.usage_create, name="usage-create"),
     path("prices/", views.price_index, name="prices"),
     path("prices/import/", views.price_import, name="prices-import"),
-    path("imports/csv/", import_views.csv_import, name="import-csv"),
     path("projects/<int:pk>/budgets/", views.budget_create, name="budget-create"),
     path("projects/<int:pk>/risks/", views.risk_create, name="risk-create"),
     path("projects/<int:pk>/risks/catalogue/", views.risk_create_from_catalogue, name="risk-catalogue"),
@@ -27,6 +26,12 @@ urlpatterns = [
     path("risks/<int:pk>/edit/", views.risk_edit, name="risk-edit"),
     path("risks/<int:pk>/accept/", views.risk_accept, name="risk-accept"),
     path("risks/<int:pk>/close/", views.risk_close, name="risk-close"),
+    path("imports/", imports.import_index, name="imports"),
+    path("imports/csv/", imports.csv_import, name="import-csv"),
+    path("imports/<int:pk>/", imports.import_detail, name="import-detail"),
+    path("imports/<int:pk>/progress/", imports.import_progress, name="import-progress"),
+    path("imports/rules/", imports.billing_rule_add, name="billing-rule-add"),
+    path("imports/rules/<int:pk>/delete/", imports.billing_rule_remove, name="billing-rule-delete"),
     path("reports/", views.report_index, name="reports"),
     path("reports/new/", views.report_create, name="report-create"),
     path("reports/<int:pk>/", views.report_detail, name="report-detail"),

@@ -43,6 +43,7 @@ AUDITED_MODELS = (
     "ops.QualityMetric",
     "ops.Risk",
     "ops.InfrastructureComponent",
+    "ops.BillingMappingRule",
     "webhooks.WebhookEndpoint",
 )
 # Bookkeeping fields whose change is not news.

@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+import ops.tasks  # noqa: F401  (registers ops.import_job_run, which eager mode then runs)
 from ops.imports import csv_costs
 from ops.imports.base import LineError
+from ops.imports.models import ImportJob
 from ops.models import CostCategory, CostEntry, CostSource
 from projects.models import AuditAction, AuditEvent, Role
 from projects.tests.factories import OrganizationFactory, ProjectFactory, member
+from tracker.celery import app
 from tracker.exceptions import NotPermitted, ValidationFailed
 
 pytestmark = pytest.mark.django_db
@@ -240,7 +243,9 @@ def test_upload_guesses_the_mapping_and_previews_without_writing(client, org, pr
     assert len(list(uploads.rglob("*.csv"))) == 1
 
 
-def test_the_mapping_is_changed_then_the_file_imported_and_forgotten(client, org, projects, manager, uploads):
+def test_the_mapping_is_changed_then_the_file_imported_and_forgotten(
+    client, org, projects, manager, uploads, settings, django_capture_on_commit_callbacks
+):
     client.force_login(manager)
     first = upload(client)
     url = reverse("ops:import-csv")
@@ -252,12 +257,23 @@ def test_the_mapping_is_changed_then_the_file_imported_and_forgotten(client, org
     preview = client.post(url, mapping_data(first, **chosen, action="preview"))
     assert 'data-testid="apply"' in preview.content.decode()
     assert [row["line"] for row in preview.context["preview"].rows] == [2, 3, 4]
-    done = client.post(url, mapping_data(first, **chosen, action="apply"), follow=True)
+    # Confirming hands the file to an import job, as any upload: the worker (run here) records it.
+    settings.MEDIA_ROOT = uploads / "media"
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            done = client.post(url, mapping_data(first, **chosen, action="apply"), follow=True)
+    finally:
+        app.conf.task_always_eager = False
 
-    assert done.redirect_chain == [(url, 302)]
-    assert "Imported 3 cost entries from costs-import.csv." in done.content.decode()
+    job = ImportJob.objects.get()
+    assert done.redirect_chain == [(job.get_absolute_url(), 302)]
+    assert (job.format, job.status, job.filename, job.created_by) == ("csv", "done", "costs-import.csv", manager)
+    assert job.options["mapping"] == MAPPING
+    assert "Importing 3 cost entries from costs-import.csv." in done.content.decode()
+    assert 'data-status="done"' in client.get(job.get_absolute_url()).content.decode()
     assert CostEntry.objects.count() == 3
-    assert not list(uploads.rglob("*.csv"))
+    assert not list(uploads.glob("csv/**/*.csv"))
     assert AuditEvent.objects.get().object_repr == "CSV import of costs-import.csv: 3 cost entries"
 
 

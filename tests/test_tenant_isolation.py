@@ -19,6 +19,7 @@ answer to an outsider may contain any of A's identifying strings: they all carry
 import dataclasses
 import datetime as dt
 import inspect
+import io
 import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -32,6 +33,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, path, resolve, reverse
 from rest_framework.test import APIClient
 
+from ops.imports.jobs import import_file_run
+from ops.imports.models import BilledCost, BillingMappingRule, ImportJob, MappingField
+from ops.imports.rules import billing_rule_create
 from ops.models import (
     Budget,
     CostEntry,
@@ -77,9 +81,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _webhooks_to_loopback(settings):
-    """A's webhook endpoint (and every posted one) points at 127.0.0.1: no name to resolve, no network."""
+def _webhooks_to_loopback(settings, tmp_path):
+    """A's webhook endpoint (and every posted one) points at 127.0.0.1: no name to resolve, no network.
+
+    Uploaded import files (an outsider's, into B) are stored under a temporary MEDIA_ROOT.
+    """
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    settings.MEDIA_ROOT = tmp_path
 
 
 # Every identifying string of organization A carries this (matched case-insensitively).
@@ -101,8 +109,10 @@ NOT_EXERCISED = {
 # Not URL patterns at all: the probes are answered by tracker.middleware.ProbeMiddleware and the
 # static files by WhiteNoise, before URL resolution (test_probes_hold_no_tenant_data covers the probes).
 
-# The object a web route's `pk` names, by the route's first path segment.
+# The object a web route's `pk` names, by the route's leading path segments (the longest that match).
 WEB_OBJECTS: dict[str, type[Model]] = {
+    "imports": ImportJob,
+    "imports/rules": BillingMappingRule,
     "projects": Project,
     "risks": Risk,
     "reports": Report,
@@ -185,7 +195,8 @@ def route_model(route: Route) -> type[Model] | None:
         meta = getattr(getattr(view_class, "serializer_class", None), "Meta", None)
         meta = meta or getattr(getattr(view_class, "filterset_class", None), "_meta", None)  # the change feed
         return getattr(meta, "model", None)
-    return WEB_OBJECTS.get(route.route.split("/", 1)[0])
+    prefixes = sorted((p for p in WEB_OBJECTS if route.route.startswith(f"{p}/")), key=len)
+    return WEB_OBJECTS[prefixes[-1]] if prefixes else None
 
 
 # --- Organization A's portfolio ----------------------------------------------------------------
@@ -225,6 +236,9 @@ class Portfolio:
             WebhookDelivery: Q(endpoint__organization=org),
             Report: Q(organization=org),
             ApiToken: Q(user__in=[self.admin, self.contributor]),
+            ImportJob: Q(organization=org),
+            BillingMappingRule: Q(organization=org),
+            BilledCost: Q(organization=org),
             AuditEvent: Q(organization=org),
         }
         parts, params = [], []
@@ -323,6 +337,19 @@ def portfolio_build() -> Portfolio:
     invitation = services.invitation_create(
         organization=org, email="zqxa-invitee@example.com", role=Role.CONTRIBUTOR, by=admin
     )
+    rule = billing_rule_create(
+        organization=org, field=MappingField.SUB_ACCOUNT_ID, value="zqxa-account", project=project, by=admin
+    )
+    bill = (
+        "BilledCost,BillingCurrency,BillingPeriodStart,BillingPeriodEnd,ChargePeriodStart,ChargePeriodEnd,"
+        "ChargeCategory,ServiceName,SubAccountId\n"
+        "12.50,USD,2026-03-01T00:00:00Z,2026-04-01T00:00:00Z,2026-03-02T00:00:00Z,2026-03-03T00:00:00Z,"
+        "Usage,Zqxa inference,zqxa-account\n"
+    )
+    job = import_file_run(
+        organization=org, format="focus", binary=io.BytesIO(bill.encode()), filename="zqxa-bill.csv", by=admin
+    )
+    assert BilledCost.objects.get(organization=org).project == project and MARK in json.dumps(job.summary)
     assert AuditEvent.objects.filter(organization=org).count() >= 8
 
     other = OrganizationFactory(name="Other Corp", slug="other-corp")
@@ -349,6 +376,8 @@ def portfolio_build() -> Portfolio:
         AuditEvent: AuditEvent.objects.filter(organization=org).earliest("at"),
         WebhookEndpoint: endpoint,
         WebhookDelivery: WebhookDelivery.objects.get(endpoint=endpoint),
+        ImportJob: job,
+        BillingMappingRule: rule,
     }
     return Portfolio(org, admin, contributor, viewer, objects, revoked_key, outsider, outsider_key, viewer_key)
 
@@ -500,6 +529,22 @@ body("ops:risk-edit", "POST")(lambda p: {**RISK_FORM, "status": "mitigating", "n
 body("ops:risk-accept", "POST")(lambda p: {"justification": "posted", "expires": _in_a_month()})
 body("ops:risk-close", "POST")(lambda p: {"note": "posted"})
 body("ops:report-create", "POST")(lambda p: {"kind": "risk", "week": "2026-03-10"})
+RULE = {"field": "ServiceName", "value": "posted"}
+body("api-ops:billing-rule-list", "POST")(lambda p: {"project": _project(p), **RULE})
+body("api-ops:billing-rule-detail", "DELETE")(lambda p: {})
+body("ops:billing-rule-add", "POST")(lambda p: {"project": _project(p), **RULE})
+body("ops:billing-rule-delete", "POST")(lambda p: {})
+
+
+def _bill() -> SimpleUploadedFile:
+    return SimpleUploadedFile("bill.csv", b"date,category,amount\n2026-03-05,storage,2.00\n", "text/csv")
+
+
+# An upload names A's organization (API) or A's project (page): refused to an outsider by the scoping.
+body("api-ops:import-list", "POST")(
+    lambda p: {"organization": p.organization.pk, "format": "csv", "file": _bill(), "project": p.objects[Project].slug}
+)
+body("ops:imports", "POST")(lambda p: {"format": "csv", "file": _bill(), "project": p.objects[Project].slug})
 body("ops:import-csv", "POST")(
     lambda p: {
         "file": SimpleUploadedFile("costs.csv", b"date,category,amount\n2026-03-05,storage,2.00\n", "text/csv"),
@@ -592,6 +637,8 @@ OUTSIDER_COLLECTION_WRITES = {
     ("ops:prices", "POST"): {302},  # reprices B's entries only: A's ids are not B's
     ("ops:prices-import", "POST"): {200},  # previews an import into B
     ("ops:import-csv", "POST"): {400},  # the file is for A's project, none of B's to choose
+    ("ops:imports", "POST"): {400},  # likewise
+    ("ops:billing-rule-add", "POST"): {400},  # the rule names A's project, none of B's
     ("projects:members", "POST"): {302},  # an invitation to B
     ("webhooks:endpoints", "POST"): {200},  # an endpoint of B, its secret shown once
 }
@@ -669,7 +716,8 @@ def plan(p: Portfolio, urlconf: str | None = None) -> tuple[list[Target], list[s
 
 def send(client: Client, method: str, url: str, data: dict, api: bool):
     if api:
-        return getattr(client, method.lower())(url, data, format="json")
+        upload = any(isinstance(value, SimpleUploadedFile) for value in data.values())
+        return getattr(client, method.lower())(url, data, format="multipart" if upload else "json")
     if method in ("GET", "POST"):
         return getattr(client, method.lower())(url, data)
     return getattr(client, method.lower())(url)

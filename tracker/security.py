@@ -70,8 +70,11 @@ class RequestSizeLimitMiddleware:
     """Refuse bodies larger than MAX_REQUEST_BODY_BYTES before anything reads them, in the API's error shape.
 
     Django bounds `request.body`, but DRF's parsers read the stream directly: without this a
-    50 MB JSON body would be parsed in full.
+    50 MB JSON body would be parsed in full. File imports (docs/imports.md) are the exception, up
+    to IMPORT_MAX_UPLOAD_BYTES: their upload is streamed to disk, never read into memory.
     """
+
+    IMPORT_PATHS = ("/imports/", "/api/v1/imports/")
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -80,6 +83,8 @@ class RequestSizeLimitMiddleware:
         if request.path.startswith(OTLP_PATH_PREFIX):
             return self.get_response(request)  # the receiver bounds its exports and answers as OTLP says
         limit = settings.MAX_REQUEST_BODY_BYTES
+        if request.method == "POST" and request.path in self.IMPORT_PATHS:
+            limit = settings.IMPORT_MAX_UPLOAD_BYTES
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -205,6 +205,13 @@ if not DEBUG:
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploaded import files (docs/imports.md) are kept in the default storage, under MEDIA_ROOT: the web
+# process writes them and the worker reads them, so both must see the same directory (a shared volume
+# in docker-compose.yml). Import uploads may be up to IMPORT_MAX_UPLOAD_BYTES (other bodies keep
+# MAX_REQUEST_BODY_BYTES); they are streamed to disk, never held in memory.
+MEDIA_ROOT = env.path("DJANGO_MEDIA_ROOT", default=VAR_DIR / "media")
+MEDIA_URL = "media/"  # never served: import files are read by the worker only
+IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=2 * 1024**3)
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -363,6 +370,10 @@ RISK_SIGNAL_DEPRECATION_DAYS = env.int("RISK_SIGNAL_DEPRECATION_DAYS", default=9
 RISK_SIGNAL_UNPRICED_LOOKBACK_DAYS = env.int("RISK_SIGNAL_UNPRICED_LOOKBACK_DAYS", default=30)
 RISK_SIGNAL_PROVIDER_SHARE_PCT = env.int("RISK_SIGNAL_PROVIDER_SHARE_PCT", default=70)
 RISK_SIGNAL_PROVIDER_WINDOW_DAYS = env.int("RISK_SIGNAL_PROVIDER_WINDOW_DAYS", default=90)
+# Billed (FOCUS) vs estimated spend of a project's month differing by more than this % of the billed
+# amount raises billing_drift; the rule looks at the last N months (this one included).
+RISK_SIGNAL_BILLING_DRIFT_PCT = env.int("RISK_SIGNAL_BILLING_DRIFT_PCT", default=10)
+RISK_SIGNAL_BILLING_DRIFT_MONTHS = env.int("RISK_SIGNAL_BILLING_DRIFT_MONTHS", default=3)
 # A risk acceptance lasts at most this many days before a manager has to decide again.
 RISK_ACCEPTANCE_MAX_DAYS = env.int("RISK_ACCEPTANCE_MAX_DAYS", default=365)
 # Reports: weeks of missed reports produced on catch-up; a pending report older than this is re-enqueued.

@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
-from ops.api import exports, views
+from ops.api import exports, imports, views
 from tracker.api import not_found
 
 router = DefaultRouter(trailing_slash=True)
@@ -16,6 +16,8 @@ router.register("model-prices", views.ModelPriceViewSet, basename="model-price")
 router.register("metrics", views.QualityMetricViewSet, basename="metric")
 router.register("risks", views.RiskViewSet, basename="risk")
 router.register("reports", views.ReportViewSet, basename="report")
+router.register("imports", imports.ImportJobViewSet, basename="import")
+router.register("billing-rules", imports.BillingRuleViewSet, basename="billing-rule")
 
 app_name = "api-ops"
 # Included last under api/v1/: whatever no router matched is the API's JSON 404.

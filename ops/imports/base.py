@@ -36,10 +36,29 @@ class Summary:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    removed: int = 0  # records the file no longer holds (a FOCUS period re-issued)
     refused: int = 0  # lines refused (see `errors`)
     totals: dict[str, Decimal] = field(default_factory=dict)
     by_project: dict[str, dict[str, Any]] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # what only this format reports, JSON-ready
     errors: list[LineError] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the summary as an import job stores it: JSON, amounts as decimal strings, without the errors."""
+        counts = ("format", "rows", "created", "updated", "unchanged", "removed", "refused")
+        return {name: getattr(self, name) for name in counts} | {
+            "totals": json_ready(self.totals),
+            "by_project": json_ready(self.by_project),
+            "details": self.details,
+        }
+
+
+def json_ready(figures: dict[str, Any]) -> dict[str, Any]:
+    """Return `figures` with its decimals (nested too) as strings."""
+    return {
+        name: str(value) if isinstance(value, Decimal) else json_ready(value) if isinstance(value, dict) else value
+        for name, value in figures.items()
+    }
 
 
 @dataclass

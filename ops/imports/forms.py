@@ -1,11 +1,13 @@
-"""The CSV import page's forms: the file and its project, then a field for each of the file's columns."""
+"""The imports pages' forms: an upload of any format, the CSV page's file and column mapping, a bill mapping rule."""
 
 from django import forms
 
 from ops.imports.csv_costs import FIELDS
+from ops.imports.jobs import FORMATS
+from ops.imports.models import ImportFormat, MappingField
 from projects.models import Organization, Project
 
-MAX_FILE_BYTES = 5 * 1024 * 1024  # well above 10,000 rows of costs
+MAX_FILE_BYTES = 5 * 1024 * 1024  # the CSV page's previewed file: well above 10,000 rows of costs
 FIELD_LABELS = {
     "project": "Project (slug or id)",
     "date": "Date (YYYY-MM-DD)",
@@ -24,6 +26,47 @@ FIELD_LABELS = {
 FIELD_CHOICES = [("", "— not imported —"), *((name, FIELD_LABELS[name]) for name in FIELDS)]
 
 
+def _projects(organization: Organization):
+    return Project.objects.filter(organization=organization, archived=False).order_by("name")
+
+
+class ImportUploadForm(forms.Form):
+    format = forms.ChoiceField(choices=[(name, ImportFormat(name).label) for name in FORMATS])
+    file = forms.FileField(help_text="The file as exported (CSV). Large files are fine: a worker imports them.")
+    source = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="FOCUS: who issued the bill, when its ProviderName column does not say.",
+    )
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.none(),
+        required=False,
+        to_field_name="slug",
+        empty_label="— from a column of the file —",
+        help_text="Cost entries: the project of rows without a project column.",
+    )
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = _projects(organization)
+
+    def options(self) -> dict[str, str]:
+        """Return the import options the form sets (`ops.imports.jobs.IMPORT_OPTIONS`)."""
+        project = self.cleaned_data["project"]
+        options = {"source": self.cleaned_data["source"].strip(), "project": project.slug if project else ""}
+        return {name: value for name, value in options.items() if value}
+
+
+class BillingRuleForm(forms.Form):
+    field = forms.ChoiceField(choices=MappingField.choices, label="When the column")
+    value = forms.CharField(max_length=300, label="equals")
+    project = forms.ModelChoiceField(queryset=None, label="the row belongs to")
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = _projects(organization)
+
+
 class CsvUploadForm(forms.Form):
     file = forms.FileField(label="CSV file", help_text="UTF-8, a header line, at most 10,000 rows.")
     project = forms.ModelChoiceField(
@@ -36,7 +79,7 @@ class CsvUploadForm(forms.Form):
 
     def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = Project.objects.filter(organization=organization, archived=False)
+        self.fields["project"].queryset = _projects(organization)
 
     def clean_file(self):
         upload = self.cleaned_data["file"]

@@ -45,6 +45,7 @@ from ops.models import (
     RiskStatus,
     Severity,
 )
+from ops.selectors.billing import billed_vs_estimated, month_start
 from ops.selectors.portfolio import (
     ProjectBudgets,
     budget_statuses,
@@ -343,6 +344,40 @@ def _provider_findings(organization: Organization, today: dt.date) -> Iterator[F
             )
 
 
+def _billing_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
+    """billing_drift: a month's billed cost (FOCUS imports) and its estimate differ by more than N % of the bill.
+
+    Figures come from `billing.billed_vs_estimated`; only months with a bill count, the last N months.
+    """
+    threshold, months = settings.RISK_SIGNAL_BILLING_DRIFT_PCT, settings.RISK_SIGNAL_BILLING_DRIFT_MONTHS
+    projects = _projects(organization)
+    names = dict(projects.values_list("pk", "name"))
+    figures = billed_vs_estimated(
+        projects=projects, first_month=month_start(today, months - 1), last_month=month_start(today)
+    )
+    currency = organization.currency
+    for project_id, project_months in sorted(figures.items()):
+        drifted = [m for m in project_months if m.drift_pct is not None and m.drift_pct > threshold]
+        if not drifted:
+            continue
+        worst = max(drifted, key=lambda m: m.drift_pct)
+        detail = "; ".join(
+            f"{m.month:%Y-%m}: billed {m.billed:.2f}, estimated {m.estimated:.2f} {currency} ({m.drift_pct:.0f}%)"
+            for m in drifted
+        )
+        yield Finding(
+            "billing_drift",
+            f"billing_drift:project:{project_id}",
+            project_id,
+            f"{names[project_id]}: billed cost differs from the estimate",
+            f"{detail}. The threshold is {threshold}% of the bill: prices, usage logging or the bill's "
+            "project mapping may be wrong.",
+            RiskCategory.COST,
+            3,
+            4 if worst.drift_pct > 3 * threshold else 3,
+        )
+
+
 RULES = {
     "budget": _budget_findings,
     "metric": _metric_findings,
@@ -351,6 +386,7 @@ RULES = {
     "deprecation": _deprecation_findings,
     "unpriced": _unpriced_findings,
     "provider": _provider_findings,
+    "billing": _billing_findings,
 }
 
 

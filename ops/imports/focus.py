@@ -1,0 +1,455 @@
+"""FOCUS bills (cloud and LLM-gateway cost exports) imported as billed costs (docs/imports.md, "FOCUS bills").
+
+Columns are read by header name (ops/focus.py: FOCUS 1.2 names, the 1.0 spellings as aliases).
+Each row maps to a project by its `Tags` key `tracker_project` (a project's id or slug), else by
+the organization's mapping rules (`BillingMappingRule`, most specific column first); a row that
+maps nowhere is kept with no project and reported with its totals. Rows in another currency
+than the organization's are refused with their line (no conversion yet), as are malformed ones.
+
+Rows are parsed in one streaming pass and copied in chunks into a temporary table; one
+transaction then replaces each billing period × source found in the file: the rows that did not
+change stay, the others are deleted or inserted, and one history event records the batch. The
+same file again therefore writes nothing. Memory is bounded by the chunk, whatever the file.
+"""
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+
+from ops import focus as F
+from ops.imports.base import FileImporter, LineError, Preview, Summary, json_ready
+from ops.imports.models import BilledCost, BillingMappingRule, ChargeCategory, MappingField
+from projects import audit
+from projects.models import Organization, Project
+from tracker.exceptions import ValidationFailed
+
+FORMAT = "focus"
+CHUNK_ROWS = 10_000
+PREVIEW_ROWS = 20
+DEFAULT_SOURCE = "FOCUS"
+CHARGE_CATEGORIES = frozenset(ChargeCategory.values)
+# The temporary table's columns, in the order `_parse` yields them (the BilledCost columns it fills).
+COLUMNS = (
+    "line",
+    "project_id",
+    "source",
+    "billing_period_start",
+    "billing_period_end",
+    "charge_period_start",
+    "charge_period_end",
+    "charge_category",
+    "charge_class",
+    "billed_cost",
+    "effective_cost",
+    "list_cost",
+    "currency",
+    "service_name",
+    "sku_id",
+    "resource_id",
+    "consumed_quantity",
+    "consumed_unit",
+    "sub_account_id",
+    "tags",
+    "row_hash",
+)
+
+
+class _RowError(Exception):
+    def __init__(self, message: str, column: str = ""):
+        super().__init__(message)
+        self.message, self.column = message, column
+
+
+@dataclass
+class _Context:
+    """What a parse needs of the organization: its currency, projects and mapping rules."""
+
+    currency: str
+    projects: dict[str, int]  # id and slug → id
+    rules: list[tuple[str, dict[str, int]]]  # column → {value → project id}, most specific first
+    source: str
+    errors: list[LineError] = field(default_factory=list)
+    _times: dict[str, dt.datetime] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, organization: Organization, options: Mapping[str, Any]) -> "_Context":
+        projects: dict[str, int] = {}
+        for pk, slug in Project.objects.filter(organization=organization).values_list("pk", "slug"):
+            projects[str(pk)] = projects[slug] = pk
+        by_field: dict[str, dict[str, int]] = {}
+        for column, value, project_id in BillingMappingRule.objects.filter(organization=organization).values_list(
+            "field", "value", "project_id"
+        ):
+            by_field.setdefault(column, {})[value] = project_id
+        rules = [(column, by_field[column]) for column in MappingField.values if column in by_field]
+        return cls(organization.currency, projects, rules, str(options.get("source") or "").strip())
+
+    def periods_check(self, bps: str, bpe: str, cps: str, cpe: str) -> None:
+        """Refuse a billing period not ending after its start, or a charge period ending before its start."""
+        if self.time(bpe, F.BILLING_PERIOD_END) <= self.time(bps, F.BILLING_PERIOD_START):
+            raise _RowError("BillingPeriodEnd is not after BillingPeriodStart.", F.BILLING_PERIOD_END)
+        if self.time(cpe, F.CHARGE_PERIOD_END) < self.time(cps, F.CHARGE_PERIOD_START):
+            raise _RowError("ChargePeriodEnd is before ChargePeriodStart.", F.CHARGE_PERIOD_END)
+
+    def time(self, text: str, column: str) -> dt.datetime:
+        """Parse an ISO 8601 date-time (UTC when no offset is given), each distinct text once."""
+        parsed = self._times.get(text)
+        if parsed is None:
+            try:
+                parsed = dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise _RowError(f"{column} {text!r} is not an ISO 8601 date-time.", column) from None
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.UTC)
+            if len(self._times) > 10_000:  # bounded: bills repeat a handful of periods
+                self._times.clear()
+            self._times[text] = parsed
+        return parsed
+
+
+# The four amounts of a row (billed, effective, list, consumed quantity), joined by \x1f: plain decimals
+# within their columns' digits, billed required. Anything else is judged by `_amounts_check`.
+_AMOUNT = r"[+-]?(?:\d{1,12}(?:\.\d*)?|\.\d+)"
+_AMOUNTS = re.compile(rf"{_AMOUNT}\x1f(?:{_AMOUNT})?\x1f(?:{_AMOUNT})?\x1f(?:[+-]?(?:\d{{1,16}}(?:\.\d*)?|\.\d+))?")
+# Each amount column and the bound of its integer part (numeric(20, 8); the quantity numeric(24, 8)).
+_AMOUNT_COLUMNS = (
+    (F.BILLED_COST, Decimal(10) ** 12),
+    (F.EFFECTIVE_COST, Decimal(10) ** 12),
+    (F.LIST_COST, Decimal(10) ** 12),
+    (F.CONSUMED_QUANTITY, Decimal(10) ** 16),
+)
+
+
+def _amounts_check(*texts: str) -> None:
+    """Refuse the first amount that is not a finite number within its column (an exponent is allowed)."""
+    for text, (column, bound) in zip(texts, _AMOUNT_COLUMNS, strict=True):
+        if not text:
+            if column == F.BILLED_COST:
+                raise _RowError(f"{column} is required.", column)
+            continue
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise _RowError(f"{column} {text[:50]!r} is not a number.", column) from None
+        if not value.is_finite() or abs(value) >= bound:
+            raise _RowError(f"{column} {text[:50]!r} is not a number below {bound:,.0f}.", column)
+
+
+def _header(stream: Any) -> tuple[Any, dict[str, int]]:
+    """Return the CSV reader past the header, and each known column's index (aliases read as FOCUS 1.2 names)."""
+    reader = csv.reader(stream)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise ValidationFailed("The file is empty.", errors={"file": ["The file is empty."]}) from None
+    names = [F.ALIASES.get(h.strip(), h.strip()) for h in header]
+    index = {name: i for i, name in enumerate(names)}
+    missing = [name for name in F.IMPORT_REQUIRED if name not in index]
+    if missing:
+        message = f"Not a FOCUS file: the header lacks {', '.join(missing)}."
+        raise ValidationFailed(message, errors={"file": [message]})
+    return reader, index
+
+
+def _parse(ctx: _Context, stream: Any) -> Iterator[tuple[Any, ...]]:
+    """Yield one tuple (COLUMNS' order) per good row; record each refused row in `ctx.errors`.
+
+    The loop is the import's cost per row: cells by header index, the four amounts checked by one
+    pattern, each distinct period pair checked once, the hash taken over the row as read.
+    """
+    reader, index = _header(stream)
+    width = max(index.values()) + 1
+    absent = width  # an optional column the file lacks reads as the empty cell appended to each row
+    at = {name: index.get(name, absent) for name in F.IMPORT_COLUMNS}
+    i_billed, i_effective, i_list = at[F.BILLED_COST], at[F.EFFECTIVE_COST], at[F.LIST_COST]
+    i_currency, i_category, i_class = at[F.BILLING_CURRENCY], at[F.CHARGE_CATEGORY], at[F.CHARGE_CLASS]
+    i_bps, i_bpe = at[F.BILLING_PERIOD_START], at[F.BILLING_PERIOD_END]
+    i_cps, i_cpe = at[F.CHARGE_PERIOD_START], at[F.CHARGE_PERIOD_END]
+    i_service, i_sku, i_resource = at[F.SERVICE_NAME], at[F.SKU_ID], at[F.RESOURCE_ID_1_2]
+    i_quantity, i_unit = at[F.CONSUMED_QUANTITY], at[F.CONSUMED_UNIT]
+    i_sub_account, i_tags = at[F.SUB_ACCOUNT_ID], at[F.TAGS]
+    i_provider, i_issuer = at[F.PROVIDER_NAME], at[F.INVOICE_ISSUER_NAME]
+    rule_columns = [(index[name], values) for name, values in ctx.rules if name in index]
+    currency, projects, fixed_source = ctx.currency, ctx.projects, ctx.source
+    amounts_match, checked_periods = _AMOUNTS.fullmatch, set()
+    blake2b, loads, project_tag = hashlib.blake2b, json.loads, F.PROJECT_TAG
+
+    for cells in reader:
+        line = reader.line_num
+        if not cells:
+            continue
+        row = [cell.strip() for cell in cells]
+        row.append("")
+        try:
+            if len(cells) < width:
+                raise _RowError(f"The row has {len(cells)} columns, the header {width}.")
+            joined = "\x1f".join(row)
+            if "\x00" in joined:
+                raise _RowError("The row holds a null character.")
+            if row[i_currency] != currency:
+                raise _RowError(
+                    f"BillingCurrency {row[i_currency] or '(empty)'} is not the organization's currency {currency}: "
+                    "rows in other currencies are refused (no currency conversion yet).",
+                    F.BILLING_CURRENCY,
+                )
+            billed, effective, listed, quantity = row[i_billed], row[i_effective], row[i_list], row[i_quantity]
+            if not amounts_match(f"{billed}\x1f{effective}\x1f{listed}\x1f{quantity}"):
+                _amounts_check(billed, effective, listed, quantity)
+            bps, bpe, cps, cpe = row[i_bps], row[i_bpe], row[i_cps], row[i_cpe]
+            if (bps, bpe, cps, cpe) not in checked_periods:
+                ctx.periods_check(bps, bpe, cps, cpe)
+                checked_periods.add((bps, bpe, cps, cpe))
+            category = row[i_category]
+            if category not in CHARGE_CATEGORIES:
+                raise _RowError(
+                    f"ChargeCategory {category!r} is not one of {', '.join(ChargeCategory.values)}.", F.CHARGE_CATEGORY
+                )
+            tags_text = row[i_tags]
+            project_id = None
+            if tags_text:
+                try:
+                    tags = loads(tags_text)
+                except ValueError:
+                    raise _RowError("Tags is not JSON.", F.TAGS) from None
+                if not isinstance(tags, dict):
+                    raise _RowError("Tags is not a JSON object.", F.TAGS)
+                tagged = tags.get(project_tag)
+                if tagged is not None:
+                    project_id = projects.get(str(tagged))
+            else:
+                tags_text = "{}"
+            if project_id is None:
+                for i, values in rule_columns:
+                    project_id = values.get(row[i])
+                    if project_id is not None:
+                        break
+        except _RowError as exc:
+            ctx.errors.append(LineError(line=line, column=exc.column, message=exc.message))
+            continue
+        if len(checked_periods) > 10_000:  # bounded: bills repeat a handful of periods
+            checked_periods.clear()
+        source = (fixed_source or row[i_provider] or row[i_issuer] or DEFAULT_SOURCE)[:200]
+        yield (
+            line,
+            project_id,
+            source,
+            bps,
+            bpe,
+            cps,
+            cpe,
+            category,
+            row[i_class][:20],
+            billed,
+            effective or None,
+            listed or None,
+            currency,
+            row[i_service][:300],
+            row[i_sku][:300],
+            row[i_resource][:500],
+            quantity or None,
+            row[i_unit][:100],
+            row[i_sub_account][:300],
+            tags_text,
+            # The row as read, with its project and source: what a re-import compares.
+            blake2b(f"{project_id}\x1f{source}\x1f{joined}".encode(), digest_size=16).hexdigest(),
+        )
+
+
+def _figures() -> dict[str, Any]:
+    return {"rows": 0, "billed_cost": Decimal(0), "effective_cost": Decimal(0)}
+
+
+def _summary(
+    organization: Organization, in_file: list[tuple[Any, str, int, Decimal, Decimal]], errors: list[LineError]
+) -> Summary:
+    """Total the file's rows per project (slug) and charge category; the unmapped ones apart, in `details`."""
+    slugs = dict(Project.objects.filter(organization=organization).values_list("pk", "slug"))
+    summary = Summary(format=FORMAT, refused=len(errors), errors=errors)
+    summary.totals = {"billed_cost": Decimal(0), "effective_cost": Decimal(0)}
+    unmapped = _figures()
+    for project_id, category, rows, billed, effective in in_file:
+        entry = unmapped if project_id is None else summary.by_project.setdefault(slugs[project_id], _figures())
+        entry["rows"] += rows
+        entry["billed_cost"] += billed
+        entry["effective_cost"] += effective
+        by_category = entry.setdefault("by_category", {})
+        by_category[category] = by_category.get(category, Decimal(0)) + billed
+        summary.totals["billed_cost"] += billed
+        summary.totals["effective_cost"] += effective
+        summary.rows += rows
+    summary.by_project = dict(sorted(summary.by_project.items()))
+    summary.details = {"currency": organization.currency, "unmapped": json_ready(unmapped), "periods": []}
+    summary.rows += len(errors)
+    return summary
+
+
+def preview(*, organization: Organization, stream: Any, options: Mapping[str, Any]) -> Preview:
+    """Parse the whole file and write nothing: its first rows, every error, totals per project."""
+    ctx = _Context.of(organization, options)
+    rows: list[dict[str, Any]] = []
+    totals: dict[tuple[Any, str], list] = {}
+    for values in _parse(ctx, stream):
+        if len(rows) < PREVIEW_ROWS:
+            rows.append(dict(zip(COLUMNS, values, strict=True)))
+        entry = totals.setdefault((values[1], values[7]), [0, Decimal(0), Decimal(0)])
+        entry[0] += 1
+        entry[1] += Decimal(values[9])
+        entry[2] += Decimal(values[10] or 0)
+    in_file = [(project_id, category, *figures) for (project_id, category), figures in totals.items()]
+    summary = _summary(organization, in_file, ctx.errors)
+    summary.created = summary.rows - summary.refused
+    return Preview(rows=rows, errors=ctx.errors, summary=summary)
+
+
+def apply(
+    *, organization: Organization, stream: Any, options: Mapping[str, Any], actor: AbstractBaseUser | None
+) -> Summary:
+    """Import the file: stage it with COPY in chunks, then replace its periods in one transaction."""
+    ctx = _Context.of(organization, options)
+    staging = f"focus_import_{uuid.uuid4().hex[:16]}"  # a generated name, never input
+    table = BilledCost._meta.db_table
+    with connection.cursor() as cursor:
+        # The columns' types without their constraints: rows are checked by the final insert.
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {staging}_raw AS SELECT {', '.join(COLUMNS)} FROM {table} WITH NO DATA"  # nosec B608
+        )
+        try:
+            _stage(cursor, f"{staging}_raw", _parse(ctx, stream))
+            return _replace(cursor, staging, organization, options, ctx.errors)
+        finally:
+            cursor.execute(f"DROP TABLE IF EXISTS {staging}_raw, {staging}")  # nosec B608
+
+
+def _stage(cursor: Any, staging: str, rows: Iterator[tuple[Any, ...]]) -> int:
+    """COPY the parsed rows into the temporary table, CHUNK_ROWS at a time; return how many."""
+    copy_sql = f"COPY {staging} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({_NOT_NULL}))"  # nosec B608
+    count, chunk = 0, []
+    for values in rows:
+        chunk.append(values)
+        if len(chunk) == CHUNK_ROWS:
+            count += _copy(cursor, copy_sql, chunk)
+            chunk = []
+    return count + (_copy(cursor, copy_sql, chunk) if chunk else 0)
+
+
+def _replace(
+    cursor: Any, staging: str, organization: Organization, options: Mapping[str, Any], errors: list[LineError]
+) -> Summary:
+    table = BilledCost._meta.db_table
+    columns = ", ".join(COLUMNS)
+    same_row = (
+        "b.source = n.source AND b.billing_period_start = n.billing_period_start "
+        "AND b.row_hash = n.row_hash AND b.occurrence = n.occurrence"
+    )
+    org = organization.pk
+    job_id = options.get("import_job_id")
+    # Every name interpolated below is generated or comes from model metadata, never from input.
+    numbered = (
+        f"SELECT {columns}, row_number() OVER (PARTITION BY source, billing_period_start, row_hash ORDER BY line)"  # nosec B608
+        f" AS occurrence FROM {staging}_raw"  # nosec B608
+    )
+    insert = f"""WITH added AS (
+            INSERT INTO {table} (organization_id, import_job_id, {columns}, occurrence)
+            SELECT %s, %s, n.* FROM ({{rows}}) n {{where}}
+            RETURNING source, billing_period_start, project_id, billed_cost)
+        SELECT source, billing_period_start, project_id, count(*), sum(billed_cost)
+        FROM added GROUP BY 1, 2, 3"""  # nosec B608
+    with transaction.atomic():
+        # Lock this organization's bill imports: two at once must not both insert the same period.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, org])
+        cursor.execute(
+            f"""SELECT EXISTS (SELECT 1 FROM {table} b
+                JOIN (SELECT DISTINCT source, billing_period_start FROM {staging}_raw) p
+                  ON b.source = p.source AND b.billing_period_start = p.billing_period_start
+                WHERE b.organization_id = %s)""",  # nosec B608
+            [org],
+        )
+        if not cursor.fetchone()[0]:  # the file's periods are new: insert every row
+            cursor.execute(insert.format(rows=numbered, where=""), [org, job_id])
+            removed, added = [], cursor.fetchall()
+        else:
+            # Number identical rows of a period (1, 2, …): each is then matched with its stored twin.
+            cursor.execute(f"CREATE TEMPORARY TABLE {staging} AS {numbered}")  # nosec B608
+            cursor.execute(f"CREATE INDEX ON {staging} (source, billing_period_start, row_hash, occurrence)")  # nosec B608
+            cursor.execute(f"ANALYZE {staging}")  # nosec B608
+            cursor.execute(
+                f"""WITH gone AS (
+                        DELETE FROM {table} b
+                        USING (SELECT DISTINCT source, billing_period_start FROM {staging}) p
+                        WHERE b.organization_id = %s AND b.source = p.source
+                          AND b.billing_period_start = p.billing_period_start
+                          AND NOT EXISTS (SELECT 1 FROM {staging} n WHERE {same_row})
+                        RETURNING b.source, b.billing_period_start, b.project_id, b.billed_cost)
+                    SELECT source, billing_period_start, project_id, count(*), sum(billed_cost)
+                    FROM gone GROUP BY 1, 2, 3""",  # nosec B608
+                [org],
+            )
+            removed = cursor.fetchall()
+            where = f"WHERE NOT EXISTS (SELECT 1 FROM {table} b WHERE b.organization_id = %s AND {same_row})"  # nosec B608
+            rows = f"SELECT * FROM {staging}"  # nosec B608
+            cursor.execute(insert.format(rows=rows, where=where), [org, job_id, org])
+            added = cursor.fetchall()
+        cursor.execute(
+            f"""SELECT project_id, charge_category, count(*), sum(billed_cost), coalesce(sum(effective_cost), 0)
+            FROM {staging}_raw GROUP BY 1, 2 ORDER BY 1, 2"""  # nosec B608
+        )
+        in_file = cursor.fetchall()
+        summary = _summary(organization, in_file, errors)
+        _changes(summary, added, removed)
+        if added or removed:
+            audit.record_batch(
+                model=BilledCost,
+                organization_id=org,
+                label=f"FOCUS bill import: {summary.created} row(s) added, {summary.removed} removed",
+                import_job=job_id,
+                periods=summary.details["periods"],
+            )
+    return summary
+
+
+def _changes(summary: Summary, added: list, removed: list) -> None:
+    """Count the rows added and removed, per billing period and source, into `summary`."""
+    periods: dict[tuple[str, dt.datetime], dict[str, Any]] = {}
+    for kind, rows_of in (("added", added), ("removed", removed)):
+        for source, start, _project, rows, billed in rows_of:
+            period = periods.setdefault(
+                (source, start),
+                {"source": source, "billing_period_start": start.isoformat(), "added": 0, "removed": 0}
+                | {"billed_added": Decimal(0), "billed_removed": Decimal(0)},
+            )
+            period[kind] += rows
+            period[f"billed_{kind}"] += billed
+    summary.details["periods"] = [json_ready(p) for _key, p in sorted(periods.items())]
+    summary.created = sum(p["added"] for p in periods.values())
+    summary.removed = sum(p["removed"] for p in periods.values())
+    summary.unchanged = summary.rows - summary.refused - summary.created
+
+
+LOCK_NAMESPACE = 0x0F0C  # pg_advisory_xact_lock's first key: FOCUS bill imports
+
+
+# COPY's CSV format, written by the csv module in C: None is an empty unquoted cell, read as NULL;
+# the text columns read an empty cell as the empty string.
+_NOT_NULL = ", ".join(c for c in COLUMNS if c not in {"project_id", "effective_cost", "list_cost", "consumed_quantity"})
+
+
+def _copy(cursor: Any, sql: str, chunk: list[tuple[Any, ...]]) -> int:
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(chunk)
+    with cursor.copy(sql) as copy:
+        copy.write(text.getvalue())
+    return len(chunk)
+
+
+IMPORTER = FileImporter(format=FORMAT, preview=preview, apply=apply)
