@@ -76,6 +76,7 @@ from django.db.models.expressions import Combinable
 from django.db.models.functions import Cast, Coalesce, RowNumber, TruncMonth
 from django.utils import timezone
 
+from ops import money
 from ops.models import (
     Budget,
     ComponentKind,
@@ -128,6 +129,37 @@ def usage_price(*, price: ModelPrice, input_tokens: int, cached_input_tokens: in
         input_tokens * price.input_per_mtok + cached_input_tokens * cached_rate + output_tokens * price.output_per_mtok
     ) / MTOK
     return _quantize(amount, PRICE_QUANTUM)
+
+
+def usage_cost(
+    *,
+    price: ModelPrice,
+    organization: Organization,
+    rates: money.Rates,
+    day: dt.date,
+    input_tokens: int,
+    cached_input_tokens: int,
+    output_tokens: int,
+) -> money.Conversion:
+    """Return a usage row's cost: `usage_price` in the price's currency, converted to the organization's.
+
+    `rates` comes from `money.rates_for` over the batch (`usage_currencies` names the currencies it needs).
+    """
+    amount = usage_price(
+        price=price, input_tokens=input_tokens, cached_input_tokens=cached_input_tokens, output_tokens=output_tokens
+    )
+    return rates.convert(
+        amount=amount, currency=price.currency or organization.currency, day=day, organization=organization
+    )
+
+
+def usage_currencies(prices: Iterable[ModelPrice | None], organizations: dict[int, Organization]) -> set[str]:
+    """Return the currencies of these prices that differ from their organization's (what `rates_for` loads)."""
+    return {
+        p.currency
+        for p in prices
+        if p is not None and p.currency and p.currency != organizations[p.organization_id].currency
+    }
 
 
 @dataclass
