@@ -169,6 +169,7 @@ class SignalRule(models.TextChoices):
     MODEL_DEPRECATION = "model_deprecation", "Model deprecated"
     UNPRICED_USAGE = "unpriced_usage", "Unpriced usage"
     PROVIDER_CONCENTRATION = "provider_concentration", "Provider concentration"
+    SPEND_ANOMALY = "spend_anomaly", "Spend anomaly"
 
 
 class NistGenAIRisk(models.TextChoices):
