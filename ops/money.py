@@ -62,6 +62,15 @@ def _iso_codes() -> frozenset[str]:
     return frozenset(list_currencies())
 
 
+def currency_choices(organization: Organization) -> list[tuple[str, str]]:
+    """Return the currencies an organization can record amounts in: its own first, then those with a rate."""
+    recent = max(days[-1] for days, _ in bundled_rates().values() if days) - dt.timedelta(days=366)
+    covered = {c for c, (days, _) in bundled_rates().items() if days and days[-1] >= recent and currency_valid(c)}
+    covered |= {EURO, *organization.exchange_rates.values_list("currency", flat=True)}
+    others = sorted(covered - {organization.currency})
+    return [(code, code) for code in (organization.currency, *others)]
+
+
 def minor_unit(currency: str) -> Decimal:
     """Return the smallest amount of `currency` (0.01 for USD, 1 for JPY)."""
     return ONE.scaleb(-get_currency_precision(currency))

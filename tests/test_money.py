@@ -13,7 +13,8 @@ from ops.selectors.portfolio import project_cost_figures
 from ops.services import cost_entries_ingest, cost_entry_create, usage_ingest
 from ops.services.costs import cost_entry_update
 from ops.tests.factories import ModelPriceFactory
-from projects.models import Role
+from projects.models import AuditAction, AuditEvent, Role
+from projects.services import organization_update
 from projects.tests.api_support import as_role
 from projects.tests.factories import OrganizationFactory, ProjectFactory, member
 from tracker.exceptions import ValidationFailed
@@ -225,3 +226,36 @@ def test_api_round_trip_of_the_currency_fields(project, table):
     refused = client.post("/api/v1/costs/", {**sent, "currency": "eur"}, format="json")
     assert refused.status_code == 400
     assert CostEntry.objects.count() == 2
+
+
+def test_changing_the_organizations_currency_converts_every_cost_again_from_its_original(org, project, user, table):
+    eur, usd, jpy = (record(project, user, a, c) for a, c in (("100.00", "EUR"), ("50.00", None), ("1000", "JPY")))
+    admin = member(org, Role.ADMIN)
+    organization_update(organization=org, by=admin, currency="EUR")
+    eur, usd, jpy = (CostEntry.objects.get(pk=e.pk) for e in (eur, usd, jpy))
+    assert [(e.original_amount, e.original_currency) for e in (eur, usd, jpy)] == [
+        (Decimal("100.00"), "EUR"),
+        (Decimal("50.00"), "USD"),
+        (Decimal("1000"), "JPY"),
+    ]
+    assert (eur.amount, eur.exchange_rate) == (Decimal("100.00"), Decimal(1))
+    assert usd.exchange_rate == expected_rate(table, "USD", "EUR", FRIDAY)
+    assert usd.amount == (50 * usd.exchange_rate).quantize(CENT, ROUND_HALF_EVEN)
+    assert jpy.amount == (1000 * expected_rate(table, "JPY", "EUR", FRIDAY)).quantize(CENT, ROUND_HALF_EVEN)
+    assert project_cost_figures(project=project, as_of=FRIDAY).spend.amount == eur.amount + usd.amount + jpy.amount
+    (batch,) = AuditEvent.objects.filter(action=AuditAction.BATCH, object_type="ops.costentry")
+    assert sorted(batch.changes["changed"]) == sorted([eur.pk, usd.pk, jpy.pk])
+    assert batch.object_repr == "Converted 3 cost entries from USD to EUR"
+
+
+def test_a_currency_change_that_leaves_a_cost_without_a_rate_is_refused_whole(org, project, user):
+    ExchangeRate.objects.create(
+        organization=org, currency="AED", quote_currency="USD", valid_from=dt.date(2024, 1, 1), rate=Decimal("0.27")
+    )
+    kept = record(project, user, "100.00", "AED")
+    with pytest.raises(ValidationFailed) as refused:
+        organization_update(organization=org, by=member(org, Role.ADMIN), currency="EUR")
+    assert "currency" in refused.value.errors
+    org.refresh_from_db()
+    kept.refresh_from_db()
+    assert (org.currency, kept.amount) == ("USD", Decimal("27.00"))

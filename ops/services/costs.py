@@ -142,7 +142,7 @@ def _model_price_validate(price: ModelPrice) -> None:
     # Any spelling the vocabulary knows ("OpenAI", "azure", "bedrock") is stored as its code.
     price.provider = known_provider(price.provider) or price.provider
     validate_model(price, exclude=["organization"])
-    if not money.currency_valid(price.currency):
+    if price.currency and not money.currency_valid(price.currency):  # blank: written before currencies
         raise ValidationFailed(
             "Use an ISO 4217 currency code in capitals, e.g. USD.", errors={"currency": ["Unknown currency."]}
         )
