@@ -40,7 +40,8 @@ class CostEntryForm(PageForm):
     date = forms.DateField(widget=DateInput)
     category = forms.ChoiceField(choices=CostCategory.choices, initial=CostCategory.INFERENCE)
     amount = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2)
-    currency = forms.ChoiceField(help_text="Converted to the organization's currency at the ECB rate of the date.")
+    # Converted to the organization's currency at the reference rate of the date (ops/money.py).
+    currency = forms.ChoiceField(required=False)
     description = forms.CharField(max_length=500, required=False)
     model = forms.CharField(max_length=200, required=False)
     input_tokens = forms.IntegerField(min_value=0, required=False)
@@ -55,6 +56,7 @@ class CostEntryForm(PageForm):
         data = dict(self.cleaned_data)
         for name in ("input_tokens", "output_tokens"):
             data[name] = data[name] or 0
+        data["currency"] = data["currency"] or None  # left out: the organization's
         return data
 
 

@@ -44,11 +44,12 @@ def test_a_step_follows_the_line_through_the_window():
     daily = [0] * 7 + [100] * 7
     result = forecast(daily)
     # Least squares on x = 0…13: slope 2450 / 227.5 = 10.7692…, intercept 50 − slope × 6.5 = −20.
-    # Ahead, x = 14…30: 17 × (−20) + slope × 44 × 17 / 2 = 3,687.69; plus the 700 spent.
-    assert result.expected == D("4387.69")
+    # The line for 14 days, x = 14…27: 14 × (−20) + slope × 41 × 14 / 2 = 2,810.77; then 3 days held at
+    # its last value, −20 + 27 × slope = 270.77: 812.31; plus the 700 spent.
+    assert result.expected == D("4323.08")
     half = band(daily, -20, 2450 / 227.5)
-    assert float(result.high) == pytest.approx(4387.69 + half, abs=0.01)
-    assert float(result.low) == pytest.approx(4387.69 - half, abs=0.01)
+    assert float(result.high) == pytest.approx(4323.08 + half, abs=0.01)
+    assert float(result.low) == pytest.approx(4323.08 - half, abs=0.01)
     assert result.runs_out_on is None
 
 
@@ -56,8 +57,8 @@ def test_a_spike_tilts_the_line_but_every_day_ahead_stays_positive():
     daily = [100] * 6 + [1500] + [100] * 7
     result = forecast(daily)
     # Mean 200; slope (6 − 6.5) × 1400 / 227.5 = −3.0769…, intercept 200 + 3.0769 × 6.5 = 220.
-    # Ahead: 17 × 220 − 3.0769 × 44 × 17 / 2 = 2,589.23; plus the 2,800 spent.
-    assert result.expected == D("5389.23")
+    # Ahead: 14 × 220 − 3.0769 × 41 × 14 / 2 = 2,196.92, then 3 × (220 − 27 × 3.0769) = 410.77; plus 2,800.
+    assert result.expected == D("5407.69")
     assert float(result.high - result.expected) == pytest.approx(band(daily, 220, -700 / 227.5), abs=0.01)
 
 

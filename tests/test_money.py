@@ -6,6 +6,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import pytest
 from currency_converter import CurrencyConverter
 from django.core.management import call_command
+from django.urls import reverse
 
 from ops import money
 from ops.models import CostEntry, ExchangeRate, ReferenceRate
@@ -259,3 +260,14 @@ def test_a_currency_change_that_leaves_a_cost_without_a_rate_is_refused_whole(or
     org.refresh_from_db()
     kept.refresh_from_db()
     assert (org.currency, kept.amount) == ("USD", Decimal("27.00"))
+
+
+def test_the_cost_form_offers_currencies_and_records_the_original(client, org, project, user, table):
+    client.force_login(user)
+    form = client.get(reverse("projects:form", args=[project.pk, "cost"]), HTTP_HX_REQUEST="true")
+    body = form.content.decode()
+    assert '<option value="USD" selected>USD</option>' in body and '<option value="JPY">JPY</option>' in body
+    data = {"date": "2024-03-01", "category": "other", "amount": "10.00", "currency": "GBP"}
+    assert client.post(reverse("ops:cost-create", args=[project.pk]), data).status_code == 302
+    entry = CostEntry.objects.get()
+    assert (entry.original_currency, entry.exchange_rate) == ("GBP", expected_rate(table, "GBP", "USD", FRIDAY))

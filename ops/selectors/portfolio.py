@@ -236,10 +236,11 @@ class Spend:
 
 
 # Forecast: a least-squares line through the daily spend of the last FORECAST_WINDOW_DAYS days (fewer at a
-# period's start; with fewer than 3 days, their mean), carried to the period's end. Days the line takes
-# below 0 count 0. The band is ± t × s × √(days left): s the residuals' standard deviation, t Student's for
-# a 90 % two-sided interval with n − 2 degrees of freedom (the day-to-day scatter summed over the days left;
-# the line's own uncertainty is left out). The low end never falls below the spend already made.
+# period's start; with fewer than 3 days, their mean), followed for FORECAST_WINDOW_DAYS days ahead and
+# then held at its last value to the period's end (a two-week trend is not carried for months). Days
+# the line takes below 0 count 0. The band is ± t × s × √(days left): s the residuals' standard deviation,
+# t Student's for a 90 % two-sided interval with n − 2 degrees of freedom (the day-to-day scatter summed
+# over the days left; the line's own uncertainty is left out). The low end never falls below the spend made.
 FORECAST_WINDOW_DAYS = 14
 T_90 = {
     df: Decimal(t)
@@ -286,9 +287,8 @@ def _line(daily: Sequence[Decimal]) -> tuple[Decimal, Decimal, Decimal]:
     return intercept, slope, (squares / (n - 2)).sqrt()
 
 
-def _ahead(intercept: Decimal, slope: Decimal, start: int, days: int) -> Decimal:
-    """Return the line's sum over x = start … start + days − 1, each day at least 0 (closed form)."""
-    first, last = start, start + days - 1
+def _line_sum(intercept: Decimal, slope: Decimal, first: int, last: int) -> Decimal:
+    """Return the line's sum over x = first … last, each day at least 0 (closed form)."""
     if slope > 0:
         first = max(first, int((-intercept / slope).to_integral_value(rounding="ROUND_FLOOR")) + 1)
     elif slope < 0:
@@ -297,6 +297,14 @@ def _ahead(intercept: Decimal, slope: Decimal, start: int, days: int) -> Decimal
         return Decimal(0)
     count = last - first + 1
     return count * intercept + slope * (first + last) * count / 2 if count > 0 else Decimal(0)
+
+
+def _ahead(intercept: Decimal, slope: Decimal, start: int, days: int) -> Decimal:
+    """Return the forecast spend of the `days` days from x = `start` on (see FORECAST_WINDOW_DAYS)."""
+    along = min(days, FORECAST_WINDOW_DAYS)
+    total = _line_sum(intercept, slope, start, start + along - 1)
+    level = max(intercept + slope * (start + along - 1), Decimal(0))
+    return total + (days - along) * level
 
 
 def spend_forecast(

@@ -33,7 +33,8 @@ PAGE_FORMS = {
 # included); the page now reads its figures only.
 # The snapshots add one: the organization's snapshot days behind the monthly spend.
 # The energy section adds one: the latest CodeCarbon runs with the project's totals beside them.
-PAGE_QUERIES = 19
+# The budget forecast adds one: the daily spend of its window (`portfolio.cost_figures`).
+PAGE_QUERIES = 20
 
 
 @pytest.fixture
