@@ -8,3 +8,7 @@ class OpsConfig(AppConfig):
     def ready(self) -> None:
         # Register what lower apps need from ops: its stage gates, list figures, project-page panels, /metrics gauges.
         from ops import figures, gates, metrics, panels  # noqa: F401
+        from ops.services.fx import organization_costs_reconvert
+        from projects.hooks import on_currency_changed
+
+        on_currency_changed(organization_costs_reconvert)

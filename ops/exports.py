@@ -133,6 +133,11 @@ COSTS = Export(
         ("category", "category"),
         ("amount", "amount"),
         ("currency", "project__organization__currency"),
+        # The amount as sent and the rate that converted it (docs/money.md).
+        ("original_amount", "original_amount"),
+        ("original_currency", "original_currency"),
+        ("exchange_rate", "exchange_rate"),
+        ("exchange_rate_date", "exchange_rate_date"),
         ("description", "description"),
         ("model", "model"),
         ("input_tokens", "input_tokens"),
@@ -162,6 +167,11 @@ USAGE = Export(
         ("requests", "requests"),
         ("amount", "amount"),
         ("currency", "project__organization__currency"),
+        # The amount as sent and the rate that converted it (docs/money.md).
+        ("original_amount", "original_amount"),
+        ("original_currency", "original_currency"),
+        ("exchange_rate", "exchange_rate"),
+        ("exchange_rate_date", "exchange_rate_date"),
         ("price", "price_id"),
         ("external_id", "external_id"),
         ("updated_at", IsoUtc("updated_at")),

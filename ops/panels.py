@@ -40,7 +40,9 @@ def _costs(*, project: Project, today: dt.date) -> dict:
 COST = PanelForm(
     "cost",
     "Add a cost",
-    lambda *, project, today, data=None: CostEntryForm(data, initial={"date": today}),
+    lambda *, project, today, data=None: CostEntryForm(
+        data, initial={"date": today}, organization=project.organization
+    ),
     "ops:cost-create",
     "Add cost",
 )

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
-from projects import audit
+from projects import audit, hooks
 from projects.gates import project_gates
 from projects.models import (
     AIActTier,
@@ -411,9 +411,16 @@ ORGANIZATION_FIELDS = {"name", "currency", "timezone", "locale"}
 
 @transaction.atomic
 def organization_update(*, organization: Organization, by: AbstractBaseUser, **changes: Any) -> Organization:
-    """Change an organization's name, currency, time zone or locale (admins only)."""
+    """Change an organization's name, currency, time zone or locale (admins only).
+
+    A new currency converts the amounts kept in the organization again from their originals
+    (`projects.hooks.currency_changed`), in the same transaction: refused as a whole if one cannot be.
+    """
     membership_require(user=by, organization=organization, role=Role.ADMIN)
-    model_update(instance=organization, data=changes, fields=ORGANIZATION_FIELDS, validate=validate_model)
+    before = organization.currency
+    changed = model_update(instance=organization, data=changes, fields=ORGANIZATION_FIELDS, validate=validate_model)
+    if "currency" in changed:
+        hooks.currency_changed(organization=organization, before=before, by=by)
     return organization
 
 

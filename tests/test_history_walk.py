@@ -16,7 +16,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from ops.models import CostEntry, QualityMetric, Risk, RiskSource, SpendSnapshot
-from ops.services import costs, infrastructure, ingest, reminders, reports, risks, signals, snapshots
+from ops.services import costs, fx, infrastructure, ingest, reminders, reports, risks, signals, snapshots
 from ops.tests.factories import (
     BudgetFactory,
     CostEntryFactory,
@@ -31,7 +31,7 @@ from projects.tokens import hash_key
 
 pytestmark = pytest.mark.django_db
 
-MODULES = [services, costs, infrastructure, ingest, reminders, reports, risks, signals, snapshots]
+MODULES = [services, costs, fx, infrastructure, ingest, reminders, reports, risks, signals, snapshots]
 READS_ONLY = {
     "membership_require",
     "organization_today",
@@ -41,6 +41,7 @@ READS_ONLY = {
     "risk_close_role",
     "snapshots_due",
     "cost_entries_check",
+    "spend_anomaly_bound",
 }
 # Writes of rows outside the history, each a record of its own.
 NO_HISTORY = {
@@ -51,6 +52,7 @@ NO_HISTORY = {
     "review_reminders_send": "a ReviewReminder row is itself the log of a sent mail",
     "api_token_expiry_warnings_send": "expiry_warned_at marks a mail as sent (an ignored field of the history)",
     "spend_snapshots_adjust": "carries a cost write into the snapshots; the cost service that calls it records it",
+    "reference_rates_load": "ECB reference rates are the operator's data, shared by every organization",
 }
 C, U, D = AuditAction.CREATE, AuditAction.UPDATE, AuditAction.DELETE
 
@@ -439,6 +441,19 @@ def walk_risk_signals_evaluate(w):
     risk = Risk.objects.get(source=RiskSource.SIGNAL, signal_rule="stale_status")
     w.check(lambda: signals.risk_signals_evaluate(organization=w.org), lambda _: [(risk, U)])
     assert AuditEvent.objects.filter(object_id=str(risk.pk)).latest("pk").changes["status"] == ["open", "closed"]
+
+
+def walk_organization_costs_reconvert(w):
+    entry = costs.cost_entry_create(
+        project=w.project, by=w.admin, date=dt.date(2024, 3, 1), category="storage", amount=Decimal(10)
+    )
+    before = w.org.currency
+    w.org.currency = "EUR" if before != "EUR" else "USD"
+    w.org.save(update_fields=["currency"])
+    w.check_batch(
+        lambda: fx.organization_costs_reconvert(organization=w.org, before=before, by=w.admin), CostEntry, lambda _: []
+    )
+    assert AuditEvent.objects.latest("pk").changes["changed"] == [entry.pk]
 
 
 def walk_snapshots_take(w):

@@ -364,6 +364,8 @@ SPECTACULAR_SETTINGS = {
 # Risk signals (see docs/reports.md): thresholds of the daily rules.
 # The burn-rate forecast needs this much history.
 RISK_SIGNAL_FORECAST_MIN_DAYS = env.int("RISK_SIGNAL_FORECAST_MIN_DAYS", default=14)
+# A day's spend above its 28-day median + SPEND_ANOMALY_K × MAD is an anomaly (ops/services/signals.py).
+SPEND_ANOMALY_K = env.float("SPEND_ANOMALY_K", default=5.0)
 RISK_SIGNAL_STALE_STATUS_DAYS = env.int("RISK_SIGNAL_STALE_STATUS_DAYS", default=14)
 RISK_SIGNAL_STAGE_MAX_DAYS = env.int("RISK_SIGNAL_STAGE_MAX_DAYS", default=120)  # production and retired exempt
 RISK_SIGNAL_DEPRECATION_DAYS = env.int("RISK_SIGNAL_DEPRECATION_DAYS", default=90)

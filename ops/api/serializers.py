@@ -102,7 +102,8 @@ class CostEntrySerializer(StrictModelSerializer):
         decimal_places=4,
         min_value=0,
         allow_null=True,
-        help_text="Null for usage no price covered (see `priced`); required when you record a cost.",
+        help_text="In the organization's currency (converted from `original_amount`); null for usage no price "
+        "covered (see `priced`). Required when you record a cost: then in `currency`.",
     )
     provider = serializers.ChoiceField(
         choices=ModelProvider.choices,
@@ -113,6 +114,13 @@ class CostEntrySerializer(StrictModelSerializer):
     priced = serializers.BooleanField(
         source="is_priced", read_only=True, help_text="False: unpriced usage, waiting for a price (figures incomplete)."
     )
+    currency = serializers.CharField(
+        min_length=3,
+        max_length=3,
+        write_only=True,
+        required=False,
+        help_text="ISO 4217 code of the `amount` you send; default: the organization's currency.",
+    )
 
     class Meta:
         model = CostEntry
@@ -122,6 +130,11 @@ class CostEntrySerializer(StrictModelSerializer):
             "date",
             "category",
             "amount",
+            "currency",
+            "original_amount",
+            "original_currency",
+            "exchange_rate",
+            "exchange_rate_date",
             "description",
             "model",
             "provider",
@@ -138,7 +151,26 @@ class CostEntrySerializer(StrictModelSerializer):
             "created_by",
             *TIMESTAMPS,
         ]
-        read_only_fields = ["project", "provider", "source", "price", "created_by", *TIMESTAMPS]
+        read_only_fields = [
+            "project",
+            "provider",
+            "source",
+            "price",
+            "created_by",
+            "original_amount",
+            "original_currency",
+            "exchange_rate",
+            "exchange_rate_date",
+            *TIMESTAMPS,
+        ]
+        extra_kwargs = {
+            "original_amount": {"help_text": "The amount as sent, in `original_currency`."},
+            "original_currency": {"help_text": "ISO 4217 code of the amount as sent."},
+            "exchange_rate": {"help_text": "1 original_currency = exchange_rate of the organization's currency."},
+            "exchange_rate_date": {
+                "help_text": "The day of the rate: before `date` when none was published that day (weekend, holiday)."
+            },
+        }
 
 
 class CostEntryCreateSerializer(CostEntrySerializer):
@@ -156,6 +188,7 @@ class CostEntryCreateSerializer(CostEntrySerializer):
                         "date": "2026-03-01",
                         "category": "inference",
                         "amount": "1250.00",
+                        "currency": "EUR",
                         "external_id": "inv-2026-03-001",
                     },
                     {"project": 1, "date": "2026-03-01", "category": "storage", "amount": "80.50"},
@@ -242,9 +275,17 @@ class ModelPriceSerializer(StrictModelSerializer):
             "valid_from",
             "deprecation_date",
             "regions",
+            "currency",
             *TIMESTAMPS,
         ]
         read_only_fields = ["organization", *TIMESTAMPS]
+        extra_kwargs = {
+            "currency": {
+                "required": False,
+                "help_text": "ISO 4217 code the prices are in; default: the organization's. "
+                "Usage priced with it is converted to the organization's currency.",
+            }
+        }
 
 
 class ModelPriceCreateSerializer(ModelPriceSerializer):

@@ -13,6 +13,7 @@ FIELD_LABELS = {
     "date": "Date (YYYY-MM-DD)",
     "category": "Category",
     "amount": "Amount",
+    "currency": "Currency (ISO 4217, default the organization's)",
     "description": "Description",
     "model": "Model",
     "input_tokens": "Input tokens",

@@ -505,6 +505,7 @@ def _apply(*, book: Book, organization: Organization, by: AbstractBaseUser, dige
             cached_input_per_mtok=change.new.cached_input,
             output_per_mtok=change.new.output,
             deprecation_date=change.deprecation_date,
+            currency=BOOK_CURRENCY,
         )
         for change in result.new + result.changed
     )

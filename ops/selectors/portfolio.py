@@ -38,8 +38,9 @@ digests and the demo seed all read these; none computes them itself.
 
 import bisect
 import datetime as dt
+import functools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
@@ -48,6 +49,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import (
+    Aggregate,
     BooleanField,
     Case,
     CharField,
@@ -73,9 +75,10 @@ from django.db.models import (
     Window,
 )
 from django.db.models.expressions import Combinable
-from django.db.models.functions import Cast, Coalesce, RowNumber, TruncMonth
+from django.db.models.functions import Cast, Coalesce, Concat, Greatest, RowNumber, TruncMonth
 from django.utils import timezone
 
+from ops import money
 from ops.models import (
     Budget,
     ComponentKind,
@@ -128,6 +131,37 @@ def usage_price(*, price: ModelPrice, input_tokens: int, cached_input_tokens: in
         input_tokens * price.input_per_mtok + cached_input_tokens * cached_rate + output_tokens * price.output_per_mtok
     ) / MTOK
     return _quantize(amount, PRICE_QUANTUM)
+
+
+def usage_cost(
+    *,
+    price: ModelPrice,
+    organization: Organization,
+    rates: money.Rates,
+    day: dt.date,
+    input_tokens: int,
+    cached_input_tokens: int,
+    output_tokens: int,
+) -> money.Conversion:
+    """Return a usage row's cost: `usage_price` in the price's currency, converted to the organization's.
+
+    `rates` comes from `money.rates_for` over the batch (`usage_currencies` names the currencies it needs).
+    """
+    amount = usage_price(
+        price=price, input_tokens=input_tokens, cached_input_tokens=cached_input_tokens, output_tokens=output_tokens
+    )
+    return rates.convert(
+        amount=amount, currency=price.currency or organization.currency, day=day, organization=organization
+    )
+
+
+def usage_currencies(prices: Iterable[ModelPrice | None], organizations: dict[int, Organization]) -> set[str]:
+    """Return the currencies of these prices that differ from their organization's (what `rates_for` loads)."""
+    return {
+        p.currency
+        for p in prices
+        if p is not None and p.currency and p.currency != organizations[p.organization_id].currency
+    }
 
 
 @dataclass
@@ -201,6 +235,102 @@ class Spend:
         return Spend(self.amount - other.amount, self.unpriced_entries - other.unpriced_entries)
 
 
+# Forecast: a least-squares line through the daily spend of the last FORECAST_WINDOW_DAYS days (fewer at a
+# period's start; with fewer than 3 days, their mean), followed for FORECAST_WINDOW_DAYS days ahead and
+# then held at its last value to the period's end (a two-week trend is not carried for months). Days
+# the line takes below 0 count 0. The band is ± t × s × √(days left): s the residuals' standard deviation,
+# t Student's for a 90 % two-sided interval with n − 2 degrees of freedom (the day-to-day scatter summed
+# over the days left; the line's own uncertainty is left out). The low end never falls below the spend made.
+FORECAST_WINDOW_DAYS = 14
+T_90 = {
+    df: Decimal(t)
+    for df, t in enumerate(
+        ["6.314", "2.920", "2.353", "2.132", "2.015", "1.943", "1.895", "1.860", "1.833", "1.812", "1.796", "1.782"],
+        start=1,
+    )
+}
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Spend at a period's end (with its band) and the day spend passes the budget (None: not in the period)."""
+
+    expected: Decimal
+    low: Decimal
+    high: Decimal
+    runs_out_on: dt.date | None
+
+
+def forecast_window(*, period_start: dt.date, as_of: dt.date) -> dt.date:
+    """Return the first day of the forecast window ending on `as_of`."""
+    return max(period_start, as_of - dt.timedelta(days=FORECAST_WINDOW_DAYS - 1))
+
+
+def daily_series(spend_by_day: dict[dt.date, Decimal], *, period_start: dt.date, as_of: dt.date) -> tuple[Decimal, ...]:
+    """Return the spend of each day of the forecast window, oldest first (0 on days without costs)."""
+    start = forecast_window(period_start=period_start, as_of=as_of)
+    days = (start + dt.timedelta(days=i) for i in range((as_of - start).days + 1))
+    return tuple(spend_by_day.get(day, Decimal(0)) for day in days)
+
+
+def _line(daily: Sequence[Decimal]) -> tuple[Decimal, Decimal, Decimal]:
+    """Return the intercept, the slope (x = 0 … n − 1) and the residual standard deviation of `daily`."""
+    n = len(daily)
+    mean_y = sum(daily, Decimal(0)) / n if n else Decimal(0)
+    if n < 3:
+        return mean_y, Decimal(0), Decimal(0)
+    mean_x = Decimal(n - 1) / 2
+    sxx = sum(((x - mean_x) ** 2 for x in range(n)), Decimal(0))
+    slope = sum(((x - mean_x) * (y - mean_y) for x, y in enumerate(daily)), Decimal(0)) / sxx
+    intercept = mean_y - slope * mean_x
+    squares = sum(((y - intercept - slope * x) ** 2 for x, y in enumerate(daily)), Decimal(0))
+    return intercept, slope, (squares / (n - 2)).sqrt()
+
+
+def _line_sum(intercept: Decimal, slope: Decimal, first: int, last: int) -> Decimal:
+    """Return the line's sum over x = first … last, each day at least 0 (closed form)."""
+    if slope > 0:
+        first = max(first, int((-intercept / slope).to_integral_value(rounding="ROUND_FLOOR")) + 1)
+    elif slope < 0:
+        last = min(last, int((-intercept / slope).to_integral_value(rounding="ROUND_CEILING")) - 1)
+    elif intercept <= 0:
+        return Decimal(0)
+    count = last - first + 1
+    return count * intercept + slope * (first + last) * count / 2 if count > 0 else Decimal(0)
+
+
+def _ahead(intercept: Decimal, slope: Decimal, start: int, days: int) -> Decimal:
+    """Return the forecast spend of the `days` days from x = `start` on (see FORECAST_WINDOW_DAYS)."""
+    along = min(days, FORECAST_WINDOW_DAYS)
+    total = _line_sum(intercept, slope, start, start + along - 1)
+    level = max(intercept + slope * (start + along - 1), Decimal(0))
+    return total + (days - along) * level
+
+
+def spend_forecast(
+    *, spend: Decimal, amount: Decimal, daily: Sequence[Decimal], as_of: dt.date, period_end: dt.date
+) -> Forecast:
+    """Return the forecast of a budget's spend at `period_end` from its `daily` window (see FORECAST_WINDOW_DAYS)."""
+    left = max((period_end - as_of).days, 0)
+    intercept, slope, scatter = _line(daily)
+    n = len(daily)
+    expected = spend + _ahead(intercept, slope, n, left)
+    half = T_90.get(n - 2, T_90[12]) * scatter * Decimal(left).sqrt() if n >= 3 else Decimal(0)
+    runs_out_on = as_of if spend > amount else None
+    if runs_out_on is None and expected > amount:
+        low, high = 1, left  # the first day ahead whose cumulative forecast passes the amount
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (low, middle) if spend + _ahead(intercept, slope, n, middle) > amount else (middle + 1, high)
+        runs_out_on = as_of + dt.timedelta(days=low)
+    return Forecast(
+        expected=_quantize(expected, CENT),
+        low=_quantize(max(spend, expected - half), CENT),
+        high=_quantize(expected + half, CENT),
+        runs_out_on=runs_out_on,
+    )
+
+
 @dataclass(frozen=True)
 class BudgetStatus:
     """One budget's figures as of a date; see the module docstring for the rules."""
@@ -214,6 +344,8 @@ class BudgetStatus:
     category: str = ""
     budget_id: int | None = None
     unpriced_entries: int = 0  # usage in the budget's span that no price covered: `spend` leaves it out
+    # The priced spend of each day of the forecast window (`forecast_window`), oldest first.
+    daily: tuple[Decimal, ...] = ()
 
     @property
     def incomplete(self) -> bool:
@@ -235,9 +367,15 @@ class BudgetStatus:
     def used_pct(self) -> Decimal | None:
         return _quantize(self.spend * 100 / self.amount, TENTH) if self.amount else None
 
+    @functools.cached_property
+    def outlook(self) -> Forecast:
+        return spend_forecast(
+            spend=self.spend, amount=self.amount, daily=self.daily, as_of=self.as_of, period_end=self.period_end
+        )
+
     @property
     def forecast(self) -> Decimal:
-        return _quantize(self.spend / self.days_elapsed * self.days_in_period, CENT)
+        return self.outlook.expected
 
     @property
     def limit(self) -> Decimal:
@@ -262,6 +400,9 @@ class BudgetStatus:
             "budget_spend": money_field(self.spend),
             "budget_used_pct": None if used_pct is None else str(used_pct),
             "budget_forecast": str(self.forecast),
+            "budget_forecast_low": str(self.outlook.low),
+            "budget_forecast_high": str(self.outlook.high),
+            "budget_runs_out_on": None if self.outlook.runs_out_on is None else self.outlook.runs_out_on.isoformat(),
             "over_budget": self.over_budget,
             "over_tolerance": self.over_tolerance,
             "budget_spend_incomplete": self.incomplete,
@@ -276,6 +417,9 @@ NO_BUDGET_FIELDS = {
     "budget_spend": None,
     "budget_used_pct": None,
     "budget_forecast": None,
+    "budget_forecast_low": None,
+    "budget_forecast_high": None,
+    "budget_runs_out_on": None,
     "over_budget": False,
     "over_tolerance": False,
     "budget_spend_incomplete": False,
@@ -453,7 +597,40 @@ def with_budget_status(projects: QuerySet[Project], *, as_of: dt.date | None = N
         budget_snapshot_first=_snapshot_day(**span, last=False), budget_snapshot_last=_snapshot_day(**span, last=True)
     )
     spend, unpriced = _span_spend(**span, first="budget_snapshot_first", last="budget_snapshot_last")
-    return projects.annotate(budget_spend=spend, budget_unpriced=unpriced)
+    # The forecast window's entries; a day before any organization's today (UTC−12) bounds the scan.
+    earliest = (as_of or timezone.now().date() - dt.timedelta(days=1)) - dt.timedelta(days=FORECAST_WINDOW_DAYS - 1)
+    window = (
+        CostEntry.objects.filter(
+            project=OuterRef("pk"),
+            amount__isnull=False,
+            date__gte=Greatest(OuterRef("budget_period_start"), Value(earliest)),
+            date__lte=OuterRef("budget_as_of"),
+        )
+        .order_by()
+        .values("project")
+        .annotate(days=_DaySpends(Concat(Cast("date", CharField()), Value("="), Cast("amount", CharField()))))
+        .values("days")
+    )
+    return projects.annotate(budget_spend=spend, budget_unpriced=unpriced, budget_window=Subquery(window))
+
+
+class _DaySpends(Aggregate):
+    """Join `day=amount` texts with commas (`budget_status_of` adds them up per day)."""
+
+    function = "STRING_AGG"
+    template = "%(function)s(%(expressions)s, ',')"
+    output_field = CharField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, function="GROUP_CONCAT", **extra)
+
+
+def _window_days(text: str | None) -> dict[dt.date, Decimal]:
+    spend: dict[dt.date, Decimal] = defaultdict(Decimal)
+    for item in text.split(",") if text else ():
+        day, amount = item.split("=")
+        spend[dt.date.fromisoformat(day)] += Decimal(amount)
+    return spend
 
 
 def budget_status_of(row: Project) -> BudgetStatus | None:
@@ -469,6 +646,9 @@ def budget_status_of(row: Project) -> BudgetStatus | None:
         as_of=row.budget_as_of,
         budget_id=row.budget_id,
         unpriced_entries=row.budget_unpriced,
+        daily=daily_series(
+            _window_days(row.budget_window), period_start=row.budget_period_start, as_of=row.budget_as_of
+        ),
     )
 
 
@@ -518,12 +698,17 @@ COST_PASS_SQL = """
     LEFT JOIN covering k ON k.project_id = c.project_id AND k.category = c.category AND k.category <> ''
     WHERE c.project_id IN ({scope}) AND c.date <= %s
     GROUP BY c.project_id, c.category"""
+# The priced spend per project, category and day of the forecast window (FORECAST_WINDOW_DAYS up to the as-of date).
+WINDOW_SQL = """
+    SELECT c.project_id, c.category, c.date, sum(c.amount) FROM ops_costentry c
+    WHERE c.project_id IN ({scope}) AND c.amount IS NOT NULL AND c.date >= %s AND c.date <= %s
+    GROUP BY c.project_id, c.category, c.date"""
 
 
 def cost_figures(
     *, projects: QuerySet[Project], as_of: dt.date, period_start: dt.date | None = None
 ) -> dict[int, CostFigures]:
-    """Return each project's budget statuses and spend to date as of `as_of` (two queries, one scan of costs).
+    """Return each project's budget statuses and spend to date as of `as_of` (three queries, one scan of costs).
 
     With `period_start`, also what the costs from that day to `as_of` add up to (a report's period).
     Projects without budgets or costs are absent; read them as `CostFigures()`.
@@ -541,6 +726,15 @@ def cost_figures(
             [*covering_params, *[since] * 5, *scope_params, as_of],
         )
         costs = cursor.fetchall()
+        cursor.execute(
+            WINDOW_SQL.format(scope=scope),
+            [*scope_params, as_of - dt.timedelta(days=FORECAST_WINDOW_DAYS - 1), as_of],
+        )
+        window = cursor.fetchall()
+    by_day: dict[tuple[int, str], dict[dt.date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for project_id, category, day, amount in window:
+        by_day[project_id, category][day] += amount
+        by_day[project_id, ""][day] += amount
     overall_spend: dict[int, Spend] = defaultdict(Spend)
     category_spend: dict[tuple[int, str], Spend] = {}
     for (
@@ -580,6 +774,7 @@ def cost_figures(
             category=category,
             budget_id=budget_id,
             unpriced_entries=spend.unpriced_entries,
+            daily=daily_series(by_day.get((project_id, category), {}), period_start=start, as_of=as_of),
         )
         if category:
             figures[project_id].budgets.categories.append(status)

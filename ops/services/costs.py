@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
+from ops import money
 from ops.models import Budget, CostEntry, CostSource, ModelPrice
 from ops.providers import known_provider
 from ops.services.snapshots import CostSpend, spend_snapshots_adjust
@@ -70,7 +71,8 @@ def budget_create(
 def _cost_entry_validate(entry: CostEntry) -> None:
     validate_model(
         entry,
-        exclude=["project", "created_by", "price"],
+        # The conversion columns follow from `amount` and the rate: its errors name `amount`.
+        exclude=["project", "created_by", "price", "original_amount", "exchange_rate"],
         constraint_errors={"cost_unpriced_only_usage": ("amount", "A cost needs an amount.")},
     )
     if entry.amount is None:
@@ -84,14 +86,39 @@ def _external_id_taken(entry: CostEntry) -> Conflict:
     )
 
 
+def _conversion(*, organization: Organization, amount: Decimal | None, currency: str, day: object) -> dict[str, Any]:
+    """Return a cost's amount of `currency` on `day` as its columns in the organization's currency (`ops.money`)."""
+    if not money.currency_valid(currency):
+        raise ValidationFailed(
+            "Use an ISO 4217 currency code in capitals, e.g. EUR.", errors={"currency": ["Unknown currency."]}
+        )
+    if not isinstance(day, dt.date):  # left to the model's validation, which names the field
+        return {"amount": amount}
+    return money.convert(amount=amount, currency=currency, day=day, organization=organization).fields()
+
+
 def cost_entry_create(
-    *, project: Project, by: AbstractBaseUser, date: dt.date, category: str, amount: Decimal, **fields: Any
+    *,
+    project: Project,
+    by: AbstractBaseUser,
+    date: dt.date,
+    category: str,
+    amount: Decimal,
+    currency: str | None = None,
+    **fields: Any,
 ) -> CostEntry:
-    """Record a cost. A repeated non-empty `external_id` is refused as a conflict, never stored twice."""
+    """Record a cost of `amount` in `currency` (default: the organization's), stored converted beside the original.
+
+    A repeated non-empty `external_id` is refused as a conflict, never stored twice.
+    """
     membership_require(user=by, organization=project.organization, role=Role.CONTRIBUTOR)
     reject_unknown_fields(fields, COST_FIELDS)
     fields.setdefault("source", CostSource.MANUAL)
-    entry = CostEntry(project=project, date=date, category=category, amount=amount, created_by=by, **fields)
+    organization = project.organization
+    converted = _conversion(
+        organization=organization, amount=amount, currency=currency or organization.currency, day=date
+    )
+    entry = CostEntry(project=project, date=date, category=category, created_by=by, **converted, **fields)
     _cost_entry_validate(entry)
     try:
         with transaction.atomic():
@@ -107,6 +134,7 @@ MODEL_PRICE_FIELDS = {"provider", "model", "input_per_mtok", "output_per_mtok", 
     "cached_input_per_mtok",
     "deprecation_date",
     "regions",
+    "currency",
 }
 
 
@@ -114,6 +142,10 @@ def _model_price_validate(price: ModelPrice) -> None:
     # Any spelling the vocabulary knows ("OpenAI", "azure", "bedrock") is stored as its code.
     price.provider = known_provider(price.provider) or price.provider
     validate_model(price, exclude=["organization"])
+    if price.currency and not money.currency_valid(price.currency):  # blank: written before currencies
+        raise ValidationFailed(
+            "Use an ISO 4217 currency code in capitals, e.g. USD.", errors={"currency": ["Unknown currency."]}
+        )
 
 
 def _already_priced(price: ModelPrice) -> Conflict:
@@ -137,6 +169,7 @@ def model_price_create(
     """Add a price for a model from a date on (managers only); earlier costs keep their price."""
     membership_require(user=by, organization=organization, role=Role.MANAGER)
     reject_unknown_fields(fields, MODEL_PRICE_FIELDS)
+    fields["currency"] = fields.get("currency") or organization.currency
     price = ModelPrice(
         organization=organization,
         provider=provider,
@@ -156,7 +189,8 @@ def model_price_create(
     return price
 
 
-COST_UPDATE_FIELDS = (COST_FIELDS - {"source"}) | {"date", "category", "amount"}
+COST_UPDATE_FIELDS = (COST_FIELDS - {"source"}) | {"date", "category", "amount", "currency"}
+CONVERSION_FIELDS = {"original_amount", "original_currency", "exchange_rate", "exchange_rate_date"}
 BUDGET_FIELDS = {"period_start", "period_end", "amount", "category", "tolerance_pct", "notes"}
 
 
@@ -186,10 +220,17 @@ def cost_entry_update(*, entry: CostEntry, by: AbstractBaseUser, **changes: Any)
             errors={field: ["Priced from usage."] for field in sorted(changes.keys() - {"description"})},
         )
     before = CostSpend.of(entry)
+    organization = entry.project.organization
+    currency = changes.pop("currency", None) or entry.original_currency or organization.currency
+    if changes.keys() & {"amount", "date"} or currency != entry.original_currency:
+        # A new amount is in the entry's currency (or the one sent with it), converted at its date's rate.
+        amount = changes.get("amount", entry.amount if entry.original_amount is None else entry.original_amount)
+        day = changes.get("date", entry.date)
+        changes |= _conversion(organization=organization, amount=amount, currency=currency, day=day)
     model_update(
         instance=entry,
         data=changes,
-        fields=COST_UPDATE_FIELDS,
+        fields=COST_UPDATE_FIELDS | CONVERSION_FIELDS,
         validate=_cost_entry_validate,
         conflict=_external_id_taken(entry) if "external_id" in changes else None,
     )

@@ -20,9 +20,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from ops import money
 from ops.models import CostCategory, CostEntry, CostSource, ModelProvider
 from ops.providers import known_provider
-from ops.selectors.portfolio import price_book, usage_price
+from ops.selectors.portfolio import price_book, usage_cost, usage_currencies
 from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Membership, Organization, Project, Role
@@ -126,6 +127,12 @@ def _provider(value: Any) -> str:
     return code.value
 
 
+def _currency(value: Any) -> str:
+    if not money.currency_valid(value):
+        raise _RowError("An ISO 4217 currency code in capitals is required, e.g. EUR.")
+    return value
+
+
 def _project_id(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise _RowError("A project id is required.")
@@ -140,6 +147,7 @@ COST_ROW: dict[str, tuple[Parser, bool]] = {
     "date": (_date, True),
     "category": (_choice(CostCategory.values), True),
     "amount": (_decimal(14, 4), True),
+    "currency": (_currency, False),
     "description": (_text(500), False),
     "model": (_text(200), False),
     "input_tokens": (_integer, False),
@@ -255,15 +263,21 @@ def _split_existing(
     if errors:
         _refuse(errors)
     compared = [name for name in spec if name not in ("project", "external_id")]
+    columns = [SENT_AS.get(name, name) for name in compared]
     recorded = {
         (project_id, external_id): (pk, dict(zip(compared, values, strict=True)))
-        for project_id, external_id, pk, *values in _recorded(seen, compared)
+        for project_id, external_id, pk, *values in _recorded(seen, columns)
         if (project_id, external_id) in seen
     }
     existing = []
     for key, (pk, stored) in sorted(recorded.items(), key=lambda item: seen[item[0]]):
         index = seen[key]
-        differing = [name for name in compared if _sent(rows[index], name) != stored[name]]
+        # A row that names no currency is in its organization's: `cost_entries_check` does not know it yet.
+        differing = [
+            name
+            for name in compared
+            if (name != "currency" or name in rows[index]) and _sent(rows[index], name) != stored[name]
+        ]
         if differing:
             errors[f"entries.{index}.external_id"] = [f"Recorded as entry {pk} with another {', '.join(differing)}."]
         existing.append({"index": index, "external_id": key[1], "id": pk})
@@ -294,9 +308,48 @@ def _repeats(
     return seen, errors
 
 
+# A cost row's amount and currency are stored as sent in these columns (`amount` holds the converted one).
+SENT_AS = {"amount": "original_amount", "currency": "original_currency"}
+
+
 def _sent(row: dict[str, Any], name: str) -> Any:
     """Return what the row sets `name` to: its value, or the column's default when the row leaves it out."""
-    return row[name] if name in row else CostEntry._meta.get_field(name).get_default()
+    return row[name] if name in row else CostEntry._meta.get_field(SENT_AS.get(name, name)).get_default()
+
+
+def _currencies_default(rows: list[dict[str, Any]], projects: dict[int, Project]) -> None:
+    """Give each cost row without a currency its organization's (what it is then stored as)."""
+    for row in rows:
+        row.setdefault("currency", projects[row["project"]].organization.currency)
+
+
+def _convert(rows: list[dict[str, Any]], indexes: list[int], projects: dict[int, Project]) -> None:
+    """Convert the amounts of the cost rows at `indexes` to their organization's currency (`ops.money`).
+
+    The rates are loaded once for the batch; a row whose currency no rate covers is a row error.
+    """
+    if not indexes:
+        return
+    days = [rows[i]["date"] for i in indexes]
+    organizations = {p.organization_id: p.organization for p in projects.values()}
+    foreign = {rows[i]["currency"] for i in indexes} - {o.currency for o in organizations.values()}
+    rates = money.rates_for(organizations=organizations.values(), currencies=foreign, start=min(days), end=max(days))
+    errors: dict[str, list[str]] = {}
+    for i in indexes:
+        row = rows[i]
+        try:
+            conversion = rates.convert(
+                amount=row.pop("amount"),
+                currency=row.pop("currency"),
+                day=row["date"],
+                organization=projects[row["project"]].organization,
+            )
+        except money.NoRate as exc:
+            errors[f"entries.{i}.currency"] = exc.errors["currency"]
+            continue
+        row.update(conversion.fields())
+    if errors:
+        _refuse(errors)
 
 
 def _recorded(keys: Collection[tuple[int, str]], columns: Sequence[str]) -> Iterable[tuple[Any, ...]]:
@@ -389,7 +442,9 @@ def cost_entries_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
     """Record up to 10,000 costs at once (contributors and up); external ids resent as recorded create nothing."""
     rows = _parse_rows(entries, COST_ROW)
     projects = _projects(rows, by)
+    _currencies_default(rows, projects)
     to_create, existing = _split_existing(rows, COST_ROW)
+    _convert(rows, to_create, projects)
     created = _insert(rows, to_create, by, projects, per_row_history=True, source=CostSource.API)
     return IngestResult(created_ids=created, existing=existing)
 
@@ -438,7 +493,9 @@ def cost_entries_import(*, organization: Organization, by: AbstractBaseUser, ent
     }
     if errors:
         _refuse(errors)
+    _currencies_default(rows, projects)
     to_create, existing = _split_existing(rows, COST_ROW)
+    _convert(rows, to_create, projects)
     created = _insert(rows, to_create, by, projects, per_row_history=False, source=CostSource.IMPORT)
     if created:
         with audit.audit_actor(by):
@@ -467,6 +524,7 @@ def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
     book = price_book(organization_ids=organization_ids, models={row["model"] for row in rows})
     limit = Decimal(10) ** 10
     errors: dict[str, list[str]] = {}
+    prices: dict[int, Any] = {}
     for index, row in enumerate(rows):
         organization_id = projects[row["project"]].organization_id
         model = row["model"]
@@ -476,20 +534,38 @@ def usage_ingest(*, by: AbstractBaseUser, entries: Any) -> IngestResult:
             continue
         row["provider"] = provider
         row.setdefault("description", f"Token usage: {row['model']}")
-        price = book.price_on(organization_id=organization_id, provider=provider, model=row["model"], date=row["date"])
+        prices[index] = book.price_on(organization_id=organization_id, provider=provider, model=model, date=row["date"])
+    organizations = {p.organization_id: p.organization for p in projects.values()}
+    days = [row["date"] for row in rows]
+    rates = money.rates_for(
+        organizations=organizations.values(),
+        currencies=usage_currencies(prices.values(), organizations),
+        start=min(days),
+        end=max(days),
+    )
+    for index, price in prices.items():
+        row = rows[index]
+        organization = projects[row["project"]].organization
         if price is None:
-            row["amount"] = None
+            row.update(money.Conversion.same(amount=None, currency=organization.currency, day=row["date"]).fields())
             continue
-        amount = usage_price(
-            price=price,
-            input_tokens=row["input_tokens"],
-            cached_input_tokens=row.get("cached_input_tokens", 0),
-            output_tokens=row["output_tokens"],
-        )
-        if amount >= limit:
+        try:
+            cost = usage_cost(
+                price=price,
+                organization=organization,
+                rates=rates,
+                day=row["date"],
+                input_tokens=row["input_tokens"],
+                cached_input_tokens=row.get("cached_input_tokens", 0),
+                output_tokens=row["output_tokens"],
+            )
+        except money.NoRate as exc:
+            errors[f"entries.{index}.model"] = [f"Its price is in {price.currency}: {exc.errors['currency'][0]}"]
+            continue
+        if cost.amount >= limit:
             errors[f"entries.{index}.input_tokens"] = ["The cost of this usage is too large to record."]
             continue
-        row["amount"] = amount
+        row.update(cost.fields())
         row["price_id"] = price.pk
     if errors:
         _refuse(errors)

@@ -23,10 +23,11 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ops import money
 from ops.models import CostCategory, CostEntry, CostSource, ModelPrice, ModelProvider, OtlpSpanKey
 from ops.otlp import UsageSpans
 from ops.providers import provider_code
-from ops.selectors.portfolio import price_book, usage_price
+from ops.selectors.portfolio import price_book, usage_cost, usage_currencies
 from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Organization, Project
@@ -361,34 +362,40 @@ def _price(
     organization: Organization, entries: list[tuple[AggregateKey, ModelPrice | None]], touched: list[_Entry]
 ) -> None:
     """Price the touched entries from their new totals, once (no sum of rounded amounts); carry them into snapshots."""
+    if not touched:
+        return
     priced, added, removed = [], [], []
+    days = [key[3] for key, _ in entries]
+    rates = money.rates_for(  # once for the batch
+        organizations=[organization],
+        currencies=usage_currencies((price for _, price in entries), {organization.pk: organization}),
+        start=min(days),
+        end=max(days),
+    )
     for entry in touched:
         (project_id, _, _, day), price = entries[entry.index]
         spend = functools.partial(CostSpend, organization.pk, project_id, day)
-        if price is None:
+        cost = functools.partial(usage_cost, price=price, organization=organization, rates=rates, day=day)
+        input_tokens, cached, output = entry.totals
+        try:
+            conversion = price and cost(input_tokens=input_tokens, cached_input_tokens=cached, output_tokens=output)
+        except money.NoRate:  # kept unpriced, as without a price: repricing costs it once a rate is known
+            conversion = None
+        if conversion is None:
             if entry.created:
                 added.append(spend(None))  # one more unpriced entry
             continue
-        input_tokens, cached, output = entry.totals
-        priced.append(
-            CostEntry(
-                pk=entry.pk,
-                amount=usage_price(
-                    price=price, input_tokens=input_tokens, cached_input_tokens=cached, output_tokens=output
-                ),
-            )
-        )
-        added.append(spend(priced[-1].amount))
+        priced.append(CostEntry(pk=entry.pk, **conversion.fields()))
+        added.append(spend(conversion.amount))
         if not entry.created:
             new_input, new_cached, new_output, _ = entry.added
-            before = usage_price(
-                price=price,
+            before = cost(
                 input_tokens=input_tokens - new_input,
                 cached_input_tokens=cached - new_cached,
                 output_tokens=output - new_output,
             )
-            removed.append(spend(before))
-    CostEntry.objects.bulk_update(priced, ["amount"])
+            removed.append(spend(before.amount))
+    CostEntry.objects.bulk_update(priced, money.CONVERSION_COLUMNS)
     spend_snapshots_adjust(added=added, removed=removed)
 
 

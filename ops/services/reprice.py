@@ -18,8 +18,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from ops import money
 from ops.models import CostEntry, CostSource, Report, ReportKind, ReportState
-from ops.selectors.portfolio import money_field, price_book, usage_price
+from ops.selectors.portfolio import money_field, price_book, usage_cost, usage_currencies
 from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Organization, Role
@@ -42,6 +43,7 @@ class RepriceChange:
     old_amount: Decimal | None
     new_amount: Decimal
     price_id: int
+    conversion: money.Conversion | None = None  # the new amount in the price's currency and its rate
 
     def as_fields(self) -> dict[str, object]:
         return {
@@ -119,6 +121,7 @@ def _plan(entries: list[CostEntry], organization: Organization) -> RepricePlan:
     """Price each entry with `PriceBook.price_on` and `usage_price`; keep those whose amount or price changes."""
     book = price_book(organization_ids=[organization.pk], models={e.model for e in entries})
     plan = RepricePlan()
+    priced = []
     for entry in entries:
         provider = book.provider_for(organization_id=organization.pk, provider=entry.provider, model=entry.model)
         price = provider and book.price_on(
@@ -127,13 +130,28 @@ def _plan(entries: list[CostEntry], organization: Organization) -> RepricePlan:
         if not price:
             plan.still_unpriced += entry.amount is None
             continue
-        amount = usage_price(
-            price=price,
-            input_tokens=entry.input_tokens,
-            cached_input_tokens=entry.cached_input_tokens,
-            output_tokens=entry.output_tokens,
-        )
-        if amount == entry.amount and price.pk == entry.price_id:
+        priced.append((entry, provider, price))
+    rates = money.rates_for(
+        organizations=[organization],
+        currencies=usage_currencies((price for _, _, price in priced), {organization.pk: organization}),
+        start=min((e.date for e, _, _ in priced), default=None),
+        end=max((e.date for e, _, _ in priced), default=None),
+    )
+    for entry, provider, price in priced:
+        try:
+            cost = usage_cost(
+                price=price,
+                organization=organization,
+                rates=rates,
+                day=entry.date,
+                input_tokens=entry.input_tokens,
+                cached_input_tokens=entry.cached_input_tokens,
+                output_tokens=entry.output_tokens,
+            )
+        except money.NoRate:  # no rate for the price's currency yet: it waits, as without a price
+            plan.still_unpriced += entry.amount is None
+            continue
+        if cost.amount == entry.amount and price.pk == entry.price_id:
             continue
         plan.changes.append(
             RepriceChange(
@@ -144,8 +162,9 @@ def _plan(entries: list[CostEntry], organization: Organization) -> RepricePlan:
                 provider=provider,
                 model=entry.model,
                 old_amount=entry.amount,
-                new_amount=amount,
+                new_amount=cost.amount,
                 price_id=price.pk,
+                conversion=cost,
             )
         )
     return plan
@@ -196,14 +215,13 @@ def usage_reprice_apply(
     changed = []
     for change in plan.changes:
         entry = by_id[change.entry_id]
-        entry.amount, entry.price_id, entry.provider, entry.updated_at = (
-            change.new_amount,
-            change.price_id,
-            change.provider,
-            now,
-        )
+        for name, value in change.conversion.fields().items():
+            setattr(entry, name, value)
+        entry.price_id, entry.provider, entry.updated_at = change.price_id, change.provider, now
         changed.append(entry)
-    CostEntry.objects.bulk_update(changed, ["amount", "price", "provider", "updated_at"], batch_size=1000)
+    CostEntry.objects.bulk_update(
+        changed, [*money.CONVERSION_COLUMNS, "price", "provider", "updated_at"], batch_size=1000
+    )
     audit.record_batch(
         model=CostEntry,
         organization_id=organization.pk,

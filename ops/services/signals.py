@@ -10,6 +10,7 @@ history event (a run touches a handful), written in the same transaction.
 """
 
 import datetime as dt
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -133,8 +134,9 @@ def _budget_findings(organization: Organization, today: dt.date) -> Iterator[Fin
                     f"budget_forecast_overrun:budget:{b.budget_id}",
                     project_id,
                     f"{names[project_id]}: spend is forecast to overrun its {scope}",
-                    f"At the current burn rate ({b.spend:.2f} {organization.currency} in {b.days_elapsed} days), spend "
-                    f"reaches {b.forecast:.2f} by {b.period_end}, over {b.amount} + {b.tolerance_pct}% tolerance.",
+                    f"At the trend of the last {len(b.daily)} days ({b.spend:.2f} {organization.currency} spent in "
+                    f"{b.days_elapsed} days), spend reaches {b.forecast:.2f} (range {b.outlook.low:.2f} – "
+                    f"{b.outlook.high:.2f}) by {b.period_end}, over {b.amount} + {b.tolerance_pct}% tolerance.",
                     RiskCategory.COST,
                     3,
                     3,
@@ -378,8 +380,83 @@ def _billing_findings(organization: Organization, today: dt.date) -> Iterator[Fi
         )
 
 
+# Spend anomaly: a day's priced spend against the ANOMALY_BASELINE_DAYS days before it (the days from the
+# project's first priced cost on, at least ANOMALY_MIN_HISTORY_DAYS of them). It fires when the day's spend
+# is above median + k × spread (k = SPEND_ANOMALY_K). The spread is the median absolute deviation (MAD);
+# when more than half the days equal the median (MAD 0) it is 1.2533 × the mean absolute deviation from the
+# median instead (the usual stand-in), and never less than 1 % of the median, so a flat series is not
+# flagged for a cent. The last ANOMALY_RECENT_DAYS complete days are evaluated: each anomalous day is one
+# risk, closed once the day is older than that.
+ANOMALY_BASELINE_DAYS = 28
+ANOMALY_MIN_HISTORY_DAYS = 14
+ANOMALY_RECENT_DAYS = 7
+MEAN_DEVIATION_TO_MAD = Decimal("1.2533")
+SPREAD_FLOOR = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class AnomalyBound:
+    """A day's baseline: its median, spread and the threshold above which its spend is an anomaly."""
+
+    median: Decimal
+    spread: Decimal
+    threshold: Decimal
+
+
+def spend_anomaly_bound(baseline: list[Decimal], *, k: Decimal) -> AnomalyBound | None:
+    """Return the threshold of a day whose earlier days' spend is `baseline` (None: too little history)."""
+    if len(baseline) < ANOMALY_MIN_HISTORY_DAYS:
+        return None
+    median = statistics.median(baseline)
+    deviations = [abs(day - median) for day in baseline]
+    spread = statistics.median(deviations) or MEAN_DEVIATION_TO_MAD * sum(deviations) / len(deviations)
+    spread = max(spread, SPREAD_FLOOR * median)
+    return AnomalyBound(median, spread, median + k * spread)
+
+
+def _anomaly_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
+    """spend_anomaly: a recent day's spend far above its project's recent range (`spend_anomaly_bound`)."""
+    projects = _projects(organization)
+    names = dict(projects.values_list("pk", "name"))
+    k = Decimal(str(settings.SPEND_ANOMALY_K))
+    first_day = today - dt.timedelta(days=ANOMALY_RECENT_DAYS + ANOMALY_BASELINE_DAYS)
+    priced = CostEntry.objects.filter(project__in=projects, amount__isnull=False)
+    first_costs = dict(priced.order_by().values("project").annotate(first=Min("date")).values_list("project", "first"))
+    spend: dict[int, dict[dt.date, Decimal]] = {}
+    for project_id, day, amount in (
+        priced.filter(date__gte=first_day, date__lt=today)
+        .order_by()
+        .values("project", "date")
+        .annotate(total=Sum("amount"))
+        .values_list("project", "date", "total")
+    ):
+        spend.setdefault(project_id, {})[day] = amount
+    for project_id, days in sorted(spend.items()):
+        for back in range(ANOMALY_RECENT_DAYS, 0, -1):
+            day = today - dt.timedelta(days=back)
+            amount = days.get(day, Decimal(0))
+            since = max(first_costs[project_id], day - dt.timedelta(days=ANOMALY_BASELINE_DAYS))
+            baseline = [days.get(since + dt.timedelta(days=i), Decimal(0)) for i in range((day - since).days)]
+            bound = spend_anomaly_bound(baseline, k=k)
+            if bound is None or amount <= bound.threshold:
+                continue
+            yield Finding(
+                "spend_anomaly",
+                f"spend_anomaly:project:{project_id}:{day.isoformat()}",
+                project_id,
+                f"{names[project_id]}: spend on {day.isoformat()} far above its recent range",
+                f"Spent {amount:.2f} {organization.currency} on {day.isoformat()}; the {len(baseline)} days before: "
+                f"median {bound.median:.2f}, spread {bound.spread:.2f}, threshold median + {k} × spread = "
+                f"{bound.threshold:.2f}.",
+                RiskCategory.COST,
+                4,
+                3,
+            )
+
+
 RULES = {
     "budget": _budget_findings,
+    "anomaly": _anomaly_findings,
     "metric": _metric_findings,
     "project": _project_findings,
     "review": _review_findings,

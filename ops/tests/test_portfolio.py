@@ -111,8 +111,9 @@ def test_budget_status_picks_the_covering_budget_and_computes_its_figures():
     budgets = figures.budgets
     overall = budgets.overall
     assert overall.budget_id == current.pk and overall.spend == Decimal("820")
-    # 820 over 8 days (1–8 March) × 31 days = 3177.50; 82.0 % used; under 1000, so neither flag.
-    assert (overall.used_pct, overall.forecast) == (Decimal("82.0"), Decimal("3177.50"))
+    # 82.0 % used; the line through 1–8 March's daily spend (0, 700, 0, 0, 120, 0, 0, 0) falls to 0 by
+    # 7 March, so nothing more is forecast: 820 at the period's end. Under 1000, so neither flag.
+    assert (overall.used_pct, overall.forecast) == (Decimal("82.0"), Decimal("820.00"))
     assert (overall.over_budget, overall.over_tolerance) == (False, False)
     (training,) = budgets.categories
     assert training.spend == Decimal("120") and training.over_budget and training.over_tolerance  # 120 > 110
@@ -162,6 +163,9 @@ FIELDS = [
     "budget_spend",
     "budget_used_pct",
     "budget_forecast",
+    "budget_forecast_low",
+    "budget_forecast_high",
+    "budget_runs_out_on",
     "over_budget",
     "over_tolerance",
     "budget_spend_incomplete",
@@ -169,7 +173,7 @@ FIELDS = [
 
 
 def _fields(spend, status: BudgetStatus | None) -> dict:
-    empty = dict.fromkeys(FIELDS[1:7]) | {
+    empty = dict.fromkeys(FIELDS[1:10]) | {
         "over_budget": False,
         "over_tolerance": False,
         "budget_spend_incomplete": False,
@@ -267,7 +271,13 @@ def test_every_figure_is_the_same_everywhere_it_shows(portfolio, client):
         "budget_amount": "1000.00",
         "budget_spend": "1200.00",
         "budget_used_pct": "120.0",
-        "budget_forecast": "4650.00",
+        # 1–8 March's daily spend 0, 0, 900, 0, 300, 0, 0, 0: the line 250 − 28.57 x (x = 0 on 1 March)
+        # adds 21.43 on 9 March and nothing after (docs/money.md); spend is already over, so out today.
+        # The band's low end never goes below the spend already made.
+        "budget_forecast": "1221.43",
+        "budget_forecast_low": "1200.00",
+        "budget_forecast_high": "4371.59",  # + t(6) 1.943 × residual sd 338.06 × √23 days left
+        "budget_runs_out_on": "2026-03-08",
         "over_budget": True,
         "over_tolerance": True,
         "budget_spend_incomplete": True,  # its unpriced usage falls in the budget's period
@@ -383,11 +393,11 @@ def test_a_report_stored_with_the_old_budget_names_still_renders(portfolio, clie
     assert (old["budget_amount"], old["budget_period_start"], old["budget_forecast"]) == (
         "1000.00",
         "2026-03-01",
-        "4650.00",
+        "1221.43",
     )
     assert old["over_budget"] is True and old["over_tolerance"] is None
     client.force_login(manager)
     page = client.get(report.get_absolute_url())
-    assert page.status_code == 200 and "$4,650" in page.content.decode()
-    assert "| 120.0% | $4,650.00 |" in report_markdown(report)
-    assert ",1000.00,1200.00,120.0,4650.00," in report_csv(report)
+    assert page.status_code == 200 and "$1,221" in page.content.decode()
+    assert "| 120.0% | $1,221.43 |" in report_markdown(report)
+    assert ",1000.00,1200.00,120.0,1221.43," in report_csv(report)

@@ -143,8 +143,9 @@ def test_status_report_project_sections_match_hand_computed_figures(portfolio):
     assert a["budget_amount"] == "3650.00" and a["budget_spend"] == "175.50"
     assert a["budget_period_start"] == "2026-01-01" and a["budget_period_end"] == "2026-12-31"
     assert a["budget_used_pct"] == "4.8"
-    # 175.50 over 67 days (1 Jan – 8 Mar) → 365 days: 175.50 × 365 / 67 = 956.08.
-    assert a["budget_forecast"] == "956.08"
+    # The 14 days 23 Feb – 8 Mar spent 50 (x = 7) and 25.50 (x = 13): the line −0.0571 + 0.8385 x, followed
+    # 14 days (239.84), then held at its last value 22.58 for the other 284 days of the year; plus 175.50.
+    assert a["budget_forecast"] == "6828.43"
     assert a["over_budget"] is False and a["over_tolerance"] is False
     assert a["tokens"] == {"input_tokens": 1200, "cached_input_tokens": 0, "output_tokens": 600, "total": 1800}
     assert a["unpriced_entries_period"] == 1 and a["cost_incomplete"] is True
@@ -208,8 +209,8 @@ def test_project_over_budget_needs_attention():
     report = build(ReportKind.STATUS, org)
     section = report.data["projects"][0]
     assert section["budget_used_pct"] == "120.0"
-    # 120 over 8 days → 31 days.
-    assert section["budget_forecast"] == "465.00"
+    # 1–8 March: 120 on the 4th only; the line 20 − 1.43 x reaches 0 on the 15th: 30 more (docs/money.md).
+    assert section["budget_forecast"] == "150.00"
     assert section["over_budget"] is True and section["over_tolerance"] is True  # 120 > 100 × 1.10
     assert report.data["needs_attention"] == [{"id": project.pk, "name": "Spendy", "reasons": ["over_budget"]}]
 
@@ -229,8 +230,8 @@ def test_budget_figures_use_the_latest_starting_of_overlapping_budgets_and_its_o
     assert section["budget_amount"] == "310.00"
     assert (section["budget_period_start"], section["budget_period_end"]) == ("2026-03-01", "2026-03-31")
     assert section["budget_spend"] == "40.00" and section["spend_to_date"] == "130.00"
-    # 40 over 8 days (1–8 March) → 31 days.
-    assert section["budget_forecast"] == "155.00" and section["budget_used_pct"] == "12.9"
+    # 1–8 March: 10 on the 1st, 30 on the 4th; the line 9.17 − 1.19 x is below 0 from the 9th: nothing more.
+    assert section["budget_forecast"] == "40.00" and section["budget_used_pct"] == "12.9"
     # The category budget is listed beside it, with its own category's spend (30 + 10 from 2 March on: 30).
     (inference,) = section["budget_categories"]
     assert inference["category"] == CostCategory.INFERENCE and inference["budget_spend"] == "30.00"

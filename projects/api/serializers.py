@@ -161,6 +161,9 @@ PROJECT_FIELDS = [
     "budget_spend_incomplete",
     "budget_used_pct",
     "budget_forecast",
+    "budget_forecast_low",
+    "budget_forecast_high",
+    "budget_runs_out_on",
     "over_budget",
     "over_tolerance",
     "open_risks",
@@ -223,7 +226,23 @@ class ProjectSerializer(StrictModelSerializer):
         decimal_places=2,
         read_only=True,
         allow_null=True,
-        help_text="Spend at period end at the burn rate.",
+        help_text="Spend at period end: a linear trend of the last 14 days' daily spend (docs/money.md).",
+    )
+    budget_forecast_low = serializers.DecimalField(
+        max_digits=16,
+        decimal_places=2,
+        read_only=True,
+        allow_null=True,
+        help_text="Low end of the forecast's 90 % band (never below the spend so far).",
+    )
+    budget_forecast_high = serializers.DecimalField(
+        max_digits=16, decimal_places=2, read_only=True, allow_null=True, help_text="High end of the forecast's band."
+    )
+    budget_runs_out_on = serializers.DateField(
+        read_only=True,
+        allow_null=True,
+        help_text="The day the forecast spend passes the budget amount (today when it already has); "
+        "null when it stays within it this period.",
     )
     over_budget = serializers.BooleanField(read_only=True)
     over_tolerance = serializers.BooleanField(read_only=True, help_text="Spend is over the amount plus its tolerance.")

@@ -33,8 +33,9 @@ def test_project_list_carries_health_spend_budget_and_risk_counts(org):
     # The overall budget covering today, not a sum of every budget ever set.
     assert row["budget_amount"] == "5000.00" and row["budget_spend"] == "120.50"
     assert (row["budget_period_start"], row["budget_period_end"]) == (str(start), str(end))
-    # 120.50 over 10 days → 30 days.
-    assert (row["budget_used_pct"], row["budget_forecast"]) == ("2.4", "361.50")
+    # The line through 9 days of 0 then 120.50 (−17.53 + 6.57 x), followed 14 days (1,272.90) and held at
+    # its last value (133.65) for the other 6 of the 20 days left, adds 2,074.79 (docs/money.md).
+    assert (row["budget_used_pct"], row["budget_forecast"]) == ("2.4", "2195.29")
     assert row["over_budget"] is False and row["over_tolerance"] is False
     assert (row["open_risks"], row["critical_risks"]) == (2, 1)
 

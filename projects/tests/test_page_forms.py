@@ -34,7 +34,8 @@ PAGE_FORMS = {
 # The snapshots add one: the organization's snapshot days behind the monthly spend.
 # Estimated vs billed (ops/selectors/billing.py) adds two: the months' estimates and their bills.
 # The energy section adds one: the latest CodeCarbon runs with the project's totals beside them.
-PAGE_QUERIES = 21
+# The budget forecast adds one: the daily spend of its window (`portfolio.cost_figures`).
+PAGE_QUERIES = 22
 
 
 @pytest.fixture
