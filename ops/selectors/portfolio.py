@@ -547,17 +547,20 @@ class CostFigures:
 # pass over the cost entries up to that date: each entry joins at most its project's overall budget and its
 # category's budget, so no sum is multiplied, and every figure is a FILTER of the same scan.
 # A recurring budget's period for the as-of date (`budget_period`): the calendar month, quarter or year.
-_UNIT = "CASE b.recurrence WHEN 'monthly' THEN 'month' WHEN 'quarterly' THEN 'quarter' ELSE 'year' END"
-_LENGTH = "CASE b.recurrence WHEN 'monthly' THEN interval '1 month' WHEN 'quarterly' THEN interval '3 months' "
-_LENGTH += "ELSE interval '1 year' END"
-COVERING_BUDGETS_SQL = f"""
+COVERING_BUDGETS_SQL = """
     SELECT DISTINCT ON (b.project_id, b.category) b.id, b.project_id, b.category,
-        CASE WHEN b.recurrence = '' THEN b.period_start ELSE date_trunc({_UNIT}, %s::date)::date END AS period_start,
-        CASE WHEN b.recurrence = '' THEN b.period_end
-            ELSE (date_trunc({_UNIT}, %s::date) + {_LENGTH} - interval '1 day')::date END AS period_end,
+        CASE WHEN b.recurrence = '' THEN b.period_start ELSE u.first END AS period_start,
+        CASE WHEN b.recurrence = '' THEN b.period_end ELSE (u.first + u.length - interval '1 day')::date END
+            AS period_end,
         b.amount, b.tolerance_pct
-    FROM ops_budget b WHERE b.project_id IN ({{scope}}) AND b.period_start <= %s
-        AND (b.period_end >= %s OR b.recurrence <> '')
+    FROM ops_budget b
+    LEFT JOIN LATERAL (
+        SELECT date_trunc(v.unit, %s::date)::date AS first, v.length
+        FROM (VALUES ('monthly', 'month', interval '1 month'), ('quarterly', 'quarter', interval '3 months'),
+            ('yearly', 'year', interval '1 year')) AS v (recurrence, unit, length)
+        WHERE v.recurrence = b.recurrence
+    ) u ON true
+    WHERE b.project_id IN ({scope}) AND b.period_start <= %s AND (b.period_end >= %s OR b.recurrence <> '')
     ORDER BY b.project_id, b.category, b.period_start DESC, b.id DESC"""
 COST_PASS_SQL = """
     WITH covering AS ({covering})
@@ -585,7 +588,7 @@ def cost_figures(
     """
     scope, scope_params = projects.order_by().values("pk").query.sql_with_params()
     covering = COVERING_BUDGETS_SQL.format(scope=scope)
-    covering_params = [as_of, as_of, *scope_params, as_of, as_of]
+    covering_params = [as_of, *scope_params, as_of, as_of]
     since = period_start or as_of + dt.timedelta(days=1)
     figures: dict[int, CostFigures] = defaultdict(CostFigures)
     with connection.cursor() as cursor:
