@@ -711,8 +711,8 @@ def with_spend_to_date(projects: QuerySet[Project], *, as_of: dt.date | None = N
 # Spend by provider
 
 
-def spend_by_provider(*, organization: Organization, start: dt.date, end: dt.date) -> dict[str, Decimal]:
-    """Return the priced spend from `start` to `end` per infrastructure provider (see the module docstring)."""
+def infrastructure_provider() -> Case:
+    """Return a cost entry's infrastructure provider as SQL (see the module docstring; blank: unattributed)."""
     main_provider = (
         InfrastructureComponent.objects.filter(project=OuterRef("project"))
         .annotate(
@@ -728,12 +728,16 @@ def spend_by_provider(*, organization: Organization, start: dt.date, end: dt.dat
     billed_by: dict[Provider, list[str]] = defaultdict(list)
     for code, infrastructure in INFRASTRUCTURE.items():
         billed_by[infrastructure].append(code)
-    infrastructure = Case(
-        When(provider="", then=Subquery(main_provider)),
+    return Case(
+        When(provider="", then=Coalesce(Subquery(main_provider), Value(""))),
         *[When(provider__in=codes, then=Value(target.value)) for target, codes in billed_by.items()],
         default=Value(Provider.OTHER.value),
         output_field=CharField(),
     )
+
+
+def spend_by_provider(*, organization: Organization, start: dt.date, end: dt.date) -> dict[str, Decimal]:
+    """Return the priced spend from `start` to `end` per infrastructure provider (see the module docstring)."""
     rows = (
         CostEntry.objects.filter(
             project__organization=organization,
@@ -742,7 +746,7 @@ def spend_by_provider(*, organization: Organization, start: dt.date, end: dt.dat
             date__gte=start,
             date__lte=end,
         )
-        .annotate(infrastructure=infrastructure)
+        .annotate(infrastructure=infrastructure_provider())
         .order_by()
         .values("infrastructure")
         .annotate(spend=Sum("amount"))
