@@ -287,3 +287,54 @@ def test_api_budgets_take_thresholds_recurrence_team_and_cost_centre(org, manage
     assert (
         client_for(member(OrganizationFactory(), Role.ADMIN)).get(f"/api/v1/budgets/{data['id']}/").status_code == 404
     )
+
+
+def test_the_project_page_lists_the_crossings(org, manager, client):
+    project = ProjectFactory(organization=org)
+    budget_create(
+        project=project,
+        by=manager,
+        period_start=dt.date(2026, 3, 1),
+        period_end=dt.date(2026, 3, 31),
+        amount=Decimal("1000"),
+    )
+    CostEntryFactory(project=project, date=DAY, amount=Decimal("850"))
+    budget_thresholds_evaluate(organization=org, as_of=DAY)
+    client.force_login(manager)
+    html = client.get(project.get_absolute_url()).content.decode()
+    assert 'data-testid="budget-crossings"' in html and "80.0%" in html and "50.0%" in html and "100.0%" not in html
+
+
+def test_the_weekly_digest_lists_the_thresholds_crossed_in_its_week(org, manager):
+    from ops.models import Report, ReportKind
+    from ops.services.reports import report_build, report_digest_send, report_request
+
+    project = ProjectFactory(organization=org, name="Ask Aria")
+    budget_create(
+        project=project,
+        by=manager,
+        period_start=dt.date(2026, 3, 1),
+        period_end=dt.date(2026, 3, 31),
+        amount=Decimal("1000"),
+    )
+    CostEntryFactory(project=project, date=DAY, amount=Decimal("600"))
+    budget_thresholds_evaluate(organization=org, as_of=DAY)  # Sunday 15 March: in the week of 9–15 March
+    budget_thresholds_evaluate(organization=org, as_of=dt.date(2026, 3, 16))  # nothing new
+    report = report_request(
+        organization=org,
+        kind=ReportKind.STATUS,
+        period_start=dt.date(2026, 3, 9),
+        period_end=dt.date(2026, 3, 15),
+        by=manager,
+        enqueue=False,
+    )
+    report = report_build(report_id=report.pk)
+    assert report.data["totals"]["budget_thresholds_crossed"] == 1
+    assert (
+        report.data["budget_thresholds_crossed"][0] | {"owner": "Ask Aria", "threshold_pct": "50"}
+        == (report.data["budget_thresholds_crossed"][0])
+    )
+    Report.objects.filter(pk=report.pk).update(notify=True)
+    mail.outbox.clear()
+    report_digest_send(report_id=report.pk)
+    assert "Budget thresholds crossed" in mail.outbox[0].body and "Ask Aria: 50.0%" in mail.outbox[0].body

@@ -222,3 +222,42 @@ def test_the_page_shows_the_table_chart_and_downloads(portfolio, manager, client
     assert "/api/v1/chargeback/export/?month=2026-03&amp;group_by=tag%3Aenv" in html
     assert "format=focus" in html
     assert client.get("/chargeback/", {"month": "2026-03", "group_by": "tag"}).status_code == 200  # form error shown
+
+
+def test_otlp_resource_attributes_chosen_as_tag_keys_tag_the_usage_and_split_its_aggregate(org, manager):
+    from ops.otlp import UsageSpan, UsageSpans
+    from ops.services.otlp import otlp_traces_ingest
+
+    org.otlp_tag_keys = ["deployment.environment"]
+    org.save()
+    project = ProjectFactory(organization=org, otel_service_names=["chat"])
+    end = dt.datetime(2026, 3, 10, 12, tzinfo=dt.UTC)
+
+    def span(n: int, resource: dict) -> UsageSpan:
+        return UsageSpan(
+            trace_id=n.to_bytes(16, "big"),
+            span_id=n.to_bytes(8, "big"),
+            end=end,
+            service_name="chat",
+            project="",
+            provider="openai",
+            model="gpt-4o",
+            input_tokens=10,
+            cached_input_tokens=0,
+            output_tokens=5,
+            resource=resource,
+        )
+
+    prod, staging = {"service.name": "chat", "deployment.environment": "prod"}, {"deployment.environment": "staging"}
+    spans = [span(1, prod), span(2, prod), span(3, staging), span(4, {"host.name": "x"})]
+    result = otlp_traces_ingest(organization=org, by=manager, usage=UsageSpans(spans=spans))
+    assert result.counted == 4
+    rows = sorted(
+        (e.tags.get("deployment.environment", ""), e.requests) for e in CostEntry.objects.filter(project=project)
+    )
+    assert rows == [("", 1), ("prod", 2), ("staging", 1)]
+    # Resent: each span still counted once, into the same entries.
+    otlp_traces_ingest(organization=org, by=manager, usage=UsageSpans(spans=spans))
+    assert CostEntry.objects.filter(project=project).count() == 3
+    report = chargeback(organization=org, month=MARCH, group_by="tag:deployment.environment")
+    assert [(r.key, r.entries) for r in report.rows] == [("prod", 1), ("staging", 1), ("", 1)]

@@ -711,20 +711,30 @@ def with_spend_to_date(projects: QuerySet[Project], *, as_of: dt.date | None = N
 # Spend by provider
 
 
+def _main_components() -> QuerySet[InfrastructureComponent]:
+    """Components in the order that makes the first of a project its main one: a model component first."""
+    rank = Case(
+        When(kind__in=[ComponentKind.FOUNDATION_MODEL, ComponentKind.FINE_TUNED_MODEL], then=0),
+        default=1,
+        output_field=IntegerField(),
+    )
+    return InfrastructureComponent.objects.annotate(rank=rank).order_by("rank", "pk")
+
+
+def main_infrastructure_providers(*, project_ids: Iterable[int]) -> dict[int, str]:
+    """Return each project's main infrastructure provider (the set-based form of `infrastructure_provider`'s
+    fallback); projects with no infrastructure are absent. One query."""
+    providers: dict[int, str] = {}
+    for project_id, provider in (
+        _main_components().filter(project_id__in=list(project_ids)).values_list("project_id", "provider")
+    ):
+        providers.setdefault(project_id, provider)
+    return providers
+
+
 def infrastructure_provider() -> Case:
     """Return a cost entry's infrastructure provider as SQL (see the module docstring; blank: unattributed)."""
-    main_provider = (
-        InfrastructureComponent.objects.filter(project=OuterRef("project"))
-        .annotate(
-            rank=Case(
-                When(kind__in=[ComponentKind.FOUNDATION_MODEL, ComponentKind.FINE_TUNED_MODEL], then=0),
-                default=1,
-                output_field=IntegerField(),
-            )
-        )
-        .order_by("rank", "pk")
-        .values("provider")[:1]
-    )
+    main_provider = _main_components().filter(project=OuterRef("project")).values("provider")[:1]
     billed_by: dict[Provider, list[str]] = defaultdict(list)
     for code, infrastructure in INFRASTRUCTURE.items():
         billed_by[infrastructure].append(code)
