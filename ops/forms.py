@@ -161,7 +161,7 @@ class ChargebackForm(forms.Form):
         initial="cost_centre",
         label="Group by",
     )
-    tag = forms.CharField(required=False, max_length=63, label="Tag key", help_text="With Group by Tag, e.g. env.")
+    tag = forms.CharField(required=False, max_length=63, label="Tag key (Group by Tag)")
 
     def clean(self):
         data = super().clean()

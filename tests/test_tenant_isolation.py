@@ -265,7 +265,7 @@ def portfolio_build() -> Portfolio:
         summary="Zqxa secret plans",
         team=team,
         cost_centre=centre,
-        tags={"zqxa-key": "zqxa-value"},
+        tags={"env": "zqxa-value"},
     )
     status = services.status_update_create(
         project=project, by=contributor, date=dt.date(2026, 3, 2), health="amber", progress=20, summary="Zqxa status"
@@ -422,8 +422,8 @@ body("api-ops:budget-detail", "PUT", "PATCH")(lambda p: BUDGET)
 # A read with its query: the caller's (only) organization's month; an outsider gets B's, never A's.
 CHARGEBACK = {"month": "2026-03", "group_by": "cost_centre"}
 body("api-ops:chargeback", "GET")(lambda p: CHARGEBACK)
-body("api-ops:chargeback-export", "GET")(lambda p: {**CHARGEBACK, "group_by": "tag:zqxa-key"})
-body("ops:chargeback", "GET")(lambda p: {"month": "2026-03", "group_by": "tag", "tag": "zqxa-key"})
+body("api-ops:chargeback-export", "GET")(lambda p: {**CHARGEBACK, "group_by": "tag:env"})
+body("ops:chargeback", "GET")(lambda p: {"month": "2026-03", "group_by": "tag", "tag": "env"})
 COST = {"date": "2026-03-05", "category": "storage", "amount": "2.00"}
 body("api-ops:cost-list", "POST")(lambda p: {"project": _project(p), **COST})
 body("api-ops:cost-detail", "PUT", "PATCH")(lambda p: COST)

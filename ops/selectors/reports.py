@@ -363,7 +363,7 @@ def _budget_crossings(
         {
             "budget": c.budget_id,
             "owner": str(c.budget.owner),
-            "threshold_pct": str(c.threshold_pct.normalize()),
+            "threshold_pct": f"{c.threshold_pct.normalize():f}",
             "crossed_on": c.crossed_on.isoformat(),
             "period_start": c.period_start.isoformat(),
             "period_end": c.period_end.isoformat(),
