@@ -22,6 +22,7 @@ from django.db.models import CharField, F, Func, QuerySet, TextField
 
 from ops import focus
 from ops.models import CostSource
+from ops.selectors.chargeback import Chargeback
 from tracker.exports import CsvCell, CsvWriter
 
 CHUNK_ROWS = 2000  # rows fetched per round trip and written per chunk of the response
@@ -258,3 +259,36 @@ def export_stream(*, export: Export, queryset: QuerySet, export_format: ExportFo
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         yield from stream
+
+
+CHARGEBACK_HEADER = (
+    "month",
+    "group_by",
+    "key",
+    "label",
+    "amount",
+    "currency",
+    "share_pct",
+    "entries",
+    "unpriced_entries",
+    "unallocated",
+)
+
+
+def chargeback_rows(report: Chargeback) -> Iterator[tuple]:
+    """Yield the chargeback's rows as CHARGEBACK_HEADER says (raw decimals, the unallocated rest last)."""
+    month = report.month_start.strftime("%Y-%m")
+    for row in report.rows:
+        share = report.share(row)
+        yield (
+            month,
+            report.group_by,
+            row.key,
+            row.label,
+            row.amount,
+            report.currency,
+            "" if share is None else share,
+            row.entries,
+            row.unpriced_entries,
+            "true" if row.unallocated else "false",
+        )

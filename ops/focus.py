@@ -14,11 +14,13 @@ a cost on every row, and the tracker never costs unpriced usage at 0.
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
 from ops.models import CostCategory
+from projects.tags import MAX_TAGS, MAX_VALUE, tags_validate
 
 AVAILABILITY_ZONE = "AvailabilityZone"
 BILLED_COST = "BilledCost"
@@ -70,6 +72,7 @@ X_CATEGORY = "x_Category"
 X_SOURCE = "x_Source"
 X_EXTERNAL_ID = "x_ExternalId"
 
+TRACKER_TAG_PREFIX = "tracker_"
 PROJECT_TAG = "tracker_project"
 
 # Reading bills (ops/imports/focus.py): FOCUS 1.2 names, and the earlier spellings read as them.
@@ -109,6 +112,8 @@ IMPORT_COLUMNS = (
     PROVIDER_NAME,
     INVOICE_ISSUER_NAME,
 )
+COST_CENTRE_TAG = "tracker_cost_centre"
+_TAG_KEY_CHARACTER = re.compile(r"[^a-z0-9_.:/-]")
 # ChargeCategory / ChargeFrequency values (FOCUS 1.0 allowed values).
 USAGE = "Usage"
 USAGE_BASED = "Usage-Based"
@@ -200,7 +205,41 @@ SOURCE_FIELDS = (
     "project__organization__slug",
     "project__organization__name",
     "project__organization__currency",
+    "project__tags",
+    "tags",
+    "project__cost_centre__code",
 )
+
+
+def effective_tags(project_tags: dict[str, str], entry_tags: dict[str, str]) -> dict[str, str]:
+    """Return a cost's tags: its project's, overridden key by key by the entry's own (chargeback groups by these)."""
+    return {**project_tags, **entry_tags}
+
+
+def focus_tags(*, project_slug: str, cost_centre: str | None, tags: dict[str, str]) -> dict[str, str]:
+    """Return a FOCUS row's `Tags`: the cost's tags, its project and its cost centre (ours `tracker_`-prefixed)."""
+    return {**tags, PROJECT_TAG: project_slug, **({COST_CENTRE_TAG: cost_centre} if cost_centre else {})}
+
+
+def tags_from_focus(value: object) -> dict[str, str]:
+    """Return the tags of a FOCUS `Tags` cell (a JSON object, or its text) as our tags (projects/tags.py).
+
+    For the FOCUS importer: keys are lower-cased and each character our keys do not allow becomes `_`
+    (`user:CostCenter` → `user:costcenter`, `Team Name` → `team_name`), cut to 63; values become text
+    cut to 256; our own `tracker_` keys (written by the export) and empty keys are dropped; at most 50 kept.
+    """
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    if not isinstance(value, dict):
+        raise ValueError("FOCUS Tags is a JSON object.")
+    tags: dict[str, str] = {}
+    for key, text in value.items():
+        key = _TAG_KEY_CHARACTER.sub("_", str(key).strip().lower()).lstrip("_.:/-")[:63]
+        if key and not key.startswith(TRACKER_TAG_PREFIX) and len(tags) < MAX_TAGS:
+            text = text if isinstance(text, str) else json.dumps(text)
+            tags[key] = "".join(c for c in text if c.isprintable())[:MAX_VALUE]
+    tags_validate(tags)
+    return tags
 
 
 def _utc(day: dt.date) -> str:
@@ -233,6 +272,9 @@ def focus_rows(entries: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
         organization_slug,
         organization_name,
         currency,
+        project_tags,
+        entry_tags,
+        cost_centre,
     ) in entries:
         if amount is None:
             continue
@@ -285,7 +327,11 @@ def focus_rows(entries: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
             f"model-price-{price_id}" if price_id else sku,  # SkuPriceId
             project_slug,  # SubAccountId
             project_name,
-            json.dumps({PROJECT_TAG: project_slug}),  # Tags
+            json.dumps(  # Tags
+                focus_tags(
+                    project_slug=project_slug, cost_centre=cost_centre, tags=effective_tags(project_tags, entry_tags)
+                )
+            ),
             pk,
             category,
             source,

@@ -11,6 +11,7 @@ from ops import money
 from ops.catalogue import CATALOGUE
 from ops.imports.prices import MAX_BOOK_BYTES, PriceSource
 from ops.models import (
+    DEFAULT_THRESHOLDS,
     ComponentKind,
     CostCategory,
     Environment,
@@ -19,6 +20,7 @@ from ops.models import (
     ModelProvider,
     ModelSource,
     Provider,
+    Recurrence,
     ReportKind,
     ReportSpan,
     RiskCategory,
@@ -140,6 +142,45 @@ class BudgetForm(PageForm):
     amount = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2)
     category = forms.ChoiceField(choices=[("", "All costs"), *CostCategory.choices], required=False)
     tolerance_pct = forms.DecimalField(min_value=0, max_digits=5, decimal_places=2, initial=10, label="Tolerance %")
+    recurrence = forms.ChoiceField(
+        choices=Recurrence.choices,
+        required=False,
+        help_text="A recurring budget's first period is a whole calendar month, quarter or year.",
+    )
+    thresholds = forms.CharField(
+        initial=", ".join(str(t) for t in DEFAULT_THRESHOLDS),
+        label="Alert thresholds %",
+        help_text="Comma-separated; 100 + tolerance always alerts too.",
+    )
+
+    def clean_thresholds(self) -> list[int | float]:
+        try:
+            values = [float(t) for t in self.cleaned_data["thresholds"].replace(" ", "").split(",") if t]
+        except ValueError:
+            raise forms.ValidationError("Numbers separated by commas, e.g. 50, 80, 100.") from None
+        return [int(v) if v.is_integer() else v for v in values]
+
+
+class ChargebackForm(forms.Form):
+    """The chargeback page's choice: a month and a grouping (cost centre, team, provider or a tag key)."""
+
+    month = forms.DateField(widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"), input_formats=["%Y-%m"])
+    group_by = forms.ChoiceField(
+        choices=[("cost_centre", "Cost centre"), ("team", "Team"), ("provider", "Provider"), ("tag", "Tag")],
+        initial="cost_centre",
+        label="Group by",
+    )
+    tag = forms.CharField(required=False, max_length=63, label="Tag key (Group by Tag)")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("group_by") == "tag" and not data.get("tag"):
+            self.add_error("tag", "Name the tag key to group by.")
+        return data
+
+    def grouping(self) -> str:
+        data = self.cleaned_data
+        return f"tag:{data['tag']}" if data["group_by"] == "tag" else data["group_by"]
 
 
 class RiskForm(PageForm):

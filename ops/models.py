@@ -1,13 +1,16 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.lookups import GreaterThanOrEqual
 from django.urls import reverse
+from django.utils import timezone
 
-from projects.models import Organization, Project
+from projects.models import CostCentre, Organization, Project, Team
+from projects.tags import tags_validate
 from tracker import formatting
 from tracker.models import TimeStampedModel
 
@@ -261,8 +264,42 @@ class InfrastructureComponent(TimeStampedModel):
         return f"{self.name} ({self.get_provider_display()})"
 
 
+class Recurrence(models.TextChoices):
+    NONE = "", "Once"
+    MONTHLY = "monthly", "Monthly"
+    QUARTERLY = "quarterly", "Quarterly"
+    YEARLY = "yearly", "Yearly"
+
+
+# Alert thresholds (% of the amount) of a budget that names none; 100 + its tolerance is always one too.
+DEFAULT_THRESHOLDS = [50, 80, 100]
+
+
+def _default_thresholds() -> list[int]:
+    return list(DEFAULT_THRESHOLDS)
+
+
+def thresholds_validate(value: object) -> None:
+    """Raise ValidationError unless `value` is a list of up to 10 distinct percentages in (0, 1000]."""
+    if not isinstance(value, list) or len(value) > 10:
+        raise ValidationError("A list of up to 10 percentages, e.g. [50, 80, 100].", code="invalid")
+    numbers = [v for v in value if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) != len(value) or not all(0 < v <= 1000 for v in numbers):
+        raise ValidationError("Each threshold is a percentage above 0 and at most 1000.", code="invalid")
+    if len(set(numbers)) != len(numbers):
+        raise ValidationError("Each threshold once.", code="invalid")
+
+
 class Budget(TimeStampedModel):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="budgets")
+    """A spend limit for a period, owned by exactly one of a project, a team or a cost centre.
+
+    A recurring budget's period is its first one (a whole calendar month, quarter or year); it then
+    rolls over on each boundary: `ops.selectors.portfolio.budget_period` finds the period of a date.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, null=True, blank=True, related_name="budgets")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, null=True, blank=True, related_name="budgets")
+    cost_centre = models.ForeignKey(CostCentre, on_delete=models.CASCADE, null=True, blank=True, related_name="budgets")
     period_start = models.DateField()
     period_end = models.DateField()
     amount = models.DecimalField(max_digits=14, decimal_places=2, validators=NON_NEGATIVE)
@@ -279,12 +316,30 @@ class Budget(TimeStampedModel):
         validators=NON_NEGATIVE,
         help_text="How far over budget is acceptable before it is a risk.",
     )
+    # Database defaults too, so that the release before, which knows neither column, can still insert.
+    thresholds = models.JSONField(
+        default=_default_thresholds,
+        db_default=DEFAULT_THRESHOLDS,
+        blank=True,
+        validators=[thresholds_validate],
+        help_text="Alert at these % of the amount (each once per period); 100 + tolerance is always one.",
+    )
+    recurrence = models.CharField(
+        max_length=16, choices=Recurrence.choices, blank=True, default=Recurrence.NONE, db_default=""
+    )
     notes = models.TextField(blank=True)
 
     class Meta:
         ordering = ["project", "-period_start"]
         indexes = [models.Index(fields=["project", "period_start", "period_end"])]
         constraints = [
+            models.CheckConstraint(
+                condition=Q(project__isnull=False, team__isnull=True, cost_centre__isnull=True)
+                | Q(project__isnull=True, team__isnull=False, cost_centre__isnull=True)
+                | Q(project__isnull=True, team__isnull=True, cost_centre__isnull=False),
+                name="budget_exactly_one_owner",
+            ),
+            models.CheckConstraint(condition=Q(recurrence__in=Recurrence.values), name="budget_recurrence_valid"),
             models.CheckConstraint(condition=Q(amount__gte=0), name="budget_amount_non_negative"),
             models.CheckConstraint(
                 condition=Q(period_end__gt=F("period_start")),
@@ -294,7 +349,47 @@ class Budget(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.project}: {self.amount} ({self.period_start} – {self.period_end})"
+        return f"{self.owner}: {self.amount} ({self.period_start} – {self.period_end})"
+
+    @property
+    def owner(self) -> Project | Team | CostCentre:
+        return self.project or self.team or self.cost_centre
+
+    @property
+    def organization_id(self) -> int:
+        return self.owner.organization_id
+
+    @property
+    def alert_thresholds(self) -> list[Decimal]:
+        """The thresholds in %, ascending: the budget's own and 100 + its tolerance."""
+        return sorted({Decimal(str(t)) for t in self.thresholds} | {Decimal(100) + self.tolerance_pct})
+
+
+class BudgetThresholdCrossing(models.Model):
+    """A budget's spend reached one of its thresholds in one period: written once, then notified once.
+
+    The unique constraint is the once: two evaluations at the same time cannot both write (and notify).
+    """
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="crossings")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    threshold_pct = models.DecimalField(max_digits=7, decimal_places=2)
+    amount = models.DecimalField(max_digits=14, decimal_places=2, help_text="The budget's amount then.")
+    spend = models.DecimalField(max_digits=18, decimal_places=4, help_text="The period's spend when it was seen.")
+    crossed_on = models.DateField(help_text="The organization's date of the evaluation that saw it.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["budget", "period_start", "threshold_pct"], name="budget_threshold_crossed_once_per_period"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget}: {self.threshold_pct}% crossed on {self.crossed_on}"
 
 
 class ModelPrice(TimeStampedModel):
@@ -384,6 +479,8 @@ class CostEntry(TimeStampedModel):
     )
     exchange_rate = models.DecimalField(max_digits=18, decimal_places=6, default=1, db_default=1)
     exchange_rate_date = models.DateField(null=True, blank=True)
+    # key=value labels (projects/tags.py) from the API, FOCUS `Tags` or the organization's OTLP tag keys.
+    tags = models.JSONField(default=dict, db_default={}, blank=True, validators=[tags_validate])
 
     class Meta:
         ordering = ["-date", "-id"]

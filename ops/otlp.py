@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import zlib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from google.protobuf import json_format
@@ -90,6 +91,8 @@ class UsageSpan:
     input_tokens: int
     cached_input_tokens: int
     output_tokens: int
+    # Its resource's attributes (one dict shared by the resource's spans): the organization's tag keys pick from it.
+    resource: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -189,7 +192,7 @@ def usage_spans(export: ExportTraceServiceRequest) -> UsageSpans:
                 if attributes.get(GEN_AI_OPERATION_NAME) in AGGREGATE_OPERATIONS:
                     continue  # the sum of the model calls beneath it: counting it would count them twice
                 try:
-                    usage = _usage(span, attributes, service_name, resource_project)
+                    usage = _usage(span, attributes, service_name, resource_project, resource)
                 except ValueError as exc:
                     result.rejected[str(exc)] += 1
                 else:
@@ -197,7 +200,9 @@ def usage_spans(export: ExportTraceServiceRequest) -> UsageSpans:
     return result
 
 
-def _usage(span, attributes: dict[str, object], service_name: str, resource_project: object) -> UsageSpan:
+def _usage(
+    span, attributes: dict[str, object], service_name: str, resource_project: object, resource: dict[str, object]
+) -> UsageSpan:
     if len(span.trace_id) != 16 or len(span.span_id) != 8 or not any(span.trace_id) or not any(span.span_id):
         raise ValueError("invalid trace or span id")
     if not span.end_time_unix_nano:
@@ -225,6 +230,7 @@ def _usage(span, attributes: dict[str, object], service_name: str, resource_proj
         input_tokens=input_tokens - cached,
         cached_input_tokens=cached,
         output_tokens=_tokens(_first(attributes, _OUTPUT) or 0),
+        resource=resource,
     )
 
 

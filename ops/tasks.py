@@ -11,13 +11,14 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from ops.imports.jobs import import_job_run
+from ops.services.budgets import budget_thresholds_evaluate
 from ops.services.otlp import otlp_span_keys_purge
 from ops.services.reminders import review_reminders_send
 from ops.services.reports import report_build, report_digest_send, reports_schedule
 from ops.services.signals import risk_signals_evaluate
 from ops.services.snapshots import snapshots_due, snapshots_take
 from projects.models import Organization
-from projects.services import api_token_expiry_warnings_send
+from projects.services import api_token_expiry_warnings_send, organization_today
 
 RELIABLE = {
     "acks_late": True,
@@ -52,7 +53,10 @@ def reports_schedule_task() -> int:
 
 @shared_task(name="ops.risk_signals_evaluate", **RELIABLE)
 def risk_signals_evaluate_task(organization_id: int) -> None:
-    risk_signals_evaluate(organization=Organization.objects.get(pk=organization_id))
+    organization = Organization.objects.get(pk=organization_id)
+    risk_signals_evaluate(organization=organization)
+    # The budget thresholds reached by today: each recorded and told once (ops/services/budgets.py).
+    budget_thresholds_evaluate(organization=organization, as_of=organization_today(organization))
 
 
 @shared_task(name="ops.risk_signals_schedule", **RELIABLE)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("projects/<int:pk>/costs/", views.cost_create, name="cost-create"),
     path("projects/<int:pk>/usage/", views.usage_create, name="usage-create"),
     path("prices/", views.price_index, name="prices"),
+    path("chargeback/", views.chargeback_index, name="chargeback"),
     path("prices/import/", views.price_import, name="prices-import"),
     path("projects/<int:pk>/budgets/", views.budget_create, name="budget-create"),
     path("projects/<int:pk>/risks/", views.risk_create, name="risk-create"),

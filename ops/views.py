@@ -2,6 +2,7 @@
 project-page forms for costs, risks, infrastructure and metrics, the risk page, the report archive."""
 
 import datetime as dt
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -14,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from ops import panels, services
 from ops.filters import ProjectListFilter, RiskListFilter
 from ops.forms import (
+    ChargebackForm,
     PriceImportForm,
     ReportRequestForm,
     RepriceForm,
@@ -36,6 +38,7 @@ from ops.models import (
     Severity,
 )
 from ops.selectors.api import risk_list
+from ops.selectors.chargeback import chargeback
 from ops.selectors.dashboard import HeatCell, portfolio_overview, risk_overview
 from ops.selectors.portfolio import budget_status_of, project_list_with_figures, week_before
 from ops.selectors.reports import status_sections
@@ -247,6 +250,32 @@ def risk_close(request: HttpRequest, pk: int) -> HttpResponse:
         "Risk closed.",
         Role.CONTRIBUTOR,
     )
+
+
+@organization_required
+def chargeback_index(request: HttpRequest) -> HttpResponse:
+    """The chargeback (showback) report of a month: a table, a chart with its table view, CSV and FOCUS downloads."""
+    organization = request.organization
+    today = organization_today(organization)
+    form = ChargebackForm(request.GET or None, initial={"month": today.replace(day=1), "group_by": "cost_centre"})
+    month, group_by = today, "cost_centre"
+    if form.is_bound and form.is_valid():
+        month, group_by = form.cleaned_data["month"], form.grouping()
+    report = chargeback(organization=organization, month=month, group_by=group_by)
+    query = {"month": f"{report.month_start:%Y-%m}", "group_by": report.group_by, "organization": organization.pk}
+    focus = {"format": "focus", "date_after": report.month_start, "date_before": report.month_end}
+    context = {
+        "form": form,
+        "report": report,
+        "rows": [(row, report.share(row)) for row in report.rows],
+        "chart": {
+            "labels": [row.label for row in report.rows],
+            "series": [{"label": f"Spend ({report.currency})", "data": [float(r.amount) for r in report.rows]}],
+        },
+        "csv_url": f"{reverse('api-ops:chargeback-export')}?{urlencode(query)}",
+        "focus_url": f"{reverse('api-ops:cost-export')}?{urlencode(focus)}",
+    }
+    return render(request, "ops/chargeback.html", context)
 
 
 @organization_required

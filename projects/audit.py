@@ -31,6 +31,7 @@ from projects.models import AuditAction, AuditEvent, Project
 AUDITED_MODELS = (
     "projects.Organization",
     "projects.Team",
+    "projects.CostCentre",
     "projects.Project",
     "projects.StageTransition",
     "projects.StatusUpdate",

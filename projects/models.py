@@ -9,6 +9,7 @@ from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
+from projects.tags import tag_keys_validate, tags_validate
 from tracker import formatting
 from tracker.models import TimeStampedModel, TimeStampedQuerySet, UpdatedAtModel
 
@@ -146,6 +147,15 @@ class Organization(TimeStampedModel):
         validators=[validate_locale],
         help_text="How money, numbers and dates read for people (CLDR locale, e.g. en, de, fr_CH).",
     )
+    # OTLP resource attributes kept as tags of the usage they carry (they join the usage aggregate's key).
+    otlp_tag_keys = models.JSONField(
+        default=list,
+        db_default=[],
+        blank=True,
+        validators=[tag_keys_validate],
+        verbose_name="OTLP tag keys",
+        help_text="Resource attributes (e.g. deployment.environment) whose values tag OTLP usage.",
+    )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="organizations")
 
     class Meta:
@@ -189,6 +199,10 @@ class Team(TimeStampedModel):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80)
     description = models.TextField(blank=True)
+    # Who hears of the team's budget thresholds (besides the managers).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -200,9 +214,34 @@ class Team(TimeStampedModel):
         return self.name
 
 
+class CostCentre(TimeStampedModel):
+    """Where finance charges spend back to: projects belong to one, chargeback groups by it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="cost_centres")
+    code = models.CharField(max_length=40, help_text="The finance system's code, e.g. CC-4100.")
+    name = models.CharField(max_length=200)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "code"], name="cost_centre_code_unique_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
 class Project(TimeStampedModel):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="projects")
     team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="projects")
+    cost_centre = models.ForeignKey(
+        CostCentre, on_delete=models.SET_NULL, null=True, blank=True, related_name="projects"
+    )
+    # Free key=value labels (projects/tags.py); chargeback groups by a key.
+    tags = models.JSONField(default=dict, db_default={}, blank=True, validators=[tags_validate])
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80)
     summary = models.TextField(blank=True)

@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 from projects.gates import GateCheck, project_gates
 from projects.models import (
     ApiToken,
+    CostCentre,
     Invitation,
     Membership,
     Organization,
@@ -55,6 +56,10 @@ def service_token_list(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
 
 def team_list(*, user: AbstractBaseUser) -> QuerySet[Team]:
     return Team.objects.filter(organization__in=organization_list(user=user)).select_related("organization")
+
+
+def cost_centre_list(*, user: AbstractBaseUser) -> QuerySet[CostCentre]:
+    return CostCentre.objects.filter(organization__in=organization_list(user=user)).select_related("organization")
 
 
 def membership_list(*, user: AbstractBaseUser) -> QuerySet[Membership]:

@@ -21,6 +21,7 @@ from projects.gates import project_gates
 from projects.models import (
     AIActTier,
     ApiToken,
+    CostCentre,
     DataClassification,
     Invitation,
     Membership,
@@ -66,6 +67,8 @@ PROJECT_FIELDS = {
     "ai_act_tier",
     "archived",
     "otel_service_names",
+    "cost_centre",
+    "tags",
 }
 # A project's OpenTelemetry service names (the OTLP receiver maps spans by them): how many, how long.
 MAX_SERVICE_NAMES = 20
@@ -205,6 +208,23 @@ def team_create(*, organization: Organization, name: str, by: AbstractBaseUser, 
     return team
 
 
+def cost_centre_create(
+    *, organization: Organization, by: AbstractBaseUser, code: str, name: str, owner: AbstractBaseUser | None = None
+) -> CostCentre:
+    """Add a cost centre (managers and up); its owner hears of its budget's thresholds."""
+    membership_require(user=by, organization=organization, role=Role.MANAGER)
+    _check_members(organization, owner=owner)
+    cost_centre = CostCentre(organization=organization, code=code, name=name, owner=owner)
+    validate_model(
+        cost_centre,
+        exclude=["organization", "owner"],
+        constraint_errors={"cost_centre_code_unique_per_org": ("code", "This code is taken.")},
+    )
+    cost_centre.save()
+    audit.record_created(cost_centre)
+    return cost_centre
+
+
 def project_create(*, organization: Organization, by: AbstractBaseUser, name: str, **fields: Any) -> Project:
     """Create a project in `ideation` (contributors and up)."""
     membership_require(user=by, organization=organization, role=Role.CONTRIBUTOR)
@@ -265,6 +285,10 @@ def _lowered_classifications(project: Project, changes: dict[str, Any]) -> list[
 def _project_validate(project: Project) -> None:
     if project.team_id and project.team.organization_id != project.organization_id:
         raise ValidationFailed("The team belongs to another organization.", errors={"team": ["Unknown team."]})
+    if project.cost_centre_id and project.cost_centre.organization_id != project.organization_id:
+        raise ValidationFailed(
+            "The cost centre belongs to another organization.", errors={"cost_centre": ["Unknown cost centre."]}
+        )
     _check_members(
         project.organization,
         business_owner=project.business_owner,

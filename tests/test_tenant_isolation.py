@@ -38,6 +38,7 @@ from ops.imports.models import BilledCost, BillingMappingRule, ImportJob, Mappin
 from ops.imports.rules import billing_rule_create
 from ops.models import (
     Budget,
+    BudgetThresholdCrossing,
     CostEntry,
     InfrastructureComponent,
     ModelPrice,
@@ -62,6 +63,7 @@ from projects import services
 from projects.models import (
     ApiToken,
     AuditEvent,
+    CostCentre,
     Invitation,
     Membership,
     Organization,
@@ -227,6 +229,8 @@ class Portfolio:
             StageTransition: Q(project__organization=org),
             CostEntry: Q(project__organization=org),
             Budget: Q(project__organization=org),
+            CostCentre: Q(organization=org),
+            BudgetThresholdCrossing: Q(budget__project__organization=org),
             Risk: Q(organization=org),
             RiskAssessment: Q(risk__organization=org),
             InfrastructureComponent: Q(project__organization=org),
@@ -267,8 +271,15 @@ def portfolio_build() -> Portfolio:
     contributor = _member(org, "zqxa-contributor", Role.CONTRIBUTOR)
     viewer = _member(org, "zqxa-viewer", Role.VIEWER)
     team = services.team_create(organization=org, name="Zqxa team", by=admin, description="Zqxa platform team")
+    centre = services.cost_centre_create(organization=org, by=admin, code="ZQXA-1", name="Zqxa centre")
     project = services.project_create(
-        organization=org, by=admin, name="Zqxa assistant", summary="Zqxa secret plans", team=team
+        organization=org,
+        by=admin,
+        name="Zqxa assistant",
+        summary="Zqxa secret plans",
+        team=team,
+        cost_centre=centre,
+        tags={"env": "zqxa-value"},
     )
     status = services.status_update_create(
         project=project, by=contributor, date=dt.date(2026, 3, 2), health="amber", progress=20, summary="Zqxa status"
@@ -437,6 +448,11 @@ def _in_a_month() -> str:
 BUDGET = {"period_start": "2027-01-01", "period_end": "2027-12-31", "amount": "5.00"}
 body("api-ops:budget-list", "POST")(lambda p: {"project": _project(p), **BUDGET})
 body("api-ops:budget-detail", "PUT", "PATCH")(lambda p: BUDGET)
+# A read with its query: the caller's (only) organization's month; an outsider gets B's, never A's.
+CHARGEBACK = {"month": "2026-03", "group_by": "cost_centre"}
+body("api-ops:chargeback", "GET")(lambda p: CHARGEBACK)
+body("api-ops:chargeback-export", "GET")(lambda p: {**CHARGEBACK, "group_by": "tag:env"})
+body("ops:chargeback", "GET")(lambda p: {"month": "2026-03", "group_by": "tag", "tag": "env"})
 COST = {"date": "2026-03-05", "category": "storage", "amount": "2.00"}
 body("api-ops:cost-list", "POST")(lambda p: {"project": _project(p), **COST})
 body("api-ops:cost-detail", "PUT", "PATCH")(lambda p: COST)

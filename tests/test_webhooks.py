@@ -22,6 +22,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from ops.api.serializers import RiskSerializer
 from ops.models import ReportKind
 from ops.services import risk_accept, risk_close, risk_create, risk_update
+from ops.services.budgets import budget_thresholds_evaluate
 from ops.services.reports import report_build
 from ops.services.signals import risk_signals_evaluate
 from ops.tests.factories import BudgetFactory, CostEntryFactory, ReportFactory
@@ -342,12 +343,14 @@ def test_signals_and_budget_thresholds_emit_once(org, admin, private_ok):
     )
     CostEntryFactory(project=project, date=today, amount=Decimal("105"))
     risk_signals_evaluate(organization=org, today=today)
+    budget_thresholds_evaluate(organization=org, as_of=today)
     crossed = WebhookEvent.objects.filter(type="budget.threshold_crossed")
-    assert [e.payload["data"]["threshold_pct"] for e in crossed.all()] == ["100"]
+    assert sorted(e.payload["data"]["threshold_pct"] for e in crossed.all()) == ["100", "50", "80"]
     CostEntryFactory(project=project, date=today, amount=Decimal("10"))  # 115: over the tolerance too
     risk_signals_evaluate(organization=org, today=today)
-    risk_signals_evaluate(organization=org, today=today)
-    assert sorted(e.payload["data"]["threshold_pct"] for e in crossed.all()) == ["100", "110"]
+    budget_thresholds_evaluate(organization=org, as_of=today)
+    budget_thresholds_evaluate(organization=org, as_of=today)
+    assert sorted(e.payload["data"]["threshold_pct"] for e in crossed.all()) == ["100", "110", "50", "80"]
     assert crossed.get(payload__data__threshold_pct="110").payload["data"]["id"] == budget.pk
     raised = WebhookEvent.objects.get(type="signal.raised", payload__data__signal_rule="budget_overrun")
     assert raised.payload["data"]["severity"] and raised.payload["data"]["source"] == "signal"

@@ -84,6 +84,6 @@ def absolute_link(instance: Model, api_path: str) -> str:
     """Return the full URL of an object's page for an e-mail, or of its API resource without a web UI."""
     try:
         path = instance.get_absolute_url()
-    except NoReverseMatch:
+    except (NoReverseMatch, AttributeError):  # AttributeError: a model with no page (a team, a cost centre)
         path = api_path
     return settings.SITE_URL.rstrip("/") + path

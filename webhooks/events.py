@@ -42,7 +42,8 @@ def shape_of(instance: Model) -> Shape:
 
 def link(instance: Model) -> str:
     """Return the page that shows the object, or its project's page for what has none of its own."""
-    target = instance if hasattr(instance, "get_absolute_url") else instance.project
+    # A budget's page is its owner's (a project's; a team or cost centre has none: the API resource).
+    target = instance if hasattr(instance, "get_absolute_url") else getattr(instance, "owner", None) or instance.project
     return absolute_link(target, shape_of(instance).api_path.format(pk=instance.pk))
 
 
@@ -55,7 +56,8 @@ def summary(event_label: str, instance: Model, extra: dict[str, Any]) -> str:
         state = f"{instance.severity}, {instance.get_status_display()}".lower()
         text = f"{instance.title}{where}: {state}"
     elif label == "ops.budget":
-        text = f"{project.name} spent {extra['spend']} of {instance.amount} ({extra['threshold_pct']}% threshold)"
+        spent = f"{extra['spend']} of {instance.amount} {extra.get('currency', '')}".rstrip()
+        text = f"{instance.owner} spent {spent} ({extra['threshold_pct']}% threshold)"
     elif label == "projects.stagetransition":
         text = f"{project.name} moved from {instance.get_from_stage_display()} to {instance.get_to_stage_display()}"
     elif label == "ops.report":

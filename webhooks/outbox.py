@@ -9,8 +9,7 @@ ops services, so it depends on models only.
 import json
 import uuid
 from collections.abc import Iterable
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import current_app
 from django.db import transaction
@@ -20,9 +19,6 @@ from django.utils import timezone
 from projects.models import Organization
 from webhooks import events
 from webhooks.models import EndpointState, EventType, WebhookDelivery, WebhookEndpoint, WebhookEvent
-
-if TYPE_CHECKING:
-    from ops.selectors.portfolio import BudgetStatus
 
 DELIVER_TASK = "webhooks.deliver"
 
@@ -103,23 +99,3 @@ def enqueue_on_commit(delivery_ids: list[int]) -> None:
 
     # robust: a broker that is down must not fail the committed change; the beat sweep sends them later.
     transaction.on_commit(send, robust=True)
-
-
-def budget_thresholds_emit(*, budget: Model, status: "BudgetStatus") -> list[WebhookEvent]:
-    """Emit `budget.threshold_crossed` for each threshold the budget's status is past: 100 % (over budget)
-    and 100 % + tolerance (over tolerance), as `ops.selectors.portfolio` defines them.
-
-    Once per budget and threshold: a budget is one period, so the next period (a new budget) tells again.
-    """
-    crossed = []
-    for pct, past in ((Decimal(100), status.over_budget), (Decimal(100) + status.tolerance_pct, status.over_tolerance)):
-        label = f"{pct.normalize():f}"
-        if past:
-            crossed += emit_many(
-                budget.project.organization,
-                EventType.BUDGET_THRESHOLD_CROSSED,
-                [budget],
-                extra={"threshold_pct": label, "spend": f"{status.spend:.2f}"},
-                dedupe_key=f"budget.threshold_crossed:budget:{budget.pk}:{label}",
-            )
-    return crossed

@@ -1,5 +1,7 @@
 """Shapes and field validation of the ops resources; the rules live in ops.services."""
 
+from decimal import Decimal
+
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
@@ -22,7 +24,16 @@ from ops.models import (
 )
 from ops.providers import known_provider
 from ops.services.ingest import MAX_ROWS
-from projects.api.serializers import organization_field, project_field, user_field
+from projects.api.serializers import (
+    ScopedRelatedField,
+    TagsField,
+    cost_centre_field,
+    organization_field,
+    project_field,
+    user_field,
+)
+from projects.models import Team
+from projects.selectors import team_list
 from tracker.api import StrictModelSerializer, StrictSerializer, creator_field
 
 
@@ -76,27 +87,50 @@ class InfrastructureComponentCreateSerializer(InfrastructureComponentSerializer)
 
 
 class BudgetSerializer(StrictModelSerializer):
+    thresholds = serializers.ListField(
+        child=serializers.DecimalField(max_digits=6, decimal_places=2, min_value=Decimal("0.01"), max_value=1000),
+        max_length=10,
+        required=False,
+        help_text="Alert at these % of the amount, each once per period (default 50, 80, 100); "
+        "100 + tolerance_pct always alerts too.",
+    )
+
     class Meta:
         model = Budget
         fields = [
             "id",
             "project",
+            "team",
+            "cost_centre",
             "period_start",
             "period_end",
             "amount",
             "category",
             "tolerance_pct",
+            "thresholds",
+            "recurrence",
             "notes",
             *TIMESTAMPS,
         ]
-        read_only_fields = ["project", *TIMESTAMPS]
+        read_only_fields = ["project", "team", "cost_centre", *TIMESTAMPS]
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        if "thresholds" in values:  # stored as JSON numbers
+            values["thresholds"] = [int(t) if t == t.to_integral_value() else float(t) for t in values["thresholds"]]
+        return values
 
 
 class BudgetCreateSerializer(BudgetSerializer):
-    project = project_field()
+    """Exactly one of project, team and cost_centre owns the budget."""
+
+    project = project_field(required=False, allow_null=True)
+    team = ScopedRelatedField(Team, team_list, required=False, allow_null=True)
+    cost_centre = cost_centre_field(required=False, allow_null=True)
 
 
 class CostEntrySerializer(StrictModelSerializer):
+    tags = TagsField(required=False)
     amount = serializers.DecimalField(
         max_digits=14,
         decimal_places=4,
@@ -148,6 +182,7 @@ class CostEntrySerializer(StrictModelSerializer):
             "price",
             "priced",
             "external_id",
+            "tags",
             "created_by",
             *TIMESTAMPS,
         ]

@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
-from ops.api import exports, imports, views
+from ops.api import chargeback, exports, imports, views
 from tracker.api import not_found
 
 router = DefaultRouter(trailing_slash=True)
@@ -26,6 +26,8 @@ urlpatterns = [
     path("costs/export/", exports.CostExportViewSet.as_view({"get": "list"}), name="cost-export"),
     path("usage/export/", exports.UsageExportViewSet.as_view({"get": "list"}), name="usage-export"),
     path("risks/export/", exports.RiskExportViewSet.as_view({"get": "list"}), name="risk-export"),
+    path("chargeback/", chargeback.ChargebackViewSet.as_view({"get": "show"}), name="chargeback"),
+    path("chargeback/export/", chargeback.ChargebackExportViewSet.as_view({"get": "list"}), name="chargeback-export"),
     *router.urls,
     re_path(r"^.*$", not_found),
 ]

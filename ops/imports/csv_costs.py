@@ -23,7 +23,7 @@ from projects.services import membership_require
 from tracker.exceptions import ValidationFailed
 
 FORMAT = "csv"
-FIELDS = tuple(COST_ROW)
+FIELDS = tuple(name for name in COST_ROW if name != "tags")  # tags are a JSON object: API and FOCUS only
 REQUIRED = tuple(name for name, (_, required) in COST_ROW.items() if required)
 INTEGERS = ("input_tokens", "cached_input_tokens", "output_tokens", "requests")
 PREVIEW_ROWS = 10

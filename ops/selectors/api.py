@@ -1,7 +1,7 @@
 """The ops rows an API caller may see: everything of the organizations the caller belongs to."""
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from ops.models import Budget, CostEntry, InfrastructureComponent, ModelPrice, QualityMetric, Report, Risk
 from projects.selectors import organization_list, project_list
@@ -14,7 +14,13 @@ def infrastructure_component_list(*, user: AbstractBaseUser) -> QuerySet[Infrast
 
 
 def budget_list(*, user: AbstractBaseUser) -> QuerySet[Budget]:
-    return Budget.objects.filter(project__in=project_list(user=user)).select_related("project__organization")
+    """Return the budgets of the caller's projects, teams and cost centres."""
+    organizations = organization_list(user=user)
+    return Budget.objects.filter(
+        Q(project__in=project_list(user=user))
+        | Q(team__organization__in=organizations)
+        | Q(cost_centre__organization__in=organizations)
+    ).select_related("project__organization", "team__organization", "cost_centre__organization")
 
 
 def cost_entry_list(*, user: AbstractBaseUser) -> QuerySet[CostEntry]:

@@ -14,6 +14,7 @@ from django.db.models import Case, Count, IntegerField, Q, QuerySet, Sum, Value,
 
 from ops.models import (
     Budget,
+    BudgetThresholdCrossing,
     CostCategory,
     CostEntry,
     InfrastructureComponent,
@@ -90,6 +91,8 @@ class ProjectCosts:
     token_usage: list[dict]
     budgets: ProjectBudgets
     spend: Spend
+    # The thresholds its budgets crossed, newest first (ops/services/budgets.py), the latest few.
+    crossings: list[BudgetThresholdCrossing]
 
     @property
     def months_incomplete(self) -> bool:
@@ -219,6 +222,9 @@ def portfolio_overview(*, user: AbstractBaseUser, organization: Organization) ->
     )
 
 
+CROSSINGS_SHOWN = 5
+
+
 def project_costs(*, project: Project, as_of: dt.date) -> ProjectCosts:
     """Return the project page's cost figures as of `as_of`, each part one query."""
     costs = CostEntry.objects.filter(project=project)
@@ -248,6 +254,11 @@ def project_costs(*, project: Project, as_of: dt.date) -> ProjectCosts:
         ),
         budgets=figures.budgets,
         spend=figures.spend,
+        crossings=list(
+            BudgetThresholdCrossing.objects.filter(budget__project=project)
+            .select_related("budget")
+            .order_by("-crossed_on", "-threshold_pct", "-pk")[:CROSSINGS_SHOWN]
+        ),
     )
 
 

@@ -8,7 +8,11 @@ digests and the demo seed all read these; none computes them itself.
 - Budget status as of a date (today for pages and the API, the period's last day for a report):
   the overall budget (category "") whose period contains the date — with overlapping budgets the
   one starting last, then the one created last — and, beside it, one budget per category chosen
-  the same way. Spend is the priced cost dated from the budget's first day to the as-of date
+  the same way. A recurring budget (monthly, quarterly, yearly) covers every date from its first
+  day on, and its period for a date is the calendar month, quarter or year containing it
+  (`budget_period`); the as-of date is the organization's, so the period rolls over at midnight in
+  its timezone. Team and cost-centre budgets are read the same way over their projects' costs
+  (`scoped_budget_statuses`). Spend is the priced cost dated from the budget's first day to the as-of date
   (the category's cost for a category budget); unpriced usage is never costed, only counted.
   Forecast at period end is the burn rate: spend ÷ days elapsed (as-of date included) × days in
   the period. Over budget: spend > amount; over tolerance: spend > amount × (1 + tolerance %).
@@ -75,7 +79,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.expressions import Combinable
-from django.db.models.functions import Cast, Coalesce, Concat, Greatest, RowNumber, TruncMonth
+from django.db.models.functions import Cast, Coalesce, Concat, Greatest, RowNumber, TruncMonth, TruncQuarter, TruncYear
 from django.utils import timezone
 
 from ops import money
@@ -88,6 +92,7 @@ from ops.models import (
     ModelPrice,
     Provider,
     QualityMetric,
+    Recurrence,
     Risk,
     RiskSnapshot,
     RiskStatus,
@@ -215,6 +220,34 @@ def week_before(*, organization: Organization, now: dt.datetime | None = None) -
 
 
 # Budget status
+
+
+# A recurring budget's period length in months.
+RECURRENCE_MONTHS = {Recurrence.MONTHLY: 1, Recurrence.QUARTERLY: 3, Recurrence.YEARLY: 12}
+
+
+def _month_start(index: int) -> dt.date:
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def calendar_period(*, recurrence: str, on: dt.date) -> tuple[dt.date, dt.date]:
+    """Return the calendar month, quarter or year (by `recurrence`) containing `on`: first and last day."""
+    months = RECURRENCE_MONTHS[Recurrence(recurrence)]
+    first = (on.year * 12 + on.month - 1) // months * months
+    return _month_start(first), _month_start(first + months) - dt.timedelta(days=1)
+
+
+def budget_period(
+    *, recurrence: str, period_start: dt.date, period_end: dt.date, on: dt.date
+) -> tuple[dt.date, dt.date] | None:
+    """Return the budget's period that contains `on` (first and last day), or None when none does.
+
+    A one-off budget has its own period; a recurring one every calendar month, quarter or year from
+    its first day on (the SQL forms: `date_trunc` of the as-of date).
+    """
+    if not recurrence:
+        return (period_start, period_end) if period_start <= on <= period_end else None
+    return calendar_period(recurrence=recurrence, on=on) if on >= period_start else None
 
 
 @dataclass(frozen=True)
@@ -572,11 +605,21 @@ def with_budget_status(projects: QuerySet[Project], *, as_of: dt.date | None = N
     Read the figures back with `budget_status_of(row)`.
     """
     covering = Budget.objects.filter(
+        Q(period_end__gte=OuterRef("budget_as_of")) | ~Q(recurrence=Recurrence.NONE),
         project=OuterRef("pk"),
         category="",
         period_start__lte=OuterRef("budget_as_of"),
-        period_end__gte=OuterRef("budget_as_of"),
     ).order_by(*COVERING_ORDER)
+    # A recurring budget's period starts on the first day of the as-of date's month, quarter or year.
+    truncs = {Recurrence.MONTHLY: TruncMonth, Recurrence.QUARTERLY: TruncQuarter, Recurrence.YEARLY: TruncYear}
+    period_start = Case(
+        *[
+            When(covering_budget__recurrence=r, then=Cast(trunc("budget_as_of", output_field=DateField()), DateField()))
+            for r, trunc in truncs.items()
+        ],
+        default=F("covering_budget__period_start"),
+        output_field=DateField(),
+    )
     # The covering budget is joined once and its columns read from the join: a subquery per column would be
     # repeated inside every spend term below that reads the period start (PostgreSQL does not share them).
     projects = (
@@ -586,7 +629,8 @@ def with_budget_status(projects: QuerySet[Project], *, as_of: dt.date | None = N
         )
         .annotate(
             budget_id=F("covering_budget__id"),
-            budget_period_start=F("covering_budget__period_start"),
+            budget_recurrence=F("covering_budget__recurrence"),
+            budget_period_start=period_start,
             budget_period_end=F("covering_budget__period_end"),
             budget_amount=F("covering_budget__amount"),
             budget_tolerance_pct=F("covering_budget__tolerance_pct"),
@@ -637,9 +681,12 @@ def budget_status_of(row: Project) -> BudgetStatus | None:
     """Return the overall budget status of a project annotated by `with_budget_status`."""
     if row.budget_id is None:
         return None
+    period_end = row.budget_period_end
+    if row.budget_recurrence:
+        period_end = calendar_period(recurrence=row.budget_recurrence, on=row.budget_as_of)[1]
     return BudgetStatus(
         period_start=row.budget_period_start,
-        period_end=row.budget_period_end,
+        period_end=period_end,
         amount=row.budget_amount,
         tolerance_pct=row.budget_tolerance_pct,
         spend=row.budget_spend,
@@ -679,11 +726,22 @@ class CostFigures:
 # The budgets covering the as-of date, one per project and category (the `COVERING_ORDER` winner), and one
 # pass over the cost entries up to that date: each entry joins at most its project's overall budget and its
 # category's budget, so no sum is multiplied, and every figure is a FILTER of the same scan.
+# A recurring budget's period for the as-of date (`budget_period`): the calendar month, quarter or year.
 COVERING_BUDGETS_SQL = """
-    SELECT DISTINCT ON (project_id, category) id, project_id, category, period_start, period_end, amount,
-        tolerance_pct
-    FROM ops_budget WHERE project_id IN ({scope}) AND period_start <= %s AND period_end >= %s
-    ORDER BY project_id, category, period_start DESC, id DESC"""
+    SELECT DISTINCT ON (b.project_id, b.category) b.id, b.project_id, b.category,
+        CASE WHEN b.recurrence = '' THEN b.period_start ELSE u.first END AS period_start,
+        CASE WHEN b.recurrence = '' THEN b.period_end ELSE (u.first + u.length - interval '1 day')::date END
+            AS period_end,
+        b.amount, b.tolerance_pct
+    FROM ops_budget b
+    LEFT JOIN LATERAL (
+        SELECT date_trunc(v.unit, %s::date)::date AS first, v.length
+        FROM (VALUES ('monthly', 'month', interval '1 month'), ('quarterly', 'quarter', interval '3 months'),
+            ('yearly', 'year', interval '1 year')) AS v (recurrence, unit, length)
+        WHERE v.recurrence = b.recurrence
+    ) u ON true
+    WHERE b.project_id IN ({scope}) AND b.period_start <= %s AND (b.period_end >= %s OR b.recurrence <> '')
+    ORDER BY b.project_id, b.category, b.period_start DESC, b.id DESC"""
 COST_PASS_SQL = """
     WITH covering AS ({covering})
     SELECT c.project_id, c.category, sum(c.amount), count(*) FILTER (WHERE c.amount IS NULL),
@@ -715,7 +773,7 @@ def cost_figures(
     """
     scope, scope_params = projects.order_by().values("pk").query.sql_with_params()
     covering = COVERING_BUDGETS_SQL.format(scope=scope)
-    covering_params = [*scope_params, as_of, as_of]
+    covering_params = [as_of, *scope_params, as_of, as_of]
     since = period_start or as_of + dt.timedelta(days=1)
     figures: dict[int, CostFigures] = defaultdict(CostFigures)
     with connection.cursor() as cursor:
@@ -788,6 +846,46 @@ def budget_statuses(*, projects: QuerySet[Project], as_of: dt.date) -> dict[int,
     return {pk: f.budgets for pk, f in cost_figures(projects=projects, as_of=as_of).items()}
 
 
+def scoped_budget_statuses(*, organization: Organization, as_of: dt.date) -> list[BudgetStatus]:
+    """Return the status as of `as_of` of each team and cost-centre budget whose period contains it.
+
+    Spend is that of the team's (the cost centre's) projects in the period, by the same rules as a
+    project's budget; every budget of a scope is listed (no covering winner: each has its owner). Two queries.
+    """
+    budgets = Budget.objects.filter(
+        Q(team__organization=organization) | Q(cost_centre__organization=organization),
+        Q(period_end__gte=as_of) | ~Q(recurrence=Recurrence.NONE),
+        period_start__lte=as_of,
+    ).order_by("pk")
+    periods = {
+        b: budget_period(recurrence=b.recurrence, period_start=b.period_start, period_end=b.period_end, on=as_of)
+        for b in budgets
+    }
+    if not periods:
+        return []
+    sums = {}
+    for b, (start, _end) in periods.items():
+        scope = Q(project__team_id=b.team_id) if b.team_id else Q(project__cost_centre_id=b.cost_centre_id)
+        scope &= Q(date__gte=start, date__lte=as_of) & (Q(category=b.category) if b.category else Q())
+        sums[f"spend_{b.pk}"] = Coalesce(Sum("amount", filter=scope), Value(Decimal(0)), output_field=MONEY)
+        sums[f"unpriced_{b.pk}"] = Count("pk", filter=scope & Q(amount__isnull=True))
+    totals = CostEntry.objects.filter(project__organization=organization, date__lte=as_of).aggregate(**sums)
+    return [
+        BudgetStatus(
+            period_start=start,
+            period_end=end,
+            amount=b.amount,
+            tolerance_pct=b.tolerance_pct,
+            spend=totals[f"spend_{b.pk}"],
+            as_of=as_of,
+            category=b.category,
+            budget_id=b.pk,
+            unpriced_entries=totals[f"unpriced_{b.pk}"],
+        )
+        for b, (start, end) in periods.items()
+    ]
+
+
 def project_cost_figures(*, project: Project, as_of: dt.date) -> CostFigures:
     """Return one project's budget statuses and spend to date as of `as_of` (see `cost_figures`)."""
     return cost_figures(projects=Project.objects.filter(pk=project.pk), as_of=as_of).get(project.pk, CostFigures())
@@ -808,29 +906,43 @@ def with_spend_to_date(projects: QuerySet[Project], *, as_of: dt.date | None = N
 # Spend by provider
 
 
-def spend_by_provider(*, organization: Organization, start: dt.date, end: dt.date) -> dict[str, Decimal]:
-    """Return the priced spend from `start` to `end` per infrastructure provider (see the module docstring)."""
-    main_provider = (
-        InfrastructureComponent.objects.filter(project=OuterRef("project"))
-        .annotate(
-            rank=Case(
-                When(kind__in=[ComponentKind.FOUNDATION_MODEL, ComponentKind.FINE_TUNED_MODEL], then=0),
-                default=1,
-                output_field=IntegerField(),
-            )
-        )
-        .order_by("rank", "pk")
-        .values("provider")[:1]
+def _main_components() -> QuerySet[InfrastructureComponent]:
+    """Components in the order that makes the first of a project its main one: a model component first."""
+    rank = Case(
+        When(kind__in=[ComponentKind.FOUNDATION_MODEL, ComponentKind.FINE_TUNED_MODEL], then=0),
+        default=1,
+        output_field=IntegerField(),
     )
+    return InfrastructureComponent.objects.annotate(rank=rank).order_by("rank", "pk")
+
+
+def main_infrastructure_providers(*, project_ids: Iterable[int]) -> dict[int, str]:
+    """Return each project's main infrastructure provider (the set-based form of `infrastructure_provider`'s
+    fallback); projects with no infrastructure are absent. One query."""
+    providers: dict[int, str] = {}
+    for project_id, provider in (
+        _main_components().filter(project_id__in=list(project_ids)).values_list("project_id", "provider")
+    ):
+        providers.setdefault(project_id, provider)
+    return providers
+
+
+def infrastructure_provider() -> Case:
+    """Return a cost entry's infrastructure provider as SQL (see the module docstring; blank: unattributed)."""
+    main_provider = _main_components().filter(project=OuterRef("project")).values("provider")[:1]
     billed_by: dict[Provider, list[str]] = defaultdict(list)
     for code, infrastructure in INFRASTRUCTURE.items():
         billed_by[infrastructure].append(code)
-    infrastructure = Case(
-        When(provider="", then=Subquery(main_provider)),
+    return Case(
+        When(provider="", then=Coalesce(Subquery(main_provider), Value(""))),
         *[When(provider__in=codes, then=Value(target.value)) for target, codes in billed_by.items()],
         default=Value(Provider.OTHER.value),
         output_field=CharField(),
     )
+
+
+def spend_by_provider(*, organization: Organization, start: dt.date, end: dt.date) -> dict[str, Decimal]:
+    """Return the priced spend from `start` to `end` per infrastructure provider (see the module docstring)."""
     rows = (
         CostEntry.objects.filter(
             project__organization=organization,
@@ -839,7 +951,7 @@ def spend_by_provider(*, organization: Organization, start: dt.date, end: dt.dat
             date__gte=start,
             date__lte=end,
         )
-        .annotate(infrastructure=infrastructure)
+        .annotate(infrastructure=infrastructure_provider())
         .order_by()
         .values("infrastructure")
         .annotate(spend=Sum("amount"))

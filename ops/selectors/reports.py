@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from ops.models import (
     AttentionReason,
+    BudgetThresholdCrossing,
     Hosting,
     InfrastructureComponent,
     Provider,
@@ -329,6 +330,8 @@ def status_report_data(
         "energy_kwh": measure_field(sum((Decimal(s["energy"]["energy_kwh"]) for s in sections), Decimal(0))),
         "emissions_kg": measure_field(sum((Decimal(s["energy"]["emissions_kg"]) for s in sections), Decimal(0))),
     }
+    crossings = _budget_crossings(organization, project, period_start, period_end)
+    totals["budget_thresholds_crossed"] = len(crossings)
     return {
         "kind": ReportKind.STATUS.value,
         "organization": {"id": organization.pk, "name": organization.name, "currency": organization.currency},
@@ -337,7 +340,38 @@ def status_report_data(
         "totals": totals,
         "needs_attention": attention,
         "projects": sections,
+        "budget_thresholds_crossed": crossings,
     }
+
+
+def _budget_crossings(
+    organization: Organization, project: Project | None, start: dt.date, end: dt.date
+) -> list[dict[str, Any]]:
+    """The budget thresholds crossed in the period (ops/services/budgets.py): project, team and cost-centre
+    budgets of the organization (a project's report: its own), oldest first. One query."""
+    crossings = BudgetThresholdCrossing.objects.filter(crossed_on__gte=start, crossed_on__lte=end)
+    if project is not None:
+        crossings = crossings.filter(budget__project=project)
+    else:
+        crossings = crossings.filter(
+            Q(budget__project__organization=organization)
+            | Q(budget__team__organization=organization)
+            | Q(budget__cost_centre__organization=organization)
+        )
+    crossings = crossings.select_related("budget__project", "budget__team", "budget__cost_centre")
+    return [
+        {
+            "budget": c.budget_id,
+            "owner": str(c.budget.owner),
+            "threshold_pct": f"{c.threshold_pct.normalize():f}",
+            "crossed_on": c.crossed_on.isoformat(),
+            "period_start": c.period_start.isoformat(),
+            "period_end": c.period_end.isoformat(),
+            "amount": money_field(c.amount),
+            "spend": money_field(c.spend),
+        }
+        for c in crossings.order_by("crossed_on", "pk")
+    ]
 
 
 # A listed risk's columns, read as values (a report stores a few fields, so no model is built or joined row
@@ -524,6 +558,8 @@ def report_headline(report: Report) -> list[tuple[str, str]]:
             ("Spend to date", money(totals["spend_to_date"], organization) + _incomplete(totals["cost_incomplete"])),
             ("Needs attention", number(totals["needs_attention"], organization)),
             ("Open risks", _counts(totals["open_risks"], Severity, organization)),
+            # Reports stored before budgets had thresholds have no such total.
+            ("Budget thresholds crossed", number(totals.get("budget_thresholds_crossed", 0), organization)),
         ]
     return [
         ("Open risks", number(totals["open"], organization)),

@@ -8,11 +8,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from ops import money
-from ops.models import Budget, CostEntry, CostSource, ModelPrice
+from ops.models import DEFAULT_THRESHOLDS, Budget, CostEntry, CostSource, ModelPrice, Recurrence
 from ops.providers import known_provider
+from ops.selectors.portfolio import calendar_period
 from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
-from projects.models import Organization, Project, Role
+from projects.models import CostCentre, Organization, Project, Role, Team
 from projects.services import membership_require
 from projects.services_helpers import model_update
 from tracker.exceptions import Conflict, ValidationFailed, reject_unknown_fields, validate_model
@@ -28,38 +29,64 @@ COST_FIELDS = {
     "energy_kwh",
     "external_id",
     "source",
+    "tags",
 }
 
 
 def _budget_validate(budget: Budget) -> None:
     validate_model(
         budget,
-        exclude=["project"],
-        constraint_errors={"budget_end_after_start": ("period_end", "The period must end after it starts.")},
+        exclude=["project", "team", "cost_centre"],
+        constraint_errors={
+            "budget_end_after_start": ("period_end", "The period must end after it starts."),
+            "budget_exactly_one_owner": ("project", "A budget belongs to exactly one project, team or cost centre."),
+        },
     )
+    if budget.recurrence:
+        first = calendar_period(recurrence=budget.recurrence, on=budget.period_start)
+        if (budget.period_start, budget.period_end) != first:
+            raise ValidationFailed(
+                f"A {budget.get_recurrence_display().lower()} budget's first period is a whole calendar one: "
+                f"{first[0]} – {first[1]}.",
+                errors={"period_start": [f"Use {first[0]} – {first[1]}."]},
+            )
 
 
 @transaction.atomic
 def budget_create(
     *,
-    project: Project,
     by: AbstractBaseUser,
     period_start: dt.date,
     period_end: dt.date,
     amount: Decimal,
+    project: Project | None = None,
+    team: Team | None = None,
+    cost_centre: CostCentre | None = None,
     category: str = "",
     tolerance_pct: Decimal = Decimal(10),
+    thresholds: list[int | float] | None = None,
+    recurrence: str = Recurrence.NONE,
     notes: str = "",
 ) -> Budget:
-    """Set a budget for a period (managers only)."""
-    membership_require(user=by, organization=project.organization, role=Role.MANAGER)
+    """Set a budget for a project, a team or a cost centre (exactly one; managers only)."""
+    owners = [o for o in (project, team, cost_centre) if o is not None]
+    if len(owners) != 1:
+        raise ValidationFailed(
+            "A budget belongs to exactly one project, team or cost centre.",
+            errors={"project": ["Name exactly one of project, team and cost_centre."]},
+        )
+    membership_require(user=by, organization=owners[0].organization, role=Role.MANAGER)
     budget = Budget(
         project=project,
+        team=team,
+        cost_centre=cost_centre,
         period_start=period_start,
         period_end=period_end,
         amount=amount,
         category=category,
         tolerance_pct=tolerance_pct,
+        thresholds=list(DEFAULT_THRESHOLDS) if thresholds is None else thresholds,
+        recurrence=recurrence,
         notes=notes,
     )
     _budget_validate(budget)
@@ -191,20 +218,30 @@ def model_price_create(
 
 COST_UPDATE_FIELDS = (COST_FIELDS - {"source"}) | {"date", "category", "amount", "currency"}
 CONVERSION_FIELDS = {"original_amount", "original_currency", "exchange_rate", "exchange_rate_date"}
-BUDGET_FIELDS = {"period_start", "period_end", "amount", "category", "tolerance_pct", "notes"}
+# The owner stays: a budget moved to another project, team or cost centre is a new budget.
+BUDGET_FIELDS = {
+    "period_start",
+    "period_end",
+    "amount",
+    "category",
+    "tolerance_pct",
+    "thresholds",
+    "recurrence",
+    "notes",
+}
 
 
 @transaction.atomic
 def budget_update(*, budget: Budget, by: AbstractBaseUser, **changes: Any) -> Budget:
     """Change a budget (managers only)."""
-    membership_require(user=by, organization=budget.project.organization, role=Role.MANAGER)
+    membership_require(user=by, organization=budget.owner.organization, role=Role.MANAGER)
     model_update(instance=budget, data=changes, fields=BUDGET_FIELDS, validate=_budget_validate)
     return budget
 
 
 @transaction.atomic
 def budget_delete(*, budget: Budget, by: AbstractBaseUser) -> None:
-    membership_require(user=by, organization=budget.project.organization, role=Role.MANAGER)
+    membership_require(user=by, organization=budget.owner.organization, role=Role.MANAGER)
     audit.record_deleted(budget)
     budget.delete()
 

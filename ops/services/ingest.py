@@ -10,6 +10,7 @@ aggregate, one event per project and batch listing the entries it created; a fil
 """
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -28,6 +30,7 @@ from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Membership, Organization, Project, Role
 from projects.services import membership_require
+from projects.tags import tags_validate
 from tracker.exceptions import Conflict, NotPermitted, ValidationFailed
 
 MAX_ROWS = 10_000
@@ -133,6 +136,14 @@ def _currency(value: Any) -> str:
     return value
 
 
+def _tags(value: Any) -> dict[str, str]:
+    try:
+        tags_validate(value)
+    except DjangoValidationError as exc:
+        raise _RowError(exc.messages[0]) from exc
+    return value
+
+
 def _project_id(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise _RowError("A project id is required.")
@@ -157,6 +168,7 @@ COST_ROW: dict[str, tuple[Parser, bool]] = {
     "gpu_hours": (_decimal(12, 2), False),
     "energy_kwh": (_decimal(12, 2), False),
     "external_id": (_text(200), False),
+    "tags": (_tags, False),
 }
 
 USAGE_ROW: dict[str, tuple[Parser, bool]] = {
@@ -170,6 +182,7 @@ USAGE_ROW: dict[str, tuple[Parser, bool]] = {
     "requests": (_integer, False),
     "description": (_text(500), False),
     "external_id": (_text(200), False),
+    "tags": (_tags, False),
 }
 
 
@@ -373,7 +386,14 @@ def _recorded(keys: Collection[tuple[int, str]], columns: Sequence[str]) -> Iter
             " WHERE project_id = ANY(%s) AND external_id = ANY(%s)",
             [project_ids, external_ids],
         )
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+    # Django has PostgreSQL hand JSON back as text (its field parses it): parse the tags as the ORM would.
+    fields = [CostEntry._meta.get_field(name) for name in columns]
+
+    def parsed(field: models.Field, value: Any) -> Any:
+        return field.from_db_value(value, None, connection) if isinstance(field, models.JSONField) else value
+
+    return [(*row[:3], *(parsed(f, v) for f, v in zip(fields, row[3:], strict=True))) for row in rows]
 
 
 def _insert(
@@ -416,7 +436,7 @@ def _copy(values: list[dict[str, Any]], projects: dict[int, Project], per_row_hi
     """
     fields = [f for f in CostEntry._meta.concrete_fields if not isinstance(f, models.GeneratedField)]
     defaults = {f.attname: f.get_default() for f in fields}
-    attnames = [f.attname for f in fields]
+    json_fields = {f for f in fields if isinstance(f, models.JSONField)}  # COPY takes JSON as its text
     quote = connection.ops.quote_name
     table = CostEntry._meta.db_table
     with connection.cursor() as cursor:
@@ -430,7 +450,7 @@ def _copy(values: list[dict[str, Any]], projects: dict[int, Project], per_row_hi
             for pk, value in zip(ids, values, strict=True):
                 project = projects[value.pop("project")]
                 row = {**defaults, **value, "id": pk, "project_id": project.pk}
-                copy.write_row([row[name] for name in attnames])
+                copy.write_row([json.dumps(row[f.attname]) if f in json_fields else row[f.attname] for f in fields])
                 labels.append(CostEntry.label(project, row["date"], row["category"], row["amount"]))
     if per_row_history:
         audit.record_copied(CostEntry, ids, labels)

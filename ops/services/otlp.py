@@ -13,6 +13,7 @@ so a purged key can never let a span be counted twice.
 import datetime as dt
 import functools
 import hashlib
+import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -25,18 +26,30 @@ from django.utils import timezone
 
 from ops import money
 from ops.models import CostCategory, CostEntry, CostSource, ModelPrice, ModelProvider, OtlpSpanKey
-from ops.otlp import UsageSpans
+from ops.otlp import UsageSpan, UsageSpans
 from ops.providers import provider_code
 from ops.selectors.portfolio import price_book, usage_cost, usage_currencies
 from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Organization, Project
+from projects.tags import MAX_VALUE
 
 UNKNOWN_PROJECT = "no project names this service.name or tracker.project"
 # Rows per INSERT: keeps SQLite under its bound-parameter limit, PostgreSQL's statements small.
 CHUNK = 1000
 
-AggregateKey = tuple[int, str, str, dt.date]  # project id, provider code, model, day
+# Project id, provider code, model, day, and the values of the organization's OTLP tag keys on the span's resource.
+AggregateKey = tuple[int, str, str, dt.date, tuple[tuple[str, str], ...]]
+
+
+def _tag_value(value: object) -> str:
+    return "".join(c for c in str(value) if c.isprintable())[:MAX_VALUE]  # a valid tag value (projects/tags.py)
+
+
+def _aggregate_key(span: UsageSpan, project_id: int, zone: dt.tzinfo, tag_keys: list[str]) -> AggregateKey:
+    """Return the usage entry a span counts into: one per project, provider, model, local day and resource tags."""
+    tags = tuple((k, _tag_value(span.resource[k])) for k in tag_keys if k in span.resource)
+    return project_id, provider_code(span.provider).value, span.model, span.end.astimezone(zone).date(), tags
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,7 @@ def _usage_prices(organization: Organization, keys: set[AggregateKey]) -> dict[A
     book = price_book(organization_ids=[organization.pk], models={key[2] for key in keys})
     prices: dict[AggregateKey, ModelPrice | None] = {}
     for key in keys:
-        _, provider, model, day = key
+        _, provider, model, day, _ = key
         if provider == ModelProvider.OTHER:
             provider = book.provider_for(organization_id=organization.pk, provider="", model=model) or provider
         prices[key] = book.price_on(organization_id=organization.pk, provider=provider, model=model, date=day)
@@ -119,8 +132,12 @@ class _Entry(NamedTuple):
     added: tuple[int, int, int, int]  # the same, and requests
 
 
-def _external_id(provider: str, model: str, day: dt.date, price: ModelPrice | None) -> str:
+def _external_id(
+    provider: str, model: str, day: dt.date, tags: tuple[tuple[str, str], ...], price: ModelPrice | None
+) -> str:
     key = f"{provider}\x1f{model}\x1f{day.isoformat()}\x1f{price.pk if price else ''}"
+    if tags:  # untagged usage keeps the ids it always had
+        key += "\x1f" + json.dumps(tags)
     return f"otlp:{hashlib.sha256(key.encode()).hexdigest()[:40]}"
 
 
@@ -132,7 +149,7 @@ _ENTRIES = connection.ops.quote_name(CostEntry._meta.db_table)
 _COLUMNS = (
     "project_id, date, category, amount, description, model, provider, input_tokens, cached_input_tokens,"
     " output_tokens, requests, gpu_hours, energy_kwh, source, price_id, external_id, created_by_id, created_at,"
-    " updated_at"
+    " updated_at, tags"
 )
 # The partial unique index cost_external_id_unique, named by its columns and predicate.
 _UPSERT = (
@@ -165,13 +182,13 @@ WITH span AS (
     FROM span JOIN new_key USING (trace_id, span_id) GROUP BY entry
 ), entry AS (
     SELECT * FROM unnest(%(projects)s::int[], %(dates)s::date[], %(providers)s::text[], %(models)s::text[],
-                         %(prices)s::int[], %(external_ids)s::text[]) WITH ORDINALITY
-        AS e (project_id, date, provider, model, price_id, external_id, entry)
+                         %(prices)s::int[], %(external_ids)s::text[], %(tags)s::jsonb[]) WITH ORDINALITY
+        AS e (project_id, date, provider, model, price_id, external_id, tags, entry)
 ), upserted AS (
     INSERT INTO {_ENTRIES} ({_COLUMNS})
     SELECT e.project_id, e.date, %(category)s, NULL, %(description)s || e.model, e.model, e.provider,
            a.input_tokens, a.cached_input_tokens, a.output_tokens, a.requests, 0, 0, %(source)s, e.price_id,
-           e.external_id, %(by)s, %(now)s, %(now)s
+           e.external_id, %(by)s, %(now)s, %(now)s, e.tags
     FROM added a JOIN entry e ON e.entry = a.entry + 1
     ORDER BY e.project_id, e.external_id
     {_UPSERT} {_RETURNING}
@@ -196,7 +213,7 @@ def _count(
     trace_ids, span_ids, days, *numbers = zip(*spans, strict=True)
     trace_ids, span_ids = (",".join(key.hex() for key in keys) for keys in (trace_ids, span_ids))
     days, indexes, input_tokens, cached, output = (",".join(map(str, column)) for column in (days, *numbers))
-    projects, providers, models, dates = (list(c) for c in zip(*(key for key, _ in entries), strict=True))
+    projects, providers, models, dates, tags = (list(c) for c in zip(*(key for key, _ in entries), strict=True))
     with connection.cursor() as cursor:
         cursor.execute(
             _COUNT,
@@ -215,6 +232,7 @@ def _count(
                 "models": models,
                 "prices": [price.pk if price else None for _, price in entries],
                 "external_ids": [_external_id(*key[1:], price) for key, price in entries],
+                "tags": [json.dumps(dict(t)) for t in tags],
                 "category": CostCategory.INFERENCE.value,
                 "description": _DESCRIPTION,
                 "source": CostSource.USAGE.value,
@@ -257,8 +275,8 @@ def _count_portable(
             return []
         rows = []
         for index in sorted(added, key=lambda i: (entries[i][0][0], _external_id(*entries[i][0][1:], entries[i][1]))):
-            (project_id, provider, model, day), price = entries[index]
-            external_id = _external_id(provider, model, day, price)
+            (project_id, provider, model, day, tags), price = entries[index]
+            external_id = _external_id(provider, model, day, tags, price)
             rows.append(
                 (
                     project_id,
@@ -277,6 +295,7 @@ def _count_portable(
                     by.pk,
                     now,
                     now,
+                    json.dumps(dict(tags)),
                 )
             )
         values = ", ".join(["(" + ", ".join(["%s"] * len(rows[0])) + ")"] * len(rows))
@@ -288,8 +307,8 @@ def _count_portable(
         returned = {(project_id, external_id): (pk, *rest) for pk, project_id, external_id, *rest in cursor.fetchall()}
     result = []
     for index, total in added.items():
-        (project_id, provider, model, day), price = entries[index]
-        pk, created, *totals = returned[project_id, _external_id(provider, model, day, price)]
+        (project_id, provider, model, day, tags), price = entries[index]
+        pk, created, *totals = returned[project_id, _external_id(provider, model, day, tags, price)]
         result.append(_Entry(pk, index, bool(created), tuple(totals), tuple(total)))
     return result
 
@@ -318,7 +337,7 @@ def otlp_traces_ingest(*, organization: Organization, by: AbstractBaseUser, usag
         elif (span.trace_id, span.span_id) in spans:
             repeated += 1
         else:
-            key = (project_id, provider_code(span.provider).value, span.model, span.end.astimezone(zone).date())
+            key = _aggregate_key(span, project_id, zone, organization.otlp_tag_keys)
             spans[span.trace_id, span.span_id] = _Span(
                 span.trace_id,
                 span.span_id,
@@ -373,7 +392,7 @@ def _price(
         end=max(days),
     )
     for entry in touched:
-        (project_id, _, _, day), price = entries[entry.index]
+        (project_id, _, _, day, _), price = entries[entry.index]
         spend = functools.partial(CostSpend, organization.pk, project_id, day)
         cost = functools.partial(usage_cost, price=price, organization=organization, rates=rates, day=day)
         input_tokens, cached, output = entry.totals

@@ -281,6 +281,8 @@ def report_digest_send(*, report_id: int) -> MailCounts:
             "report": report,
             "title": f"{report.get_kind_display()} of {report.project or report.organization}, {period}",
             "headline": report_headline(report),
+            # Reports stored before budgets had thresholds have none.
+            "crossings": report.data.get("budget_thresholds_crossed", []),
             "link": absolute_link(report, f"/api/v1/reports/{report.pk}/"),
         }
         subject = subject_line(f"[{report.organization.name}]", f"{context['title']} ready")

@@ -32,7 +32,6 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ops.models import (
-    Budget,
     CostEntry,
     Environment,
     InfrastructureComponent,
@@ -48,7 +47,6 @@ from ops.models import (
 )
 from ops.selectors.billing import billed_vs_estimated, month_start
 from ops.selectors.portfolio import (
-    ProjectBudgets,
     budget_statuses,
     latest_metrics_by_project,
     spend_by_provider,
@@ -59,7 +57,7 @@ from projects import audit
 from projects.models import DataClassification, Organization, Project, Stage
 from projects.services import organization_today
 from webhooks.models import EventType
-from webhooks.outbox import budget_thresholds_emit, emit_many
+from webhooks.outbox import emit_many
 
 METRIC_CATEGORY = {
     MetricKind.TOXICITY_RATE: RiskCategory.ETHICS_BIAS,
@@ -93,25 +91,12 @@ def _projects(organization: Organization) -> QuerySet[Project]:
     return Project.objects.filter(organization=organization, archived=False).exclude(stage=Stage.RETIRED)
 
 
-def _budget_thresholds_emit(statuses: dict[int, ProjectBudgets]) -> None:
-    """Tell webhooks of each current budget past 100 % or its tolerance (once per budget and threshold)."""
-    crossed = {
-        b.budget_id: b
-        for budgets in statuses.values()
-        for b in ([budgets.overall] if budgets.overall else []) + budgets.categories
-        if b.over_budget
-    }
-    for budget in Budget.objects.filter(pk__in=crossed).select_related("project__organization"):
-        budget_thresholds_emit(budget=budget, status=crossed[budget.pk])
-
-
 def _budget_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
     """budget_overrun / budget_forecast_overrun: each current budget's status (`portfolio.budget_statuses`)."""
     projects = _projects(organization)
     names = dict(projects.values_list("pk", "name"))
     min_days = settings.RISK_SIGNAL_FORECAST_MIN_DAYS
     statuses = budget_statuses(projects=projects, as_of=today)
-    _budget_thresholds_emit(statuses)
     for project_id, budgets in sorted(statuses.items()):
         for b in [budgets.overall, *budgets.categories] if budgets.overall else budgets.categories:
             scope = f"{b.category_label.lower()} budget" if b.category else "budget"

@@ -4,14 +4,16 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_UP
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, QuerySet
-from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from projects import selectors
 from projects.figures import figures_complete
 from projects.models import (
     ApiToken,
+    CostCentre,
     Health,
     Invitation,
     Membership,
@@ -23,6 +25,7 @@ from projects.models import (
     Team,
     TokenScope,
 )
+from projects.tags import tags_validate
 from tracker.api import StrictModelSerializer, StrictSerializer, creator_field
 
 User = get_user_model()
@@ -64,6 +67,28 @@ def project_field(**kwargs) -> ScopedRelatedField:
 
 def user_field(**kwargs) -> ScopedRelatedField:
     return ScopedRelatedField(User, colleagues, **kwargs)
+
+
+def cost_centre_field(**kwargs) -> ScopedRelatedField:
+    return ScopedRelatedField(CostCentre, selectors.cost_centre_list, **kwargs)
+
+
+@extend_schema_field(
+    {"type": "object", "additionalProperties": {"type": "string", "maxLength": 256}, "maxProperties": 50}
+)
+class TagsField(serializers.JSONField):
+    """Tags as an object of key: value (projects/tags.py: keys lower-case letters, digits and _ . : / -)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", 'key: value labels, e.g. {"env": "prod", "owner": "search"}.')
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            tags_validate(data)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+        return data
 
 
 class OrganizationSerializer(StrictModelSerializer):
@@ -152,6 +177,8 @@ PROJECT_FIELDS = [
     "last_status_date",
     "archived",
     "otel_service_names",
+    "cost_centre",
+    "tags",
     "spend_to_date",
     "spend_incomplete",
     "budget_period_start",
@@ -191,6 +218,8 @@ PROJECT_FIELDS = [
 class ProjectSerializer(StrictModelSerializer):
     organization = serializers.PrimaryKeyRelatedField(read_only=True)
     team = ScopedRelatedField(Team, selectors.team_list, allow_null=True, required=False)
+    cost_centre = cost_centre_field(allow_null=True, required=False)
+    tags = TagsField(required=False)
     business_owner = user_field(allow_null=True, required=False)
     technical_lead = user_field(allow_null=True, required=False)
     human_oversight_owner = user_field(allow_null=True, required=False)
