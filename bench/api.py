@@ -9,8 +9,8 @@ serializers) with Django's test client:
   requests per second, against a minimal Django view answering the same rows from the same
   queryset with `.values()` (target: ratio ≥ 0.5), in alternating rounds so that the machine's
   drift weighs on both alike;
-- the same page by cursor (`?ordering=updated_at`, the incremental-sync way: no count, one query for
-  the horizon), against the minimal view ordered the same way, (updated_at, id) (target: ≥ 0.8);
+- the same page by cursor (`?ordering=updated_at`, the incremental-sync way: no count, the horizon
+  a subquery of the page's query), against the minimal view ordered the same way, (updated_at, id) (target: ≥ 0.8);
 - `POST /api/v1/costs/bulk/` with 10,000 entries (one history event each), against a floor that
   COPYs the same entries *and* their history rows in one transaction (`bulk_copy_factor`, target:
   ≤ 2× the floor's time; medians of alternating runs), and

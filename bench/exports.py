@@ -3,7 +3,8 @@
 `run()` re-executes this module in a child process on its own database (DATABASE_URL + "_exports_bench").
 One organization's costs are generated with COPY (1,000,000 rows; EXPORT_BENCH_ROWS to change), then
 `GET /api/v1/costs/export/?format=csv` is read through the full Django stack, chunk by chunk, and timed
-against `COPY (the same columns, joined the same way) TO STDOUT WITH CSV HEADER` read by psycopg.
+against `COPY (the same columns, joined the same way) TO STDOUT WITH CSV HEADER` read by psycopg, which
+writes the same bytes (the export's header names and ISO 8601 timestamps; checked by their sizes).
 Peak memory: the process's RSS high-water mark after exporting the first 100,000 rows and after all of
 them (flat: the second is no higher than the first plus a small margin). Targets: export time ≤ 3×
 COPY, RSS growth from 100k to all rows < 50 MB. Writes bench-results/exports.json.
@@ -88,11 +89,14 @@ def _costs():
     return user
 
 
+# The export's bytes, written by COPY alone: its header names and its timestamp text (ISO 8601 UTC, "…Z",
+# as IsoUtc writes it; COPY's own timestamptz text, "2026-03-01 09:30:00.000000+00", is 2 bytes longer).
 COPY_SQL = """
 COPY (
-    SELECT c.id, c.date, c.project_id, p.slug, c.category, c.amount, o.currency, c.description, c.model,
-           c.input_tokens, c.cached_input_tokens, c.output_tokens, c.requests, c.gpu_hours, c.energy_kwh,
-           c.source, c.price_id, c.external_id, c.updated_at
+    SELECT c.id, c.date, c.project_id AS project, p.slug AS project_slug, c.category, c.amount, o.currency,
+           c.description, c.model, c.input_tokens, c.cached_input_tokens, c.output_tokens, c.requests, c.gpu_hours,
+           c.energy_kwh, c.source, c.price_id AS price, c.external_id,
+           to_char(c.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS updated_at
     FROM ops_costentry c JOIN projects_project p ON p.id = c.project_id
     JOIN projects_organization o ON o.id = p.organization_id
     WHERE o.slug = 'exports-bench' ORDER BY c.id
@@ -148,6 +152,8 @@ def _child() -> None:
     export_seconds, export_bytes, rows, at_first = _export(client)
     at_end = _peak_rss_mb()
     assert rows == ROWS, (rows, ROWS)
+    # The same bytes (the bench's rows hold no text a formula escape would change): the same work asked of both.
+    assert export_bytes == copy_bytes, (export_bytes, copy_bytes)
     ratio = export_seconds / copy_seconds
     growth = at_end - at_first
     print(

@@ -21,7 +21,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.signals import setting_changed
 from django.db import connections
-from django.db.models import Q
+from django.db.models import DateTimeField, Expression, Q, Value
+from django.db.models.expressions import RawSQL
 from django.dispatch import receiver
 from django.http import Http404, JsonResponse
 from django.utils import timezone
@@ -625,28 +626,26 @@ class Keyset:
     descending: bool
 
 
-def sync_horizon(*, using: str = "default") -> dt.datetime:
-    """Return the newest timestamp a cursor page may serve: rows after it may still be joined by late commits.
+def sync_horizon(*, using: str = "default") -> Expression:
+    """Return the newest timestamp a cursor page may serve, as an expression its query evaluates.
 
     A row's `updated_at` (or an event's `at`) is taken inside its transaction, before it commits, so a
     row can become visible after rows with later timestamps. Stopping short of the start of the oldest
     transaction still open (less `API_SYNC_CLOCK_MARGIN_SECONDS` for the app's clock against the
     database's) means nothing older can appear later: a cursor never passes a row that is not yet
     committed. Open transactions are read from pg_stat_activity, which shows the sessions of the app's
-    own database role.
+    own database role, in the page's own statement (a subquery, evaluated once): no round trip of its own.
     """
     margin = dt.timedelta(seconds=settings.API_SYNC_CLOCK_MARGIN_SECONDS)
-    connection = connections[using]
-    if connection.vendor != "postgresql":
-        return timezone.now() - margin  # SQLite (`make run`): one writer at a time
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT least(clock_timestamp(), min(xact_start)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND backend_type = 'client backend'"
-            " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
-        )
-        (oldest,) = cursor.fetchone()
-    return (oldest or timezone.now()) - margin
+    if connections[using].vendor != "postgresql":
+        return Value(timezone.now() - margin, output_field=DateTimeField())  # SQLite (`make run`): one writer
+    return RawSQL(
+        "(SELECT least(clock_timestamp(), min(xact_start)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND backend_type = 'client backend'"
+        " AND pid <> pg_backend_pid() AND xact_start IS NOT NULL) - %s",
+        [margin],
+        output_field=DateTimeField(),
+    )
 
 
 class Pagination(PageNumberPagination):

@@ -38,13 +38,13 @@ class CsvCell(Func):
 
     def as_sql(self, compiler, connection, **extra_context):
         value, params = compiler.compile(self.source_expressions[0])
-        starts = ", ".join(["%s"] * len(FORMULA_STARTS))
+        # The first character's code point (0 for an empty text): integers compared, no substring made per cell.
+        starts = ", ".join(str(ord(start)) for start in FORMULA_STARTS)
         sql = (
-            f"CASE WHEN left({value}, 1) IN ({starts}) AND {value} !~ %s"
-            f" THEN %s || {value} ELSE NULLIF({value}, '') END"
+            f"CASE WHEN ascii({value}) IN ({starts}) AND {value} !~ %s THEN %s || {value} ELSE NULLIF({value}, '') END"
         )
         plain = f"^(?:{_PLAIN_NUMBER.pattern})$"
-        return sql, [*params, *FORMULA_STARTS, *params, plain, "'", *params, *params]
+        return sql, [*params, *params, plain, "'", *params, *params]
 
 
 class CsvWriter:
