@@ -498,12 +498,15 @@ class CostFigures:
 
 # The budgets covering the as-of date, one per project and category (the `COVERING_ORDER` winner), and one
 # pass over the cost entries up to that date: each entry joins at most its project's overall budget and its
-# category's budget, so no sum is multiplied, and every figure is a FILTER of the same scan.
+# category's budget, so no sum is multiplied, and every figure is a FILTER of the same scan. The winner is
+# picked by ROW_NUMBER(), not PostgreSQL's DISTINCT ON, so that `make run` (SQLite) reads the same figures.
 COVERING_BUDGETS_SQL = """
-    SELECT DISTINCT ON (project_id, category) id, project_id, category, period_start, period_end, amount,
-        tolerance_pct
-    FROM ops_budget WHERE project_id IN ({scope}) AND period_start <= %s AND period_end >= %s
-    ORDER BY project_id, category, period_start DESC, id DESC"""
+    SELECT id, project_id, category, period_start, period_end, amount, tolerance_pct FROM (
+        SELECT id, project_id, category, period_start, period_end, amount, tolerance_pct, ROW_NUMBER() OVER (
+            PARTITION BY project_id, category ORDER BY period_start DESC, id DESC) AS latest
+        FROM ops_budget WHERE project_id IN ({scope}) AND period_start <= %s AND period_end >= %s
+    ) AS ranked WHERE latest = 1
+    ORDER BY project_id, category"""
 COST_PASS_SQL = """
     WITH covering AS ({covering})
     SELECT c.project_id, c.category, sum(c.amount), count(*) FILTER (WHERE c.amount IS NULL),
@@ -518,6 +521,14 @@ COST_PASS_SQL = """
     LEFT JOIN covering k ON k.project_id = c.project_id AND k.category = c.category AND k.category <> ''
     WHERE c.project_id IN ({scope}) AND c.date <= %s
     GROUP BY c.project_id, c.category"""
+
+
+def _exact(value: Decimal | float | None, places: int = 4) -> Decimal | None:
+    """Return a raw-SQL amount as a Decimal: PostgreSQL's numeric as it is, SQLite's number (int or float) at
+    the column's decimal places, as the ORM's converter reads it."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(repr(value)).quantize(Decimal(1).scaleb(-places))
 
 
 def cost_figures(
@@ -554,6 +565,7 @@ def cost_figures(
         unpriced_category,
         *period,
     ) in costs:
+        total, in_overall, in_category = _exact(total), _exact(in_overall), _exact(in_category)
         f = figures[project_id]
         f.spend = Spend(f.spend.amount + (total or 0), f.spend.unpriced_entries + unpriced)
         overall = overall_spend[project_id]
@@ -562,7 +574,7 @@ def cost_figures(
         )
         category_spend[project_id, category] = Spend(in_category or Decimal(0), unpriced_category)
         spend, input_tokens, cached, output_tokens, unpriced_period = period
-        f.period.spend += spend or 0
+        f.period.spend += _exact(spend) or 0
         # PostgreSQL sums integers as numeric: back to int for the tokens.
         f.period.input_tokens += int(input_tokens or 0)
         f.period.cached_input_tokens += int(cached or 0)
@@ -573,8 +585,8 @@ def cost_figures(
         status = BudgetStatus(
             period_start=start,
             period_end=end,
-            amount=amount,
-            tolerance_pct=tolerance_pct,
+            amount=_exact(amount, 2),
+            tolerance_pct=_exact(tolerance_pct, 2),
             spend=spend.amount,
             as_of=as_of,
             category=category,
