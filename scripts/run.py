@@ -11,11 +11,13 @@ own (a signal meant for the group never reaches the worker's pool processes behi
 Ctrl-C, TERM or HUP stops them itself, waits for them and gives the terminal back.
 """
 
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,29 +115,37 @@ def serve(env: dict[str, str]) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def foreground() -> Iterator[None]:
+    """Make this process's own group the terminal's foreground one (when there is a terminal), then give it back."""
+    if not sys.stdin.isatty():
+        yield
+        return
+    terminal = sys.stdin.fileno()
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # tcsetpgrp from a background group
+    previous = os.tcgetpgrp(terminal)
+    os.setpgid(0, 0)
+    os.tcsetpgrp(terminal, os.getpgrp())
+    try:
+        yield
+    finally:
+        os.tcsetpgrp(terminal, previous)
+
+
 def main() -> int:
     env = run_environment(dict(os.environ), var_dir=ROOT / "var")
-    terminal = sys.stdin.fileno() if sys.stdin.isatty() else None
-    previous_group = None
-    if terminal is not None:
-        signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # handing the terminal over from the background
-        previous_group = os.tcgetpgrp(terminal)
-        os.setpgid(0, 0)
-        os.tcsetpgrp(terminal, os.getpgrp())
     if not debug(env):
         (ROOT / "staticfiles").mkdir(exist_ok=True)  # whitenoise warns when STATIC_ROOT is missing
-    try:
-        manage(env, "migrate", "--noinput")
-        manage(env, "seed_demo")
-        print(banner(ROOT / ".demo-credentials"), flush=True)
-        return serve(env)
-    except subprocess.CalledProcessError as error:
-        return error.returncode
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if terminal is not None:
-            os.tcsetpgrp(terminal, previous_group)
+    with foreground():
+        try:
+            manage(env, "migrate", "--noinput")
+            manage(env, "seed_demo")
+            print(banner(ROOT / ".demo-credentials"), flush=True)
+            return serve(env)
+        except subprocess.CalledProcessError as error:
+            return error.returncode
+        except KeyboardInterrupt:
+            return 0
 
 
 if __name__ == "__main__":
