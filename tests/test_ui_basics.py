@@ -78,6 +78,26 @@ def test_favicon_answers_at_the_root_and_is_linked(client, org, viewer):
     assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
 
 
+@pytest.mark.django_db
+def test_an_empty_organizations_dashboard_shows_the_first_steps(client):
+    org = OrganizationFactory()
+    admin, viewer = UserFactory(), UserFactory()
+    MembershipFactory(user=admin, organization=org, role=Role.ADMIN)
+    MembershipFactory(user=viewer, organization=org, role=Role.VIEWER)
+    client.force_login(admin)
+    page = client.get("/").content.decode()
+    for step, link in (
+        ("Add the first project", 'href="/projects/new/"'),
+        ("Connect usage", 'href="/account/tokens/"'),
+        ("Invite people", 'href="/members/"'),
+    ):
+        assert step in page and link in page
+    assert "docs/otlp.md" in page
+    client.force_login(viewer)  # nothing to do but wait for a contributor
+    page = client.get("/").content.decode()
+    assert "Add the first project" not in page and "A contributor or manager can add the first one." in page
+
+
 # Run in a process of its own: settings read the environment once, at start.
 SQLITE_RUN = textwrap.dedent(
     """
