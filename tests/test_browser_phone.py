@@ -184,3 +184,15 @@ def test_focus_goes_to_the_error_then_to_the_result_after_an_htmx_form(page):
     page.locator("#section-status form").get_by_role("button", name="Log status").click()
     page.get_by_text("Status update logged.").wait_for()
     page.wait_for_function("() => document.activeElement.matches('#section-status [role=status]')")
+
+
+def test_an_empty_organizations_first_steps_pass_axe_at_both_widths(page, axe, screenshot):
+    org = OrganizationFactory(name="Fresh Start")
+    admin = UserFactory(username="admin-user")
+    MembershipFactory(user=admin, organization=org, role=Role.ADMIN)
+    sign_in(page, admin)
+    assert page.get_by_test_id("first-steps").get_by_role("link", name="Members and invitations").is_visible()
+    for size in (LAPTOP, PHONE):
+        page.set_viewport_size(size)
+        assert axe(page) == [], size
+    screenshot(page, "first-steps")
