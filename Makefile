@@ -28,21 +28,10 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $(VENV)/.runtime $@
 
 ## run: migrate, seed the demo the first time, then web + Celery worker + beat (Ctrl-C stops all three)
+# DJANGO_DEBUG is off, as in production (the product's error pages); `make run DEBUG=true` asks for Django's.
+# scripts/run.py holds the terminal and stops the three itself, so Ctrl-C ends the run with status 0.
 run: $(VENV)/.runtime
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
-	@echo
-	@echo "LLMOps Tracker: http://127.0.0.1:8000/  (Django admin for superusers: http://127.0.0.1:8000/admin/, see seed_demo --superuser)"
-	@if [ -f .demo-credentials ]; then echo "Demo logins:"; cat .demo-credentials; fi
-	@echo
-# On Ctrl-C or TERM, stop the three and wait for them (ignoring repeats, so the wait is not cut short).
-# The worker gets its own session: a TERM sent to the whole group would otherwise kill its pool
-# processes under it and leave it hanging in warm shutdown.
-	@trap 'trap "" INT TERM HUP; kill $$(jobs -p) 2>/dev/null; wait' INT TERM HUP EXIT; \
-	$(BIN)/python manage.py runserver 127.0.0.1:8000 & \
-	setsid $(BIN)/celery -A tracker worker --loglevel=INFO --concurrency=2 & \
-	$(BIN)/celery -A tracker beat --loglevel=INFO & \
-	wait
+	@$(if $(DEBUG),DJANGO_DEBUG=$(DEBUG)) $(BIN)/python scripts/run.py
 
 ## lint: ruff check and format check, then bandit (medium and high severity) on the app code
 lint: $(VENV)/.dev

@@ -39,7 +39,8 @@ SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG
+# Cookies only over HTTPS; `make run` (scripts/run.py) turns this off for plain HTTP on 127.0.0.1.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
 # Templates hand the CSRF token to forms and htmx; scripts never read the cookie.
 CSRF_COOKIE_HTTPONLY = not DEBUG
 
@@ -195,15 +196,20 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Django's date display follows the app's one format (tracker/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["tracker.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
-if not DEBUG:
-    # Hashed, compressed names served by whitenoise with far-future caching (collectstatic at image build).
+# Production serves hashed, compressed names with far-future caching (collectstatic at image build);
+# `make run` (DEBUG off too) serves the files where they lie, so it needs no minutes-long collectstatic.
+if env.bool("DJANGO_STATIC_COLLECTED", default=not DEBUG):
     STORAGES = {
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     }
+else:
+    WHITENOISE_USE_FINDERS = True
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Uploaded import files (docs/imports.md) are kept in the default storage, under MEDIA_ROOT: the web
 # process writes them and the worker reads them, so both must see the same directory (a shared volume
@@ -237,6 +243,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(VAR_DIR / "celery-processed"),
+        "control_folder": str(VAR_DIR / "celery-control"),  # else control/ in the checkout
         "store_processed": False,
     }
 else:

@@ -23,6 +23,7 @@ from projects import audit
 from projects.models import Membership, Organization, Role
 from projects.services import membership_require
 from projects.services_helpers import model_update
+from tracker import formatting
 from tracker.exceptions import ValidationFailed, validate_model
 from tracker.mail import subject_line
 from webhooks import signing, transport
@@ -107,7 +108,8 @@ def webhook_endpoint_secret_rotate(*, endpoint: WebhookEndpoint, by: AbstractBas
     WebhookSecret.objects.filter(endpoint=endpoint, expires_at__lte=now).delete()
     secret = WebhookSecret.objects.create(endpoint=endpoint, secret=signing.secret_generate(), created_at=now)
     # The secret itself never goes into the history, only that it changed and until when the old one signs.
-    audit.record_done(endpoint, what="secret", detail=f"rotated; the previous one signs until {grace_end.isoformat()}")
+    until = formatting.date(grace_end, endpoint.organization)
+    audit.record_done(endpoint, what="secret", detail=f"rotated; the previous one signs until {until}")
     return secret.secret
 
 

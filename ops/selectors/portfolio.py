@@ -243,7 +243,7 @@ def budget_period(
     """Return the budget's period that contains `on` (first and last day), or None when none does.
 
     A one-off budget has its own period; a recurring one every calendar month, quarter or year from
-    its first day on (the SQL forms: `date_trunc` of the as-of date).
+    its first day on (`cost_figures` passes these periods to its SQL).
     """
     if not recurrence:
         return (period_start, period_end) if period_start <= on <= period_end else None
@@ -725,23 +725,22 @@ class CostFigures:
 
 # The budgets covering the as-of date, one per project and category (the `COVERING_ORDER` winner), and one
 # pass over the cost entries up to that date: each entry joins at most its project's overall budget and its
-# category's budget, so no sum is multiplied, and every figure is a FILTER of the same scan.
-# A recurring budget's period for the as-of date (`budget_period`): the calendar month, quarter or year.
+# category's budget, so no sum is multiplied, and every figure is a FILTER of the same scan. The winner is
+# picked by ROW_NUMBER(), not PostgreSQL's DISTINCT ON, so that `make run` (SQLite) reads the same figures.
+# A recurring budget's period for the as-of date is `calendar_period`'s, passed in as parameters.
 COVERING_BUDGETS_SQL = """
-    SELECT DISTINCT ON (b.project_id, b.category) b.id, b.project_id, b.category,
-        CASE WHEN b.recurrence = '' THEN b.period_start ELSE u.first END AS period_start,
-        CASE WHEN b.recurrence = '' THEN b.period_end ELSE (u.first + u.length - interval '1 day')::date END
-            AS period_end,
-        b.amount, b.tolerance_pct
-    FROM ops_budget b
-    LEFT JOIN LATERAL (
-        SELECT date_trunc(v.unit, %s::date)::date AS first, v.length
-        FROM (VALUES ('monthly', 'month', interval '1 month'), ('quarterly', 'quarter', interval '3 months'),
-            ('yearly', 'year', interval '1 year')) AS v (recurrence, unit, length)
-        WHERE v.recurrence = b.recurrence
-    ) u ON true
-    WHERE b.project_id IN ({scope}) AND b.period_start <= %s AND (b.period_end >= %s OR b.recurrence <> '')
-    ORDER BY b.project_id, b.category, b.period_start DESC, b.id DESC"""
+    SELECT id, project_id, category, period_start, period_end, amount, tolerance_pct FROM (
+        SELECT b.id, b.project_id, b.category,
+            CASE b.recurrence WHEN 'monthly' THEN %s WHEN 'quarterly' THEN %s WHEN 'yearly' THEN %s
+                ELSE b.period_start END AS period_start,
+            CASE b.recurrence WHEN 'monthly' THEN %s WHEN 'quarterly' THEN %s WHEN 'yearly' THEN %s
+                ELSE b.period_end END AS period_end,
+            b.amount, b.tolerance_pct, ROW_NUMBER() OVER (
+                PARTITION BY b.project_id, b.category ORDER BY b.period_start DESC, b.id DESC) AS latest
+        FROM ops_budget b
+        WHERE b.project_id IN ({scope}) AND b.period_start <= %s AND (b.period_end >= %s OR b.recurrence <> '')
+    ) AS ranked WHERE latest = 1
+    ORDER BY project_id, category"""
 COST_PASS_SQL = """
     WITH covering AS ({covering})
     SELECT c.project_id, c.category, sum(c.amount), count(*) FILTER (WHERE c.amount IS NULL),
@@ -763,6 +762,19 @@ WINDOW_SQL = """
     GROUP BY c.project_id, c.category, c.date"""
 
 
+def _exact(value: Decimal | float | None, places: int = 4) -> Decimal | None:
+    """Return a raw-SQL amount as a Decimal: PostgreSQL's numeric as it is, SQLite's number (int or float) at
+    the column's decimal places, as the ORM's converter reads it."""
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(repr(value)).quantize(Decimal(1).scaleb(-places))
+
+
+def _date(value: dt.date | str) -> dt.date:
+    """Return a raw-SQL date as a date: SQLite answers a CASE of dates as ISO text."""
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+
+
 def cost_figures(
     *, projects: QuerySet[Project], as_of: dt.date, period_start: dt.date | None = None
 ) -> dict[int, CostFigures]:
@@ -773,7 +785,8 @@ def cost_figures(
     """
     scope, scope_params = projects.order_by().values("pk").query.sql_with_params()
     covering = COVERING_BUDGETS_SQL.format(scope=scope)
-    covering_params = [as_of, *scope_params, as_of, as_of]
+    periods = [calendar_period(recurrence=r, on=as_of) for r in RECURRENCE_MONTHS]
+    covering_params = [*(p[0] for p in periods), *(p[1] for p in periods), *scope_params, as_of, as_of]
     since = period_start or as_of + dt.timedelta(days=1)
     figures: dict[int, CostFigures] = defaultdict(CostFigures)
     with connection.cursor() as cursor:
@@ -806,6 +819,7 @@ def cost_figures(
         unpriced_category,
         *period,
     ) in costs:
+        total, in_overall, in_category = _exact(total), _exact(in_overall), _exact(in_category)
         f = figures[project_id]
         f.spend = Spend(f.spend.amount + (total or 0), f.spend.unpriced_entries + unpriced)
         overall = overall_spend[project_id]
@@ -814,7 +828,7 @@ def cost_figures(
         )
         category_spend[project_id, category] = Spend(in_category or Decimal(0), unpriced_category)
         spend, input_tokens, cached, output_tokens, unpriced_period = period
-        f.period.spend += spend or 0
+        f.period.spend += _exact(spend) or 0
         # PostgreSQL sums integers as numeric: back to int for the tokens.
         f.period.input_tokens += int(input_tokens or 0)
         f.period.cached_input_tokens += int(cached or 0)
@@ -823,10 +837,10 @@ def cost_figures(
     for budget_id, project_id, category, start, end, amount, tolerance_pct in budgets:
         spend = category_spend.get((project_id, category), Spend()) if category else overall_spend[project_id]
         status = BudgetStatus(
-            period_start=start,
-            period_end=end,
-            amount=amount,
-            tolerance_pct=tolerance_pct,
+            period_start=_date(start),
+            period_end=_date(end),
+            amount=_exact(amount, 2),
+            tolerance_pct=_exact(tolerance_pct, 2),
             spend=spend.amount,
             as_of=as_of,
             category=category,

@@ -124,6 +124,103 @@
     });
   }
 
+  /* Heat maps of links: one tab stop (the selected cell, else the first), arrow keys move between the
+     cells that hold risks (Left/Right in reading order, Up/Down to the nearest cell of the next row). */
+  function initHeatmaps(root) {
+    root.querySelectorAll(".heatmap[data-roving]").forEach(function (map) {
+      var cells = Array.prototype.slice.call(map.querySelectorAll("a.cell"));
+      if (!cells.length) return;
+      function rove(cell) {
+        cells.forEach(function (c) { c.tabIndex = c === cell ? 0 : -1; });
+      }
+      function towards(cell, key) {
+        var index = cells.indexOf(cell);
+        if (key === "ArrowRight") return cells[index + 1];
+        if (key === "ArrowLeft") return cells[index - 1];
+        if (key === "Home") return cells[0];
+        if (key === "End") return cells[cells.length - 1];
+        var up = key === "ArrowUp" ? 1 : -1;
+        var best = null, bestScore = 0;
+        cells.forEach(function (c) {
+          var rows = (Number(c.dataset.impact) - Number(cell.dataset.impact)) * up;
+          if (rows <= 0) return;
+          var score = rows * 10 + Math.abs(Number(c.dataset.likelihood) - Number(cell.dataset.likelihood));
+          if (best === null || score < bestScore) { best = c; bestScore = score; }
+        });
+        return best;
+      }
+      rove(map.querySelector("a.cell.selected") || cells[0]);
+      map.addEventListener("keydown", function (event) {
+        if (["ArrowRight", "ArrowLeft", "ArrowUp", "ArrowDown", "Home", "End"].indexOf(event.key) < 0) return;
+        var next = cells.indexOf(event.target) < 0 ? null : towards(event.target, event.key);
+        event.preventDefault();
+        if (!next) return;
+        rove(next);
+        next.focus();
+      });
+    });
+  }
+
+  /* The header on phones: the links and the account menu fold behind "Menu" (shown by the CSS at ≤ 600 px). */
+  function initNav() {
+    var toggle = document.querySelector(".nav-toggle");
+    if (!toggle) return;
+    var menu = document.getElementById(toggle.getAttribute("aria-controls"));
+    toggle.hidden = false;
+    toggle.closest(".topbar").classList.add("nav-folding");
+    toggle.addEventListener("click", function () {
+      var open = toggle.getAttribute("aria-expanded") !== "true";
+      toggle.setAttribute("aria-expanded", String(open));
+      menu.classList.toggle("open", open);
+    });
+  }
+
+  /* Escape closes the open dropdown or folded menu it is in and gives the focus back to its button. */
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var dropdown = document.querySelector("details.dropdown[open]");
+    if (dropdown) {
+      dropdown.open = false;
+      dropdown.querySelector("summary").focus();
+      return;
+    }
+    var toggle = document.querySelector('.nav-toggle[aria-expanded="true"]');
+    if (toggle) {
+      toggle.click();
+      toggle.focus();
+    }
+  });
+
+  /* "Log status" near the top of a page: open the status form's disclosure (it loads and takes the focus). */
+  function initOpenForm(root) {
+    root.querySelectorAll("a[data-open-form]").forEach(function (link) {
+      link.addEventListener("click", function (event) {
+        var details = document.querySelector('details[data-testid="form-' + link.dataset.openForm + '"]');
+        if (!details) return;
+        event.preventDefault();
+        details.scrollIntoView({ block: "start" });
+        if (!details.open) details.open = true;
+        else details.querySelector("summary").focus();
+      });
+    });
+  }
+
+  /* After a form sent by htmx (not a GET: filters keep the focus where the user types), move the focus to
+     what answered: the first invalid field or form error, else the notice, else the heading of the part swapped in. */
+  var focused = new WeakSet();
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var detail = event.detail;
+    if (!detail.requestConfig || detail.requestConfig.verb === "get" || !detail.xhr || focused.has(detail.xhr)) return;
+    focused.add(detail.xhr);
+    var target = detail.target;
+    var root = target && document.contains(target) ? target : target && target.id ? document.getElementById(target.id) : null;
+    if (!root) return;
+    var spot = root.querySelector('[aria-invalid="true"], .errorlist.nonfield, .refused') ||
+      root.querySelector('[role="status"], [role="alert"]') || root.querySelector("h1, h2, h3") || root;
+    if (!spot.matches("input, select, textarea, button, a[href]") && !spot.hasAttribute("tabindex")) spot.tabIndex = -1;
+    spot.focus();
+  });
+
   function flash(message) {
     var box = document.getElementById("flash");
     if (!box) return;
@@ -143,5 +240,8 @@
     initRiskScores(root);
     initAutosubmit(root);
     initCopy(root);
+    initHeatmaps(root);
+    initOpenForm(root);
   });
+  initNav();
 })();

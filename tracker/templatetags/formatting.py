@@ -67,6 +67,13 @@ def label(code: Any, spec: str) -> str:
 
 
 @register.filter
+def labels(codes: Any, spec: str) -> list[str]:
+    """Return the label of each code of a list (a risk's NIST and OWASP references)."""
+    choices = formatting.choices_of(spec)
+    return [formatting.label(choices, code) for code in codes or ()]
+
+
+@register.filter
 def model_label(object_type: str) -> str:
     return formatting.model_label(object_type)
 
