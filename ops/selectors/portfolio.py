@@ -804,6 +804,7 @@ def cost_figures(
         window = cursor.fetchall()
     by_day: dict[tuple[int, str], dict[dt.date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for project_id, category, day, amount in window:
+        day, amount = _date(day), _exact(amount)
         by_day[project_id, category][day] += amount
         by_day[project_id, ""][day] += amount
     overall_spend: dict[int, Spend] = defaultdict(Spend)
@@ -835,10 +836,11 @@ def cost_figures(
         f.period.output_tokens += int(output_tokens or 0)
         f.period.unpriced_entries += unpriced_period
     for budget_id, project_id, category, start, end, amount, tolerance_pct in budgets:
+        start, end = _date(start), _date(end)
         spend = category_spend.get((project_id, category), Spend()) if category else overall_spend[project_id]
         status = BudgetStatus(
-            period_start=_date(start),
-            period_end=_date(end),
+            period_start=start,
+            period_end=end,
             amount=_exact(amount, 2),
             tolerance_pct=_exact(tolerance_pct, 2),
             spend=spend.amount,
