@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ops import panels, services
+from ops import charts, panels, services
 from ops.filters import ProjectListFilter, RiskListFilter
 from ops.forms import (
     PriceImportForm,
@@ -53,10 +53,15 @@ PAGE_SIZE = 25
 
 @organization_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    overview = portfolio_overview(user=request.user, organization=request.organization)
-    return render(
-        request, "ops/dashboard.html", {"overview": overview, "spend_chart": panels.chart_data(overview.months)}
-    )
+    organization = request.organization
+    overview = portfolio_overview(user=request.user, organization=organization)
+    context = {
+        "overview": overview,
+        "spend_chart": panels.chart_data(overview.months),
+        "risk_trend_chart": charts.risk_trend_chart(overview.weeks),
+        "spend_trend_chart": charts.spend_trend_chart(overview.weeks, currency=organization.currency),
+    }
+    return render(request, "ops/dashboard.html", context)
 
 
 @organization_required
