@@ -44,3 +44,22 @@ def risk_trend_chart(weeks: list) -> dict:
 def spend_trend_chart(weeks: list, *, currency: str) -> dict:
     """The spend of each week (`dashboard.WeekFigure`)."""
     return chart([w.label for w in weeks], [series("Spend", [w.spend for w in weeks])], unit=currency)
+
+
+def breakdown_chart(breakdown, *, tokens: bool = False, unit: str) -> dict:
+    """One stacked bar per month of an analytics breakdown (`analytics.Breakdown`): spend, or tokens, per key."""
+    return chart(
+        [m.strftime("%b %Y") for m in breakdown.months],
+        [
+            series(
+                breakdown.key_label(key),
+                [
+                    breakdown.cell(month, key).tokens if tokens else breakdown.cell(month, key).spend
+                    for month in breakdown.months
+                ],
+            )
+            for key in breakdown.keys
+        ],
+        stacked=True,
+        unit=unit,
+    )
