@@ -1,10 +1,11 @@
 """Reads behind the cost analytics page: spend and tokens over time by model, provider and category.
 
-Each chart is one grouped query (month × key) over the cost entries of the projects in scope, so
-the page costs the same number of queries whatever the portfolio's size; Python only reshapes the
-rows, folds the keys past the largest few into "Other" and derives the unit costs from the sums.
-Budget figures (burn rate, forecast at period end, run-out date) are the portfolio's budget status
-(`portfolio.cost_figures`), never computed here.
+Every chart reads one grouped query (month × model × provider × category) over the cost entries of
+the projects in scope, one scan for all of them, so the page costs the same number of queries
+whatever the portfolio's size; Python only sums the rows per chart, folds the keys past the largest
+few into "Other" and derives the unit costs from the sums. Budget figures (burn rate, forecast at
+period end, run-out date) are the portfolio's budget status (`portfolio.with_budget_status`, as the
+dashboard reads it), never computed here.
 
 Unit costs divide priced spend by the tokens and requests of the priced entries only: unpriced usage
 (amount NULL) would otherwise lower them. Unpriced entries are counted beside each figure.
@@ -21,7 +22,7 @@ from django.db.models.functions import Coalesce, TruncMonth
 
 from ops.models import CostCategory, CostEntry, ModelProvider
 from ops.selectors.dashboard import _month_starts
-from ops.selectors.portfolio import BudgetStatus, cost_figures
+from ops.selectors.portfolio import BudgetStatus, budget_status_of, with_budget_status
 from projects.models import Organization, Project, Team
 from projects.selectors import project_list
 from tracker.formatting import label
@@ -190,14 +191,18 @@ def cost_analytics_projects(
     return projects
 
 
-def _breakdown(*, entries: QuerySet[CostEntry], dimension: str, months: list[dt.date]) -> Breakdown:
-    """Return the usage per month and `dimension` (one grouped query); keys past the largest few fold into Other."""
+def _usage_rows(*, entries: QuerySet[CostEntry]) -> list[tuple[dt.date, dict[str, str], "Usage"]]:
+    """Return the usage per month × model × provider × category: one grouped query, one scan of the entries.
+
+    Its rows are bounded by the distinct models, providers and categories, not by the portfolio's size;
+    every breakdown is a sum over them.
+    """
     priced = Q(amount__isnull=False)
     tokens = ("input_tokens", "cached_input_tokens", "output_tokens")
     rows = (
         entries.annotate(month=TruncMonth("date"))
         .order_by()
-        .values("month", dimension)
+        .values("month", *DIMENSIONS)
         .annotate(
             spend=Coalesce(Sum("amount"), Decimal(0)),
             **{f"all_{name}": Sum(name) for name in (*tokens, "requests")},
@@ -206,31 +211,43 @@ def _breakdown(*, entries: QuerySet[CostEntry], dimension: str, months: list[dt.
             unpriced_entries=Count("pk", filter=~priced),
         )
     )
-    cells: dict[tuple[dt.date, str], Usage] = {}
-    totals: dict[str, Usage] = defaultdict(Usage)
-    for row in rows:
-        usage = Usage(
-            spend=row["spend"],
-            # PostgreSQL sums integers as numeric: back to int for the counts.
-            input_tokens=int(row["all_input_tokens"]),
-            cached_input_tokens=int(row["all_cached_input_tokens"]),
-            output_tokens=int(row["all_output_tokens"]),
-            requests=int(row["all_requests"]),
-            priced_tokens=sum(int(row[f"priced_{name}"]) for name in tokens),
-            priced_requests=int(row["priced_requests"]),
-            unpriced_entries=row["unpriced_entries"],
-            unpriced_tokens=sum(int(row[f"unpriced_{name}"]) for name in tokens),
+    return [
+        (
+            row["month"],
+            {dimension: row[dimension] for dimension in DIMENSIONS},
+            Usage(
+                spend=row["spend"],
+                # PostgreSQL sums integers as numeric: back to int for the counts.
+                input_tokens=int(row["all_input_tokens"]),
+                cached_input_tokens=int(row["all_cached_input_tokens"]),
+                output_tokens=int(row["all_output_tokens"]),
+                requests=int(row["all_requests"]),
+                priced_tokens=sum(int(row[f"priced_{name}"]) for name in tokens),
+                priced_requests=int(row["priced_requests"]),
+                unpriced_entries=row["unpriced_entries"],
+                unpriced_tokens=sum(int(row[f"unpriced_{name}"]) for name in tokens),
+            ),
         )
-        cells[row["month"], row[dimension]] = usage
-        totals[row[dimension]] += usage
+        for row in rows
+    ]
+
+
+def _breakdown(*, rows: list, dimension: str, months: list[dt.date]) -> Breakdown:
+    """Return the usage per month and `dimension`; keys past the largest few fold into Other."""
+    cells: dict[tuple[dt.date, str], Usage] = defaultdict(Usage)
+    totals: dict[str, Usage] = defaultdict(Usage)
+    for month, keys, usage in rows:
+        if dimension == Dimension.MODEL and not keys[dimension]:
+            continue  # not token usage: no model to show it under
+        cells[month, keys[dimension]] += usage
+        totals[keys[dimension]] += usage
     keys = _ranked(totals)
     if len(keys) > TOP_KEYS + 1:
         folded = set(keys[TOP_KEYS:])
         keys = [*keys[:TOP_KEYS], OTHER]
         for month, key in [cell for cell in cells if cell[1] in folded]:
-            cells.setdefault((month, OTHER), Usage())
             cells[month, OTHER] += cells.pop((month, key))
-    return Breakdown(dimension=dimension, months=months, keys=keys, cells=cells, totals=dict(totals))
+    return Breakdown(dimension=dimension, months=months, keys=keys, cells=dict(cells), totals=dict(totals))
 
 
 def _ranked(totals: dict[str, Usage]) -> list[str]:
@@ -243,21 +260,21 @@ def cost_analytics(
 ) -> CostAnalytics:
     """Return the cost analytics of `projects` over the last `months` months up to `today`.
 
-    Six queries at most: the three breakdowns, the budget statuses (two) and the names of the budgeted projects.
+    Two queries: the usage rows every breakdown sums, and the budget status of each project.
     """
     starts = _month_starts(today, months)
     start, end = starts[0], today
-    entries = CostEntry.objects.filter(project__in=projects.order_by().values("pk"), date__range=(start, end))
-    by_model = _breakdown(entries=entries.exclude(model=""), dimension=Dimension.MODEL, months=starts)
-    by_category = _breakdown(entries=entries, dimension=Dimension.CATEGORY, months=starts)
+    rows = _usage_rows(
+        entries=CostEntry.objects.filter(project__in=projects.order_by().values("pk"), date__range=(start, end))
+    )
+    by_model = _breakdown(rows=rows, dimension=Dimension.MODEL, months=starts)
     total = Usage()
-    for usage in by_category.totals.values():
+    for _, _, usage in rows:
         total += usage
-    figures = cost_figures(projects=projects, as_of=today)
-    covered = [pk for pk, f in figures.items() if f.budgets.overall is not None]
-    named = {p.pk: p for p in Project.objects.filter(pk__in=covered).only("pk", "name")} if covered else {}
+    # The dashboard's budget status (snapshots for past days): one query for every project of the scope.
+    covered = with_budget_status(projects.order_by(), as_of=today).filter(budget_id__isnull=False)
     budgets = sorted(
-        (ProjectBudget(project=named[pk], budget=figures[pk].budgets.overall) for pk in covered),
+        (ProjectBudget(project=row, budget=budget_status_of(row)) for row in covered),
         key=lambda b: (b.budget.run_out_date or dt.date.max, b.project.name),
     )
     return CostAnalytics(
@@ -266,8 +283,8 @@ def cost_analytics(
         end=end,
         total=total,
         by_model=by_model,
-        by_provider=_breakdown(entries=entries, dimension=Dimension.PROVIDER, months=starts),
-        by_category=by_category,
+        by_provider=_breakdown(rows=rows, dimension=Dimension.PROVIDER, months=starts),
+        by_category=_breakdown(rows=rows, dimension=Dimension.CATEGORY, months=starts),
         budgets=budgets,
         unpriced=[(key, name, usage) for key, name, usage in by_model.key_totals() if usage.incomplete],
     )
