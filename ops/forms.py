@@ -255,7 +255,7 @@ class CostAnalyticsForm(forms.Form):
 
     team = forms.ModelChoiceField(queryset=None, required=False, empty_label="Every team")
     project = forms.ModelChoiceField(queryset=None, required=False, empty_label="Every project")
-    months = forms.TypedChoiceField(choices=MONTHS, coerce=int, required=False, label="Period")
+    months = forms.TypedChoiceField(choices=MONTHS, coerce=int, required=False, initial=6, label="Period")
 
     def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)
@@ -263,7 +263,8 @@ class CostAnalyticsForm(forms.Form):
         self.fields["project"].queryset = organization.projects.filter(archived=False).order_by("name")
 
     def scope(self) -> dict:
-        """Return the valid choices: team and project (None when unset or invalid) and months (6 by default)."""
+        """Return the valid choices: team and project (None when unset or invalid) and months (default: the initial)."""
         self.is_valid()
         data = getattr(self, "cleaned_data", {})
-        return {"team": data.get("team"), "project": data.get("project"), "months": data.get("months") or 6}
+        months = data.get("months") or self.fields["months"].initial
+        return {"team": data.get("team"), "project": data.get("project"), "months": months}

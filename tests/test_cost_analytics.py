@@ -212,3 +212,12 @@ def test_the_query_count_does_not_grow_with_the_portfolio(portfolio, client, dja
 
 
 QUERIES = 7
+
+
+def test_the_unfiltered_page_shows_the_period_it_computes(portfolio, client):
+    _, viewer, *_ = portfolio
+    client.force_login(viewer)
+    with time_machine.travel(NOW, tick=False):
+        response = client.get(URL)
+    assert response.context["data"].start == dt.date(2025, 10, 1)  # six months, as the select says
+    assert '<option value="6" selected>Last 6 months</option>' in response.content.decode()

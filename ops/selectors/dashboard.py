@@ -101,7 +101,7 @@ class WeekFigure:
 
     @property
     def label(self) -> str:
-        return self.start.strftime("%d %b")
+        return f"{self.start.day} {self.start:%b}"
 
     @property
     def by_severity(self) -> list[int | None]:
