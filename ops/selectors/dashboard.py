@@ -47,6 +47,7 @@ MONTHS = 12
 WEEKS = 12
 TOP = 5
 OVERDUE = 10
+LISTED = 8  # rows of a dashboard list: the rest are a link away
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ class PortfolioOverview:
     risks: RiskCounts
     weeks: list[WeekFigure]
     overdue_reviews: list[Risk]
-    over_tolerance: list[Project]
+    over_tolerance: list[Project]  # the first few, the most urgent first
+    over_tolerance_count: int
     moves: list[StageTransition]
     week_start: dt.date  # the first day of the last seven, which `moves` cover
 
@@ -257,6 +259,7 @@ def portfolio_overview(*, user: AbstractBaseUser, organization: Organization) ->
     top_risks = list(active.order_by("-score", "next_review_date", "title")[:TOP])
     risks = risk_counts(risks=active)
     needing = projects_needing_attention(user=user, organization=organization)
+    over_tolerance = [row for row in needing if row.budget is not None and row.budget.over_tolerance]
     week_start = today - dt.timedelta(days=6)
     return PortfolioOverview(
         project_count=counts["total"],
@@ -264,7 +267,7 @@ def portfolio_overview(*, user: AbstractBaseUser, organization: Organization) ->
         funnel=[(s.value, s.label, counts[f"stage_{s.value}"]) for s in Stage],
         months=months,
         top_risks=top_risks,
-        needs_attention=needing[:8],
+        needs_attention=needing[:LISTED],
         latest_reports=list(
             Report.objects.filter(organization=organization)
             .select_related("project")
@@ -274,7 +277,8 @@ def portfolio_overview(*, user: AbstractBaseUser, organization: Organization) ->
         weeks=_weekly(organization=organization, projects=live, today=today, risks_now=risks.by_severity),
         overdue_reviews=list(active.filter(next_review_date__lt=today).order_by("next_review_date", "pk")[:OVERDUE]),
         # The budget status read for needs attention (`portfolio.with_budget_status`), not computed again.
-        over_tolerance=[row for row in needing if row.budget is not None and row.budget.over_tolerance],
+        over_tolerance=over_tolerance[:LISTED],
+        over_tolerance_count=len(over_tolerance),
         moves=list(
             StageTransition.objects.filter(
                 project__organization=organization,
