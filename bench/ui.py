@@ -11,11 +11,12 @@ and requests each page through Django's test client:
 
 - the median server time of repeated requests and the number of queries of each page
   (targets: dashboard ≤ 20 queries; every page's count the same at both sizes);
-- for the dashboard, the median time of the same SQL statements run directly on a cursor, and
-  the page's time as a multiple of it (target ≤ 2× on the largest portfolio). The floor is the
-  page's own statements: they read the snapshots for past days and sum only the days after the
-  last one, which is less work for the database than summing a year of cost entries, so it is
-  the minimum the database needs for these figures.
+- for the dashboard, the cost analytics (their default six months) and the project list, the median
+  time of the same SQL statements run directly on a cursor, and the page's time as a multiple of it
+  (targets on the largest portfolio: ≤ 3× for each, issue 16; ≤ 2× for the dashboard, issue 11). The
+  floor is the page's own statements: they read the snapshots for past days and sum only the days
+  after the last one, which is less work for the database than summing a year of cost entries, so it
+  is the minimum the database needs for these figures.
 - the project page's forms, which load when opened: all eight fragments requested in a row.
 
 Run: `python -m bench.ui` (BENCH_UI_PROJECTS=500,5000 to choose the sizes) or through `python -m bench`.
@@ -23,6 +24,7 @@ Run: `python -m bench.ui` (BENCH_UI_PROJECTS=500,5000 to choose the sizes) or th
 
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -33,7 +35,10 @@ from bench._db import BASE_DIR, create_database, run_child, server
 
 REPEATS = 15
 DASHBOARD_MAX_QUERIES = 20
-RAW_SQL_MAX_RATIO = 2.0
+DASHBOARD_MAX_RATIO = 2.0  # issue 11
+RAW_SQL_MAX_RATIO = 3.0  # issue 16: each page measured against its statements
+FLOORED = ("dashboard", "cost analytics", "project list")
+DECLARE = re.compile(r"^\s*DECLARE .*? CURSOR (?:WITH|WITHOUT) HOLD FOR ", re.DOTALL)
 SNAPSHOT_DAYS = 366
 
 
@@ -159,6 +164,7 @@ def _child() -> None:
         portfolio = Project.objects.filter(organization=organization).count()
         pages = {
             "dashboard": reverse("projects:dashboard"),
+            "cost analytics": reverse("ops:cost-analytics"),
             "project list": reverse("projects:list") + "?sort=-spend",
             "project page": project.get_absolute_url(),
         }
@@ -175,8 +181,9 @@ def _child() -> None:
                 "queries": len(captured.captured_queries),
                 "server_ms": round(_median_ms(lambda url=url, client=client: client.get(url)), 1),
             }
-            if name == "dashboard":
-                statements = [q["sql"] for q in captured.captured_queries]
+            if name in FLOORED:
+                # A server-side cursor (`.iterator()`) is logged as its DECLARE: the floor runs its query.
+                statements = [DECLARE.sub("", q["sql"]) for q in captured.captured_queries]
 
                 def raw(statements=statements) -> None:
                     with connection.cursor() as cursor:
@@ -212,12 +219,12 @@ def _child() -> None:
 def _report(results: list[dict]) -> None:
     print(f"\nWeb UI (median of {REPEATS} requests through the test client)")
     print(
-        f"{'projects':>9} {'in org':>7}  {'page':<13} {'queries':>7} {'server ms':>10} {'raw SQL ms':>11} {'ratio':>6}"
+        f"{'projects':>9} {'in org':>7}  {'page':<14} {'queries':>7} {'server ms':>10} {'raw SQL ms':>11} {'ratio':>6}"
     )
     for r in results:
         raw = f"{r['raw_sql_ms']:>11.1f} {r['ratio_to_raw_sql']:>6.2f}" if "raw_sql_ms" in r else ""
         print(
-            f"{r['projects_total']:>9} {r['projects_in_org']:>7}  {r['page']:<13} {r['queries']:>7} "
+            f"{r['projects_total']:>9} {r['projects_in_org']:>7}  {r['page']:<14} {r['queries']:>7} "
             f"{r['server_ms']:>10.1f} {raw}"
         )
     verdicts = []
@@ -228,13 +235,14 @@ def _report(results: list[dict]) -> None:
             all(r["queries"] <= DASHBOARD_MAX_QUERIES for r in dashboards),
         )
     )
-    # The ratio is judged on the largest portfolio: on a tiny one the fixed cost of rendering dominates.
-    verdicts.append(
-        (
-            f"dashboard ≤ {RAW_SQL_MAX_RATIO:.0f}× its raw SQL ({dashboards[-1]['projects_total']} projects)",
-            dashboards[-1]["ratio_to_raw_sql"] <= RAW_SQL_MAX_RATIO,
-        )
-    )
+    # Ratios are judged on the largest portfolio: on a tiny one the fixed cost of rendering dominates.
+    largest = max(r["projects_total"] for r in results)
+    for page in FLOORED:
+        row = next(r for r in results if r["page"] == page and r["projects_total"] == largest)
+        for target in (RAW_SQL_MAX_RATIO, DASHBOARD_MAX_RATIO) if page == "dashboard" else (RAW_SQL_MAX_RATIO,):
+            verdicts.append(
+                (f"{page} ≤ {target:.0f}× its raw SQL ({largest} projects)", row["ratio_to_raw_sql"] <= target)
+            )
     for page in {r["page"] for r in results}:
         counts = {r["queries"] for r in results if r["page"] == page}
         verdicts.append((f"{page}: constant queries as the portfolio grows", len(counts) == 1))
@@ -242,7 +250,11 @@ def _report(results: list[dict]) -> None:
         print(f"  {'PASS' if ok else 'FAIL'}  {label}")
     out = BASE_DIR / "bench-results"
     out.mkdir(exist_ok=True)
-    (out / "ui.json").write_text(json.dumps({"results": results, "verdicts": dict(verdicts)}, indent=2))
+    load = os.getloadavg()
+    print(f"  load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (1, 5, 15 min)")
+    (out / "ui.json").write_text(
+        json.dumps({"results": results, "verdicts": dict(verdicts), "load_average": load}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 
 from ops.api.filters import RiskFilter
-from ops.models import InfrastructureComponent, Provider, RiskCategory, RiskStatus
+from ops.models import InfrastructureComponent, Provider, RiskCategory, RiskStatus, Severity
 from projects.api.filters import ProjectFilter
 from projects.forms import members_of
 from projects.models import Health, Industry, Organization, Stage, Team, UseCase
@@ -78,9 +78,11 @@ CELL = ("likelihood", "impact")
 class RiskListFilter(PageFilterSet, RiskFilter):
     """The risk register's filters: the active risks unless a status is chosen, and the heat map's cell."""
 
-    page_filters = ("category", "project", "owner", "status", *CELL)
+    page_filters = ("category", "severity", "project", "owner", "status", *CELL)
 
     category = django_filters.ChoiceFilter(choices=RiskCategory.choices, empty_label="Any category")
+    # The summary cards' links (the dashboard's and the risk page's) open the register at one severity.
+    severity = django_filters.ChoiceFilter(choices=Severity.choices, empty_label="Any severity")
     project = django_filters.ModelChoiceFilter(queryset=None, empty_label="Any project")
     owner = django_filters.ModelChoiceFilter(queryset=None, empty_label="Any owner")
     status = django_filters.ChoiceFilter(

@@ -293,3 +293,28 @@ class ReportRequestForm(forms.Form):
 
     def period(self) -> tuple[dt.date, dt.date]:
         return report_period(day=self.cleaned_data["week"], span=self.cleaned_data["span"] or ReportSpan.WEEK)
+
+
+class CostAnalyticsForm(forms.Form):
+    """The cost analytics page's scope: a team or a project of the organization, and how many months back.
+
+    Tolerant like the list filters: an invalid value is an error beside its field and narrows nothing.
+    """
+
+    MONTHS = [(3, "Last 3 months"), (6, "Last 6 months"), (12, "Last 12 months")]
+
+    team = forms.ModelChoiceField(queryset=None, required=False, empty_label="Every team")
+    project = forms.ModelChoiceField(queryset=None, required=False, empty_label="Every project")
+    months = forms.TypedChoiceField(choices=MONTHS, coerce=int, required=False, initial=6, label="Period")
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = organization.teams.order_by("name")
+        self.fields["project"].queryset = organization.projects.filter(archived=False).order_by("name")
+
+    def scope(self) -> dict:
+        """Return the valid choices: team and project (None when unset or invalid) and months (default: the initial)."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        months = data.get("months") or self.fields["months"].initial
+        return {"team": data.get("team"), "project": data.get("project"), "months": months}

@@ -14,6 +14,7 @@ project_pages = [
 urlpatterns = [
     path("projects/<int:pk>/costs/", views.cost_create, name="cost-create"),
     path("projects/<int:pk>/usage/", views.usage_create, name="usage-create"),
+    path("analytics/costs/", views.cost_analytics, name="cost-analytics"),
     path("prices/", views.price_index, name="prices"),
     path("chargeback/", views.chargeback_index, name="chargeback"),
     path("prices/import/", views.price_import, name="prices-import"),

@@ -2,6 +2,7 @@
 project-page forms for costs, risks, infrastructure and metrics, the risk page, the report archive."""
 
 import datetime as dt
+import io
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -12,10 +13,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ops import panels, services
+from ops import charts, panels, services
 from ops.filters import ProjectListFilter, RiskListFilter
 from ops.forms import (
     ChargebackForm,
+    CostAnalyticsForm,
     PriceImportForm,
     ReportRequestForm,
     RepriceForm,
@@ -37,6 +39,7 @@ from ops.models import (
     RiskStatus,
     Severity,
 )
+from ops.selectors import analytics
 from ops.selectors.api import risk_list
 from ops.selectors.chargeback import chargeback
 from ops.selectors.dashboard import HeatCell, portfolio_overview, risk_overview
@@ -48,6 +51,7 @@ from projects.selectors import organization_list
 from projects.services import organization_today
 from projects.views import project_form_view
 from tracker.exceptions import Conflict, DomainError, ServiceUnavailable
+from tracker.exports import CsvWriter
 from tracker.formatting import label
 from tracker.web import form_apply_error, is_htmx, organization_required, role_required
 
@@ -56,10 +60,15 @@ PAGE_SIZE = 25
 
 @organization_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    overview = portfolio_overview(user=request.user, organization=request.organization)
-    return render(
-        request, "ops/dashboard.html", {"overview": overview, "spend_chart": panels.chart_data(overview.months)}
-    )
+    organization = request.organization
+    overview = portfolio_overview(user=request.user, organization=organization)
+    context = {
+        "overview": overview,
+        "spend_chart": panels.chart_data(overview.months),
+        "risk_trend_chart": charts.risk_trend_chart(overview.weeks),
+        "spend_trend_chart": charts.spend_trend_chart(overview.weeks, currency=organization.currency),
+    }
+    return render(request, "ops/dashboard.html", context)
 
 
 @organization_required
@@ -86,6 +95,127 @@ def project_index(request: HttpRequest) -> HttpResponse:
     if request.headers.get("HX-Target") == "project-table":
         return render(request, "ops/includes/project_table.html", context)
     return render(request, "ops/project_list.html", context)
+
+
+@organization_required
+def cost_analytics(request: HttpRequest) -> HttpResponse:
+    """Spend and tokens over time by model, provider and category, unit costs, budgets; each chart as CSV too."""
+    organization = request.organization
+    form = CostAnalyticsForm(request.GET or None, organization=organization)
+    scope = form.scope()
+    projects = analytics.cost_analytics_projects(
+        user=request.user, organization=organization, team=scope["team"], project=scope["project"]
+    )
+    data = analytics.cost_analytics(
+        projects=projects, organization=organization, months=scope["months"], today=organization_today(organization)
+    )
+    if download := request.GET.get("download"):
+        return _cost_analytics_csv(data, download)
+    query = request.GET.copy()
+    query.pop("download", None)
+    unit = organization.currency
+    context = {
+        "form": form,
+        "data": data,
+        "query": query.urlencode(),
+        "charts": [
+            (
+                "model",
+                "Spend by model",
+                data.by_model,
+                charts.breakdown_chart(data.by_model, unit=unit),
+                False,
+            ),
+            (
+                "tokens",
+                "Tokens by model",
+                data.by_model,
+                charts.breakdown_chart(data.by_model, tokens=True, unit="tokens"),
+                True,
+            ),
+            (
+                "provider",
+                "Spend by model provider",
+                data.by_provider,
+                charts.breakdown_chart(data.by_provider, unit=unit),
+                False,
+            ),
+            (
+                "category",
+                "Spend by category",
+                data.by_category,
+                charts.breakdown_chart(data.by_category, unit=unit),
+                False,
+            ),
+        ],
+    }
+    return render(request, "ops/cost_analytics.html", context)
+
+
+# A chart's CSV: the rows its table view lists (machine format: codes, raw decimals, ISO dates, the currency).
+ANALYTICS_CSV = {"model": "by_model", "tokens": "by_model", "provider": "by_provider", "category": "by_category"}
+USAGE_COLUMNS = (
+    "spend",
+    "input_tokens",
+    "cached_input_tokens",
+    "output_tokens",
+    "requests",
+    "unpriced_entries",
+    "unpriced_tokens",
+)
+
+
+def _cost_analytics_csv(data: analytics.CostAnalytics, download: str) -> HttpResponse:
+    currency = data.organization.currency
+    out = io.StringIO()
+    writer = CsvWriter(out)
+    if download == "budgets":
+        writer.writerow(
+            [
+                "project",
+                "period_start",
+                "period_end",
+                "amount",
+                "spend",
+                "burn_rate_per_day",
+                "forecast",
+                "run_out_date",
+                "over_tolerance",
+                "unpriced_entries",
+                "currency",
+            ]
+        )
+        for row in data.budgets:
+            b = row.budget
+            run_out = b.run_out_date.isoformat() if b.run_out_date else ""
+            writer.writerow(
+                [
+                    row.project.name,
+                    b.period_start.isoformat(),
+                    b.period_end.isoformat(),
+                    b.amount,
+                    b.spend,
+                    b.burn_rate,
+                    b.forecast,
+                    run_out,
+                    b.over_tolerance,
+                    b.unpriced_entries,
+                    currency,
+                ]
+            )
+    elif download in ANALYTICS_CSV:
+        breakdown = getattr(data, ANALYTICS_CSV[download])
+        writer.writerow(["month", breakdown.dimension, *USAGE_COLUMNS, "currency"])
+        for month, key, _, usage in breakdown.rows():
+            code = "other" if key == analytics.OTHER else key
+            writer.writerow([month.isoformat(), code, *(getattr(usage, name) for name in USAGE_COLUMNS), currency])
+    else:
+        raise Http404("No such download.")
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="costs-{download}-{data.start:%Y-%m}-{data.end:%Y-%m-%d}.csv"'
+    )
+    return response
 
 
 @project_form_view(panels.COST, "Cost recorded.")

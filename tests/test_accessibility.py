@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from ops.models import ReportKind
+from ops.models import CostSource, ModelProvider, ReportKind
 from ops.services.reports import report_build
 from ops.tests.factories import (
     BudgetFactory,
@@ -42,6 +42,17 @@ def portfolio() -> tuple[list[str], UserFactory]:
         period_end=today.replace(month=12, day=31),
     )
     CostEntryFactory(project=project, amount=Decimal("120.50"), date=today)
+    CostEntryFactory(  # token usage, so the cost analytics draw their model and provider charts
+        project=project,
+        date=today,
+        source=CostSource.USAGE,
+        model="gpt-4o",
+        provider=ModelProvider.OPENAI,
+        amount=Decimal("3.20"),
+        input_tokens=1000,
+        output_tokens=200,
+        requests=4,
+    )
     InfrastructureComponentFactory(project=project)
     QualityMetricFactory(project=project)
     risk = RiskFactory(project=project)
@@ -59,6 +70,7 @@ def portfolio() -> tuple[list[str], UserFactory]:
         f"/projects/{project.pk}/history/",
         "/risks/",
         f"/risks/{risk.pk}/",
+        "/analytics/costs/",
         "/reports/",
         f"/reports/{report.pk}/",
         "/prices/",

@@ -859,3 +859,26 @@ def test_admin_site_refuses_everyone_but_staff(portfolio):
                     assert response["Location"].startswith("/admin/login/"), (url, response["Location"])
             assert portfolio.snapshot() == before, url
     print(f"\nadmin: {len(admin_routes)} patterns × 3 non-staff callers × 2 methods = {tried} requests")
+
+
+def test_cost_analytics_and_the_manager_dashboard_never_reach_another_organization(portfolio):
+    """An outsider naming A's project or team in the analytics' filters (and each CSV) gets only B's figures."""
+    client = Client()
+    client.force_login(portfolio.outsider)
+    url = reverse("ops:cost-analytics")
+    project, team = portfolio.objects[Project], portfolio.objects[Team]
+    for params in (
+        {"project": project.pk},
+        {"team": team.pk},
+        *({"project": project.pk, "team": team.pk, "months": 12, "download": key} for key in CSV_DOWNLOADS),
+    ):
+        response = client.get(url, params)
+        assert response.status_code == 200 and not leaks(response), params
+        if "download" not in params:
+            assert response.context["data"].total.spend == 0 and response.context["form"].errors, params
+    for url in ("/", "/risks/?severity=high", "/risks/?severity=critical"):
+        response = client.get(url)
+        assert response.status_code == 200 and not leaks(response), url
+
+
+CSV_DOWNLOADS = ("model", "tokens", "provider", "category", "budgets")

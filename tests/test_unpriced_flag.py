@@ -67,8 +67,11 @@ def test_the_dashboard_flags_the_month_and_the_budget_that_leave_unpriced_usage_
     assert [m.month for m in overview.months if m.incomplete] == [MARCH[0]]
     attention = {p.name: p.budget.incomplete for p in overview.needs_attention}
     assert attention == {"Waiting": True, "Priced": False}
-    # The note under the chart, the March row of its table and the Waiting line of "Needs attention".
-    assert response.content.decode().count(FLAG) == 3
+    assert [w.start for w in overview.weeks if w.incomplete] == [dt.date(2026, 3, 2)]
+    assert {p.name: p.budget.incomplete for p in overview.over_tolerance} == attention
+    # The note under the chart, the March row of its table, the Waiting line of "Needs attention", the week of
+    # 2 March in the weekly spend and Waiting's row of the budgets over tolerance.
+    assert response.content.decode().count(FLAG) == 5
 
 
 def test_the_project_list_flags_spend_to_date_and_budget_spend(portfolio, client):

@@ -20,6 +20,7 @@ from ops.models import (
     InfrastructureComponent,
     Report,
     Risk,
+    RiskSnapshot,
     RiskSource,
     RiskStatus,
     Severity,
@@ -33,17 +34,21 @@ from ops.selectors.portfolio import (
     created_on,
     monthly_spend,
     project_cost_figures,
+    report_week,
     status_stale,
     with_budget_status,
     with_overdue_reviews,
 )
 from projects.gates import gates_annotate, gates_unmet
-from projects.models import Health, Organization, Project, Stage
+from projects.models import Health, Organization, Project, Stage, StageTransition
 from projects.selectors import project_list
 from projects.services import organization_today
 
 MONTHS = 12
+WEEKS = 12
 TOP = 5
+OVERDUE = 10
+LISTED = 8  # rows of a dashboard list: the rest are a link away
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,43 @@ class HeatCell:
         return Severity.for_score(self.likelihood * self.impact).value
 
 
+@dataclass(frozen=True)
+class RiskCounts:
+    """Risks counted two ways from one grouped query: the 5×5 heat map and the count per severity."""
+
+    heatmap: list[list[HeatCell]]
+    by_severity: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_severity.values())
+
+    @property
+    def severities(self) -> list[tuple[str, str, int]]:
+        """(code, label, count) per severity, the most severe first."""
+        return [(s.value, s.label, self.by_severity[s.value]) for s in reversed(Severity)]
+
+
+@dataclass(frozen=True)
+class WeekFigure:
+    """One week of the dashboard's trends: its spend and the open risks per severity at its end."""
+
+    start: dt.date
+    end: dt.date  # its Sunday, or today for the current week
+    spend: Decimal
+    incomplete: bool  # the week's spend leaves out unpriced usage
+    risks: dict[str, int] | None  # the week's last risk snapshot (the current week: live); None without one
+
+    @property
+    def label(self) -> str:
+        return f"{self.start.day} {self.start:%b}"
+
+    @property
+    def by_severity(self) -> list[int | None]:
+        """The risk counts, the most severe first (the order of `RiskCounts.severities`); None without a snapshot."""
+        return [None if self.risks is None else self.risks[s.value] for s in reversed(Severity)]
+
+
 @dataclass
 class PortfolioOverview:
     project_count: int
@@ -78,6 +120,13 @@ class PortfolioOverview:
     top_risks: list[Risk]
     needs_attention: list[Project]
     latest_reports: list[Report]
+    risks: RiskCounts
+    weeks: list[WeekFigure]
+    overdue_reviews: list[Risk]
+    over_tolerance: list[Project]  # the first few, the most urgent first
+    over_tolerance_count: int
+    moves: list[StageTransition]
+    week_start: dt.date  # the first day of the last seven, which `moves` cover
 
     @property
     def months_incomplete(self) -> bool:
@@ -154,13 +203,18 @@ def _monthly(projects: QuerySet[Project], budgets: QuerySet[Budget], today: dt.d
     ]
 
 
-def _heatmap(risks: QuerySet[Risk]) -> list[list[HeatCell]]:
-    """Return the 5×5 grid of risk counts: rows impact 5→1, columns likelihood 1→5."""
-    counts = {
-        (row["likelihood"], row["impact"]): row["n"]
-        for row in risks.order_by().values("likelihood", "impact").annotate(n=Count("pk"))
-    }
-    return [[HeatCell(lk, im, counts.get((lk, im), 0)) for lk in range(1, 6)] for im in range(5, 0, -1)]
+def risk_counts(*, risks: QuerySet[Risk]) -> RiskCounts:
+    """Return the heat map and the severity counts of `risks` (one query): the dashboard's and the risk page's.
+
+    The grid's rows are impact 5→1, its columns likelihood 1→5.
+    """
+    cells: dict[tuple[int, int], int] = defaultdict(int)
+    by_severity = dict.fromkeys(Severity.values, 0)
+    for row in risks.order_by().values("likelihood", "impact", "severity").annotate(n=Count("pk")):
+        cells[row["likelihood"], row["impact"]] += row["n"]
+        by_severity[row["severity"]] += row["n"]
+    heatmap = [[HeatCell(lk, im, cells[lk, im]) for lk in range(1, 6)] for im in range(5, 0, -1)]
+    return RiskCounts(heatmap=heatmap, by_severity=by_severity)
 
 
 def projects_needing_attention(*, user: AbstractBaseUser, organization: Organization) -> list[Project]:
@@ -202,27 +256,82 @@ def portfolio_overview(*, user: AbstractBaseUser, organization: Organization) ->
     health = {h: counts[f"health_{h}"] for h in Health.values}
     health["none"] = counts["total"] - sum(health.values())
     months = _monthly(live, Budget.objects.filter(project__organization=organization, project__archived=False), today)
-    top_risks = list(
-        Risk.objects.filter(organization=organization, status__in=RiskStatus.active())
-        .select_related("project", "owner")
-        .order_by("-score", "next_review_date", "title")[:TOP]
+    active = Risk.objects.filter(organization=organization, status__in=RiskStatus.active()).select_related(
+        "project", "owner"
     )
+    top_risks = list(active.order_by("-score", "next_review_date", "title")[:TOP])
+    risks = risk_counts(risks=active)
+    needing = projects_needing_attention(user=user, organization=organization)
+    over_tolerance = [row for row in needing if row.budget is not None and row.budget.over_tolerance]
+    week_start = today - dt.timedelta(days=6)
     return PortfolioOverview(
         project_count=counts["total"],
         health=health,
         funnel=[(s.value, s.label, counts[f"stage_{s.value}"]) for s in Stage],
         months=months,
         top_risks=top_risks,
-        needs_attention=projects_needing_attention(user=user, organization=organization)[:8],
+        needs_attention=needing[:LISTED],
         latest_reports=list(
             Report.objects.filter(organization=organization)
             .select_related("project")
             .order_by("-period_start", "-created_at")[:TOP]
         ),
+        risks=risks,
+        weeks=_weekly(organization=organization, projects=live, today=today, risks_now=risks.by_severity),
+        overdue_reviews=list(active.filter(next_review_date__lt=today).order_by("next_review_date", "pk")[:OVERDUE]),
+        # The budget status read for needs attention (`portfolio.with_budget_status`), not computed again.
+        over_tolerance=over_tolerance[:LISTED],
+        over_tolerance_count=len(over_tolerance),
+        moves=list(
+            StageTransition.objects.filter(
+                project__organization=organization,
+                at__gte=dt.datetime.combine(week_start, dt.time.min, tzinfo=organization.tzinfo),
+            )
+            .select_related("project", "by")
+            .order_by("-at", "-pk")[:20]
+        ),
+        week_start=week_start,
     )
 
 
 CROSSINGS_SHOWN = 5
+
+
+def _weekly(
+    *, organization: Organization, projects: QuerySet[Project], today: dt.date, risks_now: dict[str, int]
+) -> list[WeekFigure]:
+    """Return the last twelve weeks (Monday to Sunday, the current one to today): spend and open risks.
+
+    Spend is `portfolio.monthly_spend` over the weeks (snapshots for past days); the risks are the
+    daily `RiskSnapshot` of each week's last snapshot day, and today's counts for the current week.
+    """
+    starts = [report_week(today - dt.timedelta(weeks=n))[0] for n in range(WEEKS - 1, -1, -1)]
+    spans = [(start, min(start + dt.timedelta(days=6), today)) for start in starts]
+    spend = monthly_spend(projects=projects, months=spans)
+    snapshots: dict[dt.date, RiskSnapshot] = {}
+    for snapshot in RiskSnapshot.objects.filter(organization=organization, date__range=(starts[0], today)).order_by(
+        "date"
+    ):
+        snapshots[report_week(snapshot.date)[0]] = snapshot  # the week's last one wins
+    weeks = []
+    for start, end in spans:
+        snapshot = snapshots.get(start)
+        if end == today:
+            risks = risks_now
+        elif snapshot is None:
+            risks = None
+        else:
+            risks = {name: getattr(snapshot, name) for name in RiskSnapshot.SEVERITY_FIELDS}
+        weeks.append(
+            WeekFigure(
+                start=start,
+                end=end,
+                spend=spend[start].amount.quantize(Decimal("0.01")),
+                incomplete=spend[start].incomplete,
+                risks=risks,
+            )
+        )
+    return weeks
 
 
 def project_costs(*, project: Project, as_of: dt.date) -> ProjectCosts:
@@ -267,7 +376,7 @@ def project_risks(*, project: Project) -> ProjectRisks:
     risks = Risk.objects.filter(project=project)
     return ProjectRisks(
         risks=list(risks.select_related("owner").order_by(_active_first(), "-score", "title")),
-        heatmap=_heatmap(risks.filter(status__in=RiskStatus.active())),
+        heatmap=risk_counts(risks=risks.filter(status__in=RiskStatus.active())).heatmap,
     )
 
 
@@ -282,6 +391,7 @@ def _active_first() -> Case:
 @dataclass
 class RiskOverview:
     heatmap: list[list[HeatCell]]
+    counts: RiskCounts  # the summary cards: the organization's active risks, as the dashboard counts them
     top_risks: list[Risk]
     overdue: list[Risk]
     signals: list[Risk]
@@ -294,8 +404,9 @@ def risk_overview(*, organization: Organization, risks: QuerySet[Risk]) -> RiskO
         "project", "owner"
     )
     return RiskOverview(
-        heatmap=_heatmap(risks),
+        heatmap=risk_counts(risks=risks).heatmap,
+        counts=risk_counts(risks=active),
         top_risks=list(active.order_by("-score", "title")[:TOP]),
-        overdue=list(active.filter(next_review_date__lt=today).order_by("next_review_date")[:10]),
+        overdue=list(active.filter(next_review_date__lt=today).order_by("next_review_date", "pk")[:OVERDUE]),
         signals=list(active.filter(source=RiskSource.SIGNAL).order_by("-updated_at")[:10]),
     )

@@ -14,8 +14,11 @@ digests and the demo seed all read these; none computes them itself.
   its timezone. Team and cost-centre budgets are read the same way over their projects' costs
   (`scoped_budget_statuses`). Spend is the priced cost dated from the budget's first day to the as-of date
   (the category's cost for a category budget); unpriced usage is never costed, only counted.
-  Forecast at period end is the burn rate: spend ÷ days elapsed (as-of date included) × days in
-  the period. Over budget: spend > amount; over tolerance: spend > amount × (1 + tolerance %).
+  Forecast at period end (`spend_forecast`): the spend so far plus the linear trend of the last
+  FORECAST_WINDOW_DAYS days' spend carried to the period's end, with a 90 % band; the budget runs
+  out on the first day that forecast passes the amount (within the period, else never). The burn
+  rate is spend ÷ days elapsed (as-of date included). Over budget: spend > amount; over tolerance:
+  spend > amount × (1 + tolerance %).
 - Spend to date: every priced cost dated up to the as-of date, with the unpriced entries counted.
 - Incomplete: a spend figure (to date, a budget's, a month's, a report period's) that leaves out
   unpriced usage says so — its `incomplete` flag (`spend_incomplete` on annotated rows) is set
@@ -411,6 +414,16 @@ class BudgetStatus:
         return self.outlook.expected
 
     @property
+    def burn_rate(self) -> Decimal:
+        """Spend per day so far (as-of date included): the rate `forecast` extends to the period's end."""
+        return _quantize(self.spend / self.days_elapsed, CENT)
+
+    @property
+    def run_out_date(self) -> dt.date | None:
+        """The day the forecast passes the amount; None when that is after the period ends."""
+        return self.outlook.runs_out_on
+
+    @property
     def limit(self) -> Decimal:
         """The amount plus its tolerance: past it, the overrun is a risk."""
         return self.amount * (1 + self.tolerance_pct / 100)
@@ -549,8 +562,9 @@ def _days(first: dt.date, last: dt.date) -> list[dt.date]:
 def monthly_spend(*, projects: QuerySet[Project], months: list[tuple[dt.date, dt.date]]) -> dict[dt.date, Spend]:
     """Return the projects' priced spend and unpriced entries in each month (its first and last day), by its first day.
 
-    Three queries whatever the number of projects and entries: each organization's first and last
-    snapshot day in each month, the snapshots of those days, and the entries of the days around them.
+    The spans are the caller's, consecutive and in order: months, or the dashboard's weeks. Three queries
+    whatever the number of projects and entries: each organization's first and last snapshot day in
+    each span, the snapshots of those days, and the entries of the days around them.
     """
     scope = projects.order_by().values("pk")
     organizations = Project.objects.filter(pk__in=scope).values("organization")
@@ -588,14 +602,15 @@ def monthly_spend(*, projects: QuerySet[Project], months: list[tuple[dt.date, dt
             spend[start] += snapshots.get((organization, last), Spend()) - snapshots.get((organization, first), Spend())
             live_days += _days(start, first) + _days(last + dt.timedelta(days=1), end)
         live |= Q(project__organization=organization, date__in=live_days)
+    starts = [start for start, _ in months]
     for row in (
         CostEntry.objects.filter(live, project__in=scope)
-        .annotate(month=TruncMonth("date"))
         .order_by()
-        .values("month")
+        .values("date")
         .annotate(total=Coalesce(Sum("amount"), Value(Decimal(0))), unpriced=Count("pk", filter=Q(amount__isnull=True)))
     ):
-        spend[row["month"]] += Spend(row["total"], row["unpriced"])
+        # Grouped by day (a few hundred rows at most), each day then counted in the span that holds it.
+        spend[starts[bisect.bisect_right(starts, row["date"]) - 1]] += Spend(row["total"], row["unpriced"])
     return spend
 
 

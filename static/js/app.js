@@ -21,18 +21,20 @@
     root.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
       if (canvas.dataset.drawn) return;
       var data = JSON.parse(canvas.dataset.chart);
-      var colours = ["#1d4ed8", "#b42318", "#1b7f3b", "#8a5a00"];
+      var colours = ["#1d4ed8", "#b42318", "#1b7f3b", "#8a5a00", "#6d28d9", "#0e7490", "#be185d", "#4b5563"];
       canvas.dataset.drawn = "1";
       new Chart(canvas, {
         data: {
           labels: data.labels,
           datasets: data.series.map(function (s, i) {
+            /* A series may name its colour (severities); otherwise the palette's, in turn. */
+            var colour = s.colour || colours[i % colours.length];
             return {
               type: s.type || "bar",
               label: s.label,
               data: s.data,
-              backgroundColor: s.type === "line" ? "transparent" : colours[i] + "cc",
-              borderColor: colours[i],
+              backgroundColor: s.type === "line" ? "transparent" : colour + "cc",
+              borderColor: colour,
               borderWidth: s.type === "line" ? 2 : 0,
               pointRadius: s.type === "line" ? 2 : 0,
               stepped: s.type === "line" ? "middle" : false,
@@ -53,7 +55,11 @@
               },
             },
           },
-          scales: { y: { beginAtZero: true, ticks: { precision: 0, callback: function (v) { return money(v); } } } },
+          /* `stacked`: the bars of each label pile up (spend by model, risks by severity). */
+          scales: {
+            x: { stacked: !!data.stacked },
+            y: { stacked: !!data.stacked, beginAtZero: true, ticks: { precision: 0, callback: function (v) { return money(v); } } },
+          },
         },
       });
     });
