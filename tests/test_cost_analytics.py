@@ -112,12 +112,15 @@ def test_budgets_read_the_portfolio_budget_status(portfolio):
     assert set(budgets) == {"Assistant", "Briefings"}
     march = budgets["Assistant"]
     assert isinstance(march, BudgetStatus)
-    # 54 spent in the 10 days of March so far: 5.40 a day, 167.40 over 31 days, 100 reached on day 19.
-    assert (march.spend, march.burn_rate, march.forecast) == (Decimal(54), Decimal("5.40"), Decimal("167.40"))
-    assert march.run_out_date == dt.date(2026, 3, 19)
+    # 54 spent in the 10 days of March so far: 5.40 a day. The forecast is the one of
+    # `portfolio.spend_forecast`: the trend of [50, 0, 0, 0, 4, 0, 0, 0, 0, 0] falls to 0 before today,
+    # so nothing more is expected and 100 is not reached.
+    assert (march.spend, march.burn_rate, march.forecast) == (Decimal(54), Decimal("5.40"), Decimal("54.00"))
+    assert march.run_out_date is None
     year = budgets["Briefings"]
-    # 6 in 69 days (unpriced usage left out and flagged): 1,000 is not reached this year.
-    assert (year.spend, year.burn_rate, year.forecast) == (Decimal(6), Decimal("0.09"), Decimal("31.74"))
+    # 6 in 69 days (unpriced usage left out and flagged). The 14-day window holds 6 on its sixth day:
+    # slope -9/227.5, intercept 0.6857, so days 14-17 ahead add 0.29 and the line is 0 after: 6.29.
+    assert (year.spend, year.burn_rate, year.forecast) == (Decimal(6), Decimal("0.09"), Decimal("6.29"))
     assert year.run_out_date is None and year.incomplete
 
 
@@ -179,8 +182,8 @@ def test_each_chart_downloads_its_rows_as_csv(portfolio, client):
     assert [
         (r["project"], r["spend"], r["burn_rate_per_day"], r["forecast"], r["run_out_date"]) for r in budget_rows
     ] == [
-        ("Assistant", "54.0000", "5.40", "167.40", "2026-03-19"),
-        ("Briefings", "6.0000", "0.09", "31.74", ""),
+        ("Assistant", "54.0000", "5.40", "54.00", ""),
+        ("Briefings", "6.0000", "0.09", "6.29", ""),
     ]
     assert missing.status_code == 404
 
