@@ -9,6 +9,8 @@ app_name = "ops"
 project_pages = [
     path("", views.dashboard, name="dashboard"),
     path("projects/", views.project_index, name="list"),
+    path("projects/mine/", views.project_mine, name="mine"),
+    path("projects/<int:pk>/check-in/", views.status_checkin, name="checkin"),
 ]
 
 urlpatterns = [

@@ -37,18 +37,21 @@ from ops.models import (
 )
 from ops.selectors.api import risk_list
 from ops.selectors.dashboard import HeatCell, portfolio_overview, risk_overview
-from ops.selectors.portfolio import budget_status_of, project_list_with_figures, week_before
+from ops.selectors.portfolio import budget_status_of, my_projects, project_list_with_figures, week_before
 from ops.selectors.reports import status_sections
+from projects import services as project_services
 from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role
+from projects.panels import FORMS
 from projects.selectors import organization_list
 from projects.services import organization_today
-from projects.views import project_form_view
+from projects.views import project_form_view, project_get
 from tracker.exceptions import Conflict, DomainError, ServiceUnavailable
 from tracker.formatting import label
 from tracker.web import form_apply_error, is_htmx, organization_required, role_required
 
 PAGE_SIZE = 25
+MINE_LIMIT = 100  # my projects shown at most (a person owns a handful)
 
 
 @organization_required
@@ -67,7 +70,7 @@ def project_index(request: HttpRequest) -> HttpResponse:
     rows = filters.qs
     page = Paginator(rows.order_by(*rows.query.order_by, "name", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
     for project in page:
-        project.budget = budget_status_of(project)
+        _list_row(project)
     query = request.GET.copy()
     query.pop("page", None)
     filtered = any(value for key, value in request.GET.items() if key not in ("page", "sort"))
@@ -83,6 +86,81 @@ def project_index(request: HttpRequest) -> HttpResponse:
     if request.headers.get("HX-Target") == "project-table":
         return render(request, "ops/includes/project_table.html", context)
     return render(request, "ops/project_list.html", context)
+
+
+def _list_row(project: Project) -> Project:
+    """Give a row of `project_list_with_figures` its budget status, as the list shows it."""
+    project.budget = budget_status_of(project)
+    return project
+
+
+@organization_required
+def project_mine(request: HttpRequest) -> HttpResponse:
+    """My projects (business owner, technical lead or human-oversight owner), what is due this week first.
+
+    `?due=week` keeps only the due ones; the dashboard loads that list as its "due this week" card.
+    """
+    organization = request.organization
+    rows = my_projects(user=request.user, organization=organization, as_of=organization_today(organization))
+    due_only = request.GET.get("due") == "week"
+    if due_only:
+        rows = rows.filter(due=True)
+    context = {"rows": [_list_row(p) for p in rows[:MINE_LIMIT]], "due_only": due_only, "limit": MINE_LIMIT}
+    if request.headers.get("HX-Target") == "due-this-week":
+        return render(request, "ops/includes/due_card.html", context)
+    return render(request, "ops/project_mine.html", context)
+
+
+CHECKIN_ROWS = {"list": "ops/includes/project_row.html", "mine": "ops/includes/mine_row.html"}
+
+
+def _checkin_row(request: HttpRequest, project: Project, row: str) -> Project | None:
+    """Return the row the dialog was opened from, with its figures as the list computes them (None: gone)."""
+    organization = request.organization
+    if row == "mine":
+        rows = my_projects(user=request.user, organization=organization, as_of=organization_today(organization))
+    else:
+        rows = project_list_with_figures(user=request.user)
+    found = rows.filter(pk=project.pk).first()
+    return _list_row(found) if found else None
+
+
+@organization_required
+@require_http_methods(["GET", "POST"])
+def status_checkin(request: HttpRequest, pk: int) -> HttpResponse:
+    """The check-in dialog of the lists and the dashboard: the project page's status form and service.
+
+    htmx gets the form (started from the last update with `?copy=last`); a successful submit answers
+    a notice and, out of band, the row it was opened from (`?row=list|mine`) with its new figures.
+    Without script the form is the project page's own form page.
+    """
+    project = project_get(request, pk)
+    panel, spec = FORMS["status"]
+    role_required(request, spec.role)
+    today = organization_today(project.organization)
+    row = request.GET.get("row", "")
+    row = row if row in CHECKIN_ROWS else ""
+    if request.method == "GET":
+        build = spec.copy_last if request.GET.get("copy") == "last" else spec.build
+        form = build(project=project, today=today)
+    else:
+        form = spec.build(project=project, today=today, data=request.POST)
+        if form.is_valid():
+            try:
+                project_services.status_update_create(project=project, by=request.user, **form.cleaned_data)
+            except DomainError as exc:
+                form_apply_error(form, exc)
+            else:
+                if not is_htmx(request):
+                    messages.success(request, "Status update logged.")
+                    return redirect(project)
+                context = {"project": project, "row": row, "row_template": CHECKIN_ROWS.get(row)}
+                context["p"] = _checkin_row(request, project, row) if row else None
+                return render(request, "ops/includes/checkin_done.html", context)
+    context = {"project": project, "form": form, "spec": spec, "panel": panel}
+    if is_htmx(request):
+        return render(request, spec.template, context | {"dialog": True, "row": row})
+    return render(request, "projects/project_form_page.html", context | {"standalone": True})
 
 
 @project_form_view(panels.COST, "Cost recorded.")

@@ -34,6 +34,8 @@ class PanelForm:
     template: str = "projects/includes/panel_form.html"
     # Whether the disclosure starts open, given the section's figures (e.g. no risk recorded yet).
     starts_open: Callable[[Mapping], bool] = lambda figures: False
+    # copy_last(project=, today=) returns the blank form started from the last record (`?copy=last`).
+    copy_last: Callable[..., forms.Form] | None = None
 
 
 @dataclass(frozen=True)
@@ -134,10 +136,18 @@ register(
                 "status",
                 "Log a status update",
                 lambda *, project, today, data=None: StatusUpdateForm(
-                    data, initial={"date": today, "health": project.health or "green", "progress": project.progress}
+                    data, initial=StatusUpdateForm.initial_for(project=project, today=today)
                 ),
                 "projects:status-create",
                 "Log status",
+                template="projects/includes/status_form.html",
+                copy_last=lambda *, project, today: StatusUpdateForm(
+                    initial=StatusUpdateForm.initial_for(
+                        project=project,
+                        today=today,
+                        last=next(iter(project_status_updates(project=project, limit=1)), None),
+                    )
+                ),
                 starts_open=lambda figures: not figures["status_updates"],
             ),
         ),

@@ -128,10 +128,14 @@ def project_lifecycle(*, project: Project) -> Lifecycle:
     )
 
 
+def status_update_history(*, project: Project) -> QuerySet[StatusUpdate]:
+    """Return every status update of the project, newest first (the page's timeline and its history)."""
+    return StatusUpdate.objects.filter(project=project).select_related("author").order_by("-date", "-created_at", "-pk")
+
+
 def project_status_updates(*, project: Project, limit: int = 8) -> list[StatusUpdate]:
     """Return the project's newest status updates, newest first."""
-    updates = StatusUpdate.objects.filter(project=project).select_related("author")
-    return list(updates.order_by("-date", "-created_at")[:limit])
+    return list(status_update_history(project=project)[:limit])
 
 
 def audit_history(*, project: Project | None = None, obj: object | None = None) -> QuerySet:

@@ -15,6 +15,7 @@ urlpatterns = [
     path("projects/<int:pk>/history/", views.project_history, name="history"),
     path("projects/<int:pk>/forms/<slug:key>/", views.project_form, name="form"),
     path("projects/<int:pk>/status/", views.status_update_create, name="status-create"),
+    path("projects/<int:pk>/status/history/", views.status_history, name="status-history"),
     path("projects/<int:pk>/stage/", views.project_transition, name="transition"),
     path("members/", views.members, name="members"),
     path("members/<int:pk>/role/", views.member_role, name="member-role"),

@@ -43,6 +43,7 @@ from projects.selectors import (
     membership_list,
     project_list,
     service_token_list,
+    status_update_history,
 )
 from tracker.exceptions import DomainError, NotPermitted, TransitionRefused
 from tracker.web import form_apply_error, is_htmx, organization_required, role_required
@@ -160,7 +161,8 @@ def project_form(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     panel, spec = FORMS[key]
     role_required(request, spec.role)
     today = services.organization_today(project.organization)
-    context = {"project": project, "form": spec.build(project=project, today=today), "spec": spec, "panel": panel}
+    build = spec.copy_last if spec.copy_last and request.GET.get("copy") == "last" else spec.build
+    context = {"project": project, "form": build(project=project, today=today), "spec": spec, "panel": panel}
     if is_htmx(request):
         return render(request, spec.template, context)
     return render(request, "projects/project_form_page.html", context | {"standalone": True})
@@ -352,6 +354,17 @@ def project_history(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_get(request, pk)
     page = Paginator(audit_history(project=project), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "projects/project_history.html", {"project": project, "page": page})
+
+
+STATUS_PAGE_SIZE = 25
+
+
+@organization_required
+def status_history(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every status update of the project, newest first, a page at a time (the project page shows the newest)."""
+    project = project_get(request, pk)
+    page = Paginator(status_update_history(project=project), STATUS_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "projects/status_history.html", {"project": project, "page": page})
 
 
 @login_required
