@@ -17,6 +17,7 @@ urlpatterns = [
     path("projects/<int:pk>/status/", views.status_update_create, name="status-create"),
     path("projects/<int:pk>/status/history/", views.status_history, name="status-history"),
     path("projects/<int:pk>/stage/", views.project_transition, name="transition"),
+    path("projects/<int:pk>/stage/preview/", views.transition_preview, name="transition-preview"),
     path("members/", views.members, name="members"),
     path("members/<int:pk>/role/", views.member_role, name="member-role"),
     path("invitations/<int:pk>/revoke/", views.invitation_revoke, name="invitation-revoke"),

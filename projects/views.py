@@ -32,8 +32,9 @@ from projects.forms import (
     ServiceTokenForm,
     StageMoveForm,
 )
+from projects.gates import GateCheck, gates_explain
 from projects.middleware import has_role, organization_activate
-from projects.models import Project, Role
+from projects.models import Project, Role, Stage
 from projects.panels import FORMS, PANELS, Panel, PanelForm, panel_figures, panels
 from projects.selectors import (
     api_token_list,
@@ -44,6 +45,7 @@ from projects.selectors import (
     project_list,
     service_token_list,
     status_update_history,
+    transition_check,
 )
 from tracker.exceptions import DomainError, NotPermitted, TransitionRefused
 from tracker.web import form_apply_error, is_htmx, organization_required, role_required
@@ -242,18 +244,32 @@ def project_transition(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_get(request, pk)
     role_required(request, Role.CONTRIBUTOR)
     form = StageMoveForm(request.POST)
-    missing: list[dict] = []
+    missing: list[GateCheck] = []
     if form.is_valid():
         try:
             services.project_transition(project=project, by=request.user, **form.cleaned_data)
         except TransitionRefused as exc:
-            missing = exc.missing
+            missing = gates_explain(project=project, missing=exc.missing)
             form.add_error(None, exc.message)
         except DomainError as exc:
             form_apply_error(form, exc)
     return project_section_response(
         request, project, "stage", bound={"stage": form}, notice="Stage moved.", refused_gates=missing
     )
+
+
+@organization_required
+@require_GET
+def transition_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    """What the stage form's move will meet, shown when its target changes: a refusal says so before it is tried."""
+    project = project_get(request, pk)
+    role_required(request, Role.CONTRIBUTOR)
+    to_stage = request.GET.get("to_stage", "")
+    if to_stage not in Stage.values:
+        return HttpResponse('<div id="stage-preview" aria-live="polite"></div>')
+    check = transition_check(project=project, to_stage=to_stage, note=request.GET.get("note", ""))
+    context = {"project": project, "check": check, "to_stage_label": Stage(to_stage).label}
+    return render(request, "projects/includes/stage_preview.html", context)
 
 
 def _tokens_page(
