@@ -17,7 +17,7 @@ from ops.models import (
     Severity,
 )
 from projects.gates import Gate, form_url, register
-from projects.models import AIActTier, DataClassification, Project, Stage
+from projects.models import AIActTier, DataClassification, Project, Role, Stage
 from tracker.db import row_absent, row_exists
 
 
@@ -36,7 +36,8 @@ register(
         lambda: row_exists(Budget.objects.filter(project=OuterRef("pk"))),
         20,
         fix=form_url("budget"),
-        hint="Set a budget (managers)",
+        hint="Record the budget",
+        fix_role=Role.MANAGER,
     )
 )
 register(

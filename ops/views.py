@@ -5,13 +5,15 @@ import datetime as dt
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.forms import Form
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ops import panels, services
+from ops import exports, panels, services
 from ops.filters import ProjectListFilter, RiskListFilter
 from ops.forms import (
     PriceImportForm,
@@ -62,13 +64,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
-@organization_required
-def project_index(request: HttpRequest) -> HttpResponse:
-    """The project list with each project's figures: health, spend, the current budget, open risks."""
+def _project_rows(request: HttpRequest) -> tuple[ProjectListFilter, QuerySet[Project]]:
+    """Return the project list's filters and its rows, filtered and sorted as the URL says (page and CSV)."""
     projects = project_list_with_figures(user=request.user).filter(organization=request.organization, archived=False)
     filters = ProjectListFilter(request.GET, queryset=projects, organization=request.organization)
     rows = filters.qs
-    page = Paginator(rows.order_by(*rows.query.order_by, "name", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return filters, rows.order_by(*rows.query.order_by, "name", "pk")
+
+
+@organization_required
+def project_index(request: HttpRequest) -> HttpResponse:
+    """The project list with each project's figures: health, spend, the current budget, open risks."""
+    filters, rows = _project_rows(request)
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     for project in page:
         _list_row(project)
     query = request.GET.copy()
@@ -86,6 +94,20 @@ def project_index(request: HttpRequest) -> HttpResponse:
     if request.headers.get("HX-Target") == "project-table":
         return render(request, "ops/includes/project_table.html", context)
     return render(request, "ops/project_list.html", context)
+
+
+def _csv_response(stream, name: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+    return response
+
+
+@organization_required
+@require_GET
+def project_index_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The project list's rows as CSV, streamed: the same filters and sort as the page, every page of it."""
+    _, rows = _project_rows(request)
+    return _csv_response(exports.project_list_csv(rows), "projects")
 
 
 def _list_row(project: Project) -> Project:
@@ -218,14 +240,29 @@ def _risk_get(request: HttpRequest, pk: int) -> Risk:
     return risk
 
 
+def _risk_rows(request: HttpRequest) -> tuple[RiskListFilter, QuerySet[Risk]]:
+    """Return the risk register's filters and its rows, filtered and sorted as the URL says (page and CSV)."""
+    risks = risk_list(user=request.user).filter(organization=request.organization)
+    filters = RiskListFilter(request.GET, queryset=risks, organization=request.organization)
+    rows = filters.qs
+    return filters, rows.order_by(*rows.query.order_by, "-score", "title", "pk")
+
+
+@organization_required
+@require_GET
+def risk_index_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The risk register's rows as CSV, streamed: the same filters (the heat-map cell too) and sort as the page."""
+    _, rows = _risk_rows(request)
+    return _csv_response(exports.risk_register_csv(rows), "risks")
+
+
 @organization_required
 def risk_index(request: HttpRequest) -> HttpResponse:
     """The risk page: heat map (a cell filters), top risks, overdue reviews, signals and the filtered register."""
     organization = request.organization
-    risks = risk_list(user=request.user).filter(organization=organization)
-    filters = RiskListFilter(request.GET, queryset=risks, organization=organization)
+    filters, rows = _risk_rows(request)
     overview = risk_overview(organization=organization, risks=filters.without_cell().qs)
-    page = Paginator(filters.qs.order_by("-score", "title", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     cell_query = request.GET.copy()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from django.db.models import BooleanField, Expression, ExpressionWrapper, Q, QuerySet
 from django.urls import reverse
 
-from projects.models import AIActTier, Project, Stage
+from projects.models import AIActTier, Project, Role, Stage
 
 GATED_STAGES = (Stage.PILOT, Stage.PRODUCTION)
 
@@ -42,6 +42,7 @@ class Gate:
     # fix(project) returns the URL of the form or object that meets the gate; `hint` is its link's text.
     fix: Callable[[Project], str] | None = None
     hint: str = ""
+    fix_role: Role = Role.CONTRIBUTOR  # who may use the fix (others are told who does)
 
     @property
     def alias(self) -> str:
@@ -58,6 +59,7 @@ class GateCheck:
     overridable: bool = True
     fix_url: str = ""  # unmet gates only: where to meet it
     hint: str = ""
+    fix_role: str = Role.CONTRIBUTOR
 
     def as_dict(self) -> dict[str, object]:
         return {"key": self.key, "label": self.label, "overridable": self.overridable}
@@ -115,7 +117,8 @@ def project_gates(*, project: Project, to_stage: str) -> list[GateCheck]:
 
 def _check(gate: Gate, project: Project, *, passed: bool) -> GateCheck:
     fix_url = gate.fix(project) if gate.fix and not passed else ""
-    return GateCheck(gate.key, gate.label, passed, gate.overridable, fix_url, gate.hint if fix_url else "")
+    hint = gate.hint if fix_url else ""
+    return GateCheck(gate.key, gate.label, passed, gate.overridable, fix_url, hint, gate.fix_role)
 
 
 def gates_explain(*, project: Project, missing: list[dict]) -> list[GateCheck]:

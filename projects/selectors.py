@@ -111,6 +111,21 @@ def audit_event_feed(*, user: AbstractBaseUser) -> QuerySet:
     )
 
 
+def activity_list(*, user: AbstractBaseUser, organization: Organization, project: Project | None = None) -> QuerySet:
+    """Return the activity feed of one of the user's organizations (or of one project in it), newest first.
+
+    Every member reads it; the membership, token and invitation events only the organization's admins.
+    """
+    from projects.models import AuditEvent
+
+    events = AuditEvent.objects.filter(organization=organization).select_related("project")
+    if project is not None:
+        events = events.filter(project_id=project.pk)
+    if not Membership.objects.filter(user=user, organization=organization, role=Role.ADMIN).exists():
+        events = events.exclude(object_type__in=ADMIN_ONLY_AUDIT_TYPES)
+    return events.order_by("-at", "-id")
+
+
 @dataclass(frozen=True)
 class Lifecycle:
     transitions: list[StageTransition]

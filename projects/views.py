@@ -22,7 +22,8 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from projects import services
+from projects import activity, services
+from projects.filters import ActivityFilter
 from projects.forms import (
     ApiTokenForm,
     InvitationForm,
@@ -37,6 +38,7 @@ from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role, Stage
 from projects.panels import FORMS, PANELS, Panel, PanelForm, panel_figures, panels
 from projects.selectors import (
+    activity_list,
     api_token_list,
     audit_history,
     invitation_by_key,
@@ -370,6 +372,38 @@ def project_history(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_get(request, pk)
     page = Paginator(audit_history(project=project), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "projects/project_history.html", {"project": project, "page": page})
+
+
+ACTIVITY_PAGE_SIZE = 50
+
+
+def _activity_page(request: HttpRequest, project: Project | None) -> HttpResponse:
+    organization = request.organization
+    events = activity_list(user=request.user, organization=organization, project=project)
+    filters = ActivityFilter(request.GET, queryset=events, organization=organization)
+    page = Paginator(filters.qs, ACTIVITY_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "project": project,
+        "filters": filters,
+        "page": page,
+        "items": [(event, activity.sentence(event, organization)) for event in page],
+        "query": query.urlencode(),
+    }
+    return render(request, "projects/activity.html", context)
+
+
+@organization_required
+def organization_activity(request: HttpRequest) -> HttpResponse:
+    """What happened in the organization, newest first, as sentences; by person, kind and dates."""
+    return _activity_page(request, None)
+
+
+@organization_required
+def project_activity(request: HttpRequest, pk: int) -> HttpResponse:
+    """What happened in one project, newest first, as sentences; by person, kind and dates."""
+    return _activity_page(request, project_get(request, pk))
 
 
 STATUS_PAGE_SIZE = 25

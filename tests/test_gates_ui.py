@@ -94,7 +94,8 @@ def test_a_refusal_links_its_gates_to_their_forms(org):
     )
     body = answer.content.decode()
     assert 'data-testid="refused"' in body
-    assert f'href="{reverse("projects:form", args=[project.pk, "budget"])}"' in body
+    assert f'href="{reverse("projects:form", args=[project.pk, "infrastructure"])}"' in body
+    assert "Record the budget: a manager does this" in body  # a contributor is not sent to a manager's form
 
 
 def test_an_overridden_gate_is_marked_on_the_pipeline_with_who_and_why(org):
