@@ -15,7 +15,7 @@ from ops.selectors.portfolio import my_projects
 from ops.tests.factories import RiskFactory
 from projects.models import Role, StatusUpdate
 from projects.services import organization_today, status_update_create
-from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, member
+from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory, member
 
 pytestmark = pytest.mark.django_db
 STALE = settings.RISK_SIGNAL_STALE_STATUS_DAYS
@@ -216,3 +216,67 @@ def test_status_history_pages_through_every_update(org, ana):
     second = client.get(reverse("projects:status-history", args=[project.pk]) + "?page=2").content.decode()
     assert "week 00" in first and "week 24" in first and "week 25" not in first
     assert "week 25" in second and "week 29" in second and "week 00" not in second
+
+
+# In a browser: the dialog from the project list and from the dashboard, at both widths.
+
+PASSWORD = "correct-horse-battery"
+
+
+def _sign_in(page, user) -> None:
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
+
+
+def _log_in_dialog(page, name: str, summary: str) -> None:
+    page.get_by_role("link", name=f"Log status of {name}").first.click()
+    dialog = page.get_by_test_id("checkin-dialog")
+    dialog.get_by_label("Summary").wait_for()
+    assert dialog.evaluate("d => d.open")
+    dialog.get_by_text("At risk").click()
+    dialog.get_by_label("Summary").fill(summary)
+    dialog.get_by_role("button", name="Log status").click()
+    page.wait_for_function("!document.getElementById('checkin').open")
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("size", [{"width": 1366, "height": 768}, {"width": 390, "height": 844}], ids=["laptop", "phone"])
+def test_a_status_logged_from_the_list_and_the_dashboard_dialogs(page, screenshot, size):
+    org = OrganizationFactory(name="Northwind Retail")
+    ana = UserFactory(username="ana")
+    MembershipFactory(user=ana, organization=org, role=Role.CONTRIBUTOR)
+    listed = ProjectFactory(organization=org, name="Support bot", business_owner=ana)
+    due = _aged(ProjectFactory(organization=org, name="Fraud radar", technical_lead=ana), last_status_days_ago=None)
+    page.set_viewport_size(size)
+    _sign_in(page, ana)
+
+    page.goto("/projects/")
+    page.evaluate("window.__noReload = true")
+    page.get_by_role("link", name="Log status of Support bot").click()
+    page.get_by_test_id("checkin-dialog").get_by_label("Summary").wait_for()
+    if size["width"] == 1366:
+        screenshot(page, "checkin-dialog-list")
+    page.keyboard.press("Escape")
+    _log_in_dialog(page, "Support bot", "Vendor review pending")
+    row = page.locator(f"#project-row-{listed.pk}")
+    assert "At risk" in row.inner_text()
+    assert page.evaluate("window.__noReload === true"), "the page was reloaded"
+    assert page.evaluate("document.activeElement.id") == f"checkin-list-{listed.pk}"
+    assert "Status logged for Support bot." in page.locator("#checkin-notice").inner_text()
+
+    page.goto("/")
+    card = page.get_by_test_id("due-this-week")
+    card.get_by_text("Fraud radar").wait_for()
+    assert "Support bot" not in card.inner_text()
+    screenshot(page, f"dashboard-due-{'laptop' if size['width'] == 1366 else 'phone'}")
+    _log_in_dialog(page, "Fraud radar", "First check-in")
+    page.wait_for_function(f"!document.querySelector('#mine-row-{due.pk} .badge')")
+    assert "At risk" in page.locator(f"#mine-row-{due.pk}").inner_text()
+    assert list(StatusUpdate.objects.order_by("pk").values_list("project__name", "summary", "health")) == [
+        ("Support bot", "Vendor review pending", "amber"),
+        ("Fraud radar", "First check-in", "amber"),
+    ]
