@@ -9,6 +9,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from ops.models import RiskStatus
 from ops.selectors.portfolio import my_projects
@@ -235,16 +236,18 @@ def _log_in_dialog(page, name: str, summary: str) -> None:
     page.get_by_role("link", name=f"Log status of {name}").first.click()
     dialog = page.get_by_test_id("checkin-dialog")
     dialog.get_by_label("Summary").wait_for()
-    assert dialog.evaluate("d => d.open")
+    assert dialog.evaluate("d => d.open")  # a modal <dialog>: the page behind is inert
     dialog.get_by_text("At risk").click()
     dialog.get_by_label("Summary").fill(summary)
     dialog.get_by_role("button", name="Log status").click()
-    page.wait_for_function("!document.getElementById('checkin').open")
+    expect(page.get_by_test_id("checkin-dialog")).to_be_hidden()
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("size", [{"width": 1366, "height": 768}, {"width": 390, "height": 844}], ids=["laptop", "phone"])
+@pytest.mark.parametrize(
+    "size", [{"width": 1366, "height": 768}, {"width": 390, "height": 844}], ids=["laptop", "phone"]
+)
 def test_a_status_logged_from_the_list_and_the_dashboard_dialogs(page, screenshot, size):
     org = OrganizationFactory(name="Northwind Retail")
     ana = UserFactory(username="ana")
@@ -270,11 +273,11 @@ def test_a_status_logged_from_the_list_and_the_dashboard_dialogs(page, screensho
 
     page.goto("/")
     card = page.get_by_test_id("due-this-week")
-    card.get_by_text("Fraud radar").wait_for()
+    card.get_by_role("link", name="Fraud radar", exact=True).wait_for()
     assert "Support bot" not in card.inner_text()
     screenshot(page, f"dashboard-due-{'laptop' if size['width'] == 1366 else 'phone'}")
     _log_in_dialog(page, "Fraud radar", "First check-in")
-    page.wait_for_function(f"!document.querySelector('#mine-row-{due.pk} .badge')")
+    expect(page.locator(f"#mine-row-{due.pk} [data-testid=due-badge]")).to_have_count(0)
     assert "At risk" in page.locator(f"#mine-row-{due.pk}").inner_text()
     assert list(StatusUpdate.objects.order_by("pk").values_list("project__name", "summary", "health")) == [
         ("Support bot", "Vendor review pending", "amber"),

@@ -8,9 +8,12 @@
     if (target) target.focus();
   }
 
+  var handled = new WeakSet(); /* htmx fires afterSettle once per swapped element (out-of-band ones too) */
+
   document.addEventListener("htmx:afterSettle", function (event) {
     var body = event.detail.target;
-    if (!body || body.id !== "checkin-body") return;
+    if (!body || body.id !== "checkin-body" || handled.has(event.detail.xhr)) return;
+    handled.add(event.detail.xhr);
     var dialog = document.getElementById("checkin");
     var done = body.querySelector("[data-checkin-done]");
     if (done) {
