@@ -10,8 +10,9 @@ fixed number of queries; amounts, dates and labels go through tracker.formatting
 from collections.abc import Callable
 
 from django.db import models
+from django.db.models import Q
 
-from projects.models import AuditAction, AuditEvent, Health, Stage
+from projects.models import AuditAction, AuditEvent, Health, Project, Stage
 from tracker import formatting
 
 Sentence = Callable[[AuditEvent, formatting.Localized], str | None]
@@ -31,6 +32,16 @@ class ActivityKind(models.TextChoices):
     RISK = "ops.risk", "Risks"
     INFRASTRUCTURE = "ops.infrastructurecomponent", "Infrastructure"
     METRIC = "ops.qualitymetric", "Quality metrics"
+
+
+# A project's fields that its stage moves and status updates set: their own sentences tell them.
+DERIVED_PROJECT_FIELDS = ("stage", "stage_entered_at", "health", "progress", "last_status_date")
+
+
+def told_elsewhere() -> Q:
+    """Match the project updates that change only DERIVED_PROJECT_FIELDS (the feed leaves them out)."""
+    audited = [f.attname for f in Project._meta.concrete_fields if f.attname not in DERIVED_PROJECT_FIELDS]
+    return Q(object_type="projects.project", action=AuditAction.UPDATE) & ~Q(changes__has_any_keys=audited)
 
 
 def register(object_type: str, *actions: str) -> Callable[[Sentence], Sentence]:
@@ -87,5 +98,6 @@ def _status(event: AuditEvent, organization: formatting.Localized) -> str:
 def _project(event: AuditEvent, organization: formatting.Localized) -> str:
     if event.action == AuditAction.CREATE:
         return f"{event.actor_repr} created {event.object_repr}"
-    lines = formatting.change_lines(object_type=event.object_type, changes=event.changes, organization=organization)
+    changes = {k: v for k, v in event.changes.items() if k not in DERIVED_PROJECT_FIELDS}
+    lines = formatting.change_lines(object_type=event.object_type, changes=changes, organization=organization)
     return f"{event.actor_repr} changed {event.object_repr}: {'; '.join(lines)}"

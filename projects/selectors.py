@@ -116,9 +116,10 @@ def activity_list(*, user: AbstractBaseUser, organization: Organization, project
 
     Every member reads it; the membership, token and invitation events only the organization's admins.
     """
+    from projects.activity import told_elsewhere
     from projects.models import AuditEvent
 
-    events = AuditEvent.objects.filter(organization=organization).select_related("project")
+    events = AuditEvent.objects.filter(organization=organization).exclude(told_elsewhere()).select_related("project")
     if project is not None:
         events = events.filter(project_id=project.pk)
     if not Membership.objects.filter(user=user, organization=organization, role=Role.ADMIN).exists():

@@ -16,8 +16,9 @@ from django.urls import reverse
 from ops.models import CostCategory, RiskCategory, RiskStatus
 from ops.services import budget_create, cost_entry_create, risk_create
 from ops.tests.factories import RiskFactory
+from projects.audit import audit_actor
 from projects.models import AuditEvent, DataClassification, Health, Role, Stage
-from projects.services import organization_today, project_transition, status_update_create
+from projects.services import organization_today, project_transition, project_update, status_update_create
 from projects.tests.factories import OrganizationFactory, ProjectFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -192,6 +193,11 @@ def test_the_activity_feed_reads_as_sentences(org, history):
     assert "Ben logged a cost of $120.00 (inference) on Support bot" in page
     assert "Ana added the risk “Prompt injection” on Support bot" in page
     assert "Ben logged a status update on Support bot: At risk, 40%" in page
+    assert "changed Support bot" not in page, "the stage and health the sentences above tell are not repeated"
+    with audit_actor(history["ana"]):
+        project_update(project=history["project"], by=history["ana"], summary="Answers order questions")
+    page = _client(history["ben"]).get(reverse("projects:activity")).content.decode()
+    assert "Ana changed Support bot: Summary: — → Answers order questions" in page
 
 
 def test_the_activity_feed_filters_by_person_kind_and_dates(org, history):
