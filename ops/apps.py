@@ -6,8 +6,9 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        # Register what lower apps need from ops: its stage gates, list figures, project-page panels, /metrics gauges.
-        from ops import figures, gates, metrics, panels  # noqa: F401
+        # Register what lower apps need from ops: its stage gates, list figures, project-page panels,
+        # activity sentences, /metrics gauges and the reconversion of amounts when the currency changes.
+        from ops import activity, figures, gates, metrics, panels  # noqa: F401
         from ops.services.fx import organization_costs_reconvert
         from projects.hooks import on_currency_changed
 

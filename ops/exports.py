@@ -23,6 +23,7 @@ from django.db.models import CharField, F, Func, QuerySet, TextField
 from ops import focus
 from ops.models import CostSource
 from ops.selectors.chargeback import Chargeback
+from ops.selectors.portfolio import budget_status_of, money_field
 from tracker.exports import CsvCell, CsvWriter
 
 CHUNK_ROWS = 2000  # rows fetched per round trip and written per chunk of the response
@@ -240,11 +241,7 @@ def ndjson_stream(*, header: Iterable[str], rows: Iterable[tuple]) -> Iterator[b
 
 
 def export_stream(*, export: Export, queryset: QuerySet, export_format: ExportFormat) -> Iterator[bytes]:
-    """Yield the file of `queryset`'s rows in `export_format`, read in one read-only transaction.
-
-    Inside a transaction Django's server-side cursor is a plain one; in autocommit it would be declared
-    WITH HOLD, which makes PostgreSQL copy the whole result before the first row.
-    """
+    """Yield the file of `queryset`'s rows in `export_format`, read in one read-only transaction."""
     connection = connections[queryset.db]
     if export_format == ExportFormat.CSV and connection.vendor == "postgresql":
         stream = export.copy_csv(queryset)
@@ -252,8 +249,18 @@ def export_stream(*, export: Export, queryset: QuerySet, export_format: ExportFo
         header, rows = export.rows(queryset, export_format)
         write = ndjson_stream if export_format == ExportFormat.NDJSON else csv_stream
         stream = write(header=header, rows=rows)
+    yield from _read_only(stream, using=queryset.db)
+
+
+def _read_only(stream: Iterator[bytes], *, using: str) -> Iterator[bytes]:
+    """Yield `stream` read in one read-only transaction.
+
+    Inside a transaction Django's server-side cursor is a plain one; in autocommit it would be declared
+    WITH HOLD, which makes PostgreSQL copy the whole result before the first row.
+    """
+    connection = connections[using]
     outermost = not connection.in_atomic_block
-    with transaction.atomic(using=queryset.db):
+    with transaction.atomic(using=using):
         if outermost and connection.vendor == "postgresql":
             # One snapshot for every chunk, as one query would see (READ COMMITTED takes one per statement).
             with connection.cursor() as cursor:
@@ -292,3 +299,63 @@ def chargeback_rows(report: Chargeback) -> Iterator[tuple]:
             row.unpriced_entries,
             "true" if row.unallocated else "false",
         )
+
+
+# A register page's CSV: the page's rows (its filters and its sort, every page of them), as the machine
+# exports write them (codes, raw decimals, ISO dates, the currency in a column).
+
+PROJECT_LIST_HEADER = (
+    "id",
+    "slug",
+    "name",
+    "stage",
+    "health",
+    "use_case",
+    "industry",
+    "team",
+    "spend_to_date",
+    "spend_incomplete",
+    "budget_amount",
+    "budget_spend",
+    "budget_period_start",
+    "budget_period_end",
+    "open_risks",
+    "critical_risks",
+    "currency",
+)
+
+
+def _project_list_row(project: Any) -> tuple:
+    budget = budget_status_of(project)
+    return (
+        project.pk,
+        project.slug,
+        project.name,
+        project.stage,
+        project.health,
+        project.use_case,
+        project.industry,
+        project.team.name if project.team else "",
+        money_field(project.spend_to_date),
+        project.spend_incomplete,
+        *(
+            (money_field(budget.amount), money_field(budget.spend), budget.period_start, budget.period_end)
+            if budget
+            else ("",) * 4
+        ),
+        project.open_risks,
+        project.critical_risks,
+        project.organization.currency,
+    )
+
+
+def project_list_csv(projects: QuerySet) -> Iterator[bytes]:
+    """Yield the CSV of the project list's rows (`project_list_with_figures`, filtered and sorted as the page)."""
+    rows = (_project_list_row(p) for p in projects.iterator(chunk_size=CHUNK_ROWS))
+    return _read_only(csv_stream(header=PROJECT_LIST_HEADER, rows=rows), using=projects.db)
+
+
+def risk_register_csv(risks: QuerySet) -> Iterator[bytes]:
+    """Yield the CSV of the risk register's rows in the page's order, with the API export's columns."""
+    rows = risks.values_list(*(lookup for _, lookup in RISKS.columns)).iterator(chunk_size=CHUNK_ROWS)
+    return _read_only(csv_stream(header=RISKS.header, rows=rows), using=risks.db)

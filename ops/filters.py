@@ -78,7 +78,7 @@ CELL = ("likelihood", "impact")
 class RiskListFilter(PageFilterSet, RiskFilter):
     """The risk register's filters: the active risks unless a status is chosen, and the heat map's cell."""
 
-    page_filters = ("category", "severity", "project", "owner", "status", *CELL)
+    page_filters = ("category", "severity", "project", "owner", "status", "sort", *CELL)
 
     category = django_filters.ChoiceFilter(choices=RiskCategory.choices, empty_label="Any category")
     # The summary cards' links (the dashboard's and the risk page's) open the register at one severity.
@@ -89,6 +89,18 @@ class RiskListFilter(PageFilterSet, RiskFilter):
         choices=[(ANY_STATUS, "Any status"), *RiskStatus.choices],
         empty_label="Open or mitigating",
         method="by_status",
+    )
+    sort = django_filters.OrderingFilter(
+        fields=(
+            ("title", "title"),
+            ("project__name", "project"),
+            ("score", "score"),
+            ("status", "status"),
+            ("owner__username", "owner"),
+            ("next_review_date", "review"),
+        ),
+        label="Sort by",
+        empty_label="Score, highest first",
     )
     # Set by a heat-map cell's link, kept (hidden) when another filter changes.
     likelihood = django_filters.TypedChoiceFilter(choices=ONE_TO_FIVE, coerce=int, widget=forms.HiddenInput)

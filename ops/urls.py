@@ -9,6 +9,9 @@ app_name = "ops"
 project_pages = [
     path("", views.dashboard, name="dashboard"),
     path("projects/", views.project_index, name="list"),
+    path("projects/export.csv", views.project_index_csv, name="list-csv"),
+    path("projects/mine/", views.project_mine, name="mine"),
+    path("projects/<int:pk>/check-in/", views.status_checkin, name="checkin"),
 ]
 
 urlpatterns = [
@@ -24,6 +27,7 @@ urlpatterns = [
     path("projects/<int:pk>/infrastructure/", views.infrastructure_create, name="infrastructure-create"),
     path("projects/<int:pk>/metrics/", views.metric_create, name="metric-create"),
     path("risks/", views.risk_index, name="risks"),
+    path("risks/export.csv", views.risk_index_csv, name="risks-csv"),
     path("risks/<int:pk>/", views.risk_detail, name="risk-detail"),
     path("risks/<int:pk>/edit/", views.risk_edit, name="risk-edit"),
     path("risks/<int:pk>/accept/", views.risk_accept, name="risk-accept"),

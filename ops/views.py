@@ -7,13 +7,15 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.forms import Form
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from ops import charts, panels, services
+from ops import charts, exports, panels, services
 from ops.filters import ProjectListFilter, RiskListFilter
 from ops.forms import (
     ChargebackForm,
@@ -43,19 +45,22 @@ from ops.selectors import analytics
 from ops.selectors.api import risk_list
 from ops.selectors.chargeback import chargeback
 from ops.selectors.dashboard import HeatCell, portfolio_overview, risk_overview
-from ops.selectors.portfolio import budget_status_of, project_list_with_figures, week_before
+from ops.selectors.portfolio import budget_status_of, my_projects, project_list_with_figures, week_before
 from ops.selectors.reports import status_sections
+from projects import services as project_services
 from projects.middleware import has_role, organization_activate
 from projects.models import Project, Role
+from projects.panels import FORMS
 from projects.selectors import organization_list
 from projects.services import organization_today
-from projects.views import project_form_view
+from projects.views import project_form_view, project_get
 from tracker.exceptions import Conflict, DomainError, ServiceUnavailable
 from tracker.exports import CsvWriter
 from tracker.formatting import label
 from tracker.web import form_apply_error, is_htmx, organization_required, role_required
 
 PAGE_SIZE = 25
+MINE_LIMIT = 100  # my projects shown at most (a person owns a handful)
 
 
 @organization_required
@@ -71,15 +76,21 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "ops/dashboard.html", context)
 
 
-@organization_required
-def project_index(request: HttpRequest) -> HttpResponse:
-    """The project list with each project's figures: health, spend, the current budget, open risks."""
+def _project_rows(request: HttpRequest) -> tuple[ProjectListFilter, QuerySet[Project]]:
+    """Return the project list's filters and its rows, filtered and sorted as the URL says (page and CSV)."""
     projects = project_list_with_figures(user=request.user).filter(organization=request.organization, archived=False)
     filters = ProjectListFilter(request.GET, queryset=projects, organization=request.organization)
     rows = filters.qs
-    page = Paginator(rows.order_by(*rows.query.order_by, "name", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return filters, rows.order_by(*rows.query.order_by, "name", "pk")
+
+
+@organization_required
+def project_index(request: HttpRequest) -> HttpResponse:
+    """The project list with each project's figures: health, spend, the current budget, open risks."""
+    filters, rows = _project_rows(request)
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     for project in page:
-        project.budget = budget_status_of(project)
+        _list_row(project)
     query = request.GET.copy()
     query.pop("page", None)
     filtered = any(value for key, value in request.GET.items() if key not in ("page", "sort"))
@@ -218,6 +229,95 @@ def _cost_analytics_csv(data: analytics.CostAnalytics, download: str) -> HttpRes
     return response
 
 
+def _csv_response(stream, name: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+    return response
+
+
+@organization_required
+@require_GET
+def project_index_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The project list's rows as CSV, streamed: the same filters and sort as the page, every page of it."""
+    _, rows = _project_rows(request)
+    return _csv_response(exports.project_list_csv(rows), "projects")
+
+
+def _list_row(project: Project) -> Project:
+    """Give a row of `project_list_with_figures` its budget status, as the list shows it."""
+    project.budget = budget_status_of(project)
+    return project
+
+
+@organization_required
+def project_mine(request: HttpRequest) -> HttpResponse:
+    """My projects (business owner, technical lead or human-oversight owner), what is due this week first.
+
+    `?due=week` keeps only the due ones; the dashboard loads that list as its "due this week" card.
+    """
+    organization = request.organization
+    rows = my_projects(user=request.user, organization=organization, as_of=organization_today(organization))
+    due_only = request.GET.get("due") == "week"
+    if due_only:
+        rows = rows.filter(due=True)
+    context = {"rows": [_list_row(p) for p in rows[:MINE_LIMIT]], "due_only": due_only, "limit": MINE_LIMIT}
+    if request.headers.get("HX-Target") == "due-this-week":
+        return render(request, "ops/includes/due_card.html", context)
+    return render(request, "ops/project_mine.html", context)
+
+
+CHECKIN_ROWS = {"list": "ops/includes/project_row.html", "mine": "ops/includes/mine_row.html"}
+
+
+def _checkin_row(request: HttpRequest, project: Project, row: str) -> Project | None:
+    """Return the row the dialog was opened from, with its figures as the list computes them (None: gone)."""
+    organization = request.organization
+    if row == "mine":
+        rows = my_projects(user=request.user, organization=organization, as_of=organization_today(organization))
+    else:
+        rows = project_list_with_figures(user=request.user)
+    found = rows.filter(pk=project.pk).first()
+    return _list_row(found) if found else None
+
+
+@organization_required
+@require_http_methods(["GET", "POST"])
+def status_checkin(request: HttpRequest, pk: int) -> HttpResponse:
+    """The check-in dialog of the lists and the dashboard: the project page's status form and service.
+
+    htmx gets the form (started from the last update with `?copy=last`); a successful submit answers
+    a notice and, out of band, the row it was opened from (`?row=list|mine`) with its new figures.
+    Without script the form is the project page's own form page.
+    """
+    project = project_get(request, pk)
+    panel, spec = FORMS["status"]
+    role_required(request, spec.role)
+    today = organization_today(project.organization)
+    row = request.GET.get("row", "")
+    row = row if row in CHECKIN_ROWS else ""
+    if request.method == "GET":
+        build = spec.copy_last if request.GET.get("copy") == "last" else spec.build
+        form = build(project=project, today=today)
+    else:
+        form = spec.build(project=project, today=today, data=request.POST)
+        if form.is_valid():
+            try:
+                project_services.status_update_create(project=project, by=request.user, **form.cleaned_data)
+            except DomainError as exc:
+                form_apply_error(form, exc)
+            else:
+                if not is_htmx(request):
+                    messages.success(request, "Status update logged.")
+                    return redirect(project)
+                context = {"project": project, "row": row, "row_template": CHECKIN_ROWS.get(row)}
+                context["p"] = _checkin_row(request, project, row) if row else None
+                return render(request, "ops/includes/checkin_done.html", context)
+    context = {"project": project, "form": form, "spec": spec, "panel": panel}
+    if is_htmx(request):
+        return render(request, spec.template, context | {"dialog": True, "row": row})
+    return render(request, "projects/project_form_page.html", context | {"standalone": True})
+
+
 @project_form_view(panels.COST, "Cost recorded.")
 def cost_create(project: Project, request: HttpRequest, form: Form) -> None:
     """Record a cost."""
@@ -273,14 +373,29 @@ def _risk_get(request: HttpRequest, pk: int) -> Risk:
     return risk
 
 
+def _risk_rows(request: HttpRequest) -> tuple[RiskListFilter, QuerySet[Risk]]:
+    """Return the risk register's filters and its rows, filtered and sorted as the URL says (page and CSV)."""
+    risks = risk_list(user=request.user).filter(organization=request.organization)
+    filters = RiskListFilter(request.GET, queryset=risks, organization=request.organization)
+    rows = filters.qs
+    return filters, rows.order_by(*rows.query.order_by, "-score", "title", "pk")
+
+
+@organization_required
+@require_GET
+def risk_index_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The risk register's rows as CSV, streamed: the same filters (the heat-map cell too) and sort as the page."""
+    _, rows = _risk_rows(request)
+    return _csv_response(exports.risk_register_csv(rows), "risks")
+
+
 @organization_required
 def risk_index(request: HttpRequest) -> HttpResponse:
     """The risk page: heat map (a cell filters), top risks, overdue reviews, signals and the filtered register."""
     organization = request.organization
-    risks = risk_list(user=request.user).filter(organization=organization)
-    filters = RiskListFilter(request.GET, queryset=risks, organization=organization)
+    filters, rows = _risk_rows(request)
     overview = risk_overview(organization=organization, risks=filters.without_cell().qs)
-    page = Paginator(filters.qs.order_by("-score", "title", "pk"), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     cell_query = request.GET.copy()

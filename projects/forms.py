@@ -16,6 +16,7 @@ from projects.models import (
     Project,
     Role,
     Stage,
+    StatusUpdate,
     Team,
     TokenScope,
     UseCase,
@@ -94,6 +95,16 @@ class StatusUpdateForm(PageForm):
     accomplishments = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     blockers = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     next_steps = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+    COPIED = ("health", "progress", "summary", "accomplishments", "blockers", "next_steps")
+
+    @classmethod
+    def initial_for(cls, *, project: Project, today: dt.date, last: StatusUpdate | None = None) -> dict:
+        """Return a new update's starting point: today, the project's health and progress, or a copy of `last`."""
+        initial = {"date": today, "health": project.health or Health.GREEN, "progress": project.progress}
+        if last is not None:
+            initial |= {name: getattr(last, name) for name in cls.COPIED}
+        return initial
 
 
 class StageMoveForm(PageForm):

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db.models import BooleanField, Expression, ExpressionWrapper, Q, QuerySet
+from django.urls import reverse
 
-from projects.models import AIActTier, Project, Stage
+from projects.models import AIActTier, Project, Role, Stage
 
 GATED_STAGES = (Stage.PILOT, Stage.PRODUCTION)
 
@@ -38,6 +39,10 @@ class Gate:
     applies: Callable[[Project], bool] = _always
     # False for gates no override may bypass (a prohibited AI practice).
     overridable: bool = True
+    # fix(project) returns the URL of the form or object that meets the gate; `hint` is its link's text.
+    fix: Callable[[Project], str] | None = None
+    hint: str = ""
+    fix_role: Role = Role.CONTRIBUTOR  # who may use the fix (others are told who does)
 
     @property
     def alias(self) -> str:
@@ -52,6 +57,9 @@ class GateCheck:
     label: str
     passed: bool
     overridable: bool = True
+    fix_url: str = ""  # unmet gates only: where to meet it
+    hint: str = ""
+    fix_role: str = Role.CONTRIBUTOR
 
     def as_dict(self) -> dict[str, object]:
         return {"key": self.key, "label": self.label, "overridable": self.overridable}
@@ -104,11 +112,43 @@ def project_gates(*, project: Project, to_stage: str) -> list[GateCheck]:
         .values(*(gate.alias for gate in gates))
         .get()
     )
-    return [GateCheck(gate.key, gate.label, bool(met[gate.alias]), gate.overridable) for gate in gates]
+    return [_check(gate, project, passed=bool(met[gate.alias])) for gate in gates]
+
+
+def _check(gate: Gate, project: Project, *, passed: bool) -> GateCheck:
+    fix_url = gate.fix(project) if gate.fix and not passed else ""
+    hint = gate.hint if fix_url else ""
+    return GateCheck(gate.key, gate.label, passed, gate.overridable, fix_url, hint, gate.fix_role)
+
+
+def gates_explain(*, project: Project, missing: list[dict]) -> list[GateCheck]:
+    """Return the unmet gates of a refusal (`TransitionRefused.missing`) with where to meet each."""
+    return [
+        _check(GATES[m["key"]], project, passed=False) if m["key"] in GATES else GateCheck(m["key"], m["label"], False)
+        for m in missing
+    ]
+
+
+def _edit(project: Project) -> str:
+    return reverse("projects:edit", args=[project.pk])
+
+
+def form_url(key: str) -> Callable[[Project], str]:
+    """Return a gate's `fix`: the project-page form `key` (a page of its own without script)."""
+    return lambda project: reverse("projects:form", args=[project.pk, key])
 
 
 # The gates that read only the project itself.
-register(Gate("data_classification", "Data classification is set", lambda: condition(~Q(data_classification="")), 10))
+register(
+    Gate(
+        "data_classification",
+        "Data classification is set",
+        lambda: condition(~Q(data_classification="")),
+        10,
+        fix=_edit,
+        hint="Set the data classification",
+    )
+)
 register(
     Gate(
         "human_oversight_owner",
@@ -116,6 +156,8 @@ register(
         lambda: condition(Q(human_oversight_owner__isnull=False)),
         80,
         applies=lambda project: project.ai_act_tier == AIActTier.HIGH,
+        fix=_edit,
+        hint="Name the human-oversight owner",
     )
 )
 register(
@@ -125,6 +167,8 @@ register(
         lambda: condition(~Q(ai_act_tier=AIActTier.UNACCEPTABLE)),
         90,
         overridable=False,
+        fix=_edit,
+        hint="Review the EU AI Act tier",
     )
 )
 register(
@@ -134,5 +178,7 @@ register(
         lambda: condition(~Q(ai_act_tier=AIActTier.UNASSESSED)),
         100,
         stages=(Stage.PRODUCTION,),
+        fix=_edit,
+        hint="Assess the EU AI Act tier",
     )
 )

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from django import forms
 
 from projects.forms import StageMoveForm, StatusUpdateForm
-from projects.models import Project, Role, Stage
+from projects.gates import GATES
+from projects.models import Project, Role, Stage, StageTransition
 from projects.selectors import project_lifecycle, project_status_updates
 
 
@@ -34,6 +35,8 @@ class PanelForm:
     template: str = "projects/includes/panel_form.html"
     # Whether the disclosure starts open, given the section's figures (e.g. no risk recorded yet).
     starts_open: Callable[[Mapping], bool] = lambda figures: False
+    # copy_last(project=, today=) returns the blank form started from the last record (`?copy=last`).
+    copy_last: Callable[..., forms.Form] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,16 +91,35 @@ def _stage_state(stage: str, current: str) -> str:
     return "done" if Stage.order(stage) < Stage.order(current) else ""
 
 
+@dataclass(frozen=True)
+class PipelineStage:
+    label: str
+    entered: dt.datetime | None
+    state: str  # "current", "done" or ""
+    # The last entry into the stage that overrode gates: who, why and which gates are on its transition.
+    override: StageTransition | None = None
+    overridden: tuple[str, ...] = ()  # the labels of the gates it overrode
+
+
 def _stage_figures(*, project: Project, today: dt.date) -> dict:
     lifecycle = project_lifecycle(project=project)
     entered = {t.to_stage: t.at for t in lifecycle.transitions}
     entered[project.stage] = project.stage_entered_at
+    overrides = {t.to_stage: t for t in lifecycle.transitions if t.overridden_gates}
+    pipeline = []
+    for s in Stage:
+        state = _stage_state(s.value, project.stage)
+        override = overrides.get(s.value) if state else None
+        labels = (
+            tuple(GATES[key].label if key in GATES else key for key in override.overridden_gates) if override else ()
+        )
+        pipeline.append(PipelineStage(s.label, entered.get(s.value), state, override, labels))
     return {
         "transitions": lifecycle.transitions,
         "next_stage": lifecycle.next_stage,
         "next_stage_label": Stage(lifecycle.next_stage).label if lifecycle.next_stage else "",
         "gates": lifecycle.gates,
-        "stage_pipeline": [(s.label, entered.get(s.value), _stage_state(s.value, project.stage)) for s in Stage],
+        "stage_pipeline": pipeline,
     }
 
 
@@ -134,10 +156,18 @@ register(
                 "status",
                 "Log a status update",
                 lambda *, project, today, data=None: StatusUpdateForm(
-                    data, initial={"date": today, "health": project.health or "green", "progress": project.progress}
+                    data, initial=StatusUpdateForm.initial_for(project=project, today=today)
                 ),
                 "projects:status-create",
                 "Log status",
+                template="projects/includes/status_form.html",
+                copy_last=lambda *, project, today: StatusUpdateForm(
+                    initial=StatusUpdateForm.initial_for(
+                        project=project,
+                        today=today,
+                        last=next(iter(project_status_updates(project=project, limit=1)), None),
+                    )
+                ),
                 starts_open=lambda figures: not figures["status_updates"],
             ),
         ),

@@ -116,6 +116,22 @@ def audit_event_feed(*, user: AbstractBaseUser) -> QuerySet:
     )
 
 
+def activity_list(*, user: AbstractBaseUser, organization: Organization, project: Project | None = None) -> QuerySet:
+    """Return the activity feed of one of the user's organizations (or of one project in it), newest first.
+
+    Every member reads it; the membership, token and invitation events only the organization's admins.
+    """
+    from projects.activity import told_elsewhere
+    from projects.models import AuditEvent
+
+    events = AuditEvent.objects.filter(organization=organization).exclude(told_elsewhere()).select_related("project")
+    if project is not None:
+        events = events.filter(project_id=project.pk)
+    if not Membership.objects.filter(user=user, organization=organization, role=Role.ADMIN).exists():
+        events = events.exclude(object_type__in=ADMIN_ONLY_AUDIT_TYPES)
+    return events.order_by("-at", "-id")
+
+
 @dataclass(frozen=True)
 class Lifecycle:
     transitions: list[StageTransition]
@@ -133,10 +149,51 @@ def project_lifecycle(*, project: Project) -> Lifecycle:
     )
 
 
+def status_update_history(*, project: Project) -> QuerySet[StatusUpdate]:
+    """Return every status update of the project, newest first (the page's timeline and its history)."""
+    return StatusUpdate.objects.filter(project=project).select_related("author").order_by("-date", "-created_at", "-pk")
+
+
+def stage_move_error(from_stage: str, to_stage: str, note: str) -> str:
+    """Return why the lifecycle forbids the move, or "" when it allows it."""
+    if from_stage == to_stage:
+        return f"The project is already in {Stage(to_stage).label}."
+    if from_stage == Stage.RETIRED:
+        return "A retired project cannot move."
+    if to_stage == Stage.RETIRED:
+        return ""
+    step = Stage.order(to_stage) - Stage.order(from_stage)
+    if step > 1:
+        following = Stage(Stage.values[Stage.order(from_stage) + 1]).label
+        return f"Move one stage at a time: after {Stage(from_stage).label} comes {following}."
+    if step < 0 and not note.strip():
+        return "Moving back to an earlier stage needs a note saying why."
+    return ""
+
+
+@dataclass(frozen=True)
+class TransitionCheck:
+    """What the transition service will say of a move, before it is tried."""
+
+    error: str  # why the lifecycle forbids it ("" when it allows it)
+    unmet: list[GateCheck]  # the gates a forward move misses (a manager may override the overridable ones)
+
+    @property
+    def blocking(self) -> list[GateCheck]:
+        return [gate for gate in self.unmet if not gate.overridable]
+
+
+def transition_check(*, project: Project, to_stage: str, note: str = "") -> TransitionCheck:
+    """Return whether moving `project` to `to_stage` is allowed and which gates it misses (at most one query)."""
+    error = stage_move_error(project.stage, to_stage, note)
+    forward = not error and Stage.order(to_stage) > Stage.order(project.stage)
+    unmet = [gate for gate in project_gates(project=project, to_stage=to_stage) if not gate.passed] if forward else []
+    return TransitionCheck(error, unmet)
+
+
 def project_status_updates(*, project: Project, limit: int = 8) -> list[StatusUpdate]:
     """Return the project's newest status updates, newest first."""
-    updates = StatusUpdate.objects.filter(project=project).select_related("author")
-    return list(updates.order_by("-date", "-created_at")[:limit])
+    return list(status_update_history(project=project)[:limit])
 
 
 def audit_history(*, project: Project | None = None, obj: object | None = None) -> QuerySet:

@@ -17,7 +17,6 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from projects import audit, hooks
-from projects.gates import project_gates
 from projects.models import (
     AIActTier,
     ApiToken,
@@ -35,7 +34,7 @@ from projects.models import (
     Team,
     TokenScope,
 )
-from projects.selectors import membership_get
+from projects.selectors import membership_get, transition_check
 from projects.services_helpers import model_update
 from tracker.exceptions import (
     Conflict,
@@ -333,23 +332,6 @@ def _service_names_validate(project: Project) -> None:
     project.otel_service_names = names
 
 
-def _move_error(from_stage: str, to_stage: str, note: str) -> str:
-    """Return why the lifecycle forbids the move, or "" when it allows it."""
-    if from_stage == to_stage:
-        return f"The project is already in {Stage(to_stage).label}."
-    if from_stage == Stage.RETIRED:
-        return "A retired project cannot move."
-    if to_stage == Stage.RETIRED:
-        return ""
-    step = Stage.order(to_stage) - Stage.order(from_stage)
-    if step > 1:
-        following = Stage(Stage.values[Stage.order(from_stage) + 1]).label
-        return f"Move one stage at a time: after {Stage(from_stage).label} comes {following}."
-    if step < 0 and not note.strip():
-        return "Moving back to an earlier stage needs a note saying why."
-    return ""
-
-
 @transaction.atomic
 def project_transition(
     *, project: Project, to_stage: str, by: AbstractBaseUser, note: str = "", override_reason: str = ""
@@ -369,11 +351,10 @@ def project_transition(
     if override_reason and not membership.has_role(Role.MANAGER):
         raise NotPermitted("Only a manager can override stage gates.")
     locked = Project.objects.select_for_update().get(pk=project.pk)
-    if error := _move_error(locked.stage, to_stage, note):
-        raise ValidationFailed(error, errors={"to_stage": [error]})
-
-    forward = Stage.order(to_stage) > Stage.order(locked.stage)
-    unmet = [g for g in project_gates(project=locked, to_stage=to_stage) if not g.passed] if forward else []
+    check = transition_check(project=locked, to_stage=to_stage, note=note)
+    if check.error:
+        raise ValidationFailed(check.error, errors={"to_stage": [check.error]})
+    unmet = check.unmet
     if unmet:
         blocking = [g for g in unmet if not g.overridable]
         if blocking or not override_reason:

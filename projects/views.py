@@ -22,7 +22,8 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from projects import services
+from projects import activity, services
+from projects.filters import ActivityFilter
 from projects.forms import (
     ApiTokenForm,
     InvitationForm,
@@ -32,10 +33,12 @@ from projects.forms import (
     ServiceTokenForm,
     StageMoveForm,
 )
+from projects.gates import GateCheck, gates_explain
 from projects.middleware import has_role, organization_activate
-from projects.models import Project, Role
+from projects.models import Project, Role, Stage
 from projects.panels import FORMS, PANELS, Panel, PanelForm, panel_figures, panels
 from projects.selectors import (
+    activity_list,
     api_token_list,
     audit_history,
     invitation_by_key,
@@ -43,6 +46,8 @@ from projects.selectors import (
     membership_list,
     project_list,
     service_token_list,
+    status_update_history,
+    transition_check,
 )
 from tracker.exceptions import DomainError, NotPermitted, TransitionRefused
 from tracker.web import form_apply_error, is_htmx, organization_required, role_required
@@ -160,7 +165,8 @@ def project_form(request: HttpRequest, pk: int, key: str) -> HttpResponse:
     panel, spec = FORMS[key]
     role_required(request, spec.role)
     today = services.organization_today(project.organization)
-    context = {"project": project, "form": spec.build(project=project, today=today), "spec": spec, "panel": panel}
+    build = spec.copy_last if spec.copy_last and request.GET.get("copy") == "last" else spec.build
+    context = {"project": project, "form": build(project=project, today=today), "spec": spec, "panel": panel}
     if is_htmx(request):
         return render(request, spec.template, context)
     return render(request, "projects/project_form_page.html", context | {"standalone": True})
@@ -240,18 +246,32 @@ def project_transition(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_get(request, pk)
     role_required(request, Role.CONTRIBUTOR)
     form = StageMoveForm(request.POST)
-    missing: list[dict] = []
+    missing: list[GateCheck] = []
     if form.is_valid():
         try:
             services.project_transition(project=project, by=request.user, **form.cleaned_data)
         except TransitionRefused as exc:
-            missing = exc.missing
+            missing = gates_explain(project=project, missing=exc.missing)
             form.add_error(None, exc.message)
         except DomainError as exc:
             form_apply_error(form, exc)
     return project_section_response(
         request, project, "stage", bound={"stage": form}, notice="Stage moved.", refused_gates=missing
     )
+
+
+@organization_required
+@require_GET
+def transition_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    """What the stage form's move will meet, shown when its target changes: a refusal says so before it is tried."""
+    project = project_get(request, pk)
+    role_required(request, Role.CONTRIBUTOR)
+    to_stage = request.GET.get("to_stage", "")
+    if to_stage not in Stage.values:
+        return HttpResponse('<div id="stage-preview" aria-live="polite"></div>')
+    check = transition_check(project=project, to_stage=to_stage, note=request.GET.get("note", ""))
+    context = {"project": project, "check": check, "to_stage_label": Stage(to_stage).label}
+    return render(request, "projects/includes/stage_preview.html", context)
 
 
 def _tokens_page(
@@ -352,6 +372,49 @@ def project_history(request: HttpRequest, pk: int) -> HttpResponse:
     project = project_get(request, pk)
     page = Paginator(audit_history(project=project), HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "projects/project_history.html", {"project": project, "page": page})
+
+
+ACTIVITY_PAGE_SIZE = 50
+
+
+def _activity_page(request: HttpRequest, project: Project | None) -> HttpResponse:
+    organization = request.organization
+    events = activity_list(user=request.user, organization=organization, project=project)
+    filters = ActivityFilter(request.GET, queryset=events, organization=organization)
+    page = Paginator(filters.qs, ACTIVITY_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "project": project,
+        "filters": filters,
+        "page": page,
+        "items": [(event, activity.sentence(event, organization)) for event in page],
+        "query": query.urlencode(),
+    }
+    return render(request, "projects/activity.html", context)
+
+
+@organization_required
+def organization_activity(request: HttpRequest) -> HttpResponse:
+    """What happened in the organization, newest first, as sentences; by person, kind and dates."""
+    return _activity_page(request, None)
+
+
+@organization_required
+def project_activity(request: HttpRequest, pk: int) -> HttpResponse:
+    """What happened in one project, newest first, as sentences; by person, kind and dates."""
+    return _activity_page(request, project_get(request, pk))
+
+
+STATUS_PAGE_SIZE = 25
+
+
+@organization_required
+def status_history(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every status update of the project, newest first, a page at a time (the project page shows the newest)."""
+    project = project_get(request, pk)
+    page = Paginator(status_update_history(project=project), STATUS_PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "projects/status_history.html", {"project": project, "page": page})
 
 
 @login_required

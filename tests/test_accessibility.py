@@ -19,6 +19,7 @@ from ops.tests.factories import (
     RiskFactory,
 )
 from projects.models import Role, Stage
+from projects.services import status_update_create
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
 from tests.conftest import LAPTOP, PHONE
 from tests.test_browser import PASSWORD
@@ -33,7 +34,10 @@ def portfolio() -> tuple[list[str], UserFactory]:
     org = OrganizationFactory(name="Northwind Retail")
     admin = UserFactory(username="admin-user")
     MembershipFactory(user=admin, organization=org, role=Role.ADMIN)
-    project = ProjectFactory(organization=org, name="Support assistant", stage=Stage.EVALUATION, summary="Answers.")
+    project = ProjectFactory(
+        organization=org, name="Support assistant", stage=Stage.EVALUATION, summary="Answers.", business_owner=admin
+    )
+    status_update_create(project=project, by=admin, date=dt.date.today(), health="amber", progress=30, summary="On it.")
     today = dt.date.today()
     BudgetFactory(
         project=project,
@@ -68,6 +72,10 @@ def portfolio() -> tuple[list[str], UserFactory]:
         project.get_absolute_url(),
         f"/projects/{project.pk}/edit/",
         f"/projects/{project.pk}/history/",
+        f"/projects/{project.pk}/status/history/",
+        f"/projects/{project.pk}/activity/",
+        "/projects/mine/",
+        "/activity/",
         "/risks/",
         f"/risks/{risk.pk}/",
         "/analytics/costs/",

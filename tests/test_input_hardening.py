@@ -477,6 +477,7 @@ FORMS: dict[str, tuple[type[forms.Form], type[Model]]] = {
     "projects:create": (ProjectForm, Project),
     "projects:edit": (ProjectForm, Project),
     "projects:status-create": (StatusUpdateForm, StatusUpdate),
+    "projects:checkin": (StatusUpdateForm, StatusUpdate),  # the same form, from the lists' dialog
     "projects:transition": (StageMoveForm, StageTransition),
     "projects:tokens": (ApiTokenForm, ApiToken),
     "projects:service-token-create": (ServiceTokenForm, ApiToken),
@@ -599,6 +600,7 @@ def _web_url(name: str, p: Portfolio, n: int) -> str:
         "webhooks:endpoints": "/webhooks/",
         "projects:edit": f"/projects/{project.pk}/edit/",
         "projects:status-create": f"/projects/{project.pk}/status/",
+        "projects:checkin": f"/projects/{project.pk}/check-in/",
         "projects:transition": f"/projects/{project.pk}/stage/",
         "ops:cost-create": f"/projects/{project.pk}/costs/",
         "ops:usage-create": f"/projects/{project.pk}/usage/",

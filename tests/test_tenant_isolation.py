@@ -515,6 +515,7 @@ body("projects:status-create", "POST")(
     lambda p: {"date": "2026-03-04", "health": "red", "progress": 50, "summary": "posted"}
 )
 body("projects:transition", "POST")(lambda p: {"to_stage": "retired", "note": "posted"})
+body("projects:checkin", "POST")(lambda p: {"date": "2026-03-04", "health": "red", "progress": 50, "summary": "posted"})
 IN_30_DAYS = (dt.date.today() + dt.timedelta(days=30)).isoformat()
 body("projects:tokens", "POST")(lambda p: {"name": "posted", "expires_at": IN_30_DAYS, "password": PASSWORD})
 body("projects:token-revoke", "POST")(lambda p: {})
@@ -617,6 +618,8 @@ VIEWER_EXCEPTIONS = {
     ("projects:create", "GET"): {403},  # the project form pages are for contributors
     ("projects:edit", "GET"): {403},
     ("projects:form", "GET"): {403},  # a project-page form (here a cost's) is a contributor's
+    ("projects:checkin", "GET"): {403},  # the check-in dialog's status form is a contributor's
+    ("projects:transition-preview", "GET"): {403},  # the stage form's preview too
     ("ops:prices-import", "GET"): {403},  # importing a price book is the managers'
     ("projects:tokens", "POST"): {200},
     ("projects:organization-switch", "POST"): {302},

@@ -29,6 +29,9 @@ digests and the demo seed all read these; none computes them itself.
   from the cost entries: see `with_spend_to_date`, `_span_spend` and `monthly_spend`.
 - Stale status: no status update for more than RISK_SIGNAL_STALE_STATUS_DAYS days before the
   as-of date, counting from the project's creation when it never had one.
+- Due this week (my projects): the status turns stale within DUE_WITHIN (no status update for longer
+  than RISK_SIGNAL_STALE_STATUS_DAYS minus 7 days), or an active risk's review falls due within
+  DUE_WITHIN (overdue ones included).
 - Needs attention: red or amber health, over budget, stale status, an overdue risk review, or
   unmet gates for the next gated stage.
 - The latest metric per kind (metric and name) by the as-of date, and whether it breaches.
@@ -1011,6 +1014,33 @@ def status_stale_q(as_of: dt.date) -> Q:
     """Return `status_stale` as a filter on projects of one organization (its timezone's days)."""
     before = _stale_before(as_of)
     return Q(last_status_date__lt=before) | Q(last_status_date__isnull=True, created_at__date__lt=before)
+
+
+# Due this week
+
+DUE_WITHIN = dt.timedelta(days=7)
+
+
+def with_due_this_week(projects: QuerySet[Project], *, as_of: dt.date) -> QuerySet[Project]:
+    """Annotate `status_due` (stale within DUE_WITHIN of `as_of`), `review_due` and their union `due`."""
+    reviews = Risk.objects.filter(
+        project=OuterRef("pk"), status__in=RiskStatus.active(), next_review_date__lte=as_of + DUE_WITHIN
+    )
+    status_due = ExpressionWrapper(status_stale_q(as_of + DUE_WITHIN), output_field=BooleanField())
+    projects = projects.annotate(status_due=status_due, review_due=Exists(reviews))
+    return projects.annotate(
+        due=ExpressionWrapper(Q(status_due=True) | Q(review_due=True), output_field=BooleanField())
+    )
+
+
+def my_projects(*, user: AbstractBaseUser, organization: Organization, as_of: dt.date) -> QuerySet[Project]:
+    """Return the live projects of `organization` the user owns (business owner, technical lead or
+    human-oversight owner), with the project list's figures and what is due this week, due ones first."""
+    mine = Q(business_owner=user) | Q(technical_lead=user) | Q(human_oversight_owner=user)
+    projects = project_list(user=user).filter(mine, organization=organization, archived=False)
+    projects = with_due_this_week(with_list_figures(projects, as_of=as_of), as_of=as_of)
+    # Due first, then the longest without a status (never reported first).
+    return projects.order_by("-due", F("last_status_date").asc(nulls_first=True), "name", "pk")
 
 
 # Needs attention
