@@ -6,5 +6,6 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        # Register what lower apps need from ops: its stage gates, list figures, project-page panels, /metrics gauges.
-        from ops import figures, gates, metrics, panels  # noqa: F401
+        # Register what lower apps need from ops: its stage gates, list figures, project-page panels, /metrics
+        # gauges, the amounts that fix an organization's currency.
+        from ops import currency, figures, gates, metrics, panels  # noqa: F401

@@ -3,13 +3,15 @@
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from projects.gates import GateCheck, project_gates
 from projects.models import (
     ApiToken,
     Invitation,
     Membership,
+    NotificationKind,
+    NotificationSubscription,
     Organization,
     Project,
     Role,
@@ -55,6 +57,34 @@ def service_token_list(*, user: AbstractBaseUser) -> QuerySet[ApiToken]:
 
 def team_list(*, user: AbstractBaseUser) -> QuerySet[Team]:
     return Team.objects.filter(organization__in=organization_list(user=user)).select_related("organization")
+
+
+def team_list_with_counts(*, organization: Organization) -> QuerySet[Team]:
+    """Return the organization's teams, active first, with their lead and how many projects each holds."""
+    return (
+        Team.objects.filter(organization=organization)
+        .select_related("lead")
+        .annotate(project_count=Count("projects"))
+        .order_by("archived", "name")
+    )
+
+
+def notification_unsubscribed(*, organization: Organization, kind: NotificationKind) -> QuerySet:
+    """Return the ids of the organization's members who chose not to receive `kind` (a subquery).
+
+    The one home of the rule every sender applies: no choice recorded means subscribed.
+    """
+    return NotificationSubscription.objects.filter(organization=organization, kind=kind, enabled=False).values(
+        "user_id"
+    )
+
+
+def notification_choices(*, user: AbstractBaseUser, organization: Organization) -> dict[str, bool]:
+    """Return the member's choice for every kind of e-mail of the organization (default: subscribed)."""
+    recorded = dict(
+        NotificationSubscription.objects.filter(user=user, organization=organization).values_list("kind", "enabled")
+    )
+    return {kind: recorded.get(kind, True) for kind in NotificationKind.values}
 
 
 def membership_list(*, user: AbstractBaseUser) -> QuerySet[Membership]:
