@@ -19,6 +19,7 @@ from projects.models import (
     AuditEvent,
     Invitation,
     Membership,
+    NotificationSubscription,
     Organization,
     Project,
     ServiceAccount,
@@ -367,3 +368,13 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["project"]
     date_hierarchy = "at"
     show_full_result_count = False
+
+
+@admin.register(NotificationSubscription)
+class NotificationSubscriptionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Each member makes their own e-mail choices (their E-mail choices page): operators read them."""
+
+    list_display = ["user", "organization", "kind", "enabled", "updated_at"]
+    list_filter = ["kind", "enabled"]
+    list_select_related = ["user", "organization"]
+    search_fields = ["user__username", "organization__name"]

@@ -38,6 +38,7 @@ AUDITED_MODELS = (
     "projects.Membership",
     "projects.ApiToken",
     "projects.Invitation",
+    "projects.NotificationSubscription",
     "ops.Budget",
     "ops.CostEntry",
     "ops.ModelPrice",

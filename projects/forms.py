@@ -1,10 +1,12 @@
 """Web forms of the projects app: they parse input; the services decide."""
 
 import datetime as dt
+import zoneinfo
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 from django.utils import timezone
 
 from projects.models import (
@@ -12,6 +14,7 @@ from projects.models import (
     DataClassification,
     Health,
     Industry,
+    NotificationKind,
     Organization,
     Project,
     Role,
@@ -71,7 +74,9 @@ class ProjectForm(forms.Form):
 
     def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["team"].queryset = organization.teams.all()
+        # An archived team is offered only to the project already in it.
+        current = self.initial.get("team")
+        self.fields["team"].queryset = organization.teams.filter(Q(archived=False) | Q(pk=getattr(current, "pk", None)))
         for name in ("business_owner", "technical_lead", "human_oversight_owner"):
             self.fields[name].queryset = members_of(organization)
 
@@ -199,3 +204,60 @@ class InvitationSignUpForm(forms.Form):
         if data.get("password") and data.get("password") != data.get("password_again"):
             self.add_error("password_again", "The two passwords differ.")
         return data
+
+
+class OrganizationSettingsForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    timezone = forms.ChoiceField(
+        label="Time zone", help_text="Reports' weeks, due dates and “today” follow it (IANA name, e.g. Europe/Berlin)."
+    )
+    locale = forms.CharField(max_length=16, help_text=Organization._meta.get_field("locale").help_text)
+    currency = forms.CharField(
+        max_length=3,
+        help_text="ISO 4217 code, e.g. USD, EUR. It can change only while no cost, usage, budget or price is recorded.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["timezone"].choices = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+    def clean_currency(self) -> str:
+        return self.cleaned_data["currency"].strip().upper()
+
+
+class TeamForm(PageForm):
+    id_prefix = "team"
+
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    lead = forms.ModelChoiceField(
+        queryset=User.objects.none(), required=False, help_text=Team._meta.get_field("lead").help_text
+    )
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lead"].queryset = members_of(organization)
+
+
+class TeamEditForm(TeamForm):
+    archived = forms.BooleanField(
+        required=False,
+        help_text="Its projects stay in it and keep their history; it is offered for no other project until restored.",
+    )
+
+
+class NotificationPreferencesForm(forms.Form):
+    """One checkbox per kind of e-mail, ticked: received."""
+
+    HELP = {
+        NotificationKind.STATUS_DIGEST: "Sent to managers and admins when the week's status summary is ready.",
+        NotificationKind.RISK_DIGEST: "Sent to managers and admins when the week's risk report is ready.",
+        NotificationKind.REVIEW_REMINDER: (
+            "Sent to a risk's owner 7 days and 1 day before its review is due, then when overdue."
+        ),
+    }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for kind in NotificationKind:
+            self.fields[kind.value] = forms.BooleanField(required=False, label=kind.label, help_text=self.HELP[kind])

@@ -199,9 +199,20 @@ class Team(TimeStampedModel):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80)
     description = models.TextField(blank=True)
-    # Who hears of the team's budget thresholds (besides the managers).
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    # Also who hears of the team's budget thresholds (ops.services.budgets), besides the managers.
+    lead = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The member who answers for the team's projects.",
+    )
+    # Database default too, so that the release before, which knows no such column, can still insert.
+    archived = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="An archived team keeps its projects but is offered for no new one.",
     )
 
     class Meta:
@@ -366,6 +377,34 @@ class StatusUpdate(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.project} {formatting.date(self.date, None)} ({self.get_health_display()})"
+
+
+class NotificationKind(models.TextChoices):
+    """The e-mails a member may choose to receive, each per organization."""
+
+    STATUS_DIGEST = "status_digest", "Weekly status summary digest"
+    RISK_DIGEST = "risk_digest", "Weekly risk report digest"
+    REVIEW_REMINDER = "review_reminder", "Risk review reminders"
+
+
+class NotificationSubscription(TimeStampedModel):
+    """A member's choice for one kind of e-mail in one organization; no row means the default, subscribed."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notification_choices")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="notification_choices")
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["organization", "user", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization", "kind"], name="notification_one_per_user_org_kind"),
+            models.CheckConstraint(condition=Q(kind__in=NotificationKind.values), name="notification_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        state = "on" if self.enabled else "off"
+        return f"{self.user} @ {self.organization}: {self.get_kind_display()} {state}"
 
 
 class TokenScope(models.TextChoices):

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from projects.gates import GateCheck, project_gates
 from projects.models import (
@@ -11,6 +11,8 @@ from projects.models import (
     CostCentre,
     Invitation,
     Membership,
+    NotificationKind,
+    NotificationSubscription,
     Organization,
     Project,
     Role,
@@ -60,6 +62,34 @@ def team_list(*, user: AbstractBaseUser) -> QuerySet[Team]:
 
 def cost_centre_list(*, user: AbstractBaseUser) -> QuerySet[CostCentre]:
     return CostCentre.objects.filter(organization__in=organization_list(user=user)).select_related("organization")
+
+
+def team_list_with_counts(*, organization: Organization) -> QuerySet[Team]:
+    """Return the organization's teams, active first, with their lead and how many projects each holds."""
+    return (
+        Team.objects.filter(organization=organization)
+        .select_related("lead")
+        .annotate(project_count=Count("projects"))
+        .order_by("archived", "name")
+    )
+
+
+def notification_unsubscribed(*, organization: Organization, kind: NotificationKind) -> QuerySet:
+    """Return the ids of the organization's members who chose not to receive `kind` (a subquery).
+
+    The one home of the rule every sender applies: no choice recorded means subscribed.
+    """
+    return NotificationSubscription.objects.filter(organization=organization, kind=kind, enabled=False).values(
+        "user_id"
+    )
+
+
+def notification_choices(*, user: AbstractBaseUser, organization: Organization) -> dict[str, bool]:
+    """Return the member's choice for every kind of e-mail of the organization (default: subscribed)."""
+    recorded = dict(
+        NotificationSubscription.objects.filter(user=user, organization=organization).values_list("kind", "enabled")
+    )
+    return {kind: recorded.get(kind, True) for kind in NotificationKind.values}
 
 
 def membership_list(*, user: AbstractBaseUser) -> QuerySet[Membership]:

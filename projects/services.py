@@ -24,6 +24,8 @@ from projects.models import (
     DataClassification,
     Invitation,
     Membership,
+    NotificationKind,
+    NotificationSubscription,
     Organization,
     Project,
     Role,
@@ -192,14 +194,27 @@ def membership_role_set(
 
 
 def _team_validate(team: Team) -> None:
+    _check_members(team.organization, lead=team.lead)
     validate_model(team, exclude=["organization"])
 
 
 @transaction.atomic
-def team_create(*, organization: Organization, name: str, by: AbstractBaseUser, description: str = "") -> Team:
+def team_create(
+    *,
+    organization: Organization,
+    name: str,
+    by: AbstractBaseUser,
+    description: str = "",
+    lead: AbstractBaseUser | None = None,
+) -> Team:
+    """Create a team (admins only); its `lead`, when given, must be a member."""
     membership_require(user=by, organization=organization, role=Role.ADMIN)
     team = Team(
-        organization=organization, name=name, description=description, slug=_unique_slug(organization.teams.all(), name)
+        organization=organization,
+        name=name,
+        description=description,
+        lead=lead,
+        slug=_unique_slug(organization.teams.all(), name),
     )
     _team_validate(team)
     team.save()
@@ -288,6 +303,14 @@ def _project_validate(project: Project) -> None:
         raise ValidationFailed(
             "The cost centre belongs to another organization.", errors={"cost_centre": ["Unknown cost centre."]}
         )
+    # A project already in an archived team stays there; no other joins it.
+    if (
+        project.team_id
+        and project.team.archived
+        and (project.pk is None or not Project.objects.filter(pk=project.pk, team_id=project.team_id).exists())
+    ):
+        message = f"The team “{project.team.name}” is archived: it takes no new project."
+        raise ValidationFailed(message, errors={"team": [message]})
     _check_members(
         project.organization,
         business_owner=project.business_owner,
@@ -420,8 +443,11 @@ def organization_update(*, organization: Organization, by: AbstractBaseUser, **c
 
     A new currency converts the amounts kept in the organization again from their originals
     (`projects.hooks.currency_changed`), in the same transaction: refused as a whole if one cannot be.
+    The organization's row is locked, so two admins' changes are serialised.
     """
     membership_require(user=by, organization=organization, role=Role.ADMIN)
+    reject_unknown_fields(changes, ORGANIZATION_FIELDS)
+    Organization.objects.select_for_update().filter(pk=organization.pk).first()
     before = organization.currency
     changed = model_update(instance=organization, data=changes, fields=ORGANIZATION_FIELDS, validate=validate_model)
     if "currency" in changed:
@@ -429,11 +455,17 @@ def organization_update(*, organization: Organization, by: AbstractBaseUser, **c
     return organization
 
 
+TEAM_FIELDS = {"name", "description", "lead", "archived"}
+
+
 @transaction.atomic
 def team_update(*, team: Team, by: AbstractBaseUser, **changes: Any) -> Team:
-    """Rename or describe a team (admins only); its slug stays, links keep working."""
+    """Rename, describe, lead or archive a team (admins only); its slug stays, links keep working.
+
+    An archived team keeps its projects; it is offered for no other project until restored.
+    """
     membership_require(user=by, organization=team.organization, role=Role.ADMIN)
-    model_update(instance=team, data=changes, fields={"name", "description"}, validate=_team_validate)
+    model_update(instance=team, data=changes, fields=TEAM_FIELDS, validate=_team_validate)
     return team
 
 
@@ -457,6 +489,40 @@ def membership_delete(*, membership: Membership, by: AbstractBaseUser, as_operat
     _last_admin_refuse(membership=membership)
     audit.record_deleted(membership)
     membership.delete()
+
+
+@transaction.atomic
+def notification_subscriptions_set(
+    *, user: AbstractBaseUser, organization: Organization, choices: dict[str, bool]
+) -> list[NotificationSubscription]:
+    """Record which e-mails of the organization the member receives (`choices`: kind → on); return what changed.
+
+    Only the member sets their own; a kind left out keeps its state. Each change is recorded in the
+    history; the row's unique constraint keeps one choice per member, organization and kind.
+    """
+    membership_require(user=user, organization=organization, role=Role.VIEWER)
+    if unknown := sorted(set(choices) - set(NotificationKind.values)):
+        raise ValidationFailed(f"Unknown notification “{unknown[0]}”.", errors={unknown[0]: ["Unknown."]})
+    current = {
+        row.kind: row
+        for row in NotificationSubscription.objects.select_for_update().filter(user=user, organization=organization)
+    }
+    changed = []
+    for kind, enabled in choices.items():
+        row = current.get(kind)
+        if row is None:
+            if enabled:
+                continue  # no row is the default: subscribed
+            row = NotificationSubscription.objects.create(
+                user=user, organization=organization, kind=kind, enabled=False
+            )
+            audit.record_created(row)
+        elif row.enabled != enabled:
+            model_update(instance=row, data={"enabled": bool(enabled)}, fields={"enabled"}, validate=validate_model)
+        else:
+            continue
+        changed.append(row)
+    return changed
 
 
 INVITATION_SUBJECT = "Your invitation to LLMOps Tracker"  # constant: names go in the body, never in a header

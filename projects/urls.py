@@ -1,6 +1,6 @@
 from django.urls import path
 
-from projects import views
+from projects import settings_views, views
 
 app_name = "projects"
 
@@ -20,14 +20,9 @@ urlpatterns = [
     path("projects/<int:pk>/status/history/", views.status_history, name="status-history"),
     path("projects/<int:pk>/stage/", views.project_transition, name="transition"),
     path("projects/<int:pk>/stage/preview/", views.transition_preview, name="transition-preview"),
-    path("members/", views.members, name="members"),
-    path("members/<int:pk>/role/", views.member_role, name="member-role"),
-    path("invitations/<int:pk>/revoke/", views.invitation_revoke, name="invitation-revoke"),
-    path("invitations/<int:pk>/resend/", views.invitation_resend, name="invitation-resend"),
     path("invitations/accept/<str:key>/", views.invitation_accept, name="invitation-accept"),
     path("account/tokens/", views.api_tokens, name="tokens"),
+    path("account/notifications/", settings_views.notifications, name="notifications"),
     path("account/sign-out-everywhere/", views.sign_out_everywhere, name="sign-out-everywhere"),
     path("account/tokens/<int:pk>/revoke/", views.api_token_revoke, name="token-revoke"),
-    path("account/service-tokens/", views.service_token_create, name="service-token-create"),
-    path("account/service-tokens/<int:pk>/revoke/", views.service_token_revoke, name="service-token-revoke"),
 ]

@@ -1,4 +1,4 @@
-"""Web pages of the projects app: the project page, project forms, members, tokens.
+"""Web pages of the projects app: the project page, project forms, personal tokens, invitation links.
 
 Views stay thin: a form parses, a service acts, a template renders. The project page is made of
 the sections registered in projects/panels.py (ops registers its own); each section's forms load
@@ -13,7 +13,6 @@ from django import forms as django_forms
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,11 +25,8 @@ from projects import activity, services
 from projects.filters import ActivityFilter
 from projects.forms import (
     ApiTokenForm,
-    InvitationForm,
     InvitationSignUpForm,
-    MemberRoleForm,
     ProjectForm,
-    ServiceTokenForm,
     StageMoveForm,
 )
 from projects.gates import GateCheck, gates_explain
@@ -42,14 +38,11 @@ from projects.selectors import (
     api_token_list,
     audit_history,
     invitation_by_key,
-    invitation_list,
-    membership_list,
     project_list,
-    service_token_list,
     status_update_history,
     transition_check,
 )
-from tracker.exceptions import DomainError, NotPermitted, TransitionRefused
+from tracker.exceptions import DomainError, TransitionRefused
 from tracker.web import form_apply_error, is_htmx, organization_required, role_required
 
 
@@ -274,22 +267,12 @@ def transition_preview(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "projects/includes/stage_preview.html", context)
 
 
-def _tokens_page(
-    request: HttpRequest,
-    *,
-    form: ApiTokenForm | None = None,
-    service_form: ServiceTokenForm | None = None,
-    created_key: str = "",
-) -> HttpResponse:
-    """Render the tokens page: the user's personal tokens and, for admins, the organization's service tokens."""
-    administers = request.organization is not None and has_role(request, Role.ADMIN)
-    service_tokens = service_token_list(user=request.user).filter(organization=request.organization)
+def _tokens_page(request: HttpRequest, *, form: ApiTokenForm | None = None, created_key: str = "") -> HttpResponse:
+    """Render the user's personal tokens (the organization's service tokens are in its settings)."""
     context = {
         "form": form or ApiTokenForm(),
         "tokens": api_token_list(user=request.user),
-        "administers": administers,
-        "service_form": (service_form or ServiceTokenForm()) if administers else None,
-        "service_tokens": service_tokens if administers else [],
+        "administers": request.organization is not None and has_role(request, Role.ADMIN),
         "created_key": created_key,
         "now": timezone.now(),
     }
@@ -317,49 +300,12 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
     return _tokens_page(request, form=form)
 
 
-@organization_required
-@require_POST
-def service_token_create(request: HttpRequest) -> HttpResponse:
-    """Create a service token of the current organization (admins; password asked again; key shown once)."""
-    role_required(request, Role.ADMIN)
-    form = ServiceTokenForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            services.user_password_confirm(user=request.user, password=data["password"], request=request)
-            token, key = services.service_token_create(
-                organization=request.organization,
-                by=request.user,
-                name=data["name"],
-                scope=data["scope"],
-                expires_at=data["expires_at"],
-            )
-        except DomainError as exc:
-            form_apply_error(form, exc)
-        else:
-            messages.success(request, f"Service token “{token.name}” created. Copy its key now: it is not shown again.")
-            return _tokens_page(request, created_key=key)
-    return _tokens_page(request, service_form=form)
-
-
 @login_required
 @require_POST
 def api_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     token = get_object_or_404(api_token_list(user=request.user), pk=pk)
     services.api_token_revoke(token=token, by=request.user)
     messages.success(request, f"Token “{token.name}” revoked: requests using it are refused from now on.")
-    return redirect("projects:tokens")
-
-
-@organization_required
-@require_POST
-def service_token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
-    token = get_object_or_404(service_token_list(user=request.user), pk=pk)
-    try:
-        services.api_token_revoke(token=token, by=request.user)
-    except NotPermitted as exc:
-        raise PermissionDenied(exc.message) from exc
-    messages.success(request, f"Service token “{token.name}” revoked: requests using it are refused from now on.")
     return redirect("projects:tokens")
 
 
@@ -429,82 +375,6 @@ def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
         " your organizations' service tokens keep working.",
     )
     return redirect("login")
-
-
-def _members_page(
-    request: HttpRequest, *, form: InvitationForm, refused: Mapping[int, str] | None = None
-) -> HttpResponse:
-    organization = request.organization
-    context = {
-        "form": form,
-        "members": membership_list(user=request.user).filter(organization=organization).order_by("user__username"),
-        "invitations": invitation_list(user=request.user).filter(organization=organization),
-        "roles": Role.choices,
-        "refused": refused or {},
-    }
-    return render(request, "projects/members.html", context)
-
-
-@organization_required
-@require_http_methods(["GET", "POST"])
-def members(request: HttpRequest) -> HttpResponse:
-    """The current organization's members and pending invitations (admins): invite, revoke, resend, change roles."""
-    role_required(request, Role.ADMIN)
-    form = InvitationForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            invitation = services.invitation_create(
-                organization=request.organization, by=request.user, **form.cleaned_data
-            )
-        except DomainError as exc:
-            form_apply_error(form, exc)
-        else:
-            messages.success(request, f"Invitation sent to {invitation.email}.")
-            return redirect("projects:members")
-    return _members_page(request, form=form)
-
-
-@organization_required
-@require_POST
-def member_role(request: HttpRequest, pk: int) -> HttpResponse:
-    """Change a member's role; refusing to leave the organization without an admin shows on the member's row."""
-    role_required(request, Role.ADMIN)
-    membership = get_object_or_404(membership_list(user=request.user), organization=request.organization, pk=pk)
-    form = MemberRoleForm(request.POST)
-    if form.is_valid():
-        try:
-            services.membership_role_set(membership=membership, role=form.cleaned_data["role"], by=request.user)
-        except DomainError as exc:
-            return _members_page(request, form=InvitationForm(), refused={membership.pk: exc.message})
-        messages.success(request, f"{membership.user.get_username()} is now {membership.get_role_display().lower()}.")
-        return redirect("projects:members")
-    return _members_page(request, form=InvitationForm(), refused={membership.pk: "Choose a role."})
-
-
-def _invitation_action(act: Callable, done: str) -> Callable:
-    """Build a POST view that applies `act` to one of the current organization's pending invitations."""
-
-    @organization_required
-    @require_POST
-    def view(request: HttpRequest, pk: int) -> HttpResponse:
-        role_required(request, Role.ADMIN)
-        invitation = get_object_or_404(invitation_list(user=request.user), organization=request.organization, pk=pk)
-        try:
-            act(invitation=invitation, by=request.user)
-        except DomainError as exc:
-            messages.error(request, exc.message)
-        else:
-            messages.success(request, done.format(email=invitation.email))
-        return redirect("projects:members")
-
-    view.__name__ = view.__qualname__ = act.__name__
-    return view
-
-
-invitation_revoke = _invitation_action(
-    services.invitation_revoke, "Invitation to {email} revoked: its link no longer works."
-)
-invitation_resend = _invitation_action(services.invitation_resend, "Invitation sent to {email} again, with a new link.")
 
 
 @require_http_methods(["GET", "POST"])

@@ -18,6 +18,7 @@ from ops.tests.factories import (
     ReportFactory,
     RiskFactory,
 )
+from projects import services
 from projects.models import Role, Stage
 from projects.services import status_update_create
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
@@ -62,6 +63,8 @@ def portfolio() -> tuple[list[str], UserFactory]:
     risk = RiskFactory(project=project)
     report = ReportFactory(organization=org, kind=ReportKind.STATUS)
     report_build(report_id=report.pk)
+    team = services.team_create(organization=org, name="Customer care", by=admin, lead=admin)
+    services.invitation_create(organization=org, email="newcomer@example.com", role=Role.CONTRIBUTOR, by=admin)
     endpoint, _ = webhook_endpoint_create(
         organization=org, by=admin, url="https://hooks.example.com/tracker", events=[EventType.choices[0][0]]
     )
@@ -86,7 +89,12 @@ def portfolio() -> tuple[list[str], UserFactory]:
         "/imports/csv/",
         "/webhooks/",
         f"/webhooks/{endpoint.pk}/",
-        "/members/",
+        "/settings/",
+        "/settings/members/",
+        "/settings/teams/",
+        f"/settings/teams/{team.pk}/",
+        "/settings/service-tokens/",
+        "/account/notifications/",
         "/account/tokens/",
         "/accounts/password_change/",
     ]

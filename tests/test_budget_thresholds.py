@@ -230,7 +230,7 @@ def test_recurring_budgets_roll_over_at_midnight_in_the_organization_timezone(
 
 def test_team_and_cost_centre_budgets_count_their_projects_and_tell_their_owner(org, manager):
     team_owner, centre_owner = member(org, Role.CONTRIBUTOR), member(org, Role.VIEWER)
-    team = TeamFactory(organization=org, owner=team_owner)
+    team = TeamFactory(organization=org, lead=team_owner)
     centre = cost_centre_create(organization=org, by=manager, code="CC-4100", name="Support", owner=centre_owner)
     in_team = ProjectFactory(organization=org, team=team)
     in_centre = ProjectFactory(organization=org, cost_centre=centre)

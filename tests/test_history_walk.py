@@ -147,6 +147,17 @@ def walk_team_delete(w):
     w.check(lambda: services.team_delete(team=team, by=w.admin), lambda _: [(gone_team, D), (w.project, U)])
 
 
+def walk_notification_subscriptions_set(w):
+    def choose(enabled: bool):
+        return lambda: services.notification_subscriptions_set(
+            user=w.admin, organization=w.org, choices={"risk_digest": enabled, "status_digest": True}
+        )
+
+    row = w.check(choose(False), lambda rows: [(rows[0], C)])[0]  # the default (subscribed) writes nothing
+    w.check(choose(False), lambda _: [])
+    w.check(choose(True), lambda _: [(row, U)])
+
+
 def walk_project_create(w):
     w.check(lambda: services.project_create(organization=w.org, by=w.admin, name="Bot"), lambda p: [(p, C)])
 

@@ -63,12 +63,26 @@ from projects.forms import (
     ApiTokenForm,
     InvitationForm,
     MemberRoleForm,
+    NotificationPreferencesForm,
+    OrganizationSettingsForm,
     ProjectForm,
     ServiceTokenForm,
     StageMoveForm,
     StatusUpdateForm,
+    TeamEditForm,
+    TeamForm,
 )
-from projects.models import ApiToken, Invitation, Membership, Project, StageTransition, StatusUpdate
+from projects.models import (
+    ApiToken,
+    Invitation,
+    Membership,
+    NotificationSubscription,
+    Organization,
+    Project,
+    StageTransition,
+    StatusUpdate,
+    Team,
+)
 from tests.test_tenant_isolation import (
     BODIES,
     Portfolio,
@@ -480,7 +494,7 @@ FORMS: dict[str, tuple[type[forms.Form], type[Model]]] = {
     "projects:checkin": (StatusUpdateForm, StatusUpdate),  # the same form, from the lists' dialog
     "projects:transition": (StageMoveForm, StageTransition),
     "projects:tokens": (ApiTokenForm, ApiToken),
-    "projects:service-token-create": (ServiceTokenForm, ApiToken),
+    "settings:service-tokens": (ServiceTokenForm, ApiToken),
     "ops:cost-create": (CostEntryForm, CostEntry),
     "ops:usage-create": (UsageForm, CostEntry),
     "ops:budget-create": (BudgetForm, Budget),
@@ -495,8 +509,12 @@ FORMS: dict[str, tuple[type[forms.Form], type[Model]]] = {
     "ops:prices-import": (PriceImportForm, ModelPrice),
     "ops:imports": (ImportUploadForm, ImportJob),
     "ops:billing-rule-add": (BillingRuleForm, BillingMappingRule),
-    "projects:members": (InvitationForm, Invitation),
-    "projects:member-role": (MemberRoleForm, Membership),
+    "settings:members": (InvitationForm, Invitation),
+    "settings:member-role": (MemberRoleForm, Membership),
+    "settings:organization": (OrganizationSettingsForm, Organization),
+    "settings:teams": (TeamForm, Team),
+    "settings:team-edit": (TeamEditForm, Team),
+    "projects:notifications": (NotificationPreferencesForm, NotificationSubscription),  # checkboxes only
     "webhooks:endpoints": (WebhookEndpointForm, WebhookEndpoint),
 }
 FORM_TEXT = (forms.CharField, forms.ChoiceField)
@@ -519,9 +537,11 @@ FORMLESS = {
     "ops:billing-rule-delete",  # removes a rule, no typed input
     "projects:organization-switch",
     "projects:token-revoke",
-    "projects:service-token-revoke",
-    "projects:invitation-revoke",
-    "projects:invitation-resend",
+    "settings:service-token-revoke",
+    "settings:invitation-revoke",
+    "settings:invitation-resend",
+    "settings:member-remove",  # the member is the URL
+    "settings:team-delete",  # the team is the URL
     "webhooks:endpoint-change",  # pause, resume or rotate: the action is the URL, no typed input
     "webhooks:redeliver",  # sends a delivery again, no typed input
 }
@@ -590,9 +610,13 @@ def _web_url(name: str, p: Portfolio, n: int) -> str:
     paths = {
         "projects:create": "/projects/new/",
         "projects:tokens": "/account/tokens/",
-        "projects:service-token-create": "/account/service-tokens/",
-        "projects:members": "/members/",
-        "projects:member-role": f"/members/{p.objects[Membership].pk}/role/",
+        "settings:service-tokens": "/settings/service-tokens/",
+        "settings:members": "/settings/members/",
+        "settings:member-role": f"/settings/members/{p.objects[Membership].pk}/role/",
+        "settings:organization": "/settings/",
+        "settings:teams": "/settings/teams/",
+        "settings:team-edit": f"/settings/teams/{p.objects[Team].pk}/",
+        "projects:notifications": "/account/notifications/",
         "ops:report-create": "/reports/new/",
         "ops:prices-import": "/prices/import/",
         "ops:imports": "/imports/",

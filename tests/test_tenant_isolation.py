@@ -66,6 +66,7 @@ from projects.models import (
     CostCentre,
     Invitation,
     Membership,
+    NotificationSubscription,
     Organization,
     Project,
     Role,
@@ -119,9 +120,12 @@ WEB_OBJECTS: dict[str, type[Model]] = {
     "risks": Risk,
     "reports": Report,
     "account": ApiToken,
-    "members": Membership,
-    "invitations": Invitation,
     "webhooks": WebhookEndpoint,
+    # The settings area: by its first two segments.
+    "settings/members": Membership,
+    "settings/invitations": Invitation,
+    "settings/teams": Team,
+    "settings/service-tokens": ApiToken,
 }
 OTHER_KWARGS = {"format": "json", "fmt": "md", "key": "cost", "change": "pause"}
 
@@ -224,6 +228,7 @@ class Portfolio:
             Team: Q(organization=org),
             Membership: Q(organization=org),
             Invitation: Q(organization=org),
+            NotificationSubscription: Q(organization=org),
             Project: Q(organization=org),
             StatusUpdate: Q(project__organization=org),
             StageTransition: Q(project__organization=org),
@@ -519,12 +524,20 @@ body("projects:checkin", "POST")(lambda p: {"date": "2026-03-04", "health": "red
 IN_30_DAYS = (dt.date.today() + dt.timedelta(days=30)).isoformat()
 body("projects:tokens", "POST")(lambda p: {"name": "posted", "expires_at": IN_30_DAYS, "password": PASSWORD})
 body("projects:token-revoke", "POST")(lambda p: {})
-body("projects:service-token-create", "POST")(lambda p: {"name": "posted", "scope": "read", "password": PASSWORD})
-body("projects:service-token-revoke", "POST")(lambda p: {})
-body("projects:members", "POST")(lambda p: {"email": "posted@example.com", "role": "admin"})
-body("projects:member-role", "POST")(lambda p: {"role": "admin"})
-body("projects:invitation-revoke", "POST")(lambda p: {})
-body("projects:invitation-resend", "POST")(lambda p: {})
+# Every choice as it is by default: a member's own choices, unchanged, write nothing (a viewer's would be A's rows).
+body("projects:notifications", "POST")(lambda p: {"status_digest": "on", "risk_digest": "on", "review_reminder": "on"})
+ORGANIZATION_FORM = {"name": "Posted", "timezone": "UTC", "locale": "en", "currency": "USD"}
+body("settings:organization", "POST")(lambda p: ORGANIZATION_FORM)
+body("settings:service-tokens", "POST")(lambda p: {"name": "posted", "scope": "read", "password": PASSWORD})
+body("settings:service-token-revoke", "POST")(lambda p: {})
+body("settings:members", "POST")(lambda p: {"email": "posted@example.com", "role": "admin"})
+body("settings:member-role", "POST")(lambda p: {"role": "admin"})
+body("settings:member-remove", "POST")(lambda p: {})
+body("settings:invitation-revoke", "POST")(lambda p: {})
+body("settings:invitation-resend", "POST")(lambda p: {})
+body("settings:teams", "POST")(lambda p: {"name": "Posted team"})
+body("settings:team-edit", "POST")(lambda p: {"name": "Posted team", "description": "posted"})
+body("settings:team-delete", "POST")(lambda p: {})
 body("ops:cost-create", "POST")(lambda p: COST)
 body("ops:usage-create", "POST")(
     lambda p: {"date": "2026-03-05", "model": "zqxa-model", "input_tokens": "1", "output_tokens": "1"}
@@ -627,14 +640,20 @@ VIEWER_EXCEPTIONS = {
     ("api-projects:api-token-detail", "GET"): {404},
     ("api-projects:api-token-detail", "DELETE"): {404},
     # Service tokens are their admins' only: to a viewer, the portfolio's token is any other's row.
-    ("projects:service-token-revoke", "POST"): {404},
     ("api-projects:service-token-detail", "GET"): {404},
     ("api-projects:service-token-detail", "DELETE"): {404},
     # The change feed is the managers': a viewer's feed is empty, so one event named by id is "not found".
     ("api-projects:event-detail", "GET"): {404},
     # Members and invitations are the admins' (invitees' addresses are personal data): a viewer gets
     # the members page refused and sees no invitation at all, so one named by id is "not found".
-    ("projects:members", "GET"): {403},
+    ("settings:members", "GET"): {403},
+    # The rest of the settings area is the managers' to read (service tokens the admins'); a member's own
+    # e-mail choices are theirs to make.
+    ("settings:organization", "GET"): {403},
+    ("settings:teams", "GET"): {403},
+    ("settings:team-edit", "GET"): {403},
+    ("settings:service-tokens", "GET"): {403},
+    ("projects:notifications", "POST"): {302},
     ("ops:import-csv", "GET"): {403},  # importing is the managers'
     ("api-projects:invitation-detail", "GET"): {404},
     ("api-projects:invitation-detail", "DELETE"): {404},
@@ -651,14 +670,17 @@ OUTSIDER_COLLECTION_WRITES = {
     ("projects:organization-switch", "POST"): {404},
     ("projects:create", "POST"): {302},
     ("projects:tokens", "POST"): {200},
-    ("projects:service-token-create", "POST"): {200},  # a service token of B, the outsider's organization
+    ("settings:service-tokens", "POST"): {200},  # a service token of B, the outsider's organization
+    ("settings:organization", "POST"): {302},  # B's settings
+    ("settings:teams", "POST"): {302},  # a team of B
+    ("projects:notifications", "POST"): {302},  # the outsider's own choices in B
     ("ops:report-create", "POST"): {302},
     ("ops:prices", "POST"): {302},  # reprices B's entries only: A's ids are not B's
     ("ops:prices-import", "POST"): {200},  # previews an import into B
     ("ops:import-csv", "POST"): {400},  # the file is for A's project, none of B's to choose
     ("ops:imports", "POST"): {400},  # likewise
     ("ops:billing-rule-add", "POST"): {400},  # the rule names A's project, none of B's
-    ("projects:members", "POST"): {302},  # an invitation to B
+    ("settings:members", "POST"): {302},  # an invitation to B
     ("webhooks:endpoints", "POST"): {200},  # an endpoint of B, its secret shown once
 }
 

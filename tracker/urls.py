@@ -30,6 +30,7 @@ urlpatterns = [
     path("otlp/v1/traces", OtlpTracesView.as_view(), name="otlp-traces"),
     # The pages about projects keep one namespace whichever app renders them (ops: the dashboard, the list).
     path("", include(([*project_urls.urlpatterns, *project_pages], project_urls.app_name))),
+    path("settings/", include("projects.settings_urls")),  # the organization's administration, for its admins
     path("", include("ops.urls")),
     path("", include("webhooks.urls")),
 ]

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('ops', '0012_money_currencies'),
-        ('projects', '0012_cost_centres_tags_team_owner'),
+        ('projects', '0012_cost_centres_and_tags'),
     ]
 
     operations = [

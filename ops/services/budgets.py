@@ -22,7 +22,7 @@ from django.template.loader import render_to_string
 from ops.models import Budget, BudgetThresholdCrossing
 from ops.selectors.portfolio import BudgetStatus, budget_statuses, scoped_budget_statuses
 from projects import audit
-from projects.models import Membership, Organization, Project, Role, Stage
+from projects.models import Membership, Organization, Project, Role, Stage, Team
 from tracker.mail import MailCounts, absolute_link, mail_each, subject_line
 from webhooks.models import EventType
 from webhooks.outbox import emit
@@ -59,7 +59,7 @@ def _statuses(organization: Organization, as_of: dt.date) -> list[BudgetStatus]:
 def _due(organization: Organization, as_of: dt.date) -> list[Due]:
     statuses = {s.budget_id: s for s in _statuses(organization, as_of)}
     budgets = Budget.objects.filter(pk__in=statuses).select_related(
-        "project__organization", "team__owner", "cost_centre__owner", "team__organization", "cost_centre__organization"
+        "project__organization", "team__lead", "cost_centre__owner", "team__organization", "cost_centre__organization"
     )
     recorded = set(
         BudgetThresholdCrossing.objects.filter(
@@ -77,10 +77,13 @@ def _due(organization: Organization, as_of: dt.date) -> list[Due]:
 
 
 def budget_recipients(budget: Budget) -> list[str]:
-    """Return who hears of the budget's thresholds: the project's owners (a team's or cost centre's owner) and the
+    """Return who hears of the budget's thresholds: the project's owners (a team's lead, a cost centre's owner) and the
     organization's managers and admins; active people with an e-mail address, each once."""
     owner = budget.owner
-    people = [owner.business_owner, owner.technical_lead] if isinstance(owner, Project) else [owner.owner]
+    if isinstance(owner, Project):
+        people = [owner.business_owner, owner.technical_lead]
+    else:
+        people = [owner.lead if isinstance(owner, Team) else owner.owner]
     managers = Membership.objects.filter(
         organization_id=budget.organization_id, role__in=[Role.MANAGER, Role.ADMIN], user__is_active=True
     ).values_list("user__email", flat=True)

@@ -10,7 +10,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from ops.models import ReminderKind, ReviewReminder, Risk, RiskStatus
-from projects.models import Organization
+from projects.models import NotificationKind, Organization
+from projects.selectors import notification_unsubscribed
 from projects.services import organization_today
 from tracker.mail import MailCounts, absolute_link, mail_each, subject_line
 
@@ -27,7 +28,7 @@ def review_reminders_send(*, organization: Organization, today: dt.date | None =
     Each (risk, kind, review date) goes out once: the send record is inserted under a unique
     constraint in the same transaction as the sending, so a rerun or a concurrent run skips it
     and a failed send (logged, counted, the others still sent) is retried on the next run.
-    A moved review date gets its own reminders.
+    A moved review date gets its own reminders. An owner who unsubscribed from review reminders gets none.
     """
     today = today or organization_today(organization)
     risks = (
@@ -38,6 +39,7 @@ def review_reminders_send(*, organization: Organization, today: dt.date | None =
             owner__is_active=True,
         )
         .exclude(owner__email="")
+        .exclude(owner__in=notification_unsubscribed(organization=organization, kind=NotificationKind.REVIEW_REMINDER))
         .select_related("owner", "project", "organization")
         .order_by("next_review_date", "pk")
     )

@@ -29,7 +29,8 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from ops.models import Report, ReportKind, ReportSpan, ReportState
 from ops.selectors.portfolio import week_before
 from ops.selectors.reports import BUILDERS, report_headline, report_period
-from projects.models import Membership, Organization, Project, Role
+from projects.models import Membership, NotificationKind, Organization, Project, Role
+from projects.selectors import notification_unsubscribed
 from projects.services import membership_require
 from tracker.exceptions import Conflict, ErrorCode, ServiceUnavailable, ValidationFailed
 from tracker.formatting import date_range
@@ -252,8 +253,14 @@ def report_build(*, report_id: int) -> Report | None:
         return report
 
 
+# Which member choice (projects.NotificationSubscription) each kind of report's digest obeys.
+DIGEST_KINDS = {ReportKind.STATUS: NotificationKind.STATUS_DIGEST, ReportKind.RISK: NotificationKind.RISK_DIGEST}
+
+
 def report_digest_send(*, report_id: int) -> MailCounts:
     """E-mail a ready report's digest to its organization's managers and admins, once; return what went.
+
+    Members who unsubscribed from its kind of digest are left out.
 
     Only reports with `notify` (the scheduler's, and on-demand ones asked so) have a digest. The
     claim (a conditional UPDATE of `digest_sent_at`) and the sending share one transaction: a
@@ -268,9 +275,11 @@ def report_digest_send(*, report_id: int) -> MailCounts:
         if not claimed:
             return MailCounts()
         report = Report.objects.select_related("organization", "project").get(pk=report_id)
+        unsubscribed = notification_unsubscribed(organization=report.organization, kind=DIGEST_KINDS[report.kind])
         recipients = list(
             Membership.objects.filter(organization=report.organization, role__in=[Role.MANAGER, Role.ADMIN])
             .exclude(user__email="")
+            .exclude(user__in=unsubscribed)
             .filter(user__is_active=True)
             .order_by("user__email")
             .values_list("user__email", "user_id")

@@ -35,6 +35,8 @@ from projects.models import (
     ApiToken,
     Health,
     Invitation,
+    NotificationKind,
+    NotificationSubscription,
     Project,
     Role,
     Stage,
@@ -48,6 +50,7 @@ READ_ONLY = {
     "projects.StageTransition",
     "projects.ServiceAccount",
     "projects.Invitation",
+    "projects.NotificationSubscription",  # each member's own choice
     "projects.AuditEvent",
     "ops.RiskAssessment",
     "ops.RiskSnapshot",
@@ -87,6 +90,9 @@ def _project_with_everything(n: int = 0) -> Project:
     service_token_create(organization=project.organization, scope="ingest", name=f"otlp {n}", by=admin_user)
     Invitation.objects.create(
         organization=project.organization, email=f"invitee{n}@example.com", key_hash=f"{n:064d}", expires_at=now
+    )
+    NotificationSubscription.objects.create(
+        user=member.user, organization=project.organization, kind=NotificationKind.RISK_DIGEST, enabled=False
     )
     RiskSnapshot.objects.create(organization=project.organization, date=dt.date(2026, 3, 1), high=1)
     SpendSnapshot.objects.create(project=project, date=dt.date(2026, 3, 1), spend_day=Decimal(5))

@@ -114,7 +114,7 @@ def test_the_admin_site_changes_a_role_through_the_service(admin_client, org, ad
 
 def test_the_members_page_shows_the_refusal_on_the_last_admins_row(org, admin):
     own = Membership.objects.get(user=admin, organization=org)
-    response = _web(admin).post(reverse("projects:member-role", args=[own.pk]), {"role": "viewer"})
+    response = _web(admin).post(reverse("settings:member-role", args=[own.pk]), {"role": "viewer"})
     assert response.status_code == 200
     assert "An organization keeps at least one admin" in response.content.decode()
     own.refresh_from_db()
@@ -276,7 +276,7 @@ def test_another_organizations_admin_cannot_see_resend_or_revoke_an_invitation(
     assert outsider.post(f"/api/v1/invitations/{pk}/resend/").status_code == 404
     assert outsider.delete(f"/api/v1/invitations/{pk}/").status_code == 404
     web = _web(member(OrganizationFactory(), Role.ADMIN))
-    assert web.post(reverse("projects:invitation-revoke", args=[pk])).status_code == 404
+    assert web.post(reverse("settings:invitation-revoke", args=[pk])).status_code == 404
     assert Invitation.objects.get(pk=pk).is_pending and Invitation.objects.get(pk=pk).send_count == 1
     # A viewer of the organization itself sees no invitation either, and cannot invite.
     viewer = client_for(member(org, Role.VIEWER))
@@ -289,13 +289,13 @@ def test_the_members_page_invites_revokes_and_costs_the_same_queries_for_more_ro
 ):
     web = _web(admin)
     with django_capture_on_commit_callbacks(execute=True):
-        response = web.post(reverse("projects:members"), {"email": "ui@example.com", "role": "manager"})
+        response = web.post(reverse("settings:members"), {"email": "ui@example.com", "role": "manager"})
     assert response.status_code == 302 and mail.outbox[-1].to == ["ui@example.com"]
     invitation = Invitation.objects.get()
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
-            assert web.get(reverse("projects:members")).status_code == 200
+            assert web.get(reverse("settings:members")).status_code == 200
         return len(captured)
 
     few = queries()
@@ -304,13 +304,16 @@ def test_the_members_page_invites_revokes_and_costs_the_same_queries_for_more_ro
         member(org, Role.VIEWER)
         services.invitation_create(organization=org, email=f"more{n}@example.com", role=Role.VIEWER, by=admin)
     assert queries() == few
-    page = web.get(reverse("projects:members")).content.decode()
+    page = web.get(reverse("settings:members")).content.decode()
     assert "ui@example.com" in page and "more3@example.com" in page
-    assert web.post(reverse("projects:invitation-revoke", args=[invitation.pk])).status_code == 302
+    assert web.post(reverse("settings:invitation-revoke", args=[invitation.pk])).status_code == 302
     invitation.refresh_from_db()
     assert invitation.revoked_at is not None
-    assert _web(member(org, Role.MANAGER)).get(reverse("projects:members")).status_code == 403
-    assert 'href="/members/"' in web.get("/").content.decode()
+    # Managers read the members (not the invitations: invitees' addresses are the admins'); viewers nothing.
+    manager_page = _web(member(org, Role.MANAGER)).get(reverse("settings:members"))
+    assert manager_page.status_code == 200 and "more3@example.com" not in manager_page.content.decode()
+    assert _web(member(org, Role.VIEWER)).get(reverse("settings:members")).status_code == 403
+    assert 'href="/settings/"' in web.get("/").content.decode()
 
 
 # --- Extras: the gating fields, seed_demo --------------------------------------------------------

@@ -353,15 +353,18 @@ def test_admin_creates_lists_and_revokes_a_service_token_through_the_api(alice, 
 
 def test_admin_creates_and_revokes_a_service_token_on_the_page(client, alice, acme):
     client.force_login(alice)
-    page = client.get(reverse("projects:tokens")).content.decode()
-    assert "Service tokens of" in page and "<td>gateway" in page
+    page = client.get(reverse("settings:service-tokens")).content.decode()
+    assert "<td>gateway" in page
+    # The personal tokens' page lists personal tokens only, and points to the organization's.
+    personal = client.get(reverse("projects:tokens")).content.decode()
+    assert "<td>gateway" not in personal and reverse("settings:service-tokens") in personal
     response = client.post(
-        reverse("projects:service-token-create"), {"name": "collector", "scope": "read", "password": PASSWORD}
+        reverse("settings:service-tokens"), {"name": "collector", "scope": "read", "password": PASSWORD}
     )
     assert response.context["created_key"] and works(response.context["created_key"])
     token = ApiToken.objects.get(name="collector")
     assert token.organization_id == acme[0].pk and token.expires_at is None and token.created_by == alice
-    client.post(reverse("projects:service-token-revoke", args=[token.pk]))
+    client.post(reverse("settings:service-token-revoke", args=[token.pk]))
     token.refresh_from_db()
     assert token.revoked_at is not None
 
@@ -370,9 +373,10 @@ def test_members_who_are_not_admins_see_no_service_tokens(client, acme):
     viewer = MembershipFactory(organization=acme[0], role=Role.VIEWER).user
     client.force_login(viewer)
     page = client.get(reverse("projects:tokens")).content.decode()
-    assert "Service tokens of" not in page and "<td>gateway" not in page
+    assert "service tokens" not in page and "<td>gateway" not in page
     token = ApiToken.objects.get(name="gateway")
-    assert client.post(reverse("projects:service-token-create"), {"name": "x", "scope": "read"}).status_code == 403
-    assert client.post(reverse("projects:service-token-revoke", args=[token.pk])).status_code == 404
+    assert client.get(reverse("settings:service-tokens")).status_code == 403
+    assert client.post(reverse("settings:service-tokens"), {"name": "x", "scope": "read"}).status_code == 403
+    assert client.post(reverse("settings:service-token-revoke", args=[token.pk])).status_code == 403
     token.refresh_from_db()
     assert token.revoked_at is None and ApiToken.objects.count() == 1

@@ -24,11 +24,6 @@ class Migration(migrations.Migration):
             name='tags',
             field=models.JSONField(blank=True, db_default={}, default=dict, validators=[projects.tags.tags_validate]),
         ),
-        migrations.AddField(
-            model_name='team',
-            name='owner',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
-        ),
         migrations.CreateModel(
             name='CostCentre',
             fields=[
