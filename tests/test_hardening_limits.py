@@ -318,3 +318,66 @@ def test_every_statement_of_a_10000_entry_bulk_ingest_stays_far_under_the_ceilin
         cursor.execute(f"SET LOCAL statement_timeout = {fifth}")
     response = client.post("/api/v1/costs/bulk/", body, content_type="application/json")
     assert response.status_code == 201 and response.json()["created"] == 10_000
+
+
+# --- Imports: the upload limit, and malformed files refused with a clear message ----------------------
+
+
+def test_an_import_upload_over_its_limit_is_a_413_before_anything_is_stored(settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from ops.imports.models import ImportJob
+
+    settings.MEDIA_ROOT, settings.IMPORT_MAX_UPLOAD_BYTES = tmp_path, 4096
+    org = OrganizationFactory()
+    manager = member(org, Role.MANAGER)
+    web, api = Client(), client_for(manager)
+    web.force_login(manager)
+    big = b"date,category,amount\n" + b"2026-03-01,storage,1.00\n" * 400  # 10 KB
+    for client, url in ((web, "/imports/"), (api, "/api/v1/imports/")):
+        response = client.post(url, {"format": "csv", "file": SimpleUploadedFile("big.csv", big, "text/csv")})
+        assert response.status_code == 413, url
+        assert response.json()["code"] == "request_too_large" and "4096" in response.json()["detail"]
+    assert not ImportJob.objects.exists() and not list(tmp_path.rglob("*.*"))
+    small = SimpleUploadedFile("small.csv", big[:1000], "text/csv")
+    response = api.post("/api/v1/imports/", {"format": "csv", "file": small}, format="multipart")
+    assert response.status_code == 202 and ImportJob.objects.count() == 1  # under the limit: stored
+
+
+FOCUS_HEADER = (
+    b"BilledCost,BillingCurrency,BillingPeriodStart,BillingPeriodEnd,ChargeCategory,ChargePeriodStart,ChargePeriodEnd"
+)
+
+
+@pytest.mark.parametrize(
+    ("format", "content", "failure"),
+    [
+        ("focus", b"BilledCost,BillingCurrency\n1,USD\n", "Not a FOCUS file: the header lacks BillingPeriodStart"),
+        ("focus", b"", "The file is empty."),
+        ("focus", FOCUS_HEADER + "\n1,USD,\u00e9t\u00e9\n".encode("latin-1"), "The file is not UTF-8 CSV"),
+        (
+            "codecarbon",
+            b"timestamp,duration\n2026-03-01T00:00:00,1\n",
+            "Not a CodeCarbon emissions.csv: no experiment_id",
+        ),
+        ("csv", b"\xff\xfe\x00\x01", "The file is not a UTF-8 CSV file."),
+        ("csv", b"date,amount\n", "Say which project the costs are for"),
+    ],
+)
+def test_a_malformed_file_fails_its_job_with_a_clear_message_and_writes_nothing(format, content, failure):
+    import io
+
+    from ops.imports.jobs import import_file_run
+    from ops.imports.models import BilledCost, ImportStatus
+    from ops.models import EnergyRun
+
+    org = OrganizationFactory()
+    job = import_file_run(
+        organization=org,
+        format=format,
+        binary=io.BytesIO(content),
+        filename="bad.csv",
+        by=member(org, Role.MANAGER),
+    )
+    assert job.status == ImportStatus.FAILED and job.failure.startswith(failure), job.failure
+    assert not BilledCost.objects.exists() and not EnergyRun.objects.exists() and not CostEntry.objects.exists()

@@ -320,9 +320,10 @@ def apply(
     staging = f"focus_import_{uuid.uuid4().hex[:16]}"  # a generated name, never input
     table = BilledCost._meta.db_table
     with connection.cursor() as cursor:
-        # The columns' types without their constraints: rows are checked by the final insert.
+        # The columns' types without their constraints: rows are checked by the final insert. Unlogged, not
+        # temporary: a temporary table lives in the session's few local buffers, and spills to disk at this size.
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {staging}_raw AS SELECT {', '.join(COLUMNS)} FROM {table} WITH NO DATA"  # nosec B608
+            f"CREATE UNLOGGED TABLE {staging}_raw AS SELECT {', '.join(COLUMNS)} FROM {table} WITH NO DATA"  # nosec B608
         )
         try:
             _stage(cursor, f"{staging}_raw", _parse(ctx, stream))
@@ -380,7 +381,7 @@ def _replace(
             removed, added = [], cursor.fetchall()
         else:
             # Number identical rows of a period (1, 2, …): each is then matched with its stored twin.
-            cursor.execute(f"CREATE TEMPORARY TABLE {staging} AS {numbered}")  # nosec B608
+            cursor.execute(f"CREATE UNLOGGED TABLE {staging} AS {numbered}")  # nosec B608
             cursor.execute(f"CREATE INDEX ON {staging} (source, billing_period_start, row_hash, occurrence)")  # nosec B608
             cursor.execute(f"ANALYZE {staging}")  # nosec B608
             cursor.execute(

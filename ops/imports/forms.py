@@ -31,6 +31,17 @@ def _projects(organization: Organization):
     return Project.objects.filter(organization=organization, archived=False).order_by("name")
 
 
+def _default_project(help_text: str) -> forms.ModelChoiceField:
+    """The project of a cost file's rows that name none (its choices are set per organization)."""
+    return forms.ModelChoiceField(
+        queryset=Project.objects.none(),
+        required=False,
+        to_field_name="slug",
+        empty_label="— from a column of the file —",
+        help_text=help_text,
+    )
+
+
 class ImportUploadForm(forms.Form):
     format = forms.ChoiceField(choices=[(name, ImportFormat(name).label) for name in FORMATS])
     file = forms.FileField(help_text="The file as exported (CSV). Large files are fine: a worker imports them.")
@@ -39,13 +50,7 @@ class ImportUploadForm(forms.Form):
         required=False,
         help_text="FOCUS: who issued the bill, when its ProviderName column does not say.",
     )
-    project = forms.ModelChoiceField(
-        queryset=Project.objects.none(),
-        required=False,
-        to_field_name="slug",
-        empty_label="— from a column of the file —",
-        help_text="Cost entries: the project of rows without a project column.",
-    )
+    project = _default_project("Cost entries: the project of rows without a project column.")
 
     def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)
@@ -70,13 +75,7 @@ class BillingRuleForm(forms.Form):
 
 class CsvUploadForm(forms.Form):
     file = forms.FileField(label="CSV file", help_text="UTF-8, a header line, at most 10,000 rows.")
-    project = forms.ModelChoiceField(
-        queryset=Project.objects.none(),
-        required=False,
-        to_field_name="slug",
-        empty_label="— from a column of the file —",
-        help_text="The project of rows without a project column.",
-    )
+    project = _default_project("The project of rows without a project column.")
 
     def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)

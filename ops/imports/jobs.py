@@ -6,6 +6,7 @@ there, so web and worker must share the storage (MEDIA_ROOT, a shared volume in 
 command line runs the same `import_job_execute` in-process on a local file.
 """
 
+import csv
 import io
 import logging
 import os
@@ -156,6 +157,8 @@ def import_job_execute(*, job: ImportJob, binary: IO[bytes]) -> ImportJob:
     except ValidationFailed as exc:  # the file as a whole was refused: nothing was written
         job.status, job.failure = ImportStatus.FAILED, exc.message
         job.errors = [{"line": 0, "message": m, "column": f} for f, ms in (exc.errors or {}).items() for m in ms]
+    except (UnicodeDecodeError, csv.Error) as exc:  # read past the header: the importer's transaction rolled back
+        job.status, job.failure = ImportStatus.FAILED, f"The file is not UTF-8 CSV: {exc}"[:2000]
     else:
         job.status, job.summary = ImportStatus.DONE, outcome.as_json()
         job.errors, job.error_count = _errors_json(outcome.errors), len(outcome.errors)
