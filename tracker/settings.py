@@ -211,6 +211,8 @@ if env.bool("DJANGO_STATIC_COLLECTED", default=not DEBUG):
 else:
     WHITENOISE_USE_FINDERS = True
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Files browsers ask for at the root without reading a page (/favicon.ico), served by whitenoise.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
