@@ -7,10 +7,8 @@ from ops.api.otlp import OtlpTracesView
 from ops.urls import project_pages
 from projects import urls as project_urls
 from projects.auth import PasswordResetRequestForm, SignInForm
-from tracker.web import favicon
 
 urlpatterns = [
-    path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
     # Sign-in says so when a back-off is in force, password reset is throttled (projects/auth.py);
     # the rest are Django's views.

@@ -6,8 +6,7 @@ from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.templatetags.static import static
+from django.shortcuts import render
 
 from projects.middleware import has_role
 from projects.models import Role
@@ -50,8 +49,3 @@ def form_apply_error(form: forms.Form, exc: DomainError) -> None:
         placed = True
     if not placed:
         form.add_error(None, exc.message)
-
-
-def favicon(request: HttpRequest) -> HttpResponse:
-    """Send /favicon.ico, which browsers and feed readers ask for without reading the page, to the static icon."""
-    return redirect(static("favicon.ico"), permanent=True)
