@@ -31,8 +31,9 @@ BEFORE = dt.datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 # Statements of one build in a test (a savepoint and its release stand for BEGIN/COMMIT): the advisory lock, the
 # report, the running state, the figures, the ready state with its webhook endpoint look-up, the unlock.
 BOOKKEEPING = 8
-# The status report's figures include the forecast window's daily spend (one grouped query, `cost_figures`).
-FIGURE_QUERIES = {ReportKind.STATUS: 9, ReportKind.RISK: 10}
+# Status: 10 — the forecast window's daily spend (one grouped query, `cost_figures`) and the budget
+# thresholds crossed in the period (issue 17).
+FIGURE_QUERIES = {ReportKind.STATUS: 10, ReportKind.RISK: 10}
 
 
 def _seed(org, n: int) -> None:
