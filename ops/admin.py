@@ -1,6 +1,6 @@
-"""Admin for infrastructure, budgets, costs, prices, quality metrics, risks and reports.
+"""Admin for infrastructure, budgets, costs, prices and rates, imports and bills, quality metrics, risks and reports.
 
-Cost entries run to millions of rows: their pages skip the full count and join what they list.
+Cost entries and billed costs run to millions of rows: their pages skip the full count and join what they list.
 Risk scores and severities are computed by the database and only shown; assessments are history.
 """
 
@@ -9,13 +9,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from ops.imports.models import BilledCost, BillingMappingRule, ImportJob
 from ops.models import (
     Budget,
+    BudgetThresholdCrossing,
     CostEntry,
     EnergyRun,
+    ExchangeRate,
     InfrastructureComponent,
     ModelPrice,
     QualityMetric,
+    ReferenceRate,
     Report,
     ReviewReminder,
     Risk,
@@ -125,6 +129,79 @@ class CostEntryAdmin(AuditedAdminMixin, admin.ModelAdmin):
     @admin.display(boolean=True, description="Priced")
     def priced(self, obj: CostEntry) -> bool:
         return obj.is_priced
+
+
+@admin.register(BudgetThresholdCrossing)
+class BudgetThresholdCrossingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Written once by the budget evaluation, which then notifies: history, only read."""
+
+    list_display = ["budget", "threshold_pct", "period_start", "period_end", "spend", "amount", "crossed_on"]
+    search_fields = ["budget__project__name", "budget__team__name", "budget__cost_centre__name"]
+    list_select_related = ["budget__project", "budget__team", "budget__cost_centre"]
+    date_hierarchy = "crossed_on"
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(admin.ModelAdmin):
+    """An organization's own rates, typed in by operators; they win over ECB's (ops/money.py)."""
+
+    list_display = ["organization", "currency", "quote_currency", "rate", "valid_from"]
+    list_filter = ["currency", "quote_currency", "organization"]
+    search_fields = ["organization__name", "currency", "quote_currency"]
+    list_select_related = ["organization"]
+    autocomplete_fields = ["organization"]
+    date_hierarchy = "valid_from"
+
+
+@admin.register(ReferenceRate)
+class ReferenceRateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: the ECB's rates, loaded again to change them (`manage.py fx_rates_load`)."""
+
+    list_display = ["date", "currency", "per_euro"]
+    list_filter = ["currency"]
+    search_fields = ["currency"]
+    date_hierarchy = "date"
+    show_full_result_count = False
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: jobs are made by uploads and the import commands, and run by the workers."""
+
+    list_display = ["created_at", "format", "filename", "organization", "status", "rows_done", "rows_total"]
+    list_display += ["error_count", "created_by", "finished_at"]
+    list_filter = ["status", "format"]
+    search_fields = ["filename", "organization__name", "failure"]
+    list_select_related = ["organization", "created_by"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(BillingMappingRule)
+class BillingMappingRuleAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display = ["field", "value", "project", "organization", "created_by", "created_at"]
+    list_filter = ["field", "organization"]
+    search_fields = ["value", "project__name", "organization__name"]
+    list_select_related = ["project", "organization", "created_by"]
+    autocomplete_fields = ["organization", "project"]
+    readonly_fields = ["created_by"]
+
+    def save_model(self, request: HttpRequest, obj: BillingMappingRule, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(BilledCost)
+class BilledCostAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Read-only: rows of the FOCUS bills, imported again to change them (ops/imports/focus.py)."""
+
+    list_display = ["charge_period_start", "source", "organization", "project", "charge_category", "billed_cost"]
+    list_display += ["effective_cost", "currency", "service_name"]
+    list_filter = ["charge_category", ("project", admin.EmptyFieldListFilter)]
+    search_fields = ["source", "service_name", "sku_id", "resource_id", "sub_account_id", "project__name"]
+    list_select_related = ["organization", "project"]
+    date_hierarchy = "charge_period_start"
+    show_full_result_count = False
 
 
 @admin.register(QualityMetric)

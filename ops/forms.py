@@ -150,10 +150,13 @@ class BudgetForm(PageForm):
     thresholds = forms.CharField(
         initial=", ".join(str(t) for t in DEFAULT_THRESHOLDS),
         label="Alert thresholds %",
-        help_text="Comma-separated; 100 + tolerance always alerts too.",
+        required=False,
+        help_text="Comma-separated (empty: 50, 80, 100); 100 + tolerance always alerts too.",
     )
 
     def clean_thresholds(self) -> list[int | float]:
+        if not self.cleaned_data["thresholds"].strip():
+            return list(DEFAULT_THRESHOLDS)
         try:
             values = [float(t) for t in self.cleaned_data["thresholds"].replace(" ", "").split(",") if t]
         except ValueError:

@@ -1,4 +1,4 @@
-"""Admin for organizations, members, teams, projects, stage history and status updates.
+"""Admin for organizations, members, teams, cost centres, projects, stage history and status updates.
 
 The admin is the operators' raw-data tool: list pages join what they show (no N+1 queries),
 foreign keys use autocomplete so no page loads every user or project, and history is read-only.
@@ -17,6 +17,7 @@ from projects import audit, services
 from projects.models import (
     ApiToken,
     AuditEvent,
+    CostCentre,
     Invitation,
     Membership,
     NotificationSubscription,
@@ -203,6 +204,15 @@ class TeamAdmin(AuditedAdminMixin, admin.ModelAdmin):
     list_select_related = ["organization"]
     autocomplete_fields = ["organization"]
     prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(CostCentre)
+class CostCentreAdmin(AuditedAdminMixin, admin.ModelAdmin):
+    list_display = ["code", "name", "organization", "owner"]
+    list_filter = ["organization"]
+    search_fields = ["code", "name", "organization__name"]
+    list_select_related = ["organization", "owner"]
+    autocomplete_fields = ["organization", "owner"]
 
 
 class StageTransitionInline(ReadOnlyAdminMixin, admin.TabularInline):

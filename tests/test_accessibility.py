@@ -82,6 +82,8 @@ def portfolio() -> tuple[list[str], UserFactory]:
         "/risks/",
         f"/risks/{risk.pk}/",
         "/analytics/costs/",
+        "/chargeback/",
+        "/imports/",
         "/reports/",
         f"/reports/{report.pk}/",
         "/prices/",

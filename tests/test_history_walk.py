@@ -147,6 +147,13 @@ def walk_team_delete(w):
     w.check(lambda: services.team_delete(team=team, by=w.admin), lambda _: [(gone_team, D), (w.project, U)])
 
 
+def walk_cost_centre_create(w):
+    w.check(
+        lambda: services.cost_centre_create(organization=w.org, by=w.admin, code="CC-100", name="Research"),
+        lambda c: [(c, C)],
+    )
+
+
 def walk_notification_subscriptions_set(w):
     def choose(enabled: bool):
         return lambda: services.notification_subscriptions_set(

@@ -30,7 +30,9 @@ def test_an_admin_invites_someone_and_changes_a_role(page, size):
     page.set_viewport_size(size)
     _sign_in(page, admin.username)
 
-    # The user menu leads to the settings, whose sections lead to the members.
+    # The user menu leads to the settings, whose sections lead to the members (on a phone behind Menu).
+    if size == PHONE:
+        page.get_by_role("button", name="Menu").click()
     page.locator("details.dropdown summary").click()
     page.get_by_role("link", name="Settings").click()
     page.get_by_role("navigation", name="Settings").get_by_role("link", name="Members").click()

@@ -87,7 +87,7 @@ def test_an_empty_organizations_dashboard_shows_the_first_steps(client):
     for step, link in (
         ("Add the first project", 'href="/projects/new/"'),
         ("Connect usage", 'href="/account/tokens/"'),
-        ("Invite people", 'href="/members/"'),
+        ("Invite people", 'href="/settings/members/"'),
     ):
         assert step in page and link in page
     assert "docs/otlp.md" in page

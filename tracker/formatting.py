@@ -137,6 +137,13 @@ def date(value: Any, organization: Localized | None, context: Context = Context.
     return format_date(value, DATE_PATTERNS[context], locale=_locale(organization))
 
 
+def month(value: Any, organization: Localized | None) -> str:
+    """Return a month as "Dec 2026" (any date of it)."""
+    if not isinstance(value, dt.date):
+        return EMPTY
+    return format_date(value, "MMM y", locale=_locale(organization))
+
+
 def date_range(start: Any, end: Any, organization: Localized | None) -> str:
     """Return a period as "24 Nov 2026 – 30 Nov 2026"."""
     return f"{date(start, organization)} – {date(end, organization)}"

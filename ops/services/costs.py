@@ -258,10 +258,9 @@ def cost_entry_update(*, entry: CostEntry, by: AbstractBaseUser, **changes: Any)
         )
     before = CostSpend.of(entry)
     organization = entry.project.organization
-    currency = changes.pop("currency", None) or entry.original_currency or organization.currency
-    if entry.source != CostSource.USAGE and (
-        changes.keys() & {"amount", "date"} or currency != entry.original_currency
-    ):
+    current = entry.original_currency or organization.currency  # a row the release before wrote has none
+    currency = changes.pop("currency", None) or current
+    if entry.source != CostSource.USAGE and (changes.keys() & {"amount", "date"} or currency != current):
         # A new amount is in the entry's currency (or the one sent with it), converted at its date's rate.
         amount = changes.get("amount", entry.amount if entry.original_amount is None else entry.original_amount)
         day = changes.get("date", entry.date)

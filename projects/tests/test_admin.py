@@ -10,9 +10,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from ops.imports.models import BilledCost, BillingMappingRule, ChargeCategory, ImportFormat, ImportJob, MappingField
 from ops.models import (
+    BudgetThresholdCrossing,
     CostEntry,
     EnergyRun,
+    ExchangeRate,
+    ReferenceRate,
     ReminderKind,
     ReviewReminder,
     Risk,
@@ -33,6 +37,7 @@ from ops.tests.factories import (
 )
 from projects.models import (
     ApiToken,
+    CostCentre,
     Health,
     Invitation,
     NotificationKind,
@@ -57,6 +62,10 @@ READ_ONLY = {
     "ops.EnergyRun",
     "ops.SpendSnapshot",
     "ops.ReviewReminder",
+    "ops.BudgetThresholdCrossing",
+    "ops.ReferenceRate",
+    "ops.ImportJob",
+    "ops.BilledCost",
 }
 
 
@@ -77,7 +86,55 @@ def _project_with_everything(n: int = 0) -> Project:
     StatusUpdate.objects.create(
         project=project, author=member.user, date=dt.date(2026, 3, 6), health=Health.GREEN, progress=20, summary="ok"
     )
-    BudgetFactory(project=project)
+    CostCentre.objects.create(organization=project.organization, code=f"CC-{n}", name="Platform", owner=member.user)
+    budget = BudgetFactory(project=project)
+    BudgetThresholdCrossing.objects.create(
+        budget=budget,
+        period_start=budget.period_start,
+        period_end=budget.period_end,
+        threshold_pct=Decimal(80),
+        amount=budget.amount,
+        spend=Decimal(900),
+        crossed_on=budget.period_start,
+    )
+    ExchangeRate.objects.create(
+        organization=project.organization,
+        currency="GBP",
+        quote_currency="EUR",
+        valid_from=dt.date(2026, 3, 1),
+        rate=Decimal("1.17"),
+    )
+    # Reference rates belong to no organization: one day per project keeps (date, currency) unique.
+    ReferenceRate.objects.create(
+        date=dt.date(2026, 3, 1) + dt.timedelta(days=n), currency="USD", per_euro=Decimal("1.08")
+    )
+    job = ImportJob.objects.create(
+        organization=project.organization, format=ImportFormat.FOCUS, filename="bill.csv", created_by=member.user
+    )
+    BillingMappingRule.objects.create(
+        organization=project.organization,
+        field=MappingField.SERVICE_NAME,
+        value="Azure OpenAI",
+        project=project,
+        created_by=member.user,
+    )
+    march = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    BilledCost.objects.create(
+        organization=project.organization,
+        project=project,
+        import_job=job,
+        source="Microsoft",
+        line=2,
+        billing_period_start=march,
+        billing_period_end=dt.datetime(2026, 4, 1, tzinfo=dt.UTC),
+        charge_period_start=march,
+        charge_period_end=march + dt.timedelta(days=1),
+        charge_category=ChargeCategory.USAGE,
+        billed_cost=Decimal("12.5"),
+        currency="EUR",
+        service_name="Azure OpenAI",
+        row_hash=f"{n:032d}",
+    )
     price = ModelPriceFactory(organization=project.organization)
     CostEntryFactory(project=project, model="gpt-4o", price=price, created_by=member.user)
     InfrastructureComponentFactory(project=project)

@@ -35,7 +35,8 @@ PAGE_FORMS = {
 # Estimated vs billed (ops/selectors/billing.py) adds two: the months' estimates and their bills.
 # The energy section adds one: the latest CodeCarbon runs with the project's totals beside them.
 # The budget forecast adds one: the daily spend of its window (`portfolio.cost_figures`).
-PAGE_QUERIES = 22
+# The budget thresholds crossed (issue 17) add one: the latest crossings of the project's budgets.
+PAGE_QUERIES = 23
 
 
 @pytest.fixture

@@ -62,6 +62,17 @@ def when(value: Any, organization: Any) -> str:
 
 
 @register.filter
+def month(value: Any, organization: Any) -> str:
+    return formatting.month(value, organization)
+
+
+@register.filter
+def iso(value: Any, organization: Any) -> str:
+    """ISO 8601 for machine-read attributes (<time datetime>), in the organization's time zone."""
+    return formatting.date(value, organization, formatting.Context.MACHINE)
+
+
+@register.filter
 def label(code: Any, spec: str) -> str:
     return formatting.label(formatting.choices_of(spec), code)
 
