@@ -101,6 +101,7 @@ class _Context:
     _rate_currencies: frozenset[str] = frozenset()
     _rate_days: tuple[dt.date, dt.date] = (dt.date.max, dt.date.min)
     _day_rates: dict[tuple[str, dt.date], tuple[Decimal, dt.date] | _RowError] = field(default_factory=dict)
+    _start_rates: dict[tuple[str, str], tuple[Decimal, dt.date] | _RowError] = field(default_factory=dict)
 
     @classmethod
     def of(cls, organization: Organization, options: Mapping[str, Any]) -> "_Context":
@@ -115,14 +116,28 @@ class _Context:
         rules = [(column, by_field[column]) for column in MappingField.values if column in by_field]
         return cls(organization, projects, rules, str(options.get("source") or "").strip())
 
-    def rate(self, currency: str, charge_start: dt.datetime) -> tuple[Decimal, dt.date]:
+    def rate(self, currency: str, charge_start: str) -> tuple[Decimal, dt.date]:
         """Return the rate from `currency` to the organization's on the charge's day (UTC), and the rate's day.
 
-        Each currency × day is answered once. The rates are loaded for a currency's first row from the
-        first of its month to today, and again only for a new currency or a day outside: a few queries
-        per file, none per row.
+        Each distinct ChargePeriodStart text is read once, each currency × day answered once (`_day_rate`).
         """
-        day = charge_start.astimezone(dt.UTC).date()
+        found = self._start_rates.get((currency, charge_start))
+        if found is None:
+            day = self.time(charge_start, F.CHARGE_PERIOD_START).astimezone(dt.UTC).date()
+            found = self._day_rate(currency, day)
+            if len(self._start_rates) > 10_000:  # bounded: bills repeat a handful of charge periods
+                self._start_rates.clear()
+            self._start_rates[(currency, charge_start)] = found
+        if isinstance(found, _RowError):
+            raise found
+        return found
+
+    def _day_rate(self, currency: str, day: dt.date) -> tuple[Decimal, dt.date] | _RowError:
+        """Return the rate of a currency × day, or the row error of a currency no rate covers.
+
+        The rates are loaded for a currency's first row from the first of its month to today, and again
+        only for a new currency or a day outside: a few queries per file, none per row.
+        """
         found = self._day_rates.get((currency, day))
         if found is None:
             if not money.currency_valid(currency):
@@ -145,8 +160,6 @@ class _Context:
                 except money.NoRate as exc:
                     found = _RowError(exc.message, F.BILLING_CURRENCY)
             self._day_rates[(currency, day)] = found
-        if isinstance(found, _RowError):
-            raise found
         return found
 
     def tags(self, text: str) -> tuple[str, str | None]:
@@ -298,12 +311,11 @@ def _parse(ctx: _Context, stream: Any) -> Iterator[tuple[Any, ...]]:
             if billed_in == currency:
                 original, rate = ("", None, None, None, 1, None), ""
             else:
-                rate, rate_day = ctx.rate(billed_in, ctx.time(cps, F.CHARGE_PERIOD_START))
-                original = (billed_in, billed, effective or None, listed or None, rate, rate_day.isoformat())
-                billed, effective, listed = (
-                    _converted(text, rate, column)
-                    for text, column in ((billed, F.BILLED_COST), (effective, F.EFFECTIVE_COST), (listed, F.LIST_COST))
-                )
+                rate, rate_day = ctx.rate(billed_in, cps)
+                original = (billed_in, billed, effective or None, listed or None, rate, rate_day)
+                billed = _converted(billed, rate, F.BILLED_COST)
+                effective = _converted(effective, rate, F.EFFECTIVE_COST)
+                listed = _converted(listed, rate, F.LIST_COST)
             project_id = None
             if row[i_tags]:
                 tags_text, tagged = ctx.tags(row[i_tags])
