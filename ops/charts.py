@@ -46,6 +46,15 @@ def spend_trend_chart(weeks: list, *, currency: str) -> dict:
     return chart([w.label for w in weeks], [series("Spend", [w.spend for w in weeks])], unit=currency)
 
 
+def billing_chart(months: list, *, currency: str) -> dict:
+    """Estimated and billed side by side per month (`billing.BillingMonth`); a gap for a month without a bill."""
+    return chart(
+        [m.month.strftime("%b %Y") for m in months],
+        [series("Estimated", [m.estimated for m in months]), series("Billed", [m.billed for m in months])],
+        unit=currency,
+    )
+
+
 def breakdown_chart(breakdown, *, tokens: bool = False, unit: str) -> dict:
     """One stacked bar per month of an analytics breakdown (`analytics.Breakdown`): spend, or tokens, per key."""
     return chart(

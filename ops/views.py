@@ -5,6 +5,7 @@ import datetime as dt
 import io
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
@@ -159,6 +160,8 @@ def cost_analytics(request: HttpRequest) -> HttpResponse:
                 False,
             ),
         ],
+        "billing_chart": charts.billing_chart(data.billing, currency=unit),
+        "billing_threshold": settings.RISK_SIGNAL_BILLING_DRIFT_PCT,
     }
     return render(request, "ops/cost_analytics.html", context)
 
@@ -214,6 +217,11 @@ def _cost_analytics_csv(data: analytics.CostAnalytics, download: str) -> HttpRes
                     currency,
                 ]
             )
+    elif download == "billing":
+        writer.writerow(["month", "estimated", "billed", "effective", "difference", "drift_pct", "currency"])
+        for m in data.billing:
+            figures = (m.estimated, m.billed, m.effective, m.difference, m.drift_pct)
+            writer.writerow([m.month.isoformat(), *("" if f is None else f for f in figures), currency])
     elif download in ANALYTICS_CSV:
         breakdown = getattr(data, ANALYTICS_CSV[download])
         writer.writerow(["month", breakdown.dimension, *USAGE_COLUMNS, "currency"])

@@ -209,12 +209,13 @@ def test_the_query_count_does_not_grow_with_the_portfolio(portfolio, client, dja
               amount=Decimal(n + 1), input_tokens=10, output_tokens=10, requests=1)  # fmt: skip
         BudgetFactory(project=project, period_start=MAR, period_end=dt.date(2026, 3, 31), amount=10)
     client.force_login(viewer)
-    # Session, user, memberships; the usage rows of every chart; the budget statuses; the two selects.
+    # Session, user, memberships; the usage rows of every chart; the budget statuses; the estimates and bills;
+    # the two selects.
     with time_machine.travel(NOW, tick=False), django_assert_num_queries(QUERIES):
         assert client.get(URL, {"months": 3}).status_code == 200
 
 
-QUERIES = 7
+QUERIES = 9  # estimated vs billed (`billing.billed_vs_estimated`) adds two: the estimates and the bills
 
 
 def test_the_unfiltered_page_shows_the_period_it_computes(portfolio, client):

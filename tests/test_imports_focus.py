@@ -94,7 +94,7 @@ def batches(org) -> int:
     return AuditEvent.objects.filter(organization=org, action=AuditAction.BATCH, object_type="ops.billedcost").count()
 
 
-def test_sample_bill_maps_by_tag_and_rule_keeps_unmapped_and_refuses_another_currency(acme):
+def test_sample_bill_maps_by_tag_and_rule_keeps_unmapped_and_refuses_an_uncovered_currency(acme):
     org, support, fraud = acme
     job = run(org, SAMPLE.read_bytes())
 
@@ -120,12 +120,12 @@ def test_sample_bill_maps_by_tag_and_rule_keeps_unmapped_and_refuses_another_cur
         {
             "line": 9,
             "column": "BillingCurrency",
-            "message": "BillingCurrency EUR is not the organization's currency USD: rows in other currencies "
-            "are refused (no currency conversion yet).",
+            "message": "No exchange rate from ARS to USD on or before 2026-03-05: the reference rates do not cover "
+            "ARS; enter the organization's own rate.",
         }
     ]
     rows = BilledCost.objects.filter(organization=org)
-    assert rows.count() == 7 and not rows.filter(currency="EUR").exists()
+    assert rows.count() == 7 and not rows.filter(currency="ARS").exists()
     credit = rows.get(charge_category=ChargeCategory.CREDIT)
     assert credit.billed_cost == Decimal("-20") and credit.project == support
     assert set(rows.filter(project=fraud).values_list("charge_category", flat=True)) == {"Usage", "Purchase"}
@@ -133,7 +133,7 @@ def test_sample_bill_maps_by_tag_and_rule_keeps_unmapped_and_refuses_another_cur
     unmapped = rows.get(project__isnull=True)
     assert (unmapped.service_name, unmapped.sub_account_id, unmapped.billed_cost) == ("Amazon S3", "333333333333", 12)
     first = rows.get(line=2)
-    assert first.tags == {"tracker_project": "support-bot"}
+    assert first.tags == {}  # the tracker_project tag maps the row; the provider's own tags are kept
     assert (first.source, first.resource_id, first.consumed_quantity, first.consumed_unit) == (
         "AWS",
         "arn:aws:bedrock:eu-west-1::model/claude",
@@ -328,8 +328,8 @@ def test_command_prints_per_project_totals_unmapped_and_refused_lines(acme):
         "Period 2026-03-01T00:00:00+00:00 from AWS: 7 added, 0 removed",
         "8 row(s) read: 7 new, 0 updated, 0 removed, 0 unchanged, 1 refused.",
         "1 line(s) refused:",
-        "  line 9 BillingCurrency: BillingCurrency EUR is not the organization's currency USD: "
-        "rows in other currencies are refused (no currency conversion yet).",
+        "  line 9 BillingCurrency: No exchange rate from ARS to USD on or before 2026-03-05: "
+        "the reference rates do not cover ARS; enter the organization's own rate.",
     ]
     assert BilledCost.objects.count() == 7
 
@@ -391,7 +391,7 @@ def test_upload_page_stores_the_file_and_shows_the_result(acme, client, eager_wo
     assert response.status_code == 302 and response["Location"] == job.get_absolute_url()
     page = client.get(job.get_absolute_url()).content.decode()
     assert 'data-status="done"' in page and "support-bot" in page and "Unmapped" in page
-    assert "BillingCurrency EUR" in page
+    assert "No exchange rate from ARS" in page
     assert client.get(reverse("ops:import-progress", args=[job.pk]))["HX-Refresh"] == "true"
 
 

@@ -3,8 +3,12 @@
 Columns are read by header name (ops/focus.py: FOCUS 1.2 names, the 1.0 spellings as aliases).
 Each row maps to a project by its `Tags` key `tracker_project` (a project's id or slug), else by
 the organization's mapping rules (`BillingMappingRule`, most specific column first); a row that
-maps nowhere is kept with no project and reported with its totals. Rows in another currency
-than the organization's are refused with their line (no conversion yet), as are malformed ones.
+maps nowhere is kept with no project and reported with its totals. A row in another currency
+than the organization's is converted (ops/money.py) at the rate of its ChargePeriodStart's day
+(UTC), each distinct currency × day once; its costs as billed, the rate and the rate's day are kept
+beside the converted ones. A currency with no rate, and a malformed row, is refused with its line.
+`Tags` are stored as our tags (`ops.focus.tags_from_focus`: keys normalized, the ones it cannot
+keep dropped and counted in the summary).
 
 Rows are parsed in one streaming pass and copied in chunks into a temporary table; one
 transaction then replaces each billing period × source found in the file: the rows that did not
@@ -21,13 +25,14 @@ import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
 from ops import focus as F
+from ops import money
 from ops.imports.base import FileImporter, LineError, Preview, Summary, json_ready
 from ops.imports.models import BilledCost, BillingMappingRule, ChargeCategory, MappingField
 from projects import audit
@@ -62,7 +67,15 @@ COLUMNS = (
     "sub_account_id",
     "tags",
     "row_hash",
+    "original_currency",
+    "original_billed_cost",
+    "original_effective_cost",
+    "original_list_cost",
+    "exchange_rate",
+    "exchange_rate_date",
 )
+# A converted cost keeps the column's 8 decimals (bill lines are often fractions of a cent), rounded half-even.
+COST_QUANTUM = Decimal("0.00000001")
 
 
 class _RowError(Exception):
@@ -73,14 +86,22 @@ class _RowError(Exception):
 
 @dataclass
 class _Context:
-    """What a parse needs of the organization: its currency, projects and mapping rules."""
+    """What a parse needs of the organization: its currency, projects, mapping rules and exchange rates."""
 
-    currency: str
+    organization: Organization
     projects: dict[str, int]  # id and slug → id
     rules: list[tuple[str, dict[str, int]]]  # column → {value → project id}, most specific first
     source: str
     errors: list[LineError] = field(default_factory=list)
+    tags_dropped: int = 0  # FOCUS tags `tags_from_focus` could not keep, over the file
     _times: dict[str, dt.datetime] = field(default_factory=dict)
+    _tags: dict[str, tuple[str, str | None, int]] = field(default_factory=dict)
+    # The rates loaded (`money.rates_for`) for these currencies and days, and each currency × day's answer.
+    _rates: money.Rates | None = None
+    _rate_currencies: frozenset[str] = frozenset()
+    _rate_days: tuple[dt.date, dt.date] = (dt.date.max, dt.date.min)
+    _day_rates: dict[tuple[str, dt.date], tuple[Decimal, dt.date] | _RowError] = field(default_factory=dict)
+    _start_rates: dict[tuple[str, str], tuple[Decimal, dt.date] | _RowError] = field(default_factory=dict)
 
     @classmethod
     def of(cls, organization: Organization, options: Mapping[str, Any]) -> "_Context":
@@ -93,7 +114,73 @@ class _Context:
         ):
             by_field.setdefault(column, {})[value] = project_id
         rules = [(column, by_field[column]) for column in MappingField.values if column in by_field]
-        return cls(organization.currency, projects, rules, str(options.get("source") or "").strip())
+        return cls(organization, projects, rules, str(options.get("source") or "").strip())
+
+    def rate(self, currency: str, charge_start: str) -> tuple[Decimal, dt.date]:
+        """Return the rate from `currency` to the organization's on the charge's day (UTC), and the rate's day.
+
+        Each distinct ChargePeriodStart text is read once, each currency × day answered once (`_day_rate`).
+        """
+        found = self._start_rates.get((currency, charge_start))
+        if found is None:
+            day = self.time(charge_start, F.CHARGE_PERIOD_START).astimezone(dt.UTC).date()
+            found = self._day_rate(currency, day)
+            if len(self._start_rates) > 10_000:  # bounded: bills repeat a handful of charge periods
+                self._start_rates.clear()
+            self._start_rates[(currency, charge_start)] = found
+        if isinstance(found, _RowError):
+            raise found
+        return found
+
+    def _day_rate(self, currency: str, day: dt.date) -> tuple[Decimal, dt.date] | _RowError:
+        """Return the rate of a currency × day, or the row error of a currency no rate covers.
+
+        The rates are loaded for a currency's first row from the first of its month to today, and again
+        only for a new currency or a day outside: a few queries per file, none per row.
+        """
+        found = self._day_rates.get((currency, day))
+        if found is None:
+            if not money.currency_valid(currency):
+                found = _RowError(
+                    f"BillingCurrency {currency[:50] or '(empty)'!r} is not an ISO 4217 code.", F.BILLING_CURRENCY
+                )
+            else:
+                first, last = self._rate_days
+                if currency not in self._rate_currencies or not first <= day <= last:
+                    self._rate_currencies |= {currency}
+                    self._rate_days = min(first, day.replace(day=1)), max(last, day, dt.date.today())
+                    self._rates = money.rates_for(
+                        organizations=[self.organization],
+                        currencies=self._rate_currencies,
+                        start=self._rate_days[0],
+                        end=self._rate_days[1],
+                    )
+                try:
+                    found = self._rates.rate(organization=self.organization, currency=currency, day=day)
+                except money.NoRate as exc:
+                    found = _RowError(exc.message, F.BILLING_CURRENCY)
+            self._day_rates[(currency, day)] = found
+        return found
+
+    def tags(self, text: str) -> tuple[str, str | None]:
+        """Return a `Tags` cell as our tags (JSON) and its `tracker_project` value, each distinct text once."""
+        found = self._tags.get(text)
+        if found is None:
+            try:
+                value = json.loads(text)
+            except ValueError:
+                raise _RowError("Tags is not JSON.", F.TAGS) from None
+            if not isinstance(value, dict):
+                raise _RowError("Tags is not a JSON object.", F.TAGS)
+            tags = F.tags_from_focus(value)
+            ours = sum(1 for key in value if str(key).strip().lower().startswith(F.TRACKER_TAG_PREFIX))
+            tagged = value.get(F.PROJECT_TAG)
+            found = (json.dumps(tags), None if tagged is None else str(tagged), len(value) - ours - len(tags))
+            if len(self._tags) > 1_000:  # bounded: a bill repeats its tag sets, or they differ row by row
+                self._tags.clear()
+            self._tags[text] = found
+        self.tags_dropped += found[2]
+        return found[0], found[1]
 
     def periods_check(self, bps: str, bpe: str, cps: str, cpe: str) -> None:
         """Refuse a billing period not ending after its start, or a charge period ending before its start."""
@@ -122,11 +209,12 @@ class _Context:
 # within their columns' digits, billed required. Anything else is judged by `_amounts_check`.
 _AMOUNT = r"[+-]?(?:\d{1,12}(?:\.\d*)?|\.\d+)"
 _AMOUNTS = re.compile(rf"{_AMOUNT}\x1f(?:{_AMOUNT})?\x1f(?:{_AMOUNT})?\x1f(?:[+-]?(?:\d{{1,16}}(?:\.\d*)?|\.\d+))?")
+_COST_BOUND = Decimal(10) ** 12
 # Each amount column and the bound of its integer part (numeric(20, 8); the quantity numeric(24, 8)).
 _AMOUNT_COLUMNS = (
-    (F.BILLED_COST, Decimal(10) ** 12),
-    (F.EFFECTIVE_COST, Decimal(10) ** 12),
-    (F.LIST_COST, Decimal(10) ** 12),
+    (F.BILLED_COST, _COST_BOUND),
+    (F.EFFECTIVE_COST, _COST_BOUND),
+    (F.LIST_COST, _COST_BOUND),
     (F.CONSUMED_QUANTITY, Decimal(10) ** 16),
 )
 
@@ -144,6 +232,16 @@ def _amounts_check(*texts: str) -> None:
             raise _RowError(f"{column} {text[:50]!r} is not a number.", column) from None
         if not value.is_finite() or abs(value) >= bound:
             raise _RowError(f"{column} {text[:50]!r} is not a number below {bound:,.0f}.", column)
+
+
+def _converted(text: str, rate: Decimal, column: str) -> str:
+    """Return an amount times `rate` at the column's 8 decimals (half-even); refuse one the column cannot hold."""
+    if not text:
+        return text
+    value = (Decimal(text) * rate).quantize(COST_QUANTUM, ROUND_HALF_EVEN)
+    if abs(value) >= _COST_BOUND:
+        raise _RowError(f"{column} {text[:50]!r} converted is not a number below {_COST_BOUND:,.0f}.", column)
+    return str(value)
 
 
 def _header(stream: Any) -> tuple[Any, dict[str, int]]:
@@ -181,9 +279,9 @@ def _parse(ctx: _Context, stream: Any) -> Iterator[tuple[Any, ...]]:
     i_sub_account, i_tags = at[F.SUB_ACCOUNT_ID], at[F.TAGS]
     i_provider, i_issuer = at[F.PROVIDER_NAME], at[F.INVOICE_ISSUER_NAME]
     rule_columns = [(index[name], values) for name, values in ctx.rules if name in index]
-    currency, projects, fixed_source = ctx.currency, ctx.projects, ctx.source
+    currency, projects, fixed_source = ctx.organization.currency, ctx.projects, ctx.source
     amounts_match, checked_periods = _AMOUNTS.fullmatch, set()
-    blake2b, loads, project_tag = hashlib.blake2b, json.loads, F.PROJECT_TAG
+    blake2b = hashlib.blake2b
 
     for cells in reader:
         line = reader.line_num
@@ -197,12 +295,6 @@ def _parse(ctx: _Context, stream: Any) -> Iterator[tuple[Any, ...]]:
             joined = "\x1f".join(row)
             if "\x00" in joined:
                 raise _RowError("The row holds a null character.")
-            if row[i_currency] != currency:
-                raise _RowError(
-                    f"BillingCurrency {row[i_currency] or '(empty)'} is not the organization's currency {currency}: "
-                    "rows in other currencies are refused (no currency conversion yet).",
-                    F.BILLING_CURRENCY,
-                )
             billed, effective, listed, quantity = row[i_billed], row[i_effective], row[i_list], row[i_quantity]
             if not amounts_match(f"{billed}\x1f{effective}\x1f{listed}\x1f{quantity}"):
                 _amounts_check(billed, effective, listed, quantity)
@@ -215,18 +307,20 @@ def _parse(ctx: _Context, stream: Any) -> Iterator[tuple[Any, ...]]:
                 raise _RowError(
                     f"ChargeCategory {category!r} is not one of {', '.join(ChargeCategory.values)}.", F.CHARGE_CATEGORY
                 )
-            tags_text = row[i_tags]
+            billed_in = row[i_currency]
+            if billed_in == currency:
+                original, rate = ("", None, None, None, 1, None), ""
+            else:
+                rate, rate_day = ctx.rate(billed_in, cps)
+                original = (billed_in, billed, effective or None, listed or None, rate, rate_day)
+                billed = _converted(billed, rate, F.BILLED_COST)
+                effective = _converted(effective, rate, F.EFFECTIVE_COST)
+                listed = _converted(listed, rate, F.LIST_COST)
             project_id = None
-            if tags_text:
-                try:
-                    tags = loads(tags_text)
-                except ValueError:
-                    raise _RowError("Tags is not JSON.", F.TAGS) from None
-                if not isinstance(tags, dict):
-                    raise _RowError("Tags is not a JSON object.", F.TAGS)
-                tagged = tags.get(project_tag)
+            if row[i_tags]:
+                tags_text, tagged = ctx.tags(row[i_tags])
                 if tagged is not None:
-                    project_id = projects.get(str(tagged))
+                    project_id = projects.get(tagged)
             else:
                 tags_text = "{}"
             if project_id is None:
@@ -261,8 +355,9 @@ def _parse(ctx: _Context, stream: Any) -> Iterator[tuple[Any, ...]]:
             row[i_unit][:100],
             row[i_sub_account][:300],
             tags_text,
-            # The row as read, with its project and source: what a re-import compares.
-            blake2b(f"{project_id}\x1f{source}\x1f{joined}".encode(), digest_size=16).hexdigest(),
+            # The row as read, with its project, source and rate: what a re-import compares.
+            blake2b(f"{project_id}\x1f{source}\x1f{rate}{joined}".encode(), digest_size=16).hexdigest(),
+            *original,
         )
 
 
@@ -309,6 +404,7 @@ def preview(*, organization: Organization, stream: Any, options: Mapping[str, An
     in_file = [(project_id, category, *figures) for (project_id, category), figures in totals.items()]
     summary = _summary(organization, in_file, ctx.errors)
     summary.created = summary.rows - summary.refused
+    summary.details["tags_dropped"] = ctx.tags_dropped
     return Preview(rows=rows, errors=ctx.errors, summary=summary)
 
 
@@ -327,7 +423,9 @@ def apply(
         )
         try:
             _stage(cursor, f"{staging}_raw", _parse(ctx, stream))
-            return _replace(cursor, staging, organization, options, ctx.errors)
+            summary = _replace(cursor, staging, organization, options, ctx.errors)
+            summary.details["tags_dropped"] = ctx.tags_dropped
+            return summary
         finally:
             cursor.execute(f"DROP TABLE IF EXISTS {staging}_raw, {staging}")  # nosec B608
 
@@ -442,7 +540,17 @@ LOCK_NAMESPACE = 0x0F0C  # pg_advisory_xact_lock's first key: FOCUS bill imports
 
 # COPY's CSV format, written by the csv module in C: None is an empty unquoted cell, read as NULL;
 # the text columns read an empty cell as the empty string.
-_NOT_NULL = ", ".join(c for c in COLUMNS if c not in {"project_id", "effective_cost", "list_cost", "consumed_quantity"})
+_NULLABLE = {
+    "project_id",
+    "effective_cost",
+    "list_cost",
+    "consumed_quantity",
+    "original_billed_cost",
+    "original_effective_cost",
+    "original_list_cost",
+    "exchange_rate_date",
+}
+_NOT_NULL = ", ".join(c for c in COLUMNS if c not in _NULLABLE)
 
 
 def _copy(cursor: Any, sql: str, chunk: list[tuple[Any, ...]]) -> int:

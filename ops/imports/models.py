@@ -173,13 +173,23 @@ class BilledCost(models.Model):
     billed_cost = models.DecimalField(max_digits=20, decimal_places=8)
     effective_cost = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
     list_cost = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
-    currency = models.CharField(max_length=3)
+    currency = models.CharField(max_length=3, help_text="The organization's: the three costs above are in it.")
+    # A row billed in another currency: its costs as billed, and the rate that turned them into the
+    # organization's currency (ops/money.py). Blank/1 for a row billed in it. Database defaults keep the
+    # release before able to insert.
+    original_currency = models.CharField(max_length=3, blank=True, default="", db_default="")
+    original_billed_cost = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
+    original_effective_cost = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
+    original_list_cost = models.DecimalField(max_digits=20, decimal_places=8, null=True, blank=True)
+    exchange_rate = models.DecimalField(max_digits=18, decimal_places=6, default=1, db_default=1)
+    exchange_rate_date = models.DateField(null=True, blank=True)
     service_name = models.CharField(max_length=300, blank=True)
     sku_id = models.CharField(max_length=300, blank=True)
     resource_id = models.CharField(max_length=500, blank=True)
     consumed_quantity = models.DecimalField(max_digits=24, decimal_places=8, null=True, blank=True)
     consumed_unit = models.CharField(max_length=100, blank=True)
     sub_account_id = models.CharField(max_length=300, blank=True)
+    # The row's FOCUS `Tags` as our tags (`ops.focus.tags_from_focus`); the `tracker_` keys left out.
     tags = models.JSONField(default=dict, blank=True)
     row_hash = models.CharField(max_length=32)
     occurrence = models.PositiveIntegerField(default=1)

@@ -5,7 +5,8 @@ the projects in scope, one scan for all of them, so the page costs the same numb
 whatever the portfolio's size; Python only sums the rows per chart, folds the keys past the largest
 few into "Other" and derives the unit costs from the sums. Budget figures (burn rate, forecast at
 period end, run-out date) are the portfolio's budget status (`portfolio.with_budget_status`, as the
-dashboard reads it), never computed here.
+dashboard reads it), never computed here; so are estimated vs billed (`billing.billed_vs_estimated`,
+the project page's figures), summed over the projects per month.
 
 Unit costs divide priced spend by the tokens and requests of the priced entries only: unpriced usage
 (amount NULL) would otherwise lower them. Unpriced entries are counted beside each figure.
@@ -21,6 +22,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncMonth
 
 from ops.models import CostCategory, CostEntry, ModelProvider
+from ops.selectors.billing import BillingMonth, billed_vs_estimated
 from ops.selectors.dashboard import _month_starts
 from ops.selectors.portfolio import BudgetStatus, budget_status_of, with_budget_status
 from projects.models import Organization, Project, Team
@@ -149,6 +151,7 @@ class CostAnalytics:
     by_category: Breakdown
     budgets: list[ProjectBudget] = field(default_factory=list)
     unpriced: list[tuple[str, str, Usage]] = field(default_factory=list)  # (model, its label, usage) per model
+    billing: list[BillingMonth] = field(default_factory=list)  # each month's estimate and bill; empty: no bill
 
     @property
     def usage(self) -> Usage:
@@ -260,7 +263,8 @@ def cost_analytics(
 ) -> CostAnalytics:
     """Return the cost analytics of `projects` over the last `months` months up to `today`.
 
-    Two queries: the usage rows every breakdown sums, and the budget status of each project.
+    Four queries: the usage rows every breakdown sums, the budget status of each project, and the
+    months' estimates and bills.
     """
     starts = _month_starts(today, months)
     start, end = starts[0], today
@@ -287,4 +291,26 @@ def cost_analytics(
         by_category=_breakdown(rows=rows, dimension=Dimension.CATEGORY, months=starts),
         budgets=budgets,
         unpriced=[(key, name, usage) for key, name, usage in by_model.key_totals() if usage.incomplete],
+        billing=_billing(projects=projects, months=starts),
     )
+
+
+def _billing(*, projects: QuerySet[Project], months: list[dt.date]) -> list[BillingMonth]:
+    """Return each month's estimate and bill, summed over the projects; none when no month has a bill.
+
+    A month's bill adds up the projects billed in it (None: no bill row); its estimate every project's.
+    The difference and drift are BillingMonth's, as on the project page.
+    """
+    per_project = billed_vs_estimated(projects=projects, first_month=months[0], last_month=months[-1])
+    totals = {month: [Decimal(0), None, None] for month in months}
+    for project_months in per_project.values():
+        for figures in project_months:
+            total = totals[figures.month]
+            total[0] += figures.estimated
+            if figures.billed is not None:
+                total[1] = (total[1] or Decimal(0)) + figures.billed
+            if figures.effective is not None:
+                total[2] = (total[2] or Decimal(0)) + figures.effective
+    if all(billed is None for _, billed, _ in totals.values()):
+        return []
+    return [BillingMonth(month, *figures) for month, figures in totals.items()]
