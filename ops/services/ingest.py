@@ -436,7 +436,8 @@ def _copy(values: list[dict[str, Any]], projects: dict[int, Project], per_row_hi
     """
     fields = [f for f in CostEntry._meta.concrete_fields if not isinstance(f, models.GeneratedField)]
     defaults = {f.attname: f.get_default() for f in fields}
-    json_fields = {f for f in fields if isinstance(f, models.JSONField)}  # COPY takes JSON as its text
+    attnames = [f.attname for f in fields]
+    json_at = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]  # COPY takes JSON as its text
     quote = connection.ops.quote_name
     table = CostEntry._meta.db_table
     with connection.cursor() as cursor:
@@ -444,14 +445,21 @@ def _copy(values: list[dict[str, Any]], projects: dict[int, Project], per_row_hi
             "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(values)]
         )
         ids = [pk for (pk,) in cursor.fetchall()]
-        labels = []
+        # The rows are built before the COPY starts: the statement (and its time limit) then spans the
+        # data's transfer and insertion only, not the Python that makes it.
+        cells, labels = [], []
+        for pk, value in zip(ids, values, strict=True):
+            project = projects[value.pop("project")]
+            row = {**defaults, **value, "id": pk, "project_id": project.pk}
+            line = [row[name] for name in attnames]
+            for i in json_at:
+                line[i] = json.dumps(line[i])
+            cells.append(line)
+            labels.append(CostEntry.label(project, row["date"], row["category"], row["amount"]))
         sql = f"COPY {quote(table)} ({', '.join(quote(f.column) for f in fields)}) FROM STDIN"
         with cursor.cursor.copy(sql) as copy:
-            for pk, value in zip(ids, values, strict=True):
-                project = projects[value.pop("project")]
-                row = {**defaults, **value, "id": pk, "project_id": project.pk}
-                copy.write_row([json.dumps(row[f.attname]) if f in json_fields else row[f.attname] for f in fields])
-                labels.append(CostEntry.label(project, row["date"], row["category"], row["amount"]))
+            for line in cells:
+                copy.write_row(line)
     if per_row_history:
         audit.record_copied(CostEntry, ids, labels)
     return ids
