@@ -1,6 +1,9 @@
 """Imports over the API: upload a file (`POST imports/`, multipart), follow its job; bill mapping rules."""
 
+from typing import Any
+
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from django.http import HttpRequest
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -87,10 +90,14 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
     service_tokens_refused = True
     parser_classes = [MultiPartParser]  # the only body is the upload
 
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        # To disk, whatever its size: the web process never holds an import in memory. Set before anything
+        # reads the body (the Idempotency-Key check fingerprints it before the view runs).
+        request.upload_handlers = [TemporaryFileUploadHandler(request)]
+        return super().initialize_request(request, *args, **kwargs)
+
     @extend_schema(request={"multipart/form-data": ImportUploadSerializer}, responses={202: ImportJobSerializer})
     def create(self, request: Request) -> Response:
-        # To disk, whatever its size: the web process never holds an import in memory.
-        request._request.upload_handlers = [TemporaryFileUploadHandler(request._request)]
         body = ImportUploadSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
         data = body.validated_data
