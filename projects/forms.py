@@ -214,7 +214,7 @@ class OrganizationSettingsForm(forms.Form):
     locale = forms.CharField(max_length=16, help_text=Organization._meta.get_field("locale").help_text)
     currency = forms.CharField(
         max_length=3,
-        help_text="ISO 4217 code, e.g. USD, EUR. It can change only while no cost, usage, budget or price is recorded.",
+        help_text="ISO 4217 code, e.g. USD, EUR. A change converts every cost again from its original amount.",
     )
 
     def __init__(self, *args, **kwargs):
