@@ -5,6 +5,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from playwright.sync_api import expect
 
 from ops.tests.factories import BudgetFactory, CostEntryFactory, RiskFactory
 from projects.models import Health, Role, Stage
@@ -145,7 +146,7 @@ def test_heat_map_is_one_tab_stop_with_arrow_keys_and_its_cell_survives_a_filter
     page.goto("/risks/")
     heatmap = page.get_by_test_id("heatmap")
     assert heatmap.locator("a").count() == 3  # empty cells are no links
-    assert heatmap.locator('a[tabindex="0"]').count() == 1
+    expect(heatmap.locator('a[tabindex="0"]')).to_have_count(1)
     heatmap.locator('a[tabindex="0"]').focus()
     focused = "[document.activeElement.dataset.likelihood, document.activeElement.dataset.impact]"
     assert page.evaluate(focused) == ["4", "5"]  # reading order: impact 5 first
@@ -160,7 +161,8 @@ def test_heat_map_is_one_tab_stop_with_arrow_keys_and_its_cell_survives_a_filter
     assert heatmap.locator('a[tabindex="0"]').count() == 1
     page.keyboard.press("Enter")
     page.wait_for_url("**likelihood=3**")
-    assert page.get_by_test_id("heatmap").locator('a.selected[tabindex="0"]').count() == 1
+    # The tab stop is set by app.js once the page has run it: wait for it rather than race it.
+    expect(page.get_by_test_id("heatmap").locator('a.selected[tabindex="0"]')).to_have_count(1)
     page.get_by_label("Status").select_option("closed")
     page.wait_for_url("**status=closed**")
     assert "likelihood=3" in page.url and "impact=4" in page.url
