@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
 from projects import settings_views, views
 
@@ -25,4 +26,10 @@ urlpatterns = [
     path("account/notifications/", settings_views.notifications, name="notifications"),
     path("account/sign-out-everywhere/", views.sign_out_everywhere, name="sign-out-everywhere"),
     path("account/tokens/<int:pk>/revoke/", views.api_token_revoke, name="token-revoke"),
+    # The addresses these pages had before the settings area: bookmarks and old e-mails keep working.
+    path("members/", RedirectView.as_view(pattern_name="settings:members", permanent=True, query_string=True)),
+    path(
+        "account/service-tokens/",
+        RedirectView.as_view(pattern_name="settings:service-tokens", permanent=True, query_string=True),
+    ),
 ]

@@ -77,6 +77,17 @@ def test_each_page_answers_each_role_as_planned(org, team, role):
     assert client.get(reverse("projects:notifications")).status_code == 200
 
 
+def test_the_old_addresses_of_members_and_service_tokens_redirect_to_the_settings_area(org, admin):
+    client = web(admin)
+    for old, new in (
+        ("/members/?q=ann", "/settings/members/?q=ann"),
+        ("/account/service-tokens/", "/settings/service-tokens/"),
+    ):
+        response = client.get(old)
+        assert (response.status_code, response["Location"]) == (301, new)
+        assert client.get(new).status_code == 200
+
+
 @pytest.mark.parametrize("role", [Role.MANAGER, Role.CONTRIBUTOR, Role.VIEWER], ids=str)
 def test_no_one_but_an_admin_changes_anything(org, team, admin, role):
     client = web(member(org, role))
