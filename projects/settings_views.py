@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from projects import services
@@ -224,12 +225,10 @@ def _service_tokens_page(
         "created_key": created_key,
         "now": timezone.now(),
     }
-    response = _render(request, "service_tokens.html", context)
-    # The page may hold a key shown once: never cache it.
-    response["Cache-Control"] = "no-store"
-    return response
+    return _render(request, "service_tokens.html", context)
 
 
+@never_cache  # the page may hold a key shown once
 @organization_required
 @require_http_methods(["GET", "POST"])
 def service_tokens(request: HttpRequest) -> HttpResponse:

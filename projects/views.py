@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from projects import activity, services
@@ -276,12 +277,10 @@ def _tokens_page(request: HttpRequest, *, form: ApiTokenForm | None = None, crea
         "created_key": created_key,
         "now": timezone.now(),
     }
-    response = render(request, "projects/api_tokens.html", context)
-    # The page may hold a key shown once: never cache it.
-    response["Cache-Control"] = "no-store"
-    return response
+    return render(request, "projects/api_tokens.html", context)
 
 
+@never_cache  # the page may hold a key shown once
 @login_required
 @require_http_methods(["GET", "POST"])
 def api_tokens(request: HttpRequest) -> HttpResponse:
@@ -377,6 +376,7 @@ def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
     return redirect("login")
 
 
+@never_cache  # the page's address is the invitation's key
 @require_http_methods(["GET", "POST"])
 def invitation_accept(request: HttpRequest, key: str) -> HttpResponse:
     """The link of an invitation: a signed-in person joins; a new one picks a username and a password."""
@@ -405,9 +405,4 @@ def invitation_accept(request: HttpRequest, key: str) -> HttpResponse:
             organization_activate(request, membership.organization_id)
             messages.success(request, f"Welcome to {membership.organization.name}.")
             return redirect("projects:dashboard")
-    response = render(
-        request, "projects/invitation_accept.html", {"invitation": invitation, "form": form, "error": error}
-    )
-    # The page's address is the invitation's key: keep it out of caches.
-    response["Cache-Control"] = "no-store"
-    return response
+    return render(request, "projects/invitation_accept.html", {"invitation": invitation, "form": form, "error": error})

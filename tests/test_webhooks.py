@@ -14,6 +14,7 @@ import time_machine
 from celery import Celery
 from django.core import mail
 from django.db import connection, transaction
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks import Webhook
@@ -508,3 +509,15 @@ def test_a_signal_risk_whose_severity_rises_is_escalated(org, admin, private_ok)
     assert escalated.payload["data"]["severity"] == "critical" and escalated.payload["data"]["source"] == "signal"
     risk_signals_evaluate(organization=org, today=today)  # the same severity again: no new event
     assert WebhookEvent.objects.filter(type="risk.escalated").count() == 1
+
+
+def test_the_web_pages_that_may_show_a_secret_are_never_cached(org, admin, private_ok):
+    web = Client()
+    web.force_login(admin)
+    hook = {"url": "https://hooks.example.com/a", "events": ["risk.created"], "kind": "standard"}
+    created = web.post("/webhooks/", hook)
+    endpoint = org.webhook_endpoints.get()
+    rotated = web.post(f"/webhooks/{endpoint.pk}/rotate/")
+    assert "whsec_" in created.content.decode() and "whsec_" in rotated.content.decode()
+    for response in (web.get("/webhooks/"), created, rotated):
+        assert "no-store" in response["Cache-Control"]

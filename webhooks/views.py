@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from projects.models import Role
@@ -21,11 +22,7 @@ def _endpoint(request: HttpRequest, pk: int) -> WebhookEndpoint:
     )
 
 
-def _no_store(response: HttpResponse) -> HttpResponse:
-    response["Cache-Control"] = "no-store"  # the page may show a secret, once
-    return response
-
-
+@never_cache  # the page may show a new secret, once
 @organization_required
 @require_http_methods(["GET", "POST"])
 def endpoints(request: HttpRequest) -> HttpResponse:
@@ -50,7 +47,7 @@ def endpoints(request: HttpRequest) -> HttpResponse:
         "endpoints": selectors.webhook_endpoint_list(user=request.user).filter(organization=request.organization),
         "secret": secret,
     }
-    return _no_store(render(request, "webhooks/endpoints.html", context))
+    return render(request, "webhooks/endpoints.html", context)
 
 
 @organization_required
@@ -70,6 +67,7 @@ CHANGES = {
 }
 
 
+@never_cache  # a rotation shows the new secret, once
 @organization_required
 @require_POST
 def endpoint_change(request: HttpRequest, pk: int, change: str) -> HttpResponse:
@@ -85,7 +83,7 @@ def endpoint_change(request: HttpRequest, pk: int, change: str) -> HttpResponse:
             "endpoints": selectors.webhook_endpoint_list(user=request.user).filter(organization=request.organization),
             "secret": result,
         }
-        return _no_store(render(request, "webhooks/endpoints.html", context))
+        return render(request, "webhooks/endpoints.html", context)
     done = {"pause": "paused", "resume": "resumed", "delete": "deleted"}[change]
     messages.success(request, f"Endpoint {endpoint.url} {done}.")
     return redirect("webhooks:endpoints")
