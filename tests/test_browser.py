@@ -4,6 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from playwright.sync_api import expect
 
 from ops.models import ReportKind
 from ops.services.reports import report_build
@@ -105,7 +106,7 @@ def test_add_a_risk_with_live_score_and_see_it_in_the_heat_maps(page, org, proje
     page.goto("/risks/")
     page.get_by_test_id("heatmap").locator('[data-likelihood="4"][data-impact="5"]').click()
     page.wait_for_url("**likelihood=4**")
-    assert page.locator("#risk-results table").get_by_text("Order data leaks into answers").is_visible()
+    expect(page.locator("#risk-results table").get_by_text("Order data leaks into answers")).to_be_visible()
 
 
 def test_refused_stage_move_lists_the_missing_gates(page, org, project):

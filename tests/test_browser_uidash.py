@@ -4,6 +4,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from playwright.sync_api import expect
 
 from ops.models import CostCategory, CostSource, ModelProvider, RiskStatus
 from ops.tests.factories import BudgetFactory, CostEntryFactory, RiskFactory
@@ -66,7 +67,7 @@ def test_dashboard_counts_equal_the_register_and_analytics_charts_draw(page, scr
     page.goto("/")
     dashboard = _counts(page)
     assert dashboard == {"critical": "1", "high": "2", "medium": "1", "low": "1"}
-    assert page.locator("[data-testid=manager-week] canvas[data-drawn]").count() == 2
+    expect(page.locator("[data-testid=manager-week] canvas[data-drawn]")).to_have_count(2)  # drawn by app.js
     assert _no_sideways_scroll(page)
     page.goto("/risks/")
     assert _counts(page) == dashboard
@@ -74,7 +75,7 @@ def test_dashboard_counts_equal_the_register_and_analytics_charts_draw(page, scr
     for severity, count in dashboard.items():
         page.locator(f"[data-testid=severity-counts] [data-severity={severity}]").click()
         page.wait_for_url(f"**/risks/?severity={severity}")
-        assert page.locator("#risk-results tbody tr").count() == int(count)
+        expect(page.locator("#risk-results tbody tr")).to_have_count(int(count))
         page.go_back()
 
     page.goto("/analytics/costs/")
