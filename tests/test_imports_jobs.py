@@ -138,6 +138,10 @@ def test_api_upload_with_an_idempotency_key_is_streamed_to_disk_and_replayed(org
         again = client.post("/api/v1/imports/", {**fields, "file": upload}, HTTP_IDEMPOTENCY_KEY="upload-1")
     assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json()["id"] == first.json()["id"] and ImportJob.objects.count() == 1
+    # The same key with another file of the same name is another request: refused, not replayed.
+    other = SimpleUploadedFile(COSTS.name, COSTS.read_bytes() + b"\n", "text/csv")
+    changed = client.post("/api/v1/imports/", {**fields, "file": other}, HTTP_IDEMPOTENCY_KEY="upload-1")
+    assert changed.status_code == 422 and ImportJob.objects.count() == 1
 
 
 def test_api_refuses_a_malformed_mapping_and_a_viewer(org, manager, client):

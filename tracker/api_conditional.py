@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 
+from django.core.files.uploadedfile import UploadedFile
 from django.http import HttpResponse
 from django.utils.cache import get_conditional_response, patch_cache_control, set_response_etag
 
@@ -36,9 +37,22 @@ def _idempotency_caller(request) -> str:
     return f"user:{request.user.pk}"
 
 
+def _file_digest(upload: UploadedFile) -> str:
+    """An uploaded file by its content (read in chunks from disk), so another file of the same name is another body."""
+    digest = hashlib.sha256()
+    for chunk in upload.chunks():
+        digest.update(chunk)
+    upload.seek(0)
+    return f"{upload.name}:{digest.hexdigest()}"
+
+
+def _body_value(value: object) -> str:
+    return _file_digest(value) if isinstance(value, UploadedFile) else str(value)
+
+
 def _idempotency_fingerprint(request) -> str:
     """Hash the query string and the parsed body, so the same JSON sent with other spacing or key order matches."""
-    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=str)
+    body = json.dumps(request.data, sort_keys=True, separators=(",", ":"), default=_body_value)
     return hashlib.sha256(f"{request.META.get('QUERY_STRING', '')}\n{body}".encode()).hexdigest()
 
 
