@@ -628,11 +628,17 @@ def with_budget_status(projects: QuerySet[Project], *, as_of: dt.date | None = N
         category="",
         period_start__lte=OuterRef("budget_as_of"),
     ).order_by(*COVERING_ORDER)
-    # A recurring budget's period starts on the first day of the as-of date's month, quarter or year.
+    # A recurring budget's period starts on the first day of the as-of date's month, quarter or year: given the
+    # date, `calendar_period`'s constants (every term below that reads the start repeats this expression).
     truncs = {Recurrence.MONTHLY: TruncMonth, Recurrence.QUARTERLY: TruncQuarter, Recurrence.YEARLY: TruncYear}
     period_start = Case(
         *[
-            When(covering_budget__recurrence=r, then=Cast(trunc("budget_as_of", output_field=DateField()), DateField()))
+            When(
+                covering_budget__recurrence=r,
+                then=Cast(trunc("budget_as_of", output_field=DateField()), DateField())
+                if as_of is None
+                else Value(calendar_period(recurrence=r, on=as_of)[0]),
+            )
             for r, trunc in truncs.items()
         ],
         default=F("covering_budget__period_start"),
