@@ -1,16 +1,14 @@
 """Benchmark of the streamed CSV export of costs against PostgreSQL's own `COPY … TO STDOUT`.
 
-`run()` re-executes this module in a child process on its own database (DATABASE_URL + "_exports_bench").
-One organization's costs are generated with COPY (1,000,000 rows; EXPORT_BENCH_ROWS to change), then
-`GET /api/v1/costs/export/?format=csv` is read through the full Django stack, chunk by chunk, and timed
-against `COPY (the same columns, joined the same way) TO STDOUT WITH CSV HEADER` read by psycopg, which
-writes the same bytes (the export's header names and ISO 8601 timestamps; checked by their sizes).
-Peak memory: the process's RSS high-water mark (reset once the rows are generated) after exporting
-the first 100,000 rows and after all of
-them (flat: the second is no higher than the first plus a small margin). COPY and export alternate
-EXPORT_BENCH_REPEATS times (3) and their medians are compared. Targets: export time ≤ 3× COPY, RSS
-growth from 100k to all rows < 50 MB. Writes bench-results/exports.json.
-Run: `python -m bench exports`.
+`run()` re-executes this module in a child process on its own database (DATABASE_URL + "_exports_bench"). One
+organization's costs are generated with COPY (1,000,000 rows; EXPORT_BENCH_ROWS to change), then `GET
+/api/v1/costs/export/?format=csv` is read through the full Django stack, chunk by chunk, and timed against
+`COPY (the same columns, joined the same way) TO STDOUT WITH CSV HEADER` read by psycopg, which writes the
+same bytes (the export's header names and ISO 8601 timestamps; checked by their sizes). Peak memory: the
+process's RSS high-water mark (reset once the rows are generated) after exporting the first 100,000 rows and
+after all of them (flat: the second is no higher than the first plus a small margin). COPY and export
+alternate EXPORT_BENCH_REPEATS times (3) and their medians are compared. Targets: export time ≤ 3× COPY, RSS
+growth from 100k to all rows < 50 MB. Writes bench-results/exports.json. Run: `python -m bench exports`.
 """
 
 import contextlib
