@@ -308,8 +308,12 @@ def forecast_window(*, period_start: dt.date, as_of: dt.date) -> dt.date:
 def daily_series(spend_by_day: dict[dt.date, Decimal], *, period_start: dt.date, as_of: dt.date) -> tuple[Decimal, ...]:
     """Return the spend of each day of the forecast window, oldest first (0 on days without costs)."""
     start = forecast_window(period_start=period_start, as_of=as_of)
-    days = (start + dt.timedelta(days=i) for i in range((as_of - start).days + 1))
-    return tuple(spend_by_day.get(day, Decimal(0)) for day in days)
+    day, one = start, dt.timedelta(days=1)
+    series = []
+    while day <= as_of:
+        series.append(spend_by_day.get(day, Decimal(0)))
+        day += one
+    return tuple(series)
 
 
 def _line(daily: Sequence[Decimal]) -> tuple[Decimal, Decimal, Decimal]:
@@ -319,7 +323,7 @@ def _line(daily: Sequence[Decimal]) -> tuple[Decimal, Decimal, Decimal]:
     if n < 3:
         return mean_y, Decimal(0), Decimal(0)
     mean_x = Decimal(n - 1) / 2
-    sxx = sum(((x - mean_x) ** 2 for x in range(n)), Decimal(0))
+    sxx = Decimal(n * (n * n - 1)) / 12  # the sum of (x - mean_x)² over x = 0 … n − 1, exactly
     slope = sum(((x - mean_x) * (y - mean_y) for x, y in enumerate(daily)), Decimal(0)) / sxx
     intercept = mean_y - slope * mean_x
     squares = sum(((y - intercept - slope * x) ** 2 for x, y in enumerate(daily)), Decimal(0))
