@@ -5,6 +5,14 @@ from projects import settings_views, views
 
 app_name = "projects"
 
+
+def _moved(pattern_name: str):
+    """A page that moved: GET answers 301 to its new address, its query string kept."""
+    return RedirectView.as_view(
+        pattern_name=pattern_name, permanent=True, query_string=True, http_method_names=["get", "head"]
+    )
+
+
 # The dashboard and the project list are ops views (their figures are ops's) under these same
 # names: tracker/urls.py adds ops.urls.project_pages to this namespace.
 
@@ -27,9 +35,6 @@ urlpatterns = [
     path("account/sign-out-everywhere/", views.sign_out_everywhere, name="sign-out-everywhere"),
     path("account/tokens/<int:pk>/revoke/", views.api_token_revoke, name="token-revoke"),
     # The addresses these pages had before the settings area: bookmarks and old e-mails keep working.
-    path("members/", RedirectView.as_view(pattern_name="settings:members", permanent=True, query_string=True)),
-    path(
-        "account/service-tokens/",
-        RedirectView.as_view(pattern_name="settings:service-tokens", permanent=True, query_string=True),
-    ),
+    path("members/", _moved("settings:members"), name="members-moved"),
+    path("account/service-tokens/", _moved("settings:service-tokens"), name="service-tokens-moved"),
 ]

@@ -86,6 +86,7 @@ def test_the_old_addresses_of_members_and_service_tokens_redirect_to_the_setting
         response = client.get(old)
         assert (response.status_code, response["Location"]) == (301, new)
         assert client.get(new).status_code == 200
+        assert client.post(old).status_code == 405  # forms post to the new addresses
 
 
 @pytest.mark.parametrize("role", [Role.MANAGER, Role.CONTRIBUTOR, Role.VIEWER], ids=str)
