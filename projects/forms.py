@@ -264,6 +264,20 @@ class TeamEditForm(TeamForm):
     )
 
 
+class CostCentreForm(PageForm):
+    id_prefix = "cost_centre"
+
+    code = forms.CharField(max_length=40, help_text=CostCentre._meta.get_field("code").help_text)
+    name = forms.CharField(max_length=200)
+    owner = forms.ModelChoiceField(
+        queryset=User.objects.none(), required=False, help_text="Hears of its budgets' thresholds."
+    )
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = members_of(organization)
+
+
 class NotificationPreferencesForm(forms.Form):
     """One checkbox per kind of e-mail, ticked: received."""
 

@@ -143,3 +143,35 @@ def test_the_project_form_shows_tag_errors_on_the_field_and_refuses_another_orga
     answer = client.post("/projects/new/", _project_body(cost_centre=theirs.pk))
     assert answer.status_code == 200 and "cost_centre" in answer.context["form"].errors
     assert not org.projects.filter(name="Ask Aria").exists()
+
+
+def test_the_settings_page_lists_adds_edits_and_deletes_by_role(client, org, viewer, manager, admin, centre):
+    ProjectFactory(organization=org, cost_centre=centre)
+    BudgetFactory(project=None, cost_centre=centre)
+    client.force_login(viewer)
+    assert client.get("/settings/cost-centres/").status_code == 403
+    assert client.post("/settings/cost-centres/", {"code": "CC-7", "name": "X"}).status_code == 403
+    client.force_login(manager)
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/settings/cost-centres/")
+    assert page.status_code == 200 and b"CC-100" in page.content
+    listed = page.context["cost_centres"][0]
+    assert (listed.project_count, listed.budget_count) == (1, 1)
+    few = len(queries)
+    for n in range(3):
+        cost_centre_create(organization=org, by=manager, code=f"CC-{n}", name=f"Centre {n}", owner=manager)
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/settings/cost-centres/")
+    assert len(queries) == few  # one query for the rows, their owners and counts, however many
+    assert client.post("/settings/cost-centres/", {"code": "CC-100", "name": "Again"}).status_code == 200
+    assert client.post("/settings/cost-centres/", {"code": "CC-7", "name": "Seven"}).status_code == 302
+    edit = f"/settings/cost-centres/{centre.pk}/"
+    assert b"Delete" not in client.get(edit).content  # admins delete
+    assert client.post(edit, {"code": "CC-101", "name": "Support", "owner": ""}).status_code == 302
+    centre.refresh_from_db()
+    assert (centre.code, centre.owner) == ("CC-101", None)
+    assert client.post(f"{edit}delete/").status_code == 403
+    client.force_login(admin)
+    assert client.post(f"{edit}delete/").status_code == 302
+    assert not CostCentre.objects.filter(pk=centre.pk).exists()
+    assert not Budget.objects.filter(cost_centre_id=centre.pk).exists()
