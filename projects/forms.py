@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from projects.models import (
     AIActTier,
+    CostCentre,
     DataClassification,
     Health,
     Industry,
@@ -24,6 +25,7 @@ from projects.models import (
     TokenScope,
     UseCase,
 )
+from projects.tags import tags_format, tags_parse
 
 User = get_user_model()
 
@@ -71,22 +73,38 @@ class ProjectForm(forms.Form):
         label=Project._meta.get_field("otel_service_names").verbose_name,
         help_text="One per line: the service.name of each app whose OpenTelemetry GenAI spans are its usage.",
     )
+    cost_centre = forms.ModelChoiceField(
+        queryset=CostCentre.objects.none(),
+        required=False,
+        empty_label="No cost centre",
+        help_text="Where finance charges its spend back to (chargeback groups by it).",
+    )
+    tags = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        help_text="One key=value per line, e.g. env=prod; keys are lower-case letters, digits and _ . : / -.",
+    )
 
     def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)
         # An archived team is offered only to the project already in it.
         current = self.initial.get("team")
         self.fields["team"].queryset = organization.teams.filter(Q(archived=False) | Q(pk=getattr(current, "pk", None)))
+        self.fields["cost_centre"].queryset = organization.cost_centres.all()
         for name in ("business_owner", "technical_lead", "human_oversight_owner"):
             self.fields[name].queryset = members_of(organization)
 
     def clean_otel_service_names(self) -> list[str]:
         return [name.strip() for name in self.cleaned_data["otel_service_names"].splitlines() if name.strip()]
 
+    def clean_tags(self) -> dict[str, str]:
+        return tags_parse(self.cleaned_data["tags"])  # the one tag rule (projects/tags.py); errors on the field
+
     @classmethod
     def initial_for(cls, project: Project) -> dict:
         initial = {name: getattr(project, name) for name in cls.base_fields}
         initial["otel_service_names"] = "\n".join(project.otel_service_names)
+        initial["tags"] = tags_format(project.tags)
         return initial
 
 
@@ -244,6 +262,20 @@ class TeamEditForm(TeamForm):
         required=False,
         help_text="Its projects stay in it and keep their history; it is offered for no other project until restored.",
     )
+
+
+class CostCentreForm(PageForm):
+    id_prefix = "cost_centre"
+
+    code = forms.CharField(max_length=40, help_text=CostCentre._meta.get_field("code").help_text)
+    name = forms.CharField(max_length=200)
+    owner = forms.ModelChoiceField(
+        queryset=User.objects.none(), required=False, help_text="Hears of its budgets' thresholds."
+    )
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = members_of(organization)
 
 
 class NotificationPreferencesForm(forms.Form):

@@ -64,6 +64,16 @@ def cost_centre_list(*, user: AbstractBaseUser) -> QuerySet[CostCentre]:
     return CostCentre.objects.filter(organization__in=organization_list(user=user)).select_related("organization")
 
 
+def cost_centre_list_with_counts(*, organization: Organization) -> QuerySet[CostCentre]:
+    """Return the organization's cost centres by code, with their owner and how many projects and budgets each has."""
+    return (
+        CostCentre.objects.filter(organization=organization)
+        .select_related("owner", "organization")
+        .annotate(project_count=Count("projects", distinct=True), budget_count=Count("budgets", distinct=True))
+        .order_by("code")
+    )
+
+
 def team_list_with_counts(*, organization: Organization) -> QuerySet[Team]:
     """Return the organization's teams, active first, with their lead and how many projects each holds."""
     return (

@@ -222,21 +222,63 @@ def team_create(
     return team
 
 
+COST_CENTRE_FIELDS = {"code", "name", "owner"}
+
+
+def _cost_centre_validate(cost_centre: CostCentre) -> None:
+    _check_members(cost_centre.organization, owner=cost_centre.owner)
+    # The code's uniqueness is the database's: a taken code is the 409 of `_cost_centre_code_taken`.
+    validate_model(cost_centre, exclude=["organization", "owner"])
+
+
+def _cost_centre_code_taken() -> Conflict:
+    return Conflict("A cost centre with this code already exists.", errors={"code": ["This code is taken."]})
+
+
 def cost_centre_create(
     *, organization: Organization, by: AbstractBaseUser, code: str, name: str, owner: AbstractBaseUser | None = None
 ) -> CostCentre:
     """Add a cost centre (managers and up); its owner hears of its budget's thresholds."""
     membership_require(user=by, organization=organization, role=Role.MANAGER)
-    _check_members(organization, owner=owner)
     cost_centre = CostCentre(organization=organization, code=code, name=name, owner=owner)
-    validate_model(
-        cost_centre,
-        exclude=["organization", "owner"],
-        constraint_errors={"cost_centre_code_unique_per_org": ("code", "This code is taken.")},
-    )
-    cost_centre.save()
-    audit.record_created(cost_centre)
+    _cost_centre_validate(cost_centre)
+    try:
+        with transaction.atomic():
+            cost_centre.save()
+            audit.record_created(cost_centre)
+    except IntegrityError as exc:  # a concurrent create took the code after the check
+        raise _cost_centre_code_taken() from exc
     return cost_centre
+
+
+@transaction.atomic
+def cost_centre_update(*, cost_centre: CostCentre, by: AbstractBaseUser, **changes: Any) -> CostCentre:
+    """Change a cost centre's code, name or owner (managers and up); its projects and budgets stay with it."""
+    membership_require(user=by, organization=cost_centre.organization, role=Role.MANAGER)
+    model_update(
+        instance=cost_centre,
+        data=changes,
+        fields=COST_CENTRE_FIELDS,
+        validate=_cost_centre_validate,
+        conflict=_cost_centre_code_taken(),
+    )
+    return cost_centre
+
+
+@transaction.atomic
+def cost_centre_delete(*, cost_centre: CostCentre, by: AbstractBaseUser) -> None:
+    """Delete a cost centre (admins only): its projects stay, without one; its budgets go with it.
+
+    Each change is recorded: the budgets' deletion with the cost centre's, each project's lost cost centre.
+    """
+    membership_require(user=by, organization=cost_centre.organization, role=Role.ADMIN)
+    projects = list(cost_centre.projects.select_for_update())
+    before = [(project, audit.snapshot(project)) for project in projects]
+    audit.record_deleted(cost_centre)  # with the budgets (and their crossings) it cascades to
+    cost_centre.delete()
+    for project in projects:
+        project.cost_centre = None
+    audit.record_changed_many(before)
 
 
 def project_create(*, organization: Organization, by: AbstractBaseUser, name: str, **fields: Any) -> Project:

@@ -16,6 +16,9 @@ urlpatterns = [
     path("teams/", views.teams, name="teams"),
     path("teams/<int:pk>/", views.team_edit, name="team-edit"),
     path("teams/<int:pk>/delete/", views.team_delete, name="team-delete"),
+    path("cost-centres/", views.cost_centres, name="cost-centres"),
+    path("cost-centres/<int:pk>/", views.cost_centre_edit, name="cost-centre-edit"),
+    path("cost-centres/<int:pk>/delete/", views.cost_centre_delete, name="cost-centre-delete"),
     path("service-tokens/", views.service_tokens, name="service-tokens"),
     path("service-tokens/<int:pk>/revoke/", views.service_token_revoke, name="service-token-revoke"),
 ]

@@ -1,6 +1,8 @@
-"""The organization's settings area (/settings/): its details, members and invitations, teams, service tokens.
+"""The organization's settings area (/settings/): its details, members and invitations, teams, cost centres,
+service tokens.
 
-Admins change everything here; managers read the details, members and teams; everyone else is refused
+Admins change everything here; managers read the details, members and teams, and add and change cost centres
+(admins delete them); everyone else is refused
 (403). Every page is of the current organization: a row of another one answers 404. The role is
 checked before anything is looked up or parsed, so a refusal never depends on the input; each
 service checks it again and writes the history. A member's own notification choices are under the
@@ -18,6 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from projects import services
 from projects.forms import (
+    CostCentreForm,
     InvitationForm,
     MemberRoleForm,
     NotificationPreferencesForm,
@@ -29,6 +32,7 @@ from projects.forms import (
 from projects.middleware import has_role
 from projects.models import Role
 from projects.selectors import (
+    cost_centre_list_with_counts,
     invitation_list,
     membership_list,
     notification_choices,
@@ -214,6 +218,64 @@ def team_delete(request: HttpRequest, pk: int) -> HttpResponse:
         " no team.",
     )
     return redirect("settings:teams")
+
+
+@organization_required
+@require_http_methods(["GET", "POST"])
+def cost_centres(request: HttpRequest) -> HttpResponse:
+    """The cost centres with their owner, projects and budgets (managers read and add them)."""
+    role_required(request, Role.MANAGER)
+    organization = request.organization
+    form = CostCentreForm(request.POST or None, organization=organization)
+    if request.method == "POST" and form.is_valid():
+        try:
+            centre = services.cost_centre_create(organization=organization, by=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            form_apply_error(form, exc)
+        else:
+            messages.success(request, f"Cost centre “{centre}” added.")
+            return redirect("settings:cost-centres")
+    context = {"form": form, "cost_centres": cost_centre_list_with_counts(organization=organization)}
+    return _render(request, "cost_centres.html", context)
+
+
+def _cost_centre_get(request: HttpRequest, pk: int, *, role: Role = Role.MANAGER):
+    role_required(request, role)
+    return get_object_or_404(cost_centre_list_with_counts(organization=request.organization), pk=pk)
+
+
+@organization_required
+@require_http_methods(["GET", "POST"])
+def cost_centre_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a cost centre's code, name or owner (managers); or delete it (admins)."""
+    centre = _cost_centre_get(request, pk)
+    initial = {"code": centre.code, "name": centre.name, "owner": centre.owner}
+    form = CostCentreForm(request.POST or None, initial=initial, organization=request.organization)
+    if request.method == "POST" and form.is_valid():
+        changes = {k: v for k, v in form.cleaned_data.items() if k in form.changed_data}
+        try:
+            services.cost_centre_update(cost_centre=centre, by=request.user, **changes)
+        except DomainError as exc:
+            form_apply_error(form, exc)
+        else:
+            messages.success(request, f"Cost centre “{centre}” saved.")
+            return redirect("settings:cost-centres")
+    return _render(request, "cost_centre_edit.html", {"form": form, "centre": centre})
+
+
+@organization_required
+@require_POST
+def cost_centre_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a cost centre (admins): its projects stay, without one; its budgets go with it (each recorded)."""
+    centre = _cost_centre_get(request, pk, role=Role.ADMIN)
+    services.cost_centre_delete(cost_centre=centre, by=request.user)
+    budgets, projects = centre.budget_count, centre.project_count
+    messages.success(
+        request,
+        f"Cost centre “{centre}” deleted, with its {budgets} budget{'s' if budgets != 1 else ''};"
+        f" {projects} project{'s' if projects != 1 else ''} now without one.",
+    )
+    return redirect("settings:cost-centres")
 
 
 def _service_tokens_page(

@@ -64,6 +64,7 @@ def portfolio() -> tuple[list[str], UserFactory]:
     report = ReportFactory(organization=org, kind=ReportKind.STATUS)
     report_build(report_id=report.pk)
     team = services.team_create(organization=org, name="Customer care", by=admin, lead=admin)
+    centre = services.cost_centre_create(organization=org, by=admin, code="CC-4100", name="Support", owner=admin)
     services.invitation_create(organization=org, email="newcomer@example.com", role=Role.CONTRIBUTOR, by=admin)
     endpoint, _ = webhook_endpoint_create(
         organization=org, by=admin, url="https://hooks.example.com/tracker", events=[EventType.choices[0][0]]
@@ -95,6 +96,8 @@ def portfolio() -> tuple[list[str], UserFactory]:
         "/settings/members/",
         "/settings/teams/",
         f"/settings/teams/{team.pk}/",
+        "/settings/cost-centres/",
+        f"/settings/cost-centres/{centre.pk}/",
         "/settings/service-tokens/",
         "/account/notifications/",
         "/account/tokens/",

@@ -154,6 +154,23 @@ def walk_cost_centre_create(w):
     )
 
 
+def walk_cost_centre_update(w):
+    centre = services.cost_centre_create(organization=w.org, by=w.admin, code="CC-100", name="Research")
+    w.check(lambda: services.cost_centre_update(cost_centre=centre, by=w.admin, name="R&D"), lambda c: [(c, U)])
+
+
+def walk_cost_centre_delete(w):
+    centre = services.cost_centre_create(organization=w.org, by=w.admin, code="CC-100", name="Research")
+    budget = BudgetFactory(project=None, cost_centre=centre)
+    w.project.cost_centre = centre
+    w.project.save()
+    gone_centre, gone_budget = gone(centre), gone(budget)
+    w.check(
+        lambda: services.cost_centre_delete(cost_centre=centre, by=w.admin),
+        lambda _: [(gone_centre, D), (gone_budget, D), (w.project, U)],
+    )
+
+
 def walk_notification_subscriptions_set(w):
     def choose(enabled: bool):
         return lambda: services.notification_subscriptions_set(

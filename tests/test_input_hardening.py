@@ -61,6 +61,7 @@ from projects.api import serializers as projects_serializers
 from projects.api import views as projects_views
 from projects.forms import (
     ApiTokenForm,
+    CostCentreForm,
     InvitationForm,
     MemberRoleForm,
     NotificationPreferencesForm,
@@ -74,6 +75,7 @@ from projects.forms import (
 )
 from projects.models import (
     ApiToken,
+    CostCentre,
     Invitation,
     Membership,
     NotificationSubscription,
@@ -514,6 +516,8 @@ FORMS: dict[str, tuple[type[forms.Form], type[Model]]] = {
     "settings:organization": (OrganizationSettingsForm, Organization),
     "settings:teams": (TeamForm, Team),
     "settings:team-edit": (TeamEditForm, Team),
+    "settings:cost-centres": (CostCentreForm, CostCentre),
+    "settings:cost-centre-edit": (CostCentreForm, CostCentre),
     "projects:notifications": (NotificationPreferencesForm, NotificationSubscription),  # checkboxes only
     "webhooks:endpoints": (WebhookEndpointForm, WebhookEndpoint),
 }
@@ -542,6 +546,7 @@ FORMLESS = {
     "settings:invitation-resend",
     "settings:member-remove",  # the member is the URL
     "settings:team-delete",  # the team is the URL
+    "settings:cost-centre-delete",  # the cost centre is the URL
     "webhooks:endpoint-change",  # pause, resume or rotate: the action is the URL, no typed input
     "webhooks:redeliver",  # sends a delivery again, no typed input
 }
@@ -616,6 +621,8 @@ def _web_url(name: str, p: Portfolio, n: int) -> str:
         "settings:organization": "/settings/",
         "settings:teams": "/settings/teams/",
         "settings:team-edit": f"/settings/teams/{p.objects[Team].pk}/",
+        "settings:cost-centres": "/settings/cost-centres/",
+        "settings:cost-centre-edit": f"/settings/cost-centres/{p.objects[CostCentre].pk}/",
         "projects:notifications": "/account/notifications/",
         "ops:report-create": "/reports/new/",
         "ops:prices-import": "/prices/import/",

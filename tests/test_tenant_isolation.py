@@ -127,6 +127,7 @@ WEB_OBJECTS: dict[str, type[Model]] = {
     "settings/members": Membership,
     "settings/invitations": Invitation,
     "settings/teams": Team,
+    "settings/cost-centres": CostCentre,
     "settings/service-tokens": ApiToken,
 }
 OTHER_KWARGS = {"format": "json", "fmt": "md", "key": "cost", "change": "pause"}
@@ -378,6 +379,7 @@ def portfolio_build() -> Portfolio:
     objects = {
         Organization: org,
         Team: team,
+        CostCentre: centre,
         Membership: Membership.objects.get(organization=org, user=contributor),
         Project: project,
         StatusUpdate: status,
@@ -423,6 +425,10 @@ def _project(p: Portfolio) -> int:
 body("api-projects:organization-detail", "PUT", "PATCH")(lambda p: {"name": "Posted", "currency": "USD"})
 body("api-projects:team-list", "POST")(lambda p: {"organization": p.organization.pk, "name": "Posted team"})
 body("api-projects:team-detail", "PUT", "PATCH")(lambda p: {"name": "Posted team", "description": "posted"})
+body("api-projects:cost-centre-list", "POST")(
+    lambda p: {"organization": p.organization.pk, "code": "P-1", "name": "Posted"}
+)
+body("api-projects:cost-centre-detail", "PUT", "PATCH")(lambda p: {"code": "P-1", "name": "Posted centre"})
 body("api-projects:invitation-list", "POST")(
     lambda p: {"organization": p.organization.pk, "email": "posted@example.com", "role": "admin"}
 )
@@ -505,7 +511,12 @@ body("webhooks:endpoints", "POST")(lambda p: {**HOOK, "events": "risk.closed"})
 body("webhooks:endpoint-detail", "POST")(lambda p: {**HOOK, "events": "risk.closed"})
 body("webhooks:endpoint-change", "POST")(lambda p: {})
 body("webhooks:redeliver", "POST")(lambda p: {})
-for _name in ("api-projects:team-detail", "api-projects:membership-detail", "api-projects:invitation-detail"):
+for _name in (
+    "api-projects:team-detail",
+    "api-projects:cost-centre-detail",
+    "api-projects:membership-detail",
+    "api-projects:invitation-detail",
+):
     body(_name, "DELETE")(lambda p: {})
 for _name in ("api-ops:infrastructure-detail",):
     body(_name, "DELETE")(lambda p: {})
@@ -540,6 +551,9 @@ body("settings:invitation-resend", "POST")(lambda p: {})
 body("settings:teams", "POST")(lambda p: {"name": "Posted team"})
 body("settings:team-edit", "POST")(lambda p: {"name": "Posted team", "description": "posted"})
 body("settings:team-delete", "POST")(lambda p: {})
+body("settings:cost-centres", "POST")(lambda p: {"code": "P-1", "name": "Posted centre"})
+body("settings:cost-centre-edit", "POST")(lambda p: {"code": "P-1", "name": "Posted centre"})
+body("settings:cost-centre-delete", "POST")(lambda p: {})
 body("ops:cost-create", "POST")(lambda p: COST)
 body("ops:usage-create", "POST")(
     lambda p: {"date": "2026-03-05", "model": "zqxa-model", "input_tokens": "1", "output_tokens": "1"}
@@ -654,6 +668,8 @@ VIEWER_EXCEPTIONS = {
     ("settings:organization", "GET"): {403},
     ("settings:teams", "GET"): {403},
     ("settings:team-edit", "GET"): {403},
+    ("settings:cost-centres", "GET"): {403},
+    ("settings:cost-centre-edit", "GET"): {403},
     ("settings:service-tokens", "GET"): {403},
     ("projects:notifications", "POST"): {302},
     ("ops:import-csv", "GET"): {403},  # importing is the managers'
@@ -675,6 +691,7 @@ OUTSIDER_COLLECTION_WRITES = {
     ("settings:service-tokens", "POST"): {200},  # a service token of B, the outsider's organization
     ("settings:organization", "POST"): {302},  # B's settings
     ("settings:teams", "POST"): {302},  # a team of B
+    ("settings:cost-centres", "POST"): {302},  # a cost centre of B
     ("projects:notifications", "POST"): {302},  # the outsider's own choices in B
     ("ops:report-create", "POST"): {302},
     ("ops:prices", "POST"): {302},  # reprices B's entries only: A's ids are not B's

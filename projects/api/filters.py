@@ -5,6 +5,7 @@ import django_filters as filters
 from projects.models import (
     ApiToken,
     AuditEvent,
+    CostCentre,
     Invitation,
     Membership,
     Project,
@@ -24,6 +25,7 @@ def id_filter(field: str) -> IdFilter:
 class ProjectFilter(SyncFilterSet):
     organization = id_filter("organization")
     team = id_filter("team")
+    cost_centre = id_filter("cost_centre")
     start_date_after = filters.DateFilter(field_name="start_date", lookup_expr="gte")
     start_date_before = filters.DateFilter(field_name="start_date", lookup_expr="lte")
     target_date_after = filters.DateFilter(field_name="target_date", lookup_expr="gte")
@@ -34,6 +36,7 @@ class ProjectFilter(SyncFilterSet):
         fields = [
             "organization",
             "team",
+            "cost_centre",
             "stage",
             "health",
             "industry",
@@ -69,6 +72,15 @@ class TeamFilter(SyncFilterSet):
     class Meta:
         model = Team
         fields = ["organization"]
+
+
+class CostCentreFilter(SyncFilterSet):
+    organization = id_filter("organization")
+    owner = id_filter("owner")
+
+    class Meta:
+        model = CostCentre
+        fields = ["organization", "owner"]
 
 
 class MembershipFilter(SyncFilterSet):

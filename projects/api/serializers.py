@@ -112,6 +112,24 @@ class TeamCreateSerializer(TeamSerializer):
         read_only_fields = ["slug", "created_at", "updated_at"]
 
 
+class CostCentreSerializer(StrictModelSerializer):
+    owner = user_field(allow_null=True, required=False, help_text="A member: hears of its budgets' thresholds.")
+
+    class Meta:
+        model = CostCentre
+        fields = ["id", "organization", "code", "name", "owner", "created_at", "updated_at"]
+        read_only_fields = ["organization", "created_at", "updated_at"]
+
+
+class CostCentreCreateSerializer(CostCentreSerializer):
+    organization = organization_field(
+        required=False, help_text="Required when you belong to more than one organization."
+    )
+
+    class Meta(CostCentreSerializer.Meta):
+        read_only_fields = ["created_at", "updated_at"]
+
+
 class MembershipSerializer(StrictModelSerializer):
     username = serializers.CharField(source="user.username", read_only=True)
 

@@ -8,6 +8,7 @@ router.include_root_view = False
 router.include_format_suffixes = False
 router.register("organizations", views.OrganizationViewSet, basename="organization")
 router.register("teams", views.TeamViewSet, basename="team")
+router.register("cost-centres", views.CostCentreViewSet, basename="cost-centre")
 router.register("memberships", views.MembershipViewSet, basename="membership")
 router.register("invitations", views.InvitationViewSet, basename="invitation")
 router.register("projects", views.ProjectViewSet, basename="project")

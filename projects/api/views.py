@@ -13,6 +13,8 @@ from projects.api.serializers import (
     ApiTokenCreatedSerializer,
     ApiTokenCreateSerializer,
     ApiTokenSerializer,
+    CostCentreCreateSerializer,
+    CostCentreSerializer,
     InvitationCreateSerializer,
     InvitationResendSerializer,
     InvitationSerializer,
@@ -77,6 +79,41 @@ class TeamViewSet(*READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, mixin
 
     def perform_destroy(self, instance):
         services.team_delete(team=instance, by=self.request.user)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the cost centres of your organizations"),
+    create=extend_schema(summary="Add a cost centre (managers and admins); a taken code is a 409"),
+    update=extend_schema(summary="Change a cost centre's code, name or owner (managers and admins)"),
+    partial_update=extend_schema(summary="Change a cost centre's code, name or owner (managers and admins)"),
+    destroy=extend_schema(
+        summary="Delete a cost centre (admins): its projects stay without one, its budgets are deleted with it"
+    ),
+)
+class CostCentreViewSet(
+    *READ, mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, ScopedViewSet
+):
+    """Cost centres: where finance charges spend back to. A project names one; chargeback groups by it."""
+
+    selector = selectors.cost_centre_list
+    serializer_class = CostCentreSerializer
+    create_serializer_class = CostCentreCreateSerializer
+    filterset_class = filters.CostCentreFilter
+    search_fields = ["code", "name"]
+    ordering_fields = ["code", "name", "created_at"]
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        organization = data.pop("organization", None) or self.only_organization()
+        serializer.instance = services.cost_centre_create(organization=organization, by=self.request.user, **data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.cost_centre_update(
+            cost_centre=serializer.instance, by=self.request.user, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.cost_centre_delete(cost_centre=instance, by=self.request.user)
 
 
 @extend_schema_view(
