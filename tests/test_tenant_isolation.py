@@ -104,7 +104,7 @@ NOT_EXERCISED = {
     "accounts/": "Django's sign-in, sign-out and password views: the visitor's own account, no tenant data",
     "account/sign-out-everywhere/": "ends the visitor's own sessions, no tenant data (tests/test_security.py)",
     "members/": "a 301 to settings/members/ (walked), holding no data (tests/test_settings_area.py)",
-    "account/service-tokens/": "a 301 to settings/service-tokens/ (walked), holding no data (tests/test_settings_area.py)",
+    "account/service-tokens/": "a 301 to settings/service-tokens/ (walked), holding no data",
     "api/schema/": "the OpenAPI schema: describes the endpoints, holds no rows",
     "api/docs/": "Swagger UI for the schema: a static page",
     "invitations/accept/": "an invitation's link, answered by its key alone (projects/tests/test_members_hardening.py)",
