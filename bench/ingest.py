@@ -33,6 +33,7 @@ from bench.load import _free_port, _server_env, _stop, _tail, _wait_until_servin
 BATCH = 512
 SERVICES = ["chat-app", "search-api", "agent-worker", "summariser"]
 MODELS = ["gpt-4o", "claude-sonnet-4"]  # the second has no price: kept unpriced
+PRICE = ("2.5", "1.25", "10")  # the first's, per million input, cached input and output tokens
 
 
 def _prepare(config: Path) -> None:
@@ -64,9 +65,9 @@ def _prepare(config: Path) -> None:
         organization=organization,
         provider="openai",
         model=MODELS[0],
-        input_per_mtok=2.5,
-        cached_input_per_mtok=1.25,
-        output_per_mtok=10,
+        input_per_mtok=PRICE[0],
+        cached_input_per_mtok=PRICE[1],
+        output_per_mtok=PRICE[2],
         valid_from=dt.date(2025, 1, 1),
     )
     _, raw = service_token_create(organization=organization, scope=TokenScope.INGEST, name="bench", by=admin)
@@ -74,22 +75,25 @@ def _prepare(config: Path) -> None:
 
 
 def _bodies(spans: int) -> list[bytes]:
-    """Exports of BATCH spans each, one resource per service, every span id new."""
+    """Exports of BATCH spans each, every span id new, in turns of the services (export k is of service k % 4).
+
+    Each export is one service's, as an SDK's batch span processor sends it (one process, one resource):
+    with INGEST_CLIENTS = 4 each client is one service's exporter, so concurrent exports add into their
+    own service's entries and wait on each other's row locks only when they share a service.
+    """
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     end = int((dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).timestamp()) * 1_000_000_000
     bodies, n = [], 0
     while n < spans:
         export = ExportTraceServiceRequest()
-        resources = {}
-        for service in SERVICES:
-            resource_spans = export.resource_spans.add()
-            kv = resource_spans.resource.attributes.add()
-            kv.key, kv.value.string_value = "service.name", service
-            resources[service] = resource_spans.scope_spans.add()
+        resource_spans = export.resource_spans.add()
+        kv = resource_spans.resource.attributes.add()
+        kv.key, kv.value.string_value = "service.name", SERVICES[len(bodies) % len(SERVICES)]
+        scope_spans = resource_spans.scope_spans.add()
         for _ in range(min(BATCH, spans - n)):
             n += 1
-            span = resources[SERVICES[n % len(SERVICES)]].spans.add()
+            span = scope_spans.spans.add()
             span.trace_id, span.span_id = n.to_bytes(16, "big"), n.to_bytes(8, "big")
             span.name, span.kind = "chat", 3
             span.start_time_unix_nano, span.end_time_unix_nano = end - 10**9, end + n
@@ -112,15 +116,27 @@ def _bodies(spans: int) -> list[bytes]:
 
 
 def _floor(bodies: list[bytes], url: str) -> float:
-    """Decode every body and COPY its aggregated rows in one process; return the seconds it took."""
+    """Decode every body and COPY its aggregated rows in one process; return the seconds it took.
+
+    The rows are the receiver's: every column of a usage entry, its amount from the seeded price (no
+    amount for the unpriced model), into a scratch table shaped like the cost table (no indexes: the
+    floor writes the rows, it does not look for the entries they add into).
+    """
+    import hashlib
+    from decimal import Decimal
+
+    import django
     import psycopg
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracker.settings")
+    django.setup()  # for the receiver's own column list and description, nothing else
     from ops.otlp import usage_spans
+    from ops.services.otlp import _COLUMNS, _DESCRIPTION
 
+    per_token = [Decimal(p) / 1_000_000 for p in PRICE]  # input, cached input, output
     with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as conn:
-        columns = "project_id, date, model, provider, input_tokens, cached_input_tokens, output_tokens, requests"
-        conn.execute(f"CREATE TEMP TABLE floor_entries AS SELECT {columns} FROM ops_costentry WITH NO DATA")
+        conn.execute(f"CREATE TEMP TABLE floor_entries AS SELECT {_COLUMNS} FROM ops_costentry WITH NO DATA")
         started = time.perf_counter()
         for body in bodies:
             usage = usage_spans(ExportTraceServiceRequest.FromString(body))
@@ -131,9 +147,33 @@ def _floor(bodies: list[bytes], url: str) -> float:
                 total[1] += span.cached_input_tokens
                 total[2] += span.output_tokens
                 total[3] += 1
-            with conn.cursor().copy(f"COPY floor_entries ({columns}) FROM STDIN") as copy:
+            now = dt.datetime.now(dt.UTC)
+            with conn.cursor().copy(f"COPY floor_entries ({_COLUMNS}) FROM STDIN") as copy:
                 for (service, provider, model, day), values in totals.items():
-                    copy.write_row([SERVICES.index(service), day, model, provider, *values])
+                    priced = model == MODELS[0]
+                    amount = sum(t * p for t, p in zip(values, per_token, strict=False)).quantize(Decimal("0.01"))
+                    key = f"{provider}\x1f{model}\x1f{day.isoformat()}".encode()
+                    copy.write_row(
+                        [
+                            SERVICES.index(service),
+                            day,
+                            "inference",
+                            amount if priced else None,
+                            _DESCRIPTION + model,
+                            model,
+                            provider,
+                            *values,
+                            0,
+                            0,
+                            "usage",
+                            1 if priced else None,
+                            f"otlp:{hashlib.sha256(key).hexdigest()[:40]}",
+                            1,
+                            now,
+                            now,
+                            "{}",
+                        ]
+                    )
             conn.commit()
         return time.perf_counter() - started
 
