@@ -25,9 +25,9 @@ from ops.models import (
     Risk,
     RiskAssessment,
     RiskSnapshot,
-    RiskStatus,
     SpendSnapshot,
 )
+from ops.selectors.portfolio import review_overdue
 from projects.admin import AuditedAdminMixin, InlineRowsFormSet, LatestRowsFormSet, ProjectAdmin, ReadOnlyAdminMixin
 
 
@@ -53,7 +53,7 @@ class OverdueReviewFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value() == "overdue":
-            return queryset.filter(next_review_date__lt=timezone.localdate(), status__in=RiskStatus.active())
+            return queryset.filter(review_overdue(timezone.localdate()))
         return queryset
 
 

@@ -35,6 +35,7 @@ from ops.selectors.portfolio import (
     monthly_spend,
     project_cost_figures,
     report_week,
+    review_overdue,
     status_stale,
     with_budget_status,
     with_overdue_reviews,
@@ -278,7 +279,7 @@ def portfolio_overview(*, user: AbstractBaseUser, organization: Organization) ->
         ),
         risks=risks,
         weeks=_weekly(organization=organization, projects=live, today=today, risks_now=risks.by_severity),
-        overdue_reviews=list(active.filter(next_review_date__lt=today).order_by("next_review_date", "pk")[:OVERDUE]),
+        overdue_reviews=list(active.filter(review_overdue(today)).order_by("next_review_date", "pk")[:OVERDUE]),
         # The budget status read for needs attention (`portfolio.with_budget_status`), not computed again.
         over_tolerance=over_tolerance[:LISTED],
         over_tolerance_count=len(over_tolerance),
@@ -407,6 +408,6 @@ def risk_overview(*, organization: Organization, risks: QuerySet[Risk]) -> RiskO
         heatmap=risk_counts(risks=risks).heatmap,
         counts=risk_counts(risks=active),
         top_risks=list(active.order_by("-score", "title")[:TOP]),
-        overdue=list(active.filter(next_review_date__lt=today).order_by("next_review_date", "pk")[:OVERDUE]),
+        overdue=list(active.filter(review_overdue(today)).order_by("next_review_date", "pk")[:OVERDUE]),
         signals=list(active.filter(source=RiskSource.SIGNAL).order_by("-updated_at")[:10]),
     )

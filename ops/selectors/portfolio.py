@@ -1056,10 +1056,18 @@ def my_projects(*, user: AbstractBaseUser, organization: Organization, as_of: dt
 # Needs attention
 
 
+def review_overdue(as_of: dt.date) -> Q:
+    """The one rule of an overdue risk review: an active risk whose review date is before `as_of`.
+
+    A report of a closed period asks it as of the day after the period's last day, so a review due on
+    that last day and not done counts, in the status and the risk report alike.
+    """
+    return Q(status__in=RiskStatus.active(), next_review_date__lt=as_of)
+
+
 def with_overdue_reviews(projects: QuerySet[Project], *, as_of: dt.date) -> QuerySet[Project]:
-    """Annotate `overdue_reviews`: an active risk whose review date is before `as_of`."""
-    overdue = Risk.objects.filter(project=OuterRef("pk"), status__in=RiskStatus.active(), next_review_date__lt=as_of)
-    return projects.annotate(overdue_reviews=Exists(overdue))
+    """Annotate `overdue_reviews`: the project has a risk whose review is overdue as of `as_of`."""
+    return projects.annotate(overdue_reviews=Exists(Risk.objects.filter(review_overdue(as_of), project=OuterRef("pk"))))
 
 
 def attention_reasons(

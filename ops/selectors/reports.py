@@ -56,6 +56,7 @@ from ops.selectors.portfolio import (
     latest_metrics_by_project,
     money_field,
     report_week,
+    review_overdue,
     status_stale,
     with_overdue_reviews,
 )
@@ -135,7 +136,7 @@ def _project_rows(projects: QuerySet[Project], end: dt.date, end_dt: dt.datetime
     before = StageTransition.objects.filter(project=OuterRef("pk"), at__lt=end_dt).order_by("-at", "-id")
     after = StageTransition.objects.filter(project=OuterRef("pk"), at__gte=end_dt).order_by("at", "id")
     return (
-        with_overdue_reviews(gates_annotate(projects), as_of=end)
+        with_overdue_reviews(gates_annotate(projects), as_of=end + dt.timedelta(days=1))
         .order_by("name", "pk")
         .only(*PROJECT_COLUMNS)
         .annotate(
@@ -507,7 +508,7 @@ def risk_report_data(
             tz,
         ),
         "overdue_reviews": _risk_list(
-            active.filter(next_review_date__lte=period_end).order_by("next_review_date", "pk"), tz
+            active.filter(review_overdue(period_end + dt.timedelta(days=1))).order_by("next_review_date", "pk"), tz
         ),
     }
     signals = risks.filter(source=RiskSource.SIGNAL)

@@ -49,6 +49,7 @@ from ops.selectors.billing import billed_vs_estimated, month_start
 from ops.selectors.portfolio import (
     budget_statuses,
     latest_metrics_by_project,
+    review_overdue,
     spend_by_provider,
     status_stale,
     status_stale_q,
@@ -213,12 +214,7 @@ def _project_findings(organization: Organization, today: dt.date) -> Iterator[Fi
 def _review_findings(organization: Organization, today: dt.date) -> Iterator[Finding]:
     """review_overdue: active risks whose review date passed, one finding per project (or portfolio)."""
     rows = (
-        Risk.objects.filter(
-            organization=organization,
-            source=RiskSource.MANUAL,
-            status__in=RiskStatus.active(),
-            next_review_date__lt=today,
-        )
+        Risk.objects.filter(review_overdue(today), organization=organization, source=RiskSource.MANUAL)
         .filter(Q(project__isnull=True) | Q(project__in=_projects(organization)))
         .order_by()
         .values("project_id", "project__name")

@@ -385,6 +385,22 @@ def test_risk_report_lists_the_changes_of_the_period(risk_portfolio):
     assert titles("signals_cleared") == ["signal cleared"]
 
 
+def test_both_reports_read_an_overdue_review_by_the_same_rule(risk_portfolio):
+    """A review due on the period's last day and not done is overdue in the status report's needs
+    attention and in the risk report's list alike; one due the day after is in neither."""
+    org, risks = risk_portfolio
+    risk_list = [r["title"] for r in build(ReportKind.RISK, org).data["overdue_reviews"]["items"]]
+    attention = {row["name"]: row["reasons"] for row in build(ReportKind.STATUS, org).data["needs_attention"]}
+    assert risk_list == ["overdue"]
+    assert "overdue_reviews" in attention["Alpha"] and "overdue_reviews" not in attention.get("Beta", [])
+
+    type(risks["overdue"]).objects.filter(pk=risks["overdue"].pk).update(next_review_date=dt.date(2026, 3, 9))
+    Report.objects.all().delete()
+    assert build(ReportKind.RISK, org).data["overdue_reviews"]["items"] == []
+    attention = {row["name"]: row["reasons"] for row in build(ReportKind.STATUS, org).data["needs_attention"]}
+    assert "overdue_reviews" not in attention.get("Alpha", [])
+
+
 def test_accepted_list_goes_by_the_time_of_acceptance_not_the_last_change():
     with time_machine.travel(BEFORE, tick=False):
         org = OrganizationFactory(timezone="UTC")
