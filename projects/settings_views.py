@@ -10,6 +10,7 @@ account (`notifications`), for every member.
 """
 
 from collections.abc import Callable, Mapping
+from functools import partial
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -40,7 +41,7 @@ from projects.selectors import (
     team_list_with_counts,
 )
 from tracker.exceptions import DomainError
-from tracker.web import form_apply_error, organization_required, role_required
+from tracker.web import form_apply_error, form_changes, form_save, organization_required, role_required
 
 
 def _render(request: HttpRequest, template: str, context: dict) -> HttpResponse:
@@ -58,14 +59,9 @@ def organization_settings(request: HttpRequest) -> HttpResponse:
     initial = {name: getattr(organization, name) for name in OrganizationSettingsForm.base_fields}
     form = OrganizationSettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
-        changes = {k: v for k, v in form.cleaned_data.items() if k in form.changed_data}
-        try:
-            services.organization_update(organization=organization, by=request.user, **changes)
-        except DomainError as exc:
-            form_apply_error(form, exc)
-        else:
-            messages.success(request, "Organization settings saved.")
-            return redirect("settings:organization")
+        save = partial(services.organization_update, organization=organization, by=request.user, **form_changes(form))
+        if done := form_save(request, form, save, message="Organization settings saved.", to="settings:organization"):
+            return done
     return _render(request, "organization.html", {"form": form})
 
 
@@ -90,15 +86,13 @@ def members(request: HttpRequest) -> HttpResponse:
     role_required(request, Role.ADMIN if request.method == "POST" else Role.MANAGER)
     form = InvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            invitation = services.invitation_create(
-                organization=request.organization, by=request.user, **form.cleaned_data
-            )
-        except DomainError as exc:
-            form_apply_error(form, exc)
-        else:
-            messages.success(request, f"Invitation sent to {invitation.email}.")
-            return redirect("settings:members")
+        save = partial(
+            services.invitation_create, organization=request.organization, by=request.user, **form.cleaned_data
+        )
+        if done := form_save(
+            request, form, save, message=lambda i: f"Invitation sent to {i.email}.", to="settings:members"
+        ):
+            return done
     return _members_page(request, form=form)
 
 
@@ -170,13 +164,9 @@ def teams(request: HttpRequest) -> HttpResponse:
     organization = request.organization
     form = TeamForm(request.POST or None, organization=organization)
     if request.method == "POST" and form.is_valid():
-        try:
-            team = services.team_create(organization=organization, by=request.user, **form.cleaned_data)
-        except DomainError as exc:
-            form_apply_error(form, exc)
-        else:
-            messages.success(request, f"Team “{team.name}” created.")
-            return redirect("settings:teams")
+        save = partial(services.team_create, organization=organization, by=request.user, **form.cleaned_data)
+        if done := form_save(request, form, save, message=lambda t: f"Team “{t.name}” created.", to="settings:teams"):
+            return done
     context = {"form": form, "teams": team_list_with_counts(organization=organization)}
     return _render(request, "teams.html", context)
 
@@ -194,14 +184,9 @@ def team_edit(request: HttpRequest, pk: int) -> HttpResponse:
     initial = {"name": team.name, "description": team.description, "lead": team.lead, "archived": team.archived}
     form = TeamEditForm(request.POST or None, initial=initial, organization=request.organization)
     if request.method == "POST" and form.is_valid():
-        changes = {k: v for k, v in form.cleaned_data.items() if k in form.changed_data}
-        try:
-            services.team_update(team=team, by=request.user, **changes)
-        except DomainError as exc:
-            form_apply_error(form, exc)
-        else:
-            messages.success(request, f"Team “{team.name}” saved.")
-            return redirect("settings:teams")
+        save = partial(services.team_update, team=team, by=request.user, **form_changes(form))
+        if done := form_save(request, form, save, message=lambda _: f"Team “{team.name}” saved.", to="settings:teams"):
+            return done
     return _render(request, "team_edit.html", {"form": form, "team": team})
 
 
@@ -228,13 +213,11 @@ def cost_centres(request: HttpRequest) -> HttpResponse:
     organization = request.organization
     form = CostCentreForm(request.POST or None, organization=organization)
     if request.method == "POST" and form.is_valid():
-        try:
-            centre = services.cost_centre_create(organization=organization, by=request.user, **form.cleaned_data)
-        except DomainError as exc:
-            form_apply_error(form, exc)
-        else:
-            messages.success(request, f"Cost centre “{centre}” added.")
-            return redirect("settings:cost-centres")
+        save = partial(services.cost_centre_create, organization=organization, by=request.user, **form.cleaned_data)
+        if done := form_save(
+            request, form, save, message=lambda c: f"Cost centre “{c}” added.", to="settings:cost-centres"
+        ):
+            return done
     context = {"form": form, "cost_centres": cost_centre_list_with_counts(organization=organization)}
     return _render(request, "cost_centres.html", context)
 
@@ -252,14 +235,11 @@ def cost_centre_edit(request: HttpRequest, pk: int) -> HttpResponse:
     initial = {"code": centre.code, "name": centre.name, "owner": centre.owner}
     form = CostCentreForm(request.POST or None, initial=initial, organization=request.organization)
     if request.method == "POST" and form.is_valid():
-        changes = {k: v for k, v in form.cleaned_data.items() if k in form.changed_data}
-        try:
-            services.cost_centre_update(cost_centre=centre, by=request.user, **changes)
-        except DomainError as exc:
-            form_apply_error(form, exc)
-        else:
-            messages.success(request, f"Cost centre “{centre}” saved.")
-            return redirect("settings:cost-centres")
+        save = partial(services.cost_centre_update, cost_centre=centre, by=request.user, **form_changes(form))
+        if done := form_save(
+            request, form, save, message=lambda _: f"Cost centre “{centre}” saved.", to="settings:cost-centres"
+        ):
+            return done
     return _render(request, "cost_centre_edit.html", {"form": form, "centre": centre})
 
 

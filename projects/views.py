@@ -8,6 +8,7 @@ stage gates that the change may have moved) instead of the whole page.
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 
 from django import forms as django_forms
 from django.contrib import messages
@@ -44,7 +45,7 @@ from projects.selectors import (
     transition_check,
 )
 from tracker.exceptions import DomainError, TransitionRefused
-from tracker.web import form_apply_error, is_htmx, organization_required, role_required
+from tracker.web import form_apply_error, form_changes, form_save, is_htmx, organization_required, role_required
 
 
 def project_get(request: HttpRequest, pk: int) -> Project:
@@ -97,14 +98,9 @@ def project_edit(request: HttpRequest, pk: int) -> HttpResponse:
         request.POST or None, initial=ProjectForm.initial_for(project), organization=project.organization
     )
     if request.method == "POST" and form.is_valid():
-        changes = {k: v for k, v in form.cleaned_data.items() if k in form.changed_data}
-        try:
-            services.project_update(project=project, by=request.user, **changes)
-        except DomainError as exc:
-            form_apply_error(form, exc)
-        else:
-            messages.success(request, "Project saved.")
-            return redirect(project)
+        save = partial(services.project_update, project=project, by=request.user, **form_changes(form))
+        if done := form_save(request, form, save, message="Project saved.", to=project):
+            return done
     return render(request, "projects/project_form.html", {"form": form, "project": project})
 
 
