@@ -333,6 +333,10 @@ def _line(daily: Sequence[Decimal]) -> tuple[Decimal, Decimal, Decimal]:
     mean_y = sum(daily, Decimal(0)) / n if n else Decimal(0)
     if n < 3:
         return mean_y, Decimal(0), Decimal(0)
+    if all(y == mean_y for y in daily):
+        # A flat window (nothing spent, or the same each day) is its own line: the sums below would give
+        # a slope of 0 and no scatter, and this answers the same without them.
+        return mean_y, Decimal(0), Decimal(0)
     mean_x = Decimal(n - 1) / 2
     sxx = Decimal(n * (n * n - 1)) / 12  # the sum of (x - mean_x)² over x = 0 … n − 1, exactly
     slope = sum((o * (y - mean_y) for o, y in zip(_offsets(n), daily, strict=True)), Decimal(0)) / sxx
