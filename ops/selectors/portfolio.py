@@ -458,23 +458,34 @@ class BudgetStatus:
     def over_tolerance(self) -> bool:
         return self.spend > self.limit
 
-    def as_fields(self) -> dict[str, object]:
-        """Return the status under the names the API and the status report share (money as strings)."""
-        used_pct = self.used_pct
+    def as_values(self) -> dict[str, object]:
+        """Return the status under the names the API and the status report share, as values (money rounded)."""
+        outlook = self.outlook
         return {
-            "budget_period_start": self.period_start.isoformat(),
-            "budget_period_end": self.period_end.isoformat(),
-            "budget_amount": money_field(self.amount),
-            "budget_spend": money_field(self.spend),
-            "budget_used_pct": None if used_pct is None else str(used_pct),
-            "budget_forecast": str(self.forecast),
-            "budget_forecast_low": str(self.outlook.low),
-            "budget_forecast_high": str(self.outlook.high),
-            "budget_runs_out_on": None if self.outlook.runs_out_on is None else self.outlook.runs_out_on.isoformat(),
+            "budget_period_start": self.period_start,
+            "budget_period_end": self.period_end,
+            "budget_amount": _quantize(self.amount, CENT),
+            "budget_spend": _quantize(self.spend, CENT),
+            "budget_used_pct": self.used_pct,
+            "budget_forecast": outlook.expected,
+            "budget_forecast_low": outlook.low,
+            "budget_forecast_high": outlook.high,
+            "budget_runs_out_on": outlook.runs_out_on,
             "over_budget": self.over_budget,
             "over_tolerance": self.over_tolerance,
             "budget_spend_incomplete": self.incomplete,
         }
+
+    def as_fields(self) -> dict[str, object]:
+        """Return `as_values` as the status report's data carries them: money, % and dates as strings."""
+        return {
+            name: value if value is None or isinstance(value, bool) else _as_text(value)
+            for name, value in self.as_values().items()
+        }
+
+
+def _as_text(value: Decimal | dt.date) -> str:
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
 # The same fields for a project without a covering budget.
