@@ -315,8 +315,6 @@ _UNCHANGED: dict[type, type] = {
 
 def _unchanged_type(field: serializers.Field) -> type:
     """Return the type whose values `field` represents as they are (`_Never` when none)."""
-    if isinstance(field, serializers.DateField) and not isinstance(field, serializers.DateTimeField):
-        return str if _date_writer(field) else _Never  # in ISO 8601, a date already written as text
     if isinstance(field, serializers.ChoiceField):
         # A str choice maps to its own key, equal to itself, when every key is a str.
         keys = field.choice_strings_to_values.values()
@@ -345,7 +343,7 @@ def _datetime_writer(field: serializers.DateTimeField) -> Callable[[Any], Any] |
 
 
 def _date_writer(field: serializers.DateField) -> Callable[[Any], Any] | None:
-    """DRF's ISO 8601 output of a DateField without its per-value checks (a text value passes as it is)."""
+    """DRF's ISO 8601 output of a DateField, without its per-value checks for a date."""
     output_format = getattr(field, "format", api_settings.DATE_FORMAT)
     if not isinstance(output_format, str) or output_format.lower() != ISO_8601:
         return None
@@ -470,7 +468,7 @@ class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
             elif isinstance(field, serializers.PrimaryKeyRelatedField) and field.pk_field is None:
                 plan.append((field.field_name, model._meta.get_field(source[0]).attname, int, _identity))
             elif write := _plain_writer(field):
-                plan.append((field.field_name, source[0], _unchanged_type(field), write))
+                plan.append((field.field_name, source[0], _Never, write))
             else:
                 plan.append((field.field_name, source[0], _unchanged_type(field), field.to_representation))
         return plan
