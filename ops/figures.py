@@ -8,9 +8,10 @@ from projects.models import Project
 def _budget_fields(row: Project) -> None:
     if not hasattr(row, "budget_as_of"):  # not a row of the list (a project read on its own)
         return
-    # The derived figures (% used, forecast, flags) come from the one rule, not from SQL of their own.
+    # The derived figures (% used, forecast, flags) come from the one rule, not from SQL of their own; as
+    # values, which the serializer's fields write (as text they would be parsed back first).
     row.budget = budget_status_of(row)
-    for name, value in (row.budget.as_fields() if row.budget else NO_BUDGET_FIELDS).items():
+    for name, value in (row.budget.as_values() if row.budget else NO_BUDGET_FIELDS).items():
         setattr(row, name, value)
 
 

@@ -41,3 +41,14 @@ def test_a_custom_datetime_format_takes_drfs_path():
     ProjectFactory(organization=membership.organization)
     (project,) = project_list_with_figures(user=membership.user)
     assert ProjectSerializer(project).data == drf(project)
+
+
+def test_only_a_value_of_the_fields_own_type_passes_unconverted():
+    membership = MembershipFactory()
+    ProjectFactory(organization=membership.organization)
+    (project,) = project_list_with_figures(user=membership.user)
+    project.open_risks, project.name, project.archived = True, 7, 0  # int(True) is 1, str(7) is "7", bool(0)
+    fast = ProjectSerializer(project).data
+    assert fast == drf(project)
+    assert (fast["open_risks"], fast["name"], fast["archived"]) == (1, "7", False)
+    assert type(fast["open_risks"]) is int

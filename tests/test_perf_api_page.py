@@ -27,3 +27,16 @@ def test_daily_series_has_one_value_per_window_day_and_zero_where_nothing_was_sp
     assert series == tuple(spend.get(day, Decimal(0)) for day in days)
     assert len(series) == 14 and sum(series) == Decimal("4.5")
     assert daily_series({}, period_start=as_of, as_of=as_of) == (Decimal(0),)
+
+
+def test_line_of_a_flat_window_equals_the_sums():
+    for n in range(3, 20):
+        for level in (Decimal(0), Decimal("12.34"), Decimal("0.3333333333")):
+            daily = [level] * n
+            mean_x = Decimal(n - 1) / 2
+            mean_y = sum(daily, Decimal(0)) / n
+            sxx = Decimal(n * (n * n - 1)) / 12
+            slope = sum(((x - mean_x) * (y - mean_y) for x, y in enumerate(daily)), Decimal(0)) / sxx
+            intercept = mean_y - slope * mean_x
+            squares = sum(((y - intercept - slope * x) ** 2 for x, y in enumerate(daily)), Decimal(0))
+            assert _line(daily) == (intercept, slope, (squares / (n - 2)).sqrt()) == (level, 0, 0)

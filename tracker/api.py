@@ -299,6 +299,33 @@ def _identity(value: Any) -> Any:
     return value
 
 
+class _Never:
+    """A type no value has: the pass-through type of a field whose every value is converted."""
+
+
+# The fields whose DRF `to_representation` gives back a value of this exact type unchanged (int(3) is 3,
+# str("a") is "a"), so the read path copies it without a call. Exact types: int(True) would be 1, not true.
+_UNCHANGED: dict[type, type] = {
+    serializers.BooleanField: bool,
+    serializers.CharField: str,
+    serializers.FloatField: float,
+    serializers.IntegerField: int,
+}
+
+
+def _unchanged_type(field: serializers.Field) -> type:
+    """Return the type whose values `field` represents as they are (`_Never` when none)."""
+    if isinstance(field, serializers.ChoiceField):
+        # A str choice maps to its own key, equal to itself, when every key is a str.
+        keys = field.choice_strings_to_values.values()
+        plain = type(field).to_representation is serializers.ChoiceField.to_representation
+        return str if plain and all(isinstance(key, str) for key in keys) else _Never
+    for kind, unchanged in _UNCHANGED.items():
+        if type(field).to_representation is kind.to_representation:
+            return unchanged
+    return _Never
+
+
 def _datetime_writer(field: serializers.DateTimeField) -> Callable[[Any], Any] | None:
     """DRF's ISO 8601 output of a DateTimeField, with its timezone looked up once, not per value."""
     output_format = getattr(field, "format", api_settings.DATETIME_FORMAT)
@@ -311,6 +338,18 @@ def _datetime_writer(field: serializers.DateTimeField) -> Callable[[Any], Any] |
             return field.to_representation(value)
         text = value.astimezone(zone).isoformat()
         return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+    return write
+
+
+def _date_writer(field: serializers.DateField) -> Callable[[Any], Any] | None:
+    """DRF's ISO 8601 output of a DateField, without its per-value checks for a date."""
+    output_format = getattr(field, "format", api_settings.DATE_FORMAT)
+    if not isinstance(output_format, str) or output_format.lower() != ISO_8601:
+        return None
+
+    def write(value: Any) -> Any:
+        return value.isoformat() if type(value) is dt.date else field.to_representation(value)
 
     return write
 
@@ -338,13 +377,18 @@ def _plain_writer(field: serializers.Field) -> Callable[[Any], Any] | None:
     """A faster equivalent of the field's `to_representation`, for the kinds where DRF's costs the most."""
     if isinstance(field, serializers.DateTimeField):
         return _datetime_writer(field)
+    if isinstance(field, serializers.DateField):
+        return _date_writer(field)
     if isinstance(field, serializers.DecimalField):
         return _decimal_writer(field)
     return None
 
 
+# One read of a plan: the output name, the attribute (None: DRF's way, through the bound field),
+# the type passed on unchanged and the writer of any other value.
+ReadStep = tuple[str, str | None, type, Any]
 # Read plans by (serializer class, model, current timezone): a serializer's fields come from its class.
-_READ_PLANS: dict[tuple[type, type, Any], list[tuple[str, str | None, Any]]] = {}
+_READ_PLANS: dict[tuple[type, type, Any], list[ReadStep]] = {}
 
 
 @receiver(setting_changed)
@@ -359,7 +403,8 @@ class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
 
     Reading a row field by field through DRF's `get_attribute` machinery costs more than the
     query. Fields that read one plain attribute (model fields, annotations, foreign-key ids) are
-    read with `getattr` from a plan made once per serializer class; the others take DRF's way.
+    read from the row's `__dict__` by a plan made once per serializer class, a value of the type
+    the field would give back unchanged without a call; the others take DRF's way.
     Building a ModelSerializer's fields costs a few milliseconds, so a serializer whose fields are
     all plain never builds them to read: its plan is kept by class (every serializer here declares
     its fields on the class, none per instance).
@@ -370,7 +415,8 @@ class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
         if plan is None:
             plan = self._read_plan = self._bound_read_plan(type(instance))
         data = {}
-        for name, attname, field in plan:
+        row = instance.__dict__
+        for name, attname, unchanged, field in plan:
             if attname is None:
                 try:
                     value = field.get_attribute(instance)
@@ -382,23 +428,27 @@ class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
                     continue
                 data[name] = None if value is None else field.to_representation(value)
             else:
-                value = getattr(instance, attname)
-                data[name] = None if value is None else field(value)
+                # A deferred field is not in __dict__ yet: its descriptor loads it.
+                value = row[attname] if attname in row else getattr(instance, attname)
+                data[name] = value if value is None or type(value) is unchanged else field(value)
         return data
 
-    def _bound_read_plan(self, model: type) -> list[tuple[str, str | None, Any]]:
+    def _bound_read_plan(self, model: type) -> list[ReadStep]:
         """Return the class's plan, its DRF-way entries bound to this serializer's own fields."""
         key = (type(self), model, timezone.get_current_timezone())
         plan = _READ_PLANS.get(key)
         if plan is None:
             plan = _READ_PLANS[key] = self._make_read_plan(model)
-        if all(attname is not None for _, attname, _ in plan):
+        if all(step[1] is not None for step in plan):
             return plan
         fields = self.fields
-        return [(name, None, fields[name]) if attname is None else (name, attname, w) for name, attname, w in plan]
+        return [
+            (name, None, _Never, fields[name]) if attname is None else (name, attname, kind, w)
+            for name, attname, kind, w in plan
+        ]
 
-    def _make_read_plan(self, model: type) -> list[tuple[str, str | None, Any]]:
-        plan = []
+    def _make_read_plan(self, model: type) -> list[ReadStep]:
+        plan: list[ReadStep] = []
         for field in self._readable_fields:
             source = field.source_attrs
             simple = (
@@ -414,13 +464,13 @@ class StrictModelSerializer(StrictSerializer, serializers.ModelSerializer):
                 and not callable(getattr(model, source[0], None))
             )
             if not simple:
-                plan.append((field.field_name, None, None))  # bound per serializer (_bound_read_plan)
+                plan.append((field.field_name, None, _Never, None))  # bound per serializer (_bound_read_plan)
             elif isinstance(field, serializers.PrimaryKeyRelatedField) and field.pk_field is None:
-                plan.append((field.field_name, model._meta.get_field(source[0]).attname, _identity))
+                plan.append((field.field_name, model._meta.get_field(source[0]).attname, int, _identity))
             elif write := _plain_writer(field):
-                plan.append((field.field_name, source[0], write))
+                plan.append((field.field_name, source[0], _Never, write))
             else:
-                plan.append((field.field_name, source[0], field.to_representation))
+                plan.append((field.field_name, source[0], _unchanged_type(field), field.to_representation))
         return plan
 
     def get_validators(self) -> list:

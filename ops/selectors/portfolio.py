@@ -111,6 +111,7 @@ from projects.selectors import project_list
 
 CENT = Decimal("0.01")
 TENTH = Decimal("0.1")
+ZERO = Decimal(0)
 PRICE_QUANTUM = Decimal("0.0001")
 MTOK = Decimal(1_000_000)
 MONEY = DecimalField(max_digits=18, decimal_places=4)
@@ -308,12 +309,22 @@ def forecast_window(*, period_start: dt.date, as_of: dt.date) -> dt.date:
 def daily_series(spend_by_day: dict[dt.date, Decimal], *, period_start: dt.date, as_of: dt.date) -> tuple[Decimal, ...]:
     """Return the spend of each day of the forecast window, oldest first (0 on days without costs)."""
     start = forecast_window(period_start=period_start, as_of=as_of)
-    day, one = start, dt.timedelta(days=1)
-    series = []
-    while day <= as_of:
-        series.append(spend_by_day.get(day, Decimal(0)))
-        day += one
+    days = (as_of - start).days + 1
+    if len(spend_by_day) >= days:
+        return tuple(spend_by_day.get(start + dt.timedelta(days=i), ZERO) for i in range(days))
+    # Fewer days with spend than days in the window (an idle project has none): place each of them.
+    series = [ZERO] * max(days, 0)
+    for day, amount in spend_by_day.items():
+        if 0 <= (index := (day - start).days) < days:
+            series[index] = amount
     return tuple(series)
+
+
+@functools.cache
+def _offsets(n: int) -> tuple[Decimal, ...]:
+    """Return x − mean_x for x = 0 … n − 1 (the same Decimals `_line` would compute, made once per n)."""
+    mean_x = Decimal(n - 1) / 2
+    return tuple(x - mean_x for x in range(n))
 
 
 def _line(daily: Sequence[Decimal]) -> tuple[Decimal, Decimal, Decimal]:
@@ -322,9 +333,13 @@ def _line(daily: Sequence[Decimal]) -> tuple[Decimal, Decimal, Decimal]:
     mean_y = sum(daily, Decimal(0)) / n if n else Decimal(0)
     if n < 3:
         return mean_y, Decimal(0), Decimal(0)
+    if all(y == mean_y for y in daily):
+        # A flat window (nothing spent, or the same each day) is its own line: the sums below would give
+        # a slope of 0 and no scatter, and this answers the same without them.
+        return mean_y, Decimal(0), Decimal(0)
     mean_x = Decimal(n - 1) / 2
     sxx = Decimal(n * (n * n - 1)) / 12  # the sum of (x - mean_x)² over x = 0 … n − 1, exactly
-    slope = sum(((x - mean_x) * (y - mean_y) for x, y in enumerate(daily)), Decimal(0)) / sxx
+    slope = sum((o * (y - mean_y) for o, y in zip(_offsets(n), daily, strict=True)), Decimal(0)) / sxx
     intercept = mean_y - slope * mean_x
     squares = sum(((y - intercept - slope * x) ** 2 for x, y in enumerate(daily)), Decimal(0))
     return intercept, slope, (squares / (n - 2)).sqrt()
@@ -443,23 +458,34 @@ class BudgetStatus:
     def over_tolerance(self) -> bool:
         return self.spend > self.limit
 
-    def as_fields(self) -> dict[str, object]:
-        """Return the status under the names the API and the status report share (money as strings)."""
-        used_pct = self.used_pct
+    def as_values(self) -> dict[str, object]:
+        """Return the status under the names the API and the status report share, as values (money rounded)."""
+        outlook = self.outlook
         return {
-            "budget_period_start": self.period_start.isoformat(),
-            "budget_period_end": self.period_end.isoformat(),
-            "budget_amount": money_field(self.amount),
-            "budget_spend": money_field(self.spend),
-            "budget_used_pct": None if used_pct is None else str(used_pct),
-            "budget_forecast": str(self.forecast),
-            "budget_forecast_low": str(self.outlook.low),
-            "budget_forecast_high": str(self.outlook.high),
-            "budget_runs_out_on": None if self.outlook.runs_out_on is None else self.outlook.runs_out_on.isoformat(),
+            "budget_period_start": self.period_start,
+            "budget_period_end": self.period_end,
+            "budget_amount": _quantize(self.amount, CENT),
+            "budget_spend": _quantize(self.spend, CENT),
+            "budget_used_pct": self.used_pct,
+            "budget_forecast": outlook.expected,
+            "budget_forecast_low": outlook.low,
+            "budget_forecast_high": outlook.high,
+            "budget_runs_out_on": outlook.runs_out_on,
             "over_budget": self.over_budget,
             "over_tolerance": self.over_tolerance,
             "budget_spend_incomplete": self.incomplete,
         }
+
+    def as_fields(self) -> dict[str, object]:
+        """Return `as_values` as the status report's data carries them: money, % and dates as strings."""
+        return {
+            name: value if value is None or isinstance(value, bool) else _as_text(value)
+            for name, value in self.as_values().items()
+        }
+
+
+def _as_text(value: Decimal | dt.date) -> str:
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
 # The same fields for a project without a covering budget.
