@@ -8,6 +8,7 @@ Babel); the date patterns are ours, one per context, so that every page reads da
 
 import copy
 import datetime as dt
+import functools
 import zoneinfo
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_decimal
+from babel.numbers import NumberPattern, format_decimal
 from django.apps import apps
 from django.db import models
 from django.utils.text import capfirst
@@ -46,8 +47,24 @@ class Localized(Protocol):
     locale: str
 
 
+# Parsing a locale and copying its patterns cost more than formatting a figure with them: pages format
+# hundreds of figures in a few locales, so each locale and pattern is made once per process.
+@functools.lru_cache(maxsize=64)
+def _parsed_locale(identifier: str) -> Locale:
+    return Locale.parse(identifier)
+
+
 def _locale(organization: Localized | None) -> Locale:
-    return Locale.parse(getattr(organization, "locale", None) or DEFAULT_LOCALE)
+    return _parsed_locale(getattr(organization, "locale", None) or DEFAULT_LOCALE)
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(locale: Locale, kind: str, frac_prec: tuple[int, int] | None) -> NumberPattern:
+    """Return the locale's currency or percent pattern, with `frac_prec` decimals (None: the locale's)."""
+    pattern = copy.copy(locale.currency_formats["standard"] if kind == "currency" else locale.percent_formats[None])
+    if frac_prec is not None:
+        pattern.frac_prec = frac_prec
+    return pattern
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -68,9 +85,7 @@ def money(amount: Any, organization: Localized | None, *, whole: bool = False) -
     if value is None:
         return EMPTY
     locale = _locale(organization)
-    pattern = copy.copy(locale.currency_formats["standard"])
-    if whole:
-        pattern.frac_prec = (0, 0)
+    pattern = _pattern(locale, "currency", (0, 0) if whole else None)
     currency = getattr(organization, "currency", None) or DEFAULT_CURRENCY
     return pattern.apply(value, locale, currency=currency, currency_digits=not whole)
 
@@ -81,8 +96,7 @@ def rate(amount: Any, organization: Localized | None) -> str:
     if value is None:
         return EMPTY
     locale = _locale(organization)
-    pattern = copy.copy(locale.currency_formats["standard"])
-    pattern.frac_prec = (2, 4)
+    pattern = _pattern(locale, "currency", (2, 4))
     currency = getattr(organization, "currency", None) or DEFAULT_CURRENCY
     return pattern.apply(value, locale, currency=currency, currency_digits=False)
 
@@ -105,8 +119,7 @@ def percent(value: Any, organization: Localized | None) -> str:
     if parsed is None:
         return EMPTY
     locale = _locale(organization)
-    pattern = copy.copy(locale.percent_formats[None])
-    pattern.frac_prec = (1, 1)  # one decimal always, so that a column of them lines up
+    pattern = _pattern(locale, "percent", (1, 1))  # one decimal always, so that a column of them lines up
     return pattern.apply(parsed / 100, locale)
 
 
@@ -134,7 +147,13 @@ def date(value: Any, organization: Localized | None, context: Context = Context.
         return format_datetime(moment, DATETIME_PATTERNS[context], locale=_locale(organization))
     if context == Context.MACHINE:
         return value.isoformat()
-    return format_date(value, DATE_PATTERNS[context], locale=_locale(organization))
+    return _day(value, DATE_PATTERNS[context], _locale(organization))
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(value: dt.date, pattern: str, locale: Locale) -> str:
+    # A page repeats the same few days (every row's budget period): each is formatted once.
+    return format_date(value, pattern, locale=locale)
 
 
 def month(value: Any, organization: Localized | None) -> str:
