@@ -7,6 +7,9 @@ from pathlib import Path
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# The app (settings, every module, the URLconf: tracker.wsgi) loads once in the master and the workers fork
+# from it ready to answer: no second of imports in each new worker's first request (after every max_requests).
+preload_app = True
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 keepalive = 5
