@@ -69,7 +69,7 @@ from projects.models import (
     StageTransition,
     StatusUpdate,
 )
-from tracker.db import row_exists
+from tracker.db import CompiledValues, row_exists
 from tracker.exports import CsvWriter, markdown_text
 from tracker.formatting import date, date_range, label, measure, money, number, percent
 
@@ -414,63 +414,39 @@ def _risk_row(risk: dict[str, Any], tz: Any) -> dict[str, Any]:
     }
 
 
-def _risk_list(queryset: QuerySet[Risk], tz: Any, *extra: str) -> dict[str, Any]:
-    """Return the first REPORT_LIST_LIMIT rows and the exact count, in one query (a window count).
+def _risk_list(queryset: QuerySet[Risk], *extra: str) -> QuerySet[Risk]:
+    """Return the statement of a list: its first REPORT_LIST_LIMIT rows, each with the exact count (a window count).
 
     `extra` names annotations of `queryset` each row also carries.
     """
-    rows = list(
-        queryset.annotate(total=Window(Count("pk"))).values(*RISK_FIELDS, *extra, "total")[: settings.REPORT_LIST_LIMIT]
-    )
+    return queryset.annotate(total=Window(Count("pk"))).values(*RISK_FIELDS, *extra, "total")[
+        : settings.REPORT_LIST_LIMIT
+    ]
+
+
+def _risk_list_data(rows: list[dict[str, Any]], tz: Any, *extra: str) -> dict[str, Any]:
     items = [_risk_row(risk, tz) | {name: risk[name] for name in extra} for risk in rows]
     return {"count": rows[0]["total"] if rows else 0, "items": items}
 
 
-def risk_report_data(
+RISK_LISTS = ("new", "closed", "accepted", "overdue_reviews", "signals_raised", "signals_cleared")
+ESCALATION = ("score_before", "score_after")
+
+
+def _risk_statements(
     *,
-    organization: Organization,
-    period_start: dt.date,
+    organization_id: int,
+    start_dt: dt.datetime,
+    end_dt: dt.datetime,
     period_end: dt.date,
-    project: Project | None = None,
-    on_step: Step = _noop,
-) -> dict[str, Any]:
-    """Compute the risk report of a period: heat map, top risks, changes in the period, signals."""
-    tz = organization.tzinfo
-    start_dt, end_dt = period_bounds(organization, period_start, period_end)
-    risks = Risk.objects.filter(organization=organization)
-    if project is not None:
-        risks = risks.filter(project=project)
+    project_id: int | None = None,
+) -> dict[str, QuerySet[Risk]]:
+    """Return the risk report's statements (`.values()` querysets) of an organization's risks or one project's."""
+    risks = Risk.objects.filter(organization_id=organization_id)
+    if project_id is not None:
+        risks = risks.filter(project_id=project_id)
     active = risks.filter(status__in=RiskStatus.active(), created_at__lt=end_dt)
     in_period = {"created_at__gte": start_dt, "created_at__lt": end_dt}
-
-    on_step(10, "Heat map, categories, projects and top risks")
-    # One grouped query feeds the heat map, the severity bands and the categories (at most 25 × categories rows).
-    matrix = [[0] * 5 for _ in range(5)]
-    by_severity = dict.fromkeys(SEVERITIES, 0)
-    by_category: dict[str, int] = Counter()
-    cells = active.order_by("category").values_list("likelihood", "impact", "category").annotate(n=Count("pk"))
-    for likelihood, impact, category, n in cells:
-        matrix[likelihood - 1][impact - 1] += n
-        by_severity[Severity.for_score(likelihood * impact).value] += n
-        by_category[category] += n
-    by_project = [
-        {
-            "project_id": row["project_id"],
-            "project": row["project__name"] or "",
-            "open": row["open"],
-            "max_score": row["max_score"],
-            "high_or_critical": row["high_or_critical"],
-        }
-        for row in active.order_by()
-        .values("project_id", "project__name")
-        .annotate(
-            open=Count("pk"),
-            max_score=Max("score"),
-            high_or_critical=Count("pk", filter=Q(severity__in=[Severity.HIGH, Severity.CRITICAL])),
-        )
-        .order_by("-max_score", "project__name")
-    ]
-    top = [_risk_row(r, tz) for r in active.order_by("-score", "-impact", "pk").values(*RISK_FIELDS)[:10]]
     # Only risks reassessed in the period can have escalated: filtering on them first (a semi-join on
     # the assessments of the period) keeps the three score lookups to those few risks.
     reassessed = RiskAssessment.objects.filter(
@@ -493,33 +469,98 @@ def risk_report_data(
         .filter(score_after__gt=F("score_before"))
         .order_by("-score_after", "pk")
     )
-    lists = {
-        "new": _risk_list(risks.filter(**in_period).order_by("-score", "pk"), tz),
-        "escalated": _risk_list(escalated, tz, "score_before", "score_after"),
-    }
-    on_step(50, "Changes in the period, overdue reviews and signals")
-    lists |= {
-        "closed": _risk_list(
-            risks.filter(status=RiskStatus.CLOSED, closed_at__gte=start_dt, closed_at__lt=end_dt).order_by("pk"), tz
-        ),
+    closed = {"status": RiskStatus.CLOSED, "closed_at__gte": start_dt, "closed_at__lt": end_dt}
+    signals = risks.filter(source=RiskSource.SIGNAL)
+    return {
+        # One grouped query feeds the heat map, the severity bands and the categories (at most 25 × categories rows).
+        "cells": active.order_by("category").values("likelihood", "impact", "category").annotate(n=Count("pk")),
+        "by_project": active.order_by()
+        .values("project_id", "project__name")
+        .annotate(
+            open=Count("pk"),
+            max_score=Max("score"),
+            high_or_critical=Count("pk", filter=Q(severity__in=[Severity.HIGH, Severity.CRITICAL])),
+        )
+        .order_by("-max_score", "project__name"),
+        "top_risks": active.order_by("-score", "-impact", "pk").values(*RISK_FIELDS)[:10],
+        "new": _risk_list(risks.filter(**in_period).order_by("-score", "pk")),
+        "escalated": _risk_list(escalated, *ESCALATION),
+        "closed": _risk_list(risks.filter(**closed).order_by("pk")),
         "accepted": _risk_list(
-            risks.filter(status=RiskStatus.ACCEPTED, accepted_at__gte=start_dt, accepted_at__lt=end_dt).order_by("pk"),
-            tz,
+            risks.filter(status=RiskStatus.ACCEPTED, accepted_at__gte=start_dt, accepted_at__lt=end_dt).order_by("pk")
         ),
         "overdue_reviews": _risk_list(
-            active.filter(next_review_date__lte=period_end).order_by("next_review_date", "pk"), tz
+            active.filter(next_review_date__lte=period_end).order_by("next_review_date", "pk")
         ),
+        "signals_raised": _risk_list(signals.filter(**in_period).order_by("signal_rule", "pk")),
+        "signals_cleared": _risk_list(signals.filter(**closed).order_by("signal_rule", "pk")),
     }
-    signals = risks.filter(source=RiskSource.SIGNAL)
-    lists |= {
-        "signals_raised": _risk_list(signals.filter(**in_period).order_by("signal_rule", "pk"), tz),
-        "signals_cleared": _risk_list(
-            signals.filter(status=RiskStatus.CLOSED, closed_at__gte=start_dt, closed_at__lt=end_dt).order_by(
-                "signal_rule", "pk"
-            ),
-            tz,
-        ),
+
+
+# What the risk report's statements are compiled with (CompiledValues): no real id or period is like these.
+RISK_PROBES = {
+    "organization_id": -7_301_017,
+    "project_id": -7_301_019,
+    "start_dt": dt.datetime(1901, 3, 4, 5, 6, 7, tzinfo=dt.UTC),
+    "end_dt": dt.datetime(1901, 4, 5, 6, 7, 8, tzinfo=dt.UTC),
+    "period_end": dt.date(1901, 5, 6),
+}
+_compiled_risk_statements: dict[tuple[bool, int], dict[str, CompiledValues]] = {}
+
+
+def _risk_statements_compiled(*, scoped: bool) -> dict[str, CompiledValues]:
+    """Return the risk report's statements compiled once per process (per scope and list limit)."""
+    key = (scoped, settings.REPORT_LIST_LIMIT)
+    if key not in _compiled_risk_statements:
+        probes = RISK_PROBES if scoped else {k: v for k, v in RISK_PROBES.items() if k != "project_id"}
+        _compiled_risk_statements[key] = {
+            name: CompiledValues(queryset, probes) for name, queryset in _risk_statements(**probes).items()
+        }
+    return _compiled_risk_statements[key]
+
+
+def risk_report_data(
+    *,
+    organization: Organization,
+    period_start: dt.date,
+    period_end: dt.date,
+    project: Project | None = None,
+    on_step: Step = _noop,
+) -> dict[str, Any]:
+    """Compute the risk report of a period: heat map, top risks, changes in the period, signals."""
+    tz = organization.tzinfo
+    start_dt, end_dt = period_bounds(organization, period_start, period_end)
+    statements = _risk_statements_compiled(scoped=project is not None)
+    params = {"organization_id": organization.pk, "start_dt": start_dt, "end_dt": end_dt, "period_end": period_end}
+    if project is not None:
+        params["project_id"] = project.pk
+
+    on_step(10, "Heat map, categories, projects and top risks")
+    matrix = [[0] * 5 for _ in range(5)]
+    by_severity = dict.fromkeys(SEVERITIES, 0)
+    by_category: dict[str, int] = Counter()
+    for cell in statements["cells"](**params):
+        likelihood, impact, n = cell["likelihood"], cell["impact"], cell["n"]
+        matrix[likelihood - 1][impact - 1] += n
+        by_severity[Severity.for_score(likelihood * impact).value] += n
+        by_category[cell["category"]] += n
+    by_project = [
+        {
+            "project_id": row["project_id"],
+            "project": row["project__name"] or "",
+            "open": row["open"],
+            "max_score": row["max_score"],
+            "high_or_critical": row["high_or_critical"],
+        }
+        for row in statements["by_project"](**params)
+    ]
+    top = [_risk_row(r, tz) for r in statements["top_risks"](**params)]
+    lists = {
+        "new": _risk_list_data(statements["new"](**params), tz),
+        "escalated": _risk_list_data(statements["escalated"](**params), tz, *ESCALATION),
     }
+    on_step(50, "Changes in the period, overdue reviews and signals")
+    lists |= {name: _risk_list_data(statements[name](**params), tz) for name in RISK_LISTS if name != "new"}
     return {
         "kind": ReportKind.RISK.value,
         "organization": {"id": organization.pk, "name": organization.name, "currency": organization.currency},
