@@ -59,7 +59,7 @@ from ops.selectors.portfolio import (
     status_stale,
     with_overdue_reviews,
 )
-from projects.gates import gates_annotate, gates_unmet
+from projects.gates import GATES, Gate, gates_annotate, gates_unmet
 from projects.models import (
     Health,
     Industry,
@@ -106,10 +106,10 @@ def _noop(progress: int, label: str) -> None:
     """Ignore progress when nobody watches it."""
 
 
-def _scoped_projects(organization: Organization, project: Project | None, end_dt: dt.datetime) -> QuerySet[Project]:
-    """Return the non-archived projects that existed by the end of the period (or just `project`)."""
-    projects = Project.objects.filter(organization=organization, archived=False, created_at__lt=end_dt)
-    return projects.filter(pk=project.pk) if project is not None else projects
+def _scoped_projects(organization_id: int, project_id: int | None, end_dt: dt.datetime) -> QuerySet[Project]:
+    """Return the non-archived projects that existed by the end of the period (or just the project)."""
+    projects = Project.objects.filter(organization_id=organization_id, archived=False, created_at__lt=end_dt)
+    return projects.filter(pk=project_id) if project_id is not None else projects
 
 
 PROJECT_COLUMNS = [
@@ -151,12 +151,12 @@ def _project_rows(projects: QuerySet[Project], end: dt.date, end_dt: dt.datetime
     )
 
 
-def _status_history(projects: QuerySet[Project], end: dt.date) -> dict[int, list[tuple[str, int, dt.date]]]:
+def _status_history(projects: QuerySet[Project], end: dt.date) -> QuerySet[StatusUpdate]:
     """Return the last four status updates per project by the end of the period, newest first (one window query).
 
     Each is (health, progress, date); the first is the project's status as of the end of the period.
     """
-    ranked = (
+    return (
         StatusUpdate.objects.filter(project__in=projects.values("pk"), date__lte=end)
         .annotate(
             rank=Window(
@@ -167,12 +167,84 @@ def _status_history(projects: QuerySet[Project], end: dt.date) -> dict[int, list
         )
         .filter(rank__lte=4)
         .order_by("project_id", "rank")
-        .values_list("project_id", "health", "progress", "date")
+        .values("project_id", "health", "progress", "date")
     )
-    history: dict[int, list[tuple[str, int, dt.date]]] = defaultdict(list)
-    for project_id, *update in ranked:
-        history[project_id].append(tuple(update))
-    return history
+
+
+def _status_statements(
+    *,
+    organization_id: int,
+    start_dt: dt.datetime,
+    end_dt: dt.datetime,
+    period_end: dt.date,
+    project_id: int | None = None,
+) -> dict[str, QuerySet]:
+    """Return the status report's statements (`.values()` querysets) of an organization's projects or one project."""
+    projects = _scoped_projects(organization_id, project_id, end_dt)
+    scoped = projects.values("pk")
+    # Portfolio-wide risks (no project) count in the organization's totals, not in a project report.
+    risk_scope = Q(project__in=scoped) if project_id is not None else Q(project__in=scoped) | Q(project=None)
+    rows = _project_rows(projects, period_end, end_dt).annotate(**energy_annotations(start=start_dt, end=end_dt))
+    return {
+        "projects": rows.values("id", *PROJECT_COLUMNS, *rows.query.annotations),
+        "history": _status_history(projects, period_end),
+        "moves": StageTransition.objects.filter(project__in=scoped, at__gte=start_dt, at__lt=end_dt)
+        .order_by("at", "id")
+        .values("project_id", "from_stage", "to_stage", "at"),
+        "risks": Risk.objects.filter(
+            risk_scope, organization_id=organization_id, status__in=RiskStatus.active(), created_at__lt=end_dt
+        )
+        .order_by()
+        .values("project_id", "severity")
+        .annotate(n=Count("pk")),
+        # The distinct (project, provider, hosting) rows: projects are counted per provider and per hosting.
+        "components": InfrastructureComponent.objects.filter(project__in=scoped)
+        .order_by()
+        .values("project_id", "provider", "hosting")
+        .distinct(),
+    }
+
+
+# What the reports' statements are compiled with (CompiledValues): no real id or period is like these.
+PROBES = {
+    "organization_id": -7_301_017,
+    "project_id": -7_301_019,
+    "start_dt": dt.datetime(1901, 3, 4, 5, 6, 7, tzinfo=dt.UTC),
+    "end_dt": dt.datetime(1901, 4, 5, 6, 7, 8, tzinfo=dt.UTC),
+    "period_end": dt.date(1901, 5, 6),
+}
+_compiled: dict[tuple, tuple[tuple[Gate, ...], dict[str, CompiledValues]]] = {}
+
+
+def _compiled_statements(statements: Callable[..., dict[str, QuerySet]], *, scoped: bool) -> dict[str, CompiledValues]:
+    """Return a report's statements compiled once per process: per scope, list limit and registered gates.
+
+    A gate registered later (a test's, another app's) compiles them again; so does a gate re-registered
+    under the same key (the objects are compared, not their keys).
+    """
+    gates = tuple(GATES.values())
+    key = (statements.__name__, scoped, settings.REPORT_LIST_LIMIT, tuple(GATES))
+    cached = _compiled.get(key)
+    if cached is None or len(cached[0]) != len(gates) or any(a is not b for a, b in zip(cached[0], gates, strict=True)):
+        probes = PROBES if scoped else {name: value for name, value in PROBES.items() if name != "project_id"}
+        compiled = {name: CompiledValues(queryset, probes) for name, queryset in statements(**probes).items()}
+        cached = _compiled[key] = (gates, compiled)
+    return cached[1]
+
+
+# The columns of a project row read as a Project (for the gates' `applies`), in the model's field order.
+PROJECT_ROW_FIELDS = [
+    f.attname for f in Project._meta.concrete_fields if f.attname == "id" or f.attname in PROJECT_COLUMNS
+]
+
+
+def _project_row(values: dict[str, Any]) -> Project:
+    """Return a row of the project statement as a Project (its other fields deferred) with its annotations."""
+    row = Project.from_db(Project.objects.db, PROJECT_ROW_FIELDS, [values[name] for name in PROJECT_ROW_FIELDS])
+    for name, value in values.items():
+        if name not in PROJECT_ROW_FIELDS:
+            setattr(row, name, value)
+    return row
 
 
 def _trend_word(healths: list[str]) -> str:
@@ -211,40 +283,35 @@ def status_report_data(
 ) -> dict[str, Any]:
     """Compute the status summary of a period: a section per project and portfolio totals."""
     start_dt, end_dt = period_bounds(organization, period_start, period_end)
-    projects = _scoped_projects(organization, project, end_dt)
+    statements = _compiled_statements(_status_statements, scoped=project is not None)
+    params = {"organization_id": organization.pk, "start_dt": start_dt, "end_dt": end_dt, "period_end": period_end}
+    if project is not None:
+        params["project_id"] = project.pk
+    projects = _scoped_projects(organization.pk, params.get("project_id"), end_dt)
     # Each step commits an UPDATE of the report row: a few, each before the queries that take the time.
     on_step(10, "Projects, budgets and costs")
-    rows = list(_project_rows(projects, period_end, end_dt).annotate(**energy_annotations(start=start_dt, end=end_dt)))
+    rows = [_project_row(values) for values in statements["projects"](**params)]
     # The rules read as of the period's last day: budget status, spend to date, metrics, stale status.
     costs = cost_figures(projects=projects, as_of=period_end, period_start=period_start)
     on_step(60, "Status history, metrics, risks and infrastructure")
-    history = _status_history(projects, period_end)
+    history: dict[int, list[tuple[str, int, dt.date]]] = defaultdict(list)
+    for update in statements["history"](**params):
+        history[update["project_id"]].append((update["health"], update["progress"], update["date"]))
     moves: dict[int, list[dict[str, str]]] = defaultdict(list)
-    for move in StageTransition.objects.filter(
-        project__in=projects.values("pk"), at__gte=start_dt, at__lt=end_dt
-    ).order_by("at", "id"):
-        moves[move.project_id].append(
-            {"from": move.from_stage, "to": move.to_stage, "at": move.at.astimezone(organization.tzinfo).isoformat()}
+    for move in statements["moves"](**params):
+        moves[move["project_id"]].append(
+            {
+                "from": move["from_stage"],
+                "to": move["to_stage"],
+                "at": move["at"].astimezone(organization.tzinfo).isoformat(),
+            }
         )
     metrics = latest_metrics_by_project(projects=projects, as_of=period_end)
-    # Portfolio-wide risks (no project) count in the organization's totals, not in a project report.
-    scope = Q(project__in=projects.values("pk")) if project else Q(project__in=projects.values("pk")) | Q(project=None)
-    risk_rows = list(
-        Risk.objects.filter(scope, organization=organization, status__in=RiskStatus.active(), created_at__lt=end_dt)
-        .order_by()
-        .values("project_id", "severity")
-        .annotate(n=Count("pk"))
-    )
+    risk_rows = statements["risks"](**params)
     risks_by_project: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
     for row in risk_rows:
         risks_by_project[row["project_id"]].append(row)
-    # Projects per provider and per hosting, counted from the distinct (project, provider, hosting) rows.
-    components = set(
-        InfrastructureComponent.objects.filter(project__in=projects.values("pk"))
-        .order_by()
-        .values_list("project", "provider", "hosting")
-        .distinct()
-    )
+    components = {(c["project_id"], c["provider"], c["hosting"]) for c in statements["components"](**params)}
     by_provider = Counter(provider for _, provider in {(pk, provider) for pk, provider, _ in components})
     by_hosting = Counter(hosting for _, hosting in {(pk, hosting) for pk, _, hosting in components})
 
@@ -262,7 +329,7 @@ def status_report_data(
         section = {
             "id": p.pk,
             "name": p.name,
-            "team": p.team.name if p.team else "",
+            "team": p.team__name or "",
             "industry": p.industry,
             "stage": p.stage_asof,
             "days_in_stage": max((end_dt - p.stage_since).days, 0),
@@ -497,28 +564,6 @@ def _risk_statements(
     }
 
 
-# What the risk report's statements are compiled with (CompiledValues): no real id or period is like these.
-RISK_PROBES = {
-    "organization_id": -7_301_017,
-    "project_id": -7_301_019,
-    "start_dt": dt.datetime(1901, 3, 4, 5, 6, 7, tzinfo=dt.UTC),
-    "end_dt": dt.datetime(1901, 4, 5, 6, 7, 8, tzinfo=dt.UTC),
-    "period_end": dt.date(1901, 5, 6),
-}
-_compiled_risk_statements: dict[tuple[bool, int], dict[str, CompiledValues]] = {}
-
-
-def _risk_statements_compiled(*, scoped: bool) -> dict[str, CompiledValues]:
-    """Return the risk report's statements compiled once per process (per scope and list limit)."""
-    key = (scoped, settings.REPORT_LIST_LIMIT)
-    if key not in _compiled_risk_statements:
-        probes = RISK_PROBES if scoped else {k: v for k, v in RISK_PROBES.items() if k != "project_id"}
-        _compiled_risk_statements[key] = {
-            name: CompiledValues(queryset, probes) for name, queryset in _risk_statements(**probes).items()
-        }
-    return _compiled_risk_statements[key]
-
-
 def risk_report_data(
     *,
     organization: Organization,
@@ -530,7 +575,7 @@ def risk_report_data(
     """Compute the risk report of a period: heat map, top risks, changes in the period, signals."""
     tz = organization.tzinfo
     start_dt, end_dt = period_bounds(organization, period_start, period_end)
-    statements = _risk_statements_compiled(scoped=project is not None)
+    statements = _compiled_statements(_risk_statements, scoped=project is not None)
     params = {"organization_id": organization.pk, "start_dt": start_dt, "end_dt": end_dt, "period_end": period_end}
     if project is not None:
         params["project_id"] = project.pk
