@@ -53,7 +53,7 @@ from ops.selectors.portfolio import (
     attention_rank,
     attention_reasons,
     cost_figures,
-    latest_metrics_by_project,
+    latest_metrics_ranked,
     money_field,
     report_week,
     status_stale,
@@ -197,6 +197,7 @@ def _status_statements(
         .order_by()
         .values("project_id", "severity")
         .annotate(n=Count("pk")),
+        "metrics": latest_metrics_ranked(projects=projects, as_of=period_end).values(*METRIC_FIELDS),
         # The distinct (project, provider, hosting) rows: projects are counted per provider and per hosting.
         "components": InfrastructureComponent.objects.filter(project__in=scoped)
         .order_by()
@@ -205,6 +206,12 @@ def _status_statements(
     }
 
 
+# The fields of a metric the report reads (its label and breach), in the model's field order.
+METRIC_FIELDS = [
+    f.attname
+    for f in QualityMetric._meta.concrete_fields
+    if f.attname in {"id", "project_id", "date", "metric", "name", "value", "threshold", "higher_is_better"}
+]
 # What the reports' statements are compiled with (CompiledValues): no real id or period is like these.
 PROBES = {
     "organization_id": -7_301_017,
@@ -306,7 +313,10 @@ def status_report_data(
                 "at": move["at"].astimezone(organization.tzinfo).isoformat(),
             }
         )
-    metrics = latest_metrics_by_project(projects=projects, as_of=period_end)
+    metrics: dict[int, list[QualityMetric]] = defaultdict(list)
+    for values in statements["metrics"](**params):
+        metric = QualityMetric.from_db(QualityMetric.objects.db, METRIC_FIELDS, [values[f] for f in METRIC_FIELDS])
+        metrics[metric.project_id].append(metric)
     risk_rows = statements["risks"](**params)
     risks_by_project: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
     for row in risk_rows:
