@@ -69,7 +69,8 @@ class CompiledValues:
     larger part of such a statement's cost. `queryset` is built once with `probes`, one distinct value
     per parameter that no real call uses (a negative id, a day of 1901), and the probes' positions in the
     compiled parameters are where each call's values go. A probe the compiler wrote into the SQL text
-    instead of a parameter could not be rebound, so it is refused at once.
+    instead of a parameter could not be rebound, so it is refused at once. Anything else the queryset
+    reads when built (today's date, a setting) is frozen with it: key the cache by it, or keep it out.
     """
 
     def __init__(self, queryset: QuerySet, probes: dict[str, object]) -> None:

@@ -7,6 +7,7 @@ the grouped rows (at most one per project), never over cost entries.
 
 import calendar
 import datetime as dt
+import inspect
 import io
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ from django.db.models import (
     Count,
     F,
     Max,
+    Model,
     OuterRef,
     Q,
     QuerySet,
@@ -31,6 +33,7 @@ from django.utils import timezone
 
 from ops.models import (
     AttentionReason,
+    Budget,
     BudgetThresholdCrossing,
     Hosting,
     InfrastructureComponent,
@@ -174,6 +177,7 @@ def _status_history(projects: QuerySet[Project], end: dt.date) -> QuerySet[Statu
 def _status_statements(
     *,
     organization_id: int,
+    period_start: dt.date,
     start_dt: dt.datetime,
     end_dt: dt.datetime,
     period_end: dt.date,
@@ -198,6 +202,7 @@ def _status_statements(
         .values("project_id", "severity")
         .annotate(n=Count("pk")),
         "metrics": latest_metrics_ranked(projects=projects, as_of=period_end).values(*METRIC_FIELDS),
+        "crossings": _budget_crossings(organization_id, project_id, period_start, period_end),
         # The distinct (project, provider, hosting) rows: projects are counted per provider and per hosting.
         "components": InfrastructureComponent.objects.filter(project__in=scoped)
         .order_by()
@@ -206,18 +211,15 @@ def _status_statements(
     }
 
 
-# The fields of a metric the report reads (its label and breach), in the model's field order.
-METRIC_FIELDS = [
-    f.attname
-    for f in QualityMetric._meta.concrete_fields
-    if f.attname in {"id", "project_id", "date", "metric", "name", "value", "threshold", "higher_is_better"}
-]
+# The fields of a metric the report reads (its label and breach).
+METRIC_FIELDS = ("id", "project_id", "date", "metric", "name", "value", "threshold", "higher_is_better")
 # What the reports' statements are compiled with (CompiledValues): no real id or period is like these.
 PROBES = {
     "organization_id": -7_301_017,
     "project_id": -7_301_019,
     "start_dt": dt.datetime(1901, 3, 4, 5, 6, 7, tzinfo=dt.UTC),
     "end_dt": dt.datetime(1901, 4, 5, 6, 7, 8, tzinfo=dt.UTC),
+    "period_start": dt.date(1901, 6, 7),
     "period_end": dt.date(1901, 5, 6),
 }
 _compiled: dict[tuple, tuple[tuple[Gate, ...], dict[str, CompiledValues]]] = {}
@@ -233,21 +235,26 @@ def _compiled_statements(statements: Callable[..., dict[str, QuerySet]], *, scop
     key = (statements.__name__, scoped, settings.REPORT_LIST_LIMIT, tuple(GATES))
     cached = _compiled.get(key)
     if cached is None or len(cached[0]) != len(gates) or any(a is not b for a, b in zip(cached[0], gates, strict=True)):
-        probes = PROBES if scoped else {name: value for name, value in PROBES.items() if name != "project_id"}
+        wanted = inspect.signature(statements).parameters
+        probes = {name: v for name, v in PROBES.items() if name in wanted and (scoped or name != "project_id")}
         compiled = {name: CompiledValues(queryset, probes) for name, queryset in statements(**probes).items()}
         cached = _compiled[key] = (gates, compiled)
     return cached[1]
 
 
-# The columns of a project row read as a Project (for the gates' `applies`), in the model's field order.
-PROJECT_ROW_FIELDS = [
-    f.attname for f in Project._meta.concrete_fields if f.attname == "id" or f.attname in PROJECT_COLUMNS
-]
+# The columns of a project row read as a Project (for the gates' `applies`).
+PROJECT_ROW_FIELDS = ("id", *(column for column in PROJECT_COLUMNS if "__" not in column))
+
+
+def _partial(model: type[Model], fields: dict[str, Any]) -> Model:
+    """Return an instance of `model` with `fields` (attnames) loaded and its other fields deferred."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in fields]
+    return model.from_db(model.objects.db, names, [fields[name] for name in names])
 
 
 def _project_row(values: dict[str, Any]) -> Project:
     """Return a row of the project statement as a Project (its other fields deferred) with its annotations."""
-    row = Project.from_db(Project.objects.db, PROJECT_ROW_FIELDS, [values[name] for name in PROJECT_ROW_FIELDS])
+    row = _partial(Project, {name: values[name] for name in PROJECT_ROW_FIELDS})
     for name, value in values.items():
         if name not in PROJECT_ROW_FIELDS:
             setattr(row, name, value)
@@ -291,7 +298,13 @@ def status_report_data(
     """Compute the status summary of a period: a section per project and portfolio totals."""
     start_dt, end_dt = period_bounds(organization, period_start, period_end)
     statements = _compiled_statements(_status_statements, scoped=project is not None)
-    params = {"organization_id": organization.pk, "start_dt": start_dt, "end_dt": end_dt, "period_end": period_end}
+    params = {
+        "organization_id": organization.pk,
+        "period_start": period_start,
+        "start_dt": start_dt,
+        "end_dt": end_dt,
+        "period_end": period_end,
+    }
     if project is not None:
         params["project_id"] = project.pk
     projects = _scoped_projects(organization.pk, params.get("project_id"), end_dt)
@@ -315,7 +328,7 @@ def status_report_data(
         )
     metrics: dict[int, list[QualityMetric]] = defaultdict(list)
     for values in statements["metrics"](**params):
-        metric = QualityMetric.from_db(QualityMetric.objects.db, METRIC_FIELDS, [values[f] for f in METRIC_FIELDS])
+        metric = _partial(QualityMetric, values)
         metrics[metric.project_id].append(metric)
     risk_rows = statements["risks"](**params)
     risks_by_project: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
@@ -407,7 +420,7 @@ def status_report_data(
         "energy_kwh": measure_field(sum((Decimal(s["energy"]["energy_kwh"]) for s in sections), Decimal(0))),
         "emissions_kg": measure_field(sum((Decimal(s["energy"]["emissions_kg"]) for s in sections), Decimal(0))),
     }
-    crossings = _budget_crossings(organization, project, period_start, period_end)
+    crossings = [_crossing_row(values) for values in statements["crossings"](**params)]
     totals["budget_thresholds_crossed"] = len(crossings)
     return {
         "kind": ReportKind.STATUS.value,
@@ -422,33 +435,49 @@ def status_report_data(
 
 
 def _budget_crossings(
-    organization: Organization, project: Project | None, start: dt.date, end: dt.date
-) -> list[dict[str, Any]]:
+    organization_id: int, project_id: int | None, start: dt.date, end: dt.date
+) -> QuerySet[BudgetThresholdCrossing]:
     """The budget thresholds crossed in the period (ops/services/budgets.py): project, team and cost-centre
     budgets of the organization (a project's report: its own), oldest first. One query."""
     crossings = BudgetThresholdCrossing.objects.filter(crossed_on__gte=start, crossed_on__lte=end)
-    if project is not None:
-        crossings = crossings.filter(budget__project=project)
+    if project_id is not None:
+        crossings = crossings.filter(budget__project_id=project_id)
     else:
         crossings = crossings.filter(
-            Q(budget__project__organization=organization)
-            | Q(budget__team__organization=organization)
-            | Q(budget__cost_centre__organization=organization)
+            Q(budget__project__organization_id=organization_id)
+            | Q(budget__team__organization_id=organization_id)
+            | Q(budget__cost_centre__organization_id=organization_id)
         )
-    crossings = crossings.select_related("budget__project", "budget__team", "budget__cost_centre")
-    return [
-        {
-            "budget": c.budget_id,
-            "owner": str(c.budget.owner),
-            "threshold_pct": f"{c.threshold_pct.normalize():f}",
-            "crossed_on": c.crossed_on.isoformat(),
-            "period_start": c.period_start.isoformat(),
-            "period_end": c.period_end.isoformat(),
-            "amount": money_field(c.amount),
-            "spend": money_field(c.spend),
-        }
-        for c in crossings.order_by("crossed_on", "pk")
-    ]
+    return crossings.order_by("crossed_on", "pk").values(*CROSSING_FIELDS, *CROSSING_OWNER_FIELDS)
+
+
+CROSSING_FIELDS = ("budget_id", "threshold_pct", "crossed_on", "period_start", "period_end", "amount", "spend")
+# What the budget's owner is named by (its `__str__`): the project's, the team's or the cost centre's fields.
+CROSSING_OWNERS = {"project": ("id", "name"), "team": ("id", "name"), "cost_centre": ("id", "code", "name")}
+CROSSING_OWNER_FIELDS = tuple(f"budget__{owner}__{name}" for owner, names in CROSSING_OWNERS.items() for name in names)
+
+
+def _crossing_owner(values: dict[str, Any]) -> str:
+    """Return the name of a crossed budget's owner, rebuilt from its statement's values."""
+    budget = Budget()
+    for owner, names in CROSSING_OWNERS.items():
+        fields = {name: values[f"budget__{owner}__{name}"] for name in names}
+        model = Budget._meta.get_field(owner).related_model
+        setattr(budget, owner, _partial(model, fields) if fields["id"] is not None else None)
+    return str(budget.owner)
+
+
+def _crossing_row(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "budget": values["budget_id"],
+        "owner": _crossing_owner(values),
+        "threshold_pct": f"{values['threshold_pct'].normalize():f}",
+        "crossed_on": values["crossed_on"].isoformat(),
+        "period_start": values["period_start"].isoformat(),
+        "period_end": values["period_end"].isoformat(),
+        "amount": money_field(values["amount"]),
+        "spend": money_field(values["spend"]),
+    }
 
 
 # A listed risk's columns, read as values (a report stores a few fields, so no model is built or joined row
