@@ -6,7 +6,7 @@ import logging
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import QuerySet, Subquery
+from django.db.models import Model, QuerySet, Subquery
 from django.db.models.lookups import IsNull
 from django.db.utils import OperationalError
 
@@ -100,3 +100,9 @@ class CompiledValues:
         if self.converters:
             rows = self.compiler.apply_converters(rows, self.converters)
         return [dict(zip(self.names, row, strict=True)) for row in rows]
+
+
+def instance_from_values(model: type[Model], values: dict[str, object]) -> Model:
+    """Return an instance of `model` with `values` (by attname) loaded and its other fields deferred."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(model.objects.db, names, [values[name] for name in names])

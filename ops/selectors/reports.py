@@ -20,7 +20,6 @@ from django.db.models import (
     Count,
     F,
     Max,
-    Model,
     OuterRef,
     Q,
     QuerySet,
@@ -72,7 +71,7 @@ from projects.models import (
     StageTransition,
     StatusUpdate,
 )
-from tracker.db import CompiledValues, row_exists
+from tracker.db import CompiledValues, instance_from_values, row_exists
 from tracker.exports import CsvWriter, markdown_text
 from tracker.formatting import date, date_range, label, measure, money, number, percent
 
@@ -246,15 +245,9 @@ def _compiled_statements(statements: Callable[..., dict[str, QuerySet]], *, scop
 PROJECT_ROW_FIELDS = ("id", *(column for column in PROJECT_COLUMNS if "__" not in column))
 
 
-def _partial(model: type[Model], fields: dict[str, Any]) -> Model:
-    """Return an instance of `model` with `fields` (attnames) loaded and its other fields deferred."""
-    names = [f.attname for f in model._meta.concrete_fields if f.attname in fields]
-    return model.from_db(model.objects.db, names, [fields[name] for name in names])
-
-
 def _project_row(values: dict[str, Any]) -> Project:
     """Return a row of the project statement as a Project (its other fields deferred) with its annotations."""
-    row = _partial(Project, {name: values[name] for name in PROJECT_ROW_FIELDS})
+    row = instance_from_values(Project, {name: values[name] for name in PROJECT_ROW_FIELDS})
     for name, value in values.items():
         if name not in PROJECT_ROW_FIELDS:
             setattr(row, name, value)
@@ -328,7 +321,7 @@ def status_report_data(
         )
     metrics: dict[int, list[QualityMetric]] = defaultdict(list)
     for values in statements["metrics"](**params):
-        metric = _partial(QualityMetric, values)
+        metric = instance_from_values(QualityMetric, values)
         metrics[metric.project_id].append(metric)
     risk_rows = statements["risks"](**params)
     risks_by_project: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
@@ -463,7 +456,7 @@ def _crossing_owner(values: dict[str, Any]) -> str:
     for owner, names in CROSSING_OWNERS.items():
         fields = {name: values[f"budget__{owner}__{name}"] for name in names}
         model = Budget._meta.get_field(owner).related_model
-        setattr(budget, owner, _partial(model, fields) if fields["id"] is not None else None)
+        setattr(budget, owner, instance_from_values(model, fields) if fields["id"] is not None else None)
     return str(budget.owner)
 
 
