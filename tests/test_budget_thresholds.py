@@ -338,3 +338,31 @@ def test_the_weekly_digest_lists_the_thresholds_crossed_in_its_week(org, manager
     mail.outbox.clear()
     report_digest_send(report_id=report.pk)
     assert "Budget thresholds crossed" in mail.outbox[0].body and "Ask Aria: 50.0%" in mail.outbox[0].body
+
+
+def test_the_status_report_names_each_crossed_budget_by_its_owner(org):
+    from ops.models import ReportKind
+    from ops.services.reports import report_build
+    from ops.tests.factories import ReportFactory
+    from projects.models import CostCentre
+
+    project = ProjectFactory(organization=org, name="Ask Aria")
+    team = TeamFactory(organization=org, name="Platform")
+    centre = CostCentre.objects.create(organization=org, code="CC-7", name="Research")
+    elsewhere = ProjectFactory(organization=OrganizationFactory(), name="Not ours")
+    for owner in ({"project": project}, {"team": team}, {"cost_centre": centre}, {"project": elsewhere}):
+        budget = BudgetFactory(**({"project": None} | owner))
+        BudgetThresholdCrossing.objects.create(
+            budget=budget,
+            period_start=budget.period_start,
+            period_end=budget.period_end,
+            threshold_pct=Decimal("80"),
+            amount=budget.amount,
+            spend=budget.amount,
+            crossed_on=DAY,
+        )
+    report = ReportFactory(
+        organization=org, kind=ReportKind.STATUS, period_start=dt.date(2026, 3, 9), period_end=dt.date(2026, 3, 15)
+    )
+    crossings = report_build(report_id=report.pk).data["budget_thresholds_crossed"]
+    assert sorted(c["owner"] for c in crossings) == ["Ask Aria", "CC-7 Research", "Platform"]

@@ -1,11 +1,12 @@
-"""Database helpers every app shares: the web processes' statement ceiling, per-row existence probes."""
+"""Database helpers every app shares: the web processes' statement ceiling, per-row existence probes, statements
+compiled once."""
 
 import logging
 
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import QuerySet, Subquery
+from django.db.models import Model, QuerySet, Subquery
 from django.db.models.lookups import IsNull
 from django.db.utils import OperationalError
 
@@ -58,3 +59,50 @@ def row_exists(queryset: QuerySet) -> IsNull:
 def row_absent(queryset: QuerySet) -> IsNull:
     """Return whether the correlated `queryset` has no row (the negation of `row_exists`)."""
     return IsNull(Subquery(queryset.order_by().values("pk")[:1]), True)
+
+
+class CompiledValues:
+    """A `.values()` queryset compiled to SQL once per process; each call binds fresh parameters.
+
+    For statements whose shape is fixed and whose only changing inputs are a few parameters (a
+    report's organization and period): the ORM's building and compiling of the queryset is the
+    larger part of such a statement's cost. `queryset` is built once with `probes`, one distinct value
+    per parameter that no real call uses (a negative id, a day of 1901), and the probes' positions in the
+    compiled parameters are where each call's values go. A probe the compiler wrote into the SQL text
+    instead of a parameter could not be rebound, so it is refused at once. Anything else the queryset
+    reads when built (today's date, a setting) is frozen with it: key the cache by it, or keep it out.
+    """
+
+    def __init__(self, queryset: QuerySet, probes: dict[str, object]) -> None:
+        self.db = queryset.db
+        self.compiler = queryset.query.get_compiler(self.db)
+        self.sql, params = self.compiler.as_sql()
+        for probe in probes.values():
+            if str(probe)[:10] in self.sql:
+                raise ValueError(f"{probe!r} is written into the SQL, not bound: it cannot be rebound")
+        self.params = list(params)
+        self.slots = {
+            index: name
+            for index, value in enumerate(self.params)
+            for name, probe in probes.items()
+            if type(value) is type(probe) and value == probe
+        }
+        query = queryset.query
+        self.names = [*query.extra_select, *query.values_select, *query.annotation_select]
+        self.converters = self.compiler.get_converters([s[0] for s in self.compiler.select[: self.compiler.col_count]])
+
+    def __call__(self, **values: object) -> list[dict]:
+        """Return the rows (dicts, as `.values()` gives them) of the statement with `values` bound."""
+        params = [values[self.slots[i]] if i in self.slots else value for i, value in enumerate(self.params)]
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(self.sql, params)
+            rows = cursor.fetchall()
+        if self.converters:
+            rows = self.compiler.apply_converters(rows, self.converters)
+        return [dict(zip(self.names, row, strict=True)) for row in rows]
+
+
+def instance_from_values(model: type[Model], values: dict[str, object]) -> Model:
+    """Return an instance of `model` with `values` (by attname) loaded and its other fields deferred."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(model.objects.db, names, [values[name] for name in names])

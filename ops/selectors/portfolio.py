@@ -1118,9 +1118,10 @@ def attention_rank(*, health: str, reasons: list[str]) -> tuple[int, int]:
 # Latest metrics
 
 
-def latest_metrics_by_project(*, projects: QuerySet[Project], as_of: dt.date) -> dict[int, list[QualityMetric]]:
-    """Return the latest value of each metric (kind and name) per project by `as_of` (one window query)."""
-    ranked = (
+def latest_metrics_ranked(*, projects: QuerySet[Project], as_of: dt.date) -> QuerySet[QualityMetric]:
+    """Return the latest value of each metric (kind and name) of each project by `as_of`, by project (one window
+    query)."""
+    return (
         QualityMetric.objects.filter(project__in=projects.values("pk"), date__lte=as_of)
         .annotate(
             rank=Window(
@@ -1132,8 +1133,12 @@ def latest_metrics_by_project(*, projects: QuerySet[Project], as_of: dt.date) ->
         .filter(rank=1)
         .order_by("project_id", "metric", "name")
     )
+
+
+def latest_metrics_by_project(*, projects: QuerySet[Project], as_of: dt.date) -> dict[int, list[QualityMetric]]:
+    """Return the latest value of each metric (kind and name) per project by `as_of` (`latest_metrics_ranked`)."""
     metrics: dict[int, list[QualityMetric]] = defaultdict(list)
-    for metric in ranked:
+    for metric in latest_metrics_ranked(projects=projects, as_of=as_of):
         metrics[metric.project_id].append(metric)
     return metrics
 

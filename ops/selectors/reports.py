@@ -7,6 +7,7 @@ the grouped rows (at most one per project), never over cost entries.
 
 import calendar
 import datetime as dt
+import inspect
 import io
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -31,6 +32,7 @@ from django.utils import timezone
 
 from ops.models import (
     AttentionReason,
+    Budget,
     BudgetThresholdCrossing,
     Hosting,
     InfrastructureComponent,
@@ -53,14 +55,14 @@ from ops.selectors.portfolio import (
     attention_rank,
     attention_reasons,
     cost_figures,
-    latest_metrics_by_project,
+    latest_metrics_ranked,
     money_field,
     report_week,
     review_overdue,
     status_stale,
     with_overdue_reviews,
 )
-from projects.gates import gates_annotate, gates_unmet
+from projects.gates import GATES, Gate, gates_annotate, gates_unmet
 from projects.models import (
     Health,
     Industry,
@@ -70,7 +72,7 @@ from projects.models import (
     StageTransition,
     StatusUpdate,
 )
-from tracker.db import row_exists
+from tracker.db import CompiledValues, instance_from_values, row_exists
 from tracker.exports import CsvWriter, markdown_text
 from tracker.formatting import date, date_range, label, measure, money, number, percent
 
@@ -107,10 +109,10 @@ def _noop(progress: int, label: str) -> None:
     """Ignore progress when nobody watches it."""
 
 
-def _scoped_projects(organization: Organization, project: Project | None, end_dt: dt.datetime) -> QuerySet[Project]:
-    """Return the non-archived projects that existed by the end of the period (or just `project`)."""
-    projects = Project.objects.filter(organization=organization, archived=False, created_at__lt=end_dt)
-    return projects.filter(pk=project.pk) if project is not None else projects
+def _scoped_projects(organization_id: int, project_id: int | None, end_dt: dt.datetime) -> QuerySet[Project]:
+    """Return the non-archived projects that existed by the end of the period (or just the project)."""
+    projects = Project.objects.filter(organization_id=organization_id, archived=False, created_at__lt=end_dt)
+    return projects.filter(pk=project_id) if project_id is not None else projects
 
 
 PROJECT_COLUMNS = [
@@ -126,9 +128,9 @@ PROJECT_COLUMNS = [
 ]
 
 
-def _project_rows(projects: QuerySet[Project], end: dt.date, end_dt: dt.datetime) -> QuerySet[Project]:
+def _project_rows(projects: QuerySet[Project], review_as_of: dt.date, end_dt: dt.datetime) -> QuerySet[Project]:
     """Annotate each project with its stage as of the end of the period, every registered gate and whether a
-    risk review is overdue by then (one query).
+    risk review is overdue by `review_as_of`, the day after the period (one query).
 
     Every annotation is an index lookup per project (stage transitions by project and time, one
     probe per gate), so the query costs a few lookups per project whatever the history behind it.
@@ -136,7 +138,7 @@ def _project_rows(projects: QuerySet[Project], end: dt.date, end_dt: dt.datetime
     before = StageTransition.objects.filter(project=OuterRef("pk"), at__lt=end_dt).order_by("-at", "-id")
     after = StageTransition.objects.filter(project=OuterRef("pk"), at__gte=end_dt).order_by("at", "id")
     return (
-        with_overdue_reviews(gates_annotate(projects), as_of=end + dt.timedelta(days=1))
+        with_overdue_reviews(gates_annotate(projects), as_of=review_as_of)
         .order_by("name", "pk")
         .only(*PROJECT_COLUMNS)
         .annotate(
@@ -152,12 +154,12 @@ def _project_rows(projects: QuerySet[Project], end: dt.date, end_dt: dt.datetime
     )
 
 
-def _status_history(projects: QuerySet[Project], end: dt.date) -> dict[int, list[tuple[str, int, dt.date]]]:
+def _status_history(projects: QuerySet[Project], end: dt.date) -> QuerySet[StatusUpdate]:
     """Return the last four status updates per project by the end of the period, newest first (one window query).
 
     Each is (health, progress, date); the first is the project's status as of the end of the period.
     """
-    ranked = (
+    return (
         StatusUpdate.objects.filter(project__in=projects.values("pk"), date__lte=end)
         .annotate(
             rank=Window(
@@ -168,12 +170,96 @@ def _status_history(projects: QuerySet[Project], end: dt.date) -> dict[int, list
         )
         .filter(rank__lte=4)
         .order_by("project_id", "rank")
-        .values_list("project_id", "health", "progress", "date")
+        .values("project_id", "health", "progress", "date")
     )
-    history: dict[int, list[tuple[str, int, dt.date]]] = defaultdict(list)
-    for project_id, *update in ranked:
-        history[project_id].append(tuple(update))
-    return history
+
+
+def _status_statements(
+    *,
+    organization_id: int,
+    period_start: dt.date,
+    start_dt: dt.datetime,
+    end_dt: dt.datetime,
+    period_end: dt.date,
+    review_as_of: dt.date,
+    project_id: int | None = None,
+) -> dict[str, QuerySet]:
+    """Return the status report's statements (`.values()` querysets) of an organization's projects or one project."""
+    projects = _scoped_projects(organization_id, project_id, end_dt)
+    scoped = projects.values("pk")
+    # Portfolio-wide risks (no project) count in the organization's totals, not in a project report.
+    risk_scope = Q(project__in=scoped) if project_id is not None else Q(project__in=scoped) | Q(project=None)
+    rows = _project_rows(projects, review_as_of, end_dt).annotate(**energy_annotations(start=start_dt, end=end_dt))
+    return {
+        "projects": rows.values("id", *PROJECT_COLUMNS, *rows.query.annotations),
+        "history": _status_history(projects, period_end),
+        "moves": StageTransition.objects.filter(project__in=scoped, at__gte=start_dt, at__lt=end_dt)
+        .order_by("at", "id")
+        .values("project_id", "from_stage", "to_stage", "at"),
+        "risks": Risk.objects.filter(
+            risk_scope, organization_id=organization_id, status__in=RiskStatus.active(), created_at__lt=end_dt
+        )
+        .order_by()
+        .values("project_id", "severity")
+        .annotate(n=Count("pk")),
+        "metrics": latest_metrics_ranked(projects=projects, as_of=period_end).values(*METRIC_FIELDS),
+        "crossings": _budget_crossings(organization_id, project_id, period_start, period_end),
+        # The distinct (project, provider, hosting) rows: projects are counted per provider and per hosting.
+        "components": InfrastructureComponent.objects.filter(project__in=scoped)
+        .order_by()
+        .values("project_id", "provider", "hosting")
+        .distinct(),
+    }
+
+
+def _review_as_of(period_end: dt.date) -> dt.date:
+    """Both reports read an overdue review (portfolio.review_overdue) as of the day after their period."""
+    return period_end + dt.timedelta(days=1)
+
+
+# The fields of a metric the report reads (its label and breach).
+METRIC_FIELDS = ("id", "project_id", "date", "metric", "name", "value", "threshold", "higher_is_better")
+# What the reports' statements are compiled with (CompiledValues): no real id or period is like these.
+PROBES = {
+    "organization_id": -7_301_017,
+    "project_id": -7_301_019,
+    "start_dt": dt.datetime(1901, 3, 4, 5, 6, 7, tzinfo=dt.UTC),
+    "end_dt": dt.datetime(1901, 4, 5, 6, 7, 8, tzinfo=dt.UTC),
+    "period_start": dt.date(1901, 6, 7),
+    "period_end": dt.date(1901, 5, 6),
+    "review_as_of": dt.date(1901, 8, 9),
+}
+_compiled: dict[tuple, tuple[tuple[Gate, ...], dict[str, CompiledValues]]] = {}
+
+
+def _compiled_statements(statements: Callable[..., dict[str, QuerySet]], *, scoped: bool) -> dict[str, CompiledValues]:
+    """Return a report's statements compiled once per process: per scope, list limit and registered gates.
+
+    A gate registered later (a test's, another app's) compiles them again; so does a gate re-registered
+    under the same key (the objects are compared, not their keys).
+    """
+    gates = tuple(GATES.values())
+    key = (statements.__name__, scoped, settings.REPORT_LIST_LIMIT, tuple(GATES))
+    cached = _compiled.get(key)
+    if cached is None or len(cached[0]) != len(gates) or any(a is not b for a, b in zip(cached[0], gates, strict=True)):
+        wanted = inspect.signature(statements).parameters
+        probes = {name: v for name, v in PROBES.items() if name in wanted and (scoped or name != "project_id")}
+        compiled = {name: CompiledValues(queryset, probes) for name, queryset in statements(**probes).items()}
+        cached = _compiled[key] = (gates, compiled)
+    return cached[1]
+
+
+# The columns of a project row read as a Project (for the gates' `applies`).
+PROJECT_ROW_FIELDS = ("id", *(column for column in PROJECT_COLUMNS if "__" not in column))
+
+
+def _project_row(values: dict[str, Any]) -> Project:
+    """Return a row of the project statement as a Project (its other fields deferred) with its annotations."""
+    row = instance_from_values(Project, {name: values[name] for name in PROJECT_ROW_FIELDS})
+    for name, value in values.items():
+        if name not in PROJECT_ROW_FIELDS:
+            setattr(row, name, value)
+    return row
 
 
 def _trend_word(healths: list[str]) -> str:
@@ -212,40 +298,45 @@ def status_report_data(
 ) -> dict[str, Any]:
     """Compute the status summary of a period: a section per project and portfolio totals."""
     start_dt, end_dt = period_bounds(organization, period_start, period_end)
-    projects = _scoped_projects(organization, project, end_dt)
+    statements = _compiled_statements(_status_statements, scoped=project is not None)
+    params = {
+        "organization_id": organization.pk,
+        "period_start": period_start,
+        "start_dt": start_dt,
+        "end_dt": end_dt,
+        "period_end": period_end,
+        "review_as_of": _review_as_of(period_end),
+    }
+    if project is not None:
+        params["project_id"] = project.pk
+    projects = _scoped_projects(organization.pk, params.get("project_id"), end_dt)
     # Each step commits an UPDATE of the report row: a few, each before the queries that take the time.
     on_step(10, "Projects, budgets and costs")
-    rows = list(_project_rows(projects, period_end, end_dt).annotate(**energy_annotations(start=start_dt, end=end_dt)))
+    rows = [_project_row(values) for values in statements["projects"](**params)]
     # The rules read as of the period's last day: budget status, spend to date, metrics, stale status.
     costs = cost_figures(projects=projects, as_of=period_end, period_start=period_start)
     on_step(60, "Status history, metrics, risks and infrastructure")
-    history = _status_history(projects, period_end)
+    history: dict[int, list[tuple[str, int, dt.date]]] = defaultdict(list)
+    for update in statements["history"](**params):
+        history[update["project_id"]].append((update["health"], update["progress"], update["date"]))
     moves: dict[int, list[dict[str, str]]] = defaultdict(list)
-    for move in StageTransition.objects.filter(
-        project__in=projects.values("pk"), at__gte=start_dt, at__lt=end_dt
-    ).order_by("at", "id"):
-        moves[move.project_id].append(
-            {"from": move.from_stage, "to": move.to_stage, "at": move.at.astimezone(organization.tzinfo).isoformat()}
+    for move in statements["moves"](**params):
+        moves[move["project_id"]].append(
+            {
+                "from": move["from_stage"],
+                "to": move["to_stage"],
+                "at": move["at"].astimezone(organization.tzinfo).isoformat(),
+            }
         )
-    metrics = latest_metrics_by_project(projects=projects, as_of=period_end)
-    # Portfolio-wide risks (no project) count in the organization's totals, not in a project report.
-    scope = Q(project__in=projects.values("pk")) if project else Q(project__in=projects.values("pk")) | Q(project=None)
-    risk_rows = list(
-        Risk.objects.filter(scope, organization=organization, status__in=RiskStatus.active(), created_at__lt=end_dt)
-        .order_by()
-        .values("project_id", "severity")
-        .annotate(n=Count("pk"))
-    )
+    metrics: dict[int, list[QualityMetric]] = defaultdict(list)
+    for values in statements["metrics"](**params):
+        metric = instance_from_values(QualityMetric, values)
+        metrics[metric.project_id].append(metric)
+    risk_rows = statements["risks"](**params)
     risks_by_project: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
     for row in risk_rows:
         risks_by_project[row["project_id"]].append(row)
-    # Projects per provider and per hosting, counted from the distinct (project, provider, hosting) rows.
-    components = set(
-        InfrastructureComponent.objects.filter(project__in=projects.values("pk"))
-        .order_by()
-        .values_list("project", "provider", "hosting")
-        .distinct()
-    )
+    components = {(c["project_id"], c["provider"], c["hosting"]) for c in statements["components"](**params)}
     by_provider = Counter(provider for _, provider in {(pk, provider) for pk, provider, _ in components})
     by_hosting = Counter(hosting for _, hosting in {(pk, hosting) for pk, _, hosting in components})
 
@@ -263,7 +354,7 @@ def status_report_data(
         section = {
             "id": p.pk,
             "name": p.name,
-            "team": p.team.name if p.team else "",
+            "team": p.team__name or "",
             "industry": p.industry,
             "stage": p.stage_asof,
             "days_in_stage": max((end_dt - p.stage_since).days, 0),
@@ -331,7 +422,7 @@ def status_report_data(
         "energy_kwh": measure_field(sum((Decimal(s["energy"]["energy_kwh"]) for s in sections), Decimal(0))),
         "emissions_kg": measure_field(sum((Decimal(s["energy"]["emissions_kg"]) for s in sections), Decimal(0))),
     }
-    crossings = _budget_crossings(organization, project, period_start, period_end)
+    crossings = [_crossing_row(values) for values in statements["crossings"](**params)]
     totals["budget_thresholds_crossed"] = len(crossings)
     return {
         "kind": ReportKind.STATUS.value,
@@ -346,33 +437,49 @@ def status_report_data(
 
 
 def _budget_crossings(
-    organization: Organization, project: Project | None, start: dt.date, end: dt.date
-) -> list[dict[str, Any]]:
+    organization_id: int, project_id: int | None, start: dt.date, end: dt.date
+) -> QuerySet[BudgetThresholdCrossing]:
     """The budget thresholds crossed in the period (ops/services/budgets.py): project, team and cost-centre
     budgets of the organization (a project's report: its own), oldest first. One query."""
     crossings = BudgetThresholdCrossing.objects.filter(crossed_on__gte=start, crossed_on__lte=end)
-    if project is not None:
-        crossings = crossings.filter(budget__project=project)
+    if project_id is not None:
+        crossings = crossings.filter(budget__project_id=project_id)
     else:
         crossings = crossings.filter(
-            Q(budget__project__organization=organization)
-            | Q(budget__team__organization=organization)
-            | Q(budget__cost_centre__organization=organization)
+            Q(budget__project__organization_id=organization_id)
+            | Q(budget__team__organization_id=organization_id)
+            | Q(budget__cost_centre__organization_id=organization_id)
         )
-    crossings = crossings.select_related("budget__project", "budget__team", "budget__cost_centre")
-    return [
-        {
-            "budget": c.budget_id,
-            "owner": str(c.budget.owner),
-            "threshold_pct": f"{c.threshold_pct.normalize():f}",
-            "crossed_on": c.crossed_on.isoformat(),
-            "period_start": c.period_start.isoformat(),
-            "period_end": c.period_end.isoformat(),
-            "amount": money_field(c.amount),
-            "spend": money_field(c.spend),
-        }
-        for c in crossings.order_by("crossed_on", "pk")
-    ]
+    return crossings.order_by("crossed_on", "pk").values(*CROSSING_FIELDS, *CROSSING_OWNER_FIELDS)
+
+
+CROSSING_FIELDS = ("budget_id", "threshold_pct", "crossed_on", "period_start", "period_end", "amount", "spend")
+# What the budget's owner is named by (its `__str__`): the project's, the team's or the cost centre's fields.
+CROSSING_OWNERS = {"project": ("id", "name"), "team": ("id", "name"), "cost_centre": ("id", "code", "name")}
+CROSSING_OWNER_FIELDS = tuple(f"budget__{owner}__{name}" for owner, names in CROSSING_OWNERS.items() for name in names)
+
+
+def _crossing_owner(values: dict[str, Any]) -> str:
+    """Return the name of a crossed budget's owner, rebuilt from its statement's values."""
+    budget = Budget()
+    for owner, names in CROSSING_OWNERS.items():
+        fields = {name: values[f"budget__{owner}__{name}"] for name in names}
+        model = Budget._meta.get_field(owner).related_model
+        setattr(budget, owner, instance_from_values(model, fields) if fields["id"] is not None else None)
+    return str(budget.owner)
+
+
+def _crossing_row(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "budget": values["budget_id"],
+        "owner": _crossing_owner(values),
+        "threshold_pct": f"{values['threshold_pct'].normalize():f}",
+        "crossed_on": values["crossed_on"].isoformat(),
+        "period_start": values["period_start"].isoformat(),
+        "period_end": values["period_end"].isoformat(),
+        "amount": money_field(values["amount"]),
+        "spend": money_field(values["spend"]),
+    }
 
 
 # A listed risk's columns, read as values (a report stores a few fields, so no model is built or joined row
@@ -415,63 +522,39 @@ def _risk_row(risk: dict[str, Any], tz: Any) -> dict[str, Any]:
     }
 
 
-def _risk_list(queryset: QuerySet[Risk], tz: Any, *extra: str) -> dict[str, Any]:
-    """Return the first REPORT_LIST_LIMIT rows and the exact count, in one query (a window count).
+def _risk_list(queryset: QuerySet[Risk], *extra: str) -> QuerySet[Risk]:
+    """Return the statement of a list: its first REPORT_LIST_LIMIT rows, each with the exact count (a window count).
 
     `extra` names annotations of `queryset` each row also carries.
     """
-    rows = list(
-        queryset.annotate(total=Window(Count("pk"))).values(*RISK_FIELDS, *extra, "total")[: settings.REPORT_LIST_LIMIT]
-    )
+    return queryset.annotate(total=Window(Count("pk"))).values(*RISK_FIELDS, *extra, "total")[
+        : settings.REPORT_LIST_LIMIT
+    ]
+
+
+def _risk_list_data(rows: list[dict[str, Any]], tz: Any, *extra: str) -> dict[str, Any]:
     items = [_risk_row(risk, tz) | {name: risk[name] for name in extra} for risk in rows]
     return {"count": rows[0]["total"] if rows else 0, "items": items}
 
 
-def risk_report_data(
+RISK_LISTS = ("new", "closed", "accepted", "overdue_reviews", "signals_raised", "signals_cleared")
+ESCALATION = ("score_before", "score_after")
+
+
+def _risk_statements(
     *,
-    organization: Organization,
-    period_start: dt.date,
-    period_end: dt.date,
-    project: Project | None = None,
-    on_step: Step = _noop,
-) -> dict[str, Any]:
-    """Compute the risk report of a period: heat map, top risks, changes in the period, signals."""
-    tz = organization.tzinfo
-    start_dt, end_dt = period_bounds(organization, period_start, period_end)
-    risks = Risk.objects.filter(organization=organization)
-    if project is not None:
-        risks = risks.filter(project=project)
+    organization_id: int,
+    start_dt: dt.datetime,
+    end_dt: dt.datetime,
+    review_as_of: dt.date,
+    project_id: int | None = None,
+) -> dict[str, QuerySet[Risk]]:
+    """Return the risk report's statements (`.values()` querysets) of an organization's risks or one project's."""
+    risks = Risk.objects.filter(organization_id=organization_id)
+    if project_id is not None:
+        risks = risks.filter(project_id=project_id)
     active = risks.filter(status__in=RiskStatus.active(), created_at__lt=end_dt)
     in_period = {"created_at__gte": start_dt, "created_at__lt": end_dt}
-
-    on_step(10, "Heat map, categories, projects and top risks")
-    # One grouped query feeds the heat map, the severity bands and the categories (at most 25 × categories rows).
-    matrix = [[0] * 5 for _ in range(5)]
-    by_severity = dict.fromkeys(SEVERITIES, 0)
-    by_category: dict[str, int] = Counter()
-    cells = active.order_by("category").values_list("likelihood", "impact", "category").annotate(n=Count("pk"))
-    for likelihood, impact, category, n in cells:
-        matrix[likelihood - 1][impact - 1] += n
-        by_severity[Severity.for_score(likelihood * impact).value] += n
-        by_category[category] += n
-    by_project = [
-        {
-            "project_id": row["project_id"],
-            "project": row["project__name"] or "",
-            "open": row["open"],
-            "max_score": row["max_score"],
-            "high_or_critical": row["high_or_critical"],
-        }
-        for row in active.order_by()
-        .values("project_id", "project__name")
-        .annotate(
-            open=Count("pk"),
-            max_score=Max("score"),
-            high_or_critical=Count("pk", filter=Q(severity__in=[Severity.HIGH, Severity.CRITICAL])),
-        )
-        .order_by("-max_score", "project__name")
-    ]
-    top = [_risk_row(r, tz) for r in active.order_by("-score", "-impact", "pk").values(*RISK_FIELDS)[:10]]
     # Only risks reassessed in the period can have escalated: filtering on them first (a semi-join on
     # the assessments of the period) keeps the three score lookups to those few risks.
     reassessed = RiskAssessment.objects.filter(
@@ -494,33 +577,79 @@ def risk_report_data(
         .filter(score_after__gt=F("score_before"))
         .order_by("-score_after", "pk")
     )
+    closed = {"status": RiskStatus.CLOSED, "closed_at__gte": start_dt, "closed_at__lt": end_dt}
+    signals = risks.filter(source=RiskSource.SIGNAL)
+    return {
+        # One grouped query feeds the heat map, the severity bands and the categories (at most 25 × categories rows).
+        "cells": active.order_by("category").values("likelihood", "impact", "category").annotate(n=Count("pk")),
+        "by_project": active.order_by()
+        .values("project_id", "project__name")
+        .annotate(
+            open=Count("pk"),
+            max_score=Max("score"),
+            high_or_critical=Count("pk", filter=Q(severity__in=[Severity.HIGH, Severity.CRITICAL])),
+        )
+        .order_by("-max_score", "project__name"),
+        "top_risks": active.order_by("-score", "-impact", "pk").values(*RISK_FIELDS)[:10],
+        "new": _risk_list(risks.filter(**in_period).order_by("-score", "pk")),
+        "escalated": _risk_list(escalated, *ESCALATION),
+        "closed": _risk_list(risks.filter(**closed).order_by("pk")),
+        "accepted": _risk_list(
+            risks.filter(status=RiskStatus.ACCEPTED, accepted_at__gte=start_dt, accepted_at__lt=end_dt).order_by("pk")
+        ),
+        "overdue_reviews": _risk_list(active.filter(review_overdue(review_as_of)).order_by("next_review_date", "pk")),
+        "signals_raised": _risk_list(signals.filter(**in_period).order_by("signal_rule", "pk")),
+        "signals_cleared": _risk_list(signals.filter(**closed).order_by("signal_rule", "pk")),
+    }
+
+
+def risk_report_data(
+    *,
+    organization: Organization,
+    period_start: dt.date,
+    period_end: dt.date,
+    project: Project | None = None,
+    on_step: Step = _noop,
+) -> dict[str, Any]:
+    """Compute the risk report of a period: heat map, top risks, changes in the period, signals."""
+    tz = organization.tzinfo
+    start_dt, end_dt = period_bounds(organization, period_start, period_end)
+    statements = _compiled_statements(_risk_statements, scoped=project is not None)
+    params = {
+        "organization_id": organization.pk,
+        "start_dt": start_dt,
+        "end_dt": end_dt,
+        "review_as_of": _review_as_of(period_end),
+    }
+    if project is not None:
+        params["project_id"] = project.pk
+
+    on_step(10, "Heat map, categories, projects and top risks")
+    matrix = [[0] * 5 for _ in range(5)]
+    by_severity = dict.fromkeys(SEVERITIES, 0)
+    by_category: dict[str, int] = Counter()
+    for cell in statements["cells"](**params):
+        likelihood, impact, n = cell["likelihood"], cell["impact"], cell["n"]
+        matrix[likelihood - 1][impact - 1] += n
+        by_severity[Severity.for_score(likelihood * impact).value] += n
+        by_category[cell["category"]] += n
+    by_project = [
+        {
+            "project_id": row["project_id"],
+            "project": row["project__name"] or "",
+            "open": row["open"],
+            "max_score": row["max_score"],
+            "high_or_critical": row["high_or_critical"],
+        }
+        for row in statements["by_project"](**params)
+    ]
+    top = [_risk_row(r, tz) for r in statements["top_risks"](**params)]
     lists = {
-        "new": _risk_list(risks.filter(**in_period).order_by("-score", "pk"), tz),
-        "escalated": _risk_list(escalated, tz, "score_before", "score_after"),
+        "new": _risk_list_data(statements["new"](**params), tz),
+        "escalated": _risk_list_data(statements["escalated"](**params), tz, *ESCALATION),
     }
     on_step(50, "Changes in the period, overdue reviews and signals")
-    lists |= {
-        "closed": _risk_list(
-            risks.filter(status=RiskStatus.CLOSED, closed_at__gte=start_dt, closed_at__lt=end_dt).order_by("pk"), tz
-        ),
-        "accepted": _risk_list(
-            risks.filter(status=RiskStatus.ACCEPTED, accepted_at__gte=start_dt, accepted_at__lt=end_dt).order_by("pk"),
-            tz,
-        ),
-        "overdue_reviews": _risk_list(
-            active.filter(review_overdue(period_end + dt.timedelta(days=1))).order_by("next_review_date", "pk"), tz
-        ),
-    }
-    signals = risks.filter(source=RiskSource.SIGNAL)
-    lists |= {
-        "signals_raised": _risk_list(signals.filter(**in_period).order_by("signal_rule", "pk"), tz),
-        "signals_cleared": _risk_list(
-            signals.filter(status=RiskStatus.CLOSED, closed_at__gte=start_dt, closed_at__lt=end_dt).order_by(
-                "signal_rule", "pk"
-            ),
-            tz,
-        ),
-    }
+    lists |= {name: _risk_list_data(statements[name](**params), tz) for name in RISK_LISTS if name != "new"}
     return {
         "kind": ReportKind.RISK.value,
         "organization": {"id": organization.pk, "name": organization.name, "currency": organization.currency},

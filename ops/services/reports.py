@@ -8,11 +8,10 @@ Bounded: a report covers a week or a calendar month inside the report range, and
 REPORT_PENDING_PER_USER on-demand reports waiting at once.
 """
 
-import contextlib
 import datetime as dt
+import functools
 import logging
 import time
-from collections.abc import Iterator
 
 from celery import current_app
 from django.conf import settings
@@ -32,6 +31,7 @@ from ops.selectors.reports import BUILDERS, report_headline, report_period
 from projects.models import Membership, NotificationKind, Organization, Project, Role
 from projects.selectors import notification_unsubscribed
 from projects.services import membership_require
+from tracker.db import CompiledValues, instance_from_values
 from tracker.exceptions import Conflict, ErrorCode, ServiceUnavailable, ValidationFailed
 from tracker.formatting import date_range
 from tracker.mail import MailCounts, absolute_link, mail_each, subject_line
@@ -164,27 +164,80 @@ def report_request(
     return report
 
 
-@contextlib.contextmanager
-def _build_lock(report_id: int) -> Iterator[bool]:
-    """Hold a session advisory lock on the report while building it; yield whether it was free.
+# Lock and claim in one statement: the advisory lock first (a CTE evaluated once), then the running state,
+# written only when the lock was taken and the report is not ready. READ COMMITTED re-checks the state on the
+# row's newest version, so a build that became ready after this statement's snapshot is never claimed again.
+CLAIM_SQL = """
+    WITH lock AS (SELECT pg_try_advisory_lock(%s) AS acquired),
+    claimed AS (
+        UPDATE ops_report SET state = %s, started_at = %s, progress = 0, step = %s, error = '',
+            attempts = attempts + 1, updated_at = %s
+        WHERE id = %s AND state <> %s AND (SELECT acquired FROM lock)
+        RETURNING id)
+    SELECT acquired, EXISTS (SELECT 1 FROM claimed) FROM lock"""
+STARTING = "Starting"
 
-    PostgreSQL drops the lock when the holder's connection dies, so a worker killed mid-build
-    never blocks the redelivered task. Elsewhere (SQLite, embedded mode) there is one worker and
-    the periodic job re-enqueues stuck reports.
+
+def _claim(report_id: int, started: dt.datetime) -> tuple[bool, bool]:
+    """Take the report's build lock and, unless it is ready, write its running state; return (locked, claimed).
+
+    The lock is a PostgreSQL session advisory lock: PostgreSQL drops it when the holder's connection
+    dies, so a worker killed mid-build never blocks the redelivered task. Elsewhere (SQLite, embedded
+    mode) there is one worker and the periodic job re-enqueues stuck reports.
     """
     if connection.vendor != "postgresql":
-        yield True
-        return
-    key = LOCK_NAMESPACE | report_id
+        claimed = (
+            Report.objects.filter(pk=report_id)
+            .exclude(state=ReportState.READY)
+            .update(
+                state=ReportState.RUNNING,
+                started_at=started,
+                progress=0,
+                step=STARTING,
+                error="",
+                attempts=F("attempts") + 1,
+                updated_at=started,
+            )
+        )
+        return True, bool(claimed)
+    params = [LOCK_NAMESPACE | report_id, ReportState.RUNNING, started, STARTING, started, report_id]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+        cursor.execute(CLAIM_SQL, [*params, ReportState.READY])
+        locked, claimed = cursor.fetchone()
+    return locked, claimed
+
+
+# A report is read with its organization and project (one statement, compiled once per process): the build
+# reads them all, and the ORM's building and compiling of the joined read cost more than the read itself.
+REPORT_RELATED = {"organization": Organization, "project": Project}
+
+
+@functools.cache
+def _report_statement() -> CompiledValues:
+    names = [f.attname for f in Report._meta.concrete_fields]
+    names += [f"{name}__{f.attname}" for name, model in REPORT_RELATED.items() for f in model._meta.concrete_fields]
+    probe = -7_301_023  # no report's id
+    return CompiledValues(Report.objects.filter(pk=probe).values(*names), {"pk": probe})
+
+
+def _report_read(report_id: int) -> Report:
+    """Return the report with its organization and project, as `select_related` reads them."""
+    rows = _report_statement()(pk=report_id)
+    if not rows:
+        raise Report.DoesNotExist(f"No report {report_id}.")
+    values = rows[0]
+    report = instance_from_values(Report, values)
+    for name, model in REPORT_RELATED.items():
+        prefix = f"{name}__"
+        related = {key.removeprefix(prefix): value for key, value in values.items() if key.startswith(prefix)}
+        setattr(report, name, instance_from_values(model, related) if related["id"] is not None else None)
+    return report
+
+
+def _unlock(report_id: int) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_NAMESPACE | report_id])
 
 
 def report_build(*, report_id: int) -> Report | None:
@@ -193,24 +246,15 @@ def report_build(*, report_id: int) -> Report | None:
     Idempotent: a ready report is returned untouched; a report another live worker is building
     is left to it (returns None). Progress is committed step by step so it is visible meanwhile.
     """
-    with _build_lock(report_id) as acquired:
-        if not acquired:
-            return None
-        report = Report.objects.select_related("organization", "project").get(pk=report_id)
-        if report.state == ReportState.READY:
+    started = timezone.now()
+    locked, claimed = _claim(report_id, started)
+    if not locked:
+        return None
+    try:
+        report = _report_read(report_id)
+        if not claimed:  # ready (under the lock, anything else was claimed)
             return report
         rows = Report.objects.filter(pk=report_id)
-        started = timezone.now()
-        rows.update(
-            state=ReportState.RUNNING,
-            started_at=started,
-            progress=0,
-            step="Starting",
-            error="",
-            attempts=F("attempts") + 1,
-            updated_at=timezone.now(),
-        )
-
         last_write = time.monotonic()
 
         def on_step(progress: int, label: str) -> None:
@@ -247,10 +291,11 @@ def report_build(*, report_id: int) -> Report | None:
             # The row now holds exactly this (no re-read): the lock keeps every other writer out meanwhile.
             for name, value in ready.items():
                 setattr(report, name, value)
-            report.attempts += 1
-            report.started_at, report.updated_at = started, ready["generated_at"]
+            report.updated_at = ready["generated_at"]
             emit(report.organization, EventType.REPORT_READY, report)
         return report
+    finally:
+        _unlock(report_id)
 
 
 # Which member choice (projects.NotificationSubscription) each kind of report's digest obeys.

@@ -5,6 +5,7 @@ import datetime as dt
 import io
 from decimal import Decimal
 
+import psycopg
 import pytest
 import time_machine
 from django.core import mail
@@ -26,6 +27,7 @@ from ops.models import (
 )
 from ops.selectors.reports import _project_rows, report_csv, report_markdown, report_week
 from ops.services import report_build, report_digest_send, report_request, risk_accept, risk_update
+from ops.services.reports import LOCK_NAMESPACE
 from ops.tests.factories import (
     BudgetFactory,
     CostEntryFactory,
@@ -37,6 +39,7 @@ from ops.tests.factories import (
 from projects.gates import gates_unmet, project_gates
 from projects.models import DataClassification, Role, Stage, StageTransition, StatusUpdate
 from projects.tests.factories import MembershipFactory, OrganizationFactory, ProjectFactory, UserFactory
+from tests.fault_helpers import db_url
 from tracker.exceptions import NotPermitted, ValidationFailed
 from tracker.mail import MailCounts
 
@@ -441,6 +444,20 @@ def test_report_lists_are_capped_but_counts_stay_exact(settings, risk_portfolio)
     assert data["new"]["count"] == 2 and len(data["new"]["items"]) == 1
 
 
+def test_each_capped_list_keeps_its_own_first_rows_in_its_own_order(settings, risk_portfolio):
+    # Each list is ranked and counted on its own rows, whatever the lists' limit does to the others.
+    org, _ = risk_portfolio
+    full = build(ReportKind.RISK, org).data
+    assert [r["title"] for r in full["new"]["items"]] == ["signal raised", "born and raised"]  # by score
+    assert [r["title"] for r in full["closed"]["items"]] == ["closed in week", "signal cleared"]  # by age
+    Report.objects.filter(organization=org).delete()
+    settings.REPORT_LIST_LIMIT = 1
+    capped = build(ReportKind.RISK, org).data
+    assert capped["top_risks"] == full["top_risks"]  # ten, whatever the lists' limit
+    for key in ("new", "closed", "accepted", "overdue_reviews", "signals_raised", "signals_cleared", "escalated"):
+        assert capped[key] == {"count": full[key]["count"], "items": full[key]["items"][:1]}, key
+
+
 # Building, states, digest
 
 
@@ -451,6 +468,23 @@ def test_build_of_a_ready_report_changes_nothing(portfolio):
     assert report_build(report_id=report.pk).generated_at == generated
     report.refresh_from_db()
     assert report.attempts == 1
+
+
+def test_build_of_a_report_another_worker_holds_is_left_to_it(portfolio):
+    org, *_ = portfolio
+    report = ReportFactory(organization=org, kind=ReportKind.STATUS, period_start=WEEK[0], period_end=WEEK[1])
+    # Another session holds the report's build lock (a live worker building it).
+    with psycopg.connect(db_url().replace("postgres://", "postgresql://"), autocommit=True) as worker:
+        worker.execute("SELECT pg_advisory_lock(%s)", [LOCK_NAMESPACE | report.pk])
+        assert report_build(report_id=report.pk) is None
+        worker.execute("SELECT pg_advisory_unlock(%s)", [LOCK_NAMESPACE | report.pk])
+    report.refresh_from_db()
+    assert (report.state, report.attempts, report.started_at) == (ReportState.PENDING, 0, None)
+    # The lock released, the build goes ahead and leaves no lock behind.
+    assert report_build(report_id=report.pk).state == ReportState.READY
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
+        assert cursor.fetchone()[0] == 0
 
 
 def test_failed_build_records_the_error_and_can_be_requested_again():

@@ -1,0 +1,41 @@
+"""CompiledValues: a `.values()` statement compiled once, each call's parameters bound where the probes were."""
+
+import datetime as dt
+
+import pytest
+
+from ops.models import Risk, RiskStatus
+from ops.tests.factories import RiskFactory
+from projects.tests.factories import OrganizationFactory, ProjectFactory
+from tracker.db import CompiledValues
+
+pytestmark = pytest.mark.django_db
+
+PROBES = {"organization_id": -7_301_017, "since": dt.datetime(1901, 3, 4, 5, 6, 7, tzinfo=dt.UTC)}
+
+
+def _open_risks(*, organization_id: int, since: dt.datetime):
+    return (
+        Risk.objects.filter(organization_id=organization_id, status=RiskStatus.OPEN, created_at__gte=since)
+        .order_by("pk")
+        .values("title", "project__name", "score")
+    )
+
+
+def test_each_call_binds_its_own_values_and_reads_what_the_queryset_reads():
+    statement = CompiledValues(_open_risks(**PROBES), PROBES)
+    long_ago = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    for _ in range(2):
+        org = OrganizationFactory()
+        RiskFactory.create_batch(2, project=ProjectFactory(organization=org))
+        RiskFactory(project=ProjectFactory(organization=org), status=RiskStatus.CLOSED)
+        params = {"organization_id": org.pk, "since": long_ago}
+        rows = statement(**params)
+        assert rows == list(_open_risks(**params)) and len(rows) == 2
+    assert statement(organization_id=org.pk, since=dt.datetime(2999, 1, 1, tzinfo=dt.UTC)) == []
+
+
+def test_a_probe_written_into_the_sql_is_refused():
+    # A slice is written into the SQL as LIMIT n: a "parameter" there could not be rebound.
+    with pytest.raises(ValueError, match="written into the SQL"):
+        CompiledValues(Risk.objects.values("pk")[: -PROBES["organization_id"]], {"limit": -PROBES["organization_id"]})
