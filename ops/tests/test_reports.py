@@ -396,6 +396,10 @@ def test_both_reports_read_an_overdue_review_by_the_same_rule(risk_portfolio):
     attention = {row["name"]: row["reasons"] for row in build(ReportKind.STATUS, org).data["needs_attention"]}
     assert risk_list == ["overdue"]
     assert "overdue_reviews" in attention["Alpha"] and "overdue_reviews" not in attention.get("Beta", [])
+    # The next week's reports (their statements compiled once, each build binding its own period) see both.
+    next_week = (dt.date(2026, 3, 9), dt.date(2026, 3, 15))
+    items = build(ReportKind.RISK, org, period=next_week).data["overdue_reviews"]["items"]
+    assert [r["title"] for r in items] == ["overdue", "due later"]
 
     type(risks["overdue"]).objects.filter(pk=risks["overdue"].pk).update(next_review_date=dt.date(2026, 3, 9))
     Report.objects.all().delete()
