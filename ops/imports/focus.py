@@ -174,7 +174,8 @@ class _Context:
             if not isinstance(value, dict):
                 raise _RowError("Tags is not a JSON object.", F.TAGS)
             tags = F.tags_from_focus(value)
-            ours = sum(1 for key in value if str(key).strip().lower().startswith(F.TRACKER_TAG_PREFIX))
+            prefix = F.TRACKER_TAG_PREFIX
+            ours = sum(key.strip().lower().startswith(prefix) for key in value)  # JSON keys are text
             tagged = value.get(F.PROJECT_TAG)
             found = (json.dumps(tags), None if tagged is None else str(tagged), len(value) - ours - len(tags))
             if len(self._tags) > 1_000:  # bounded: a bill repeats its tag sets, or they differ row by row
