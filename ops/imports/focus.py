@@ -437,7 +437,7 @@ class _Repeats:
 
     A row's `occurrence` is its rank among the file's identical rows (same source, period and hash).
     A hash the filter has never seen is a first row: occurrence 1, known as it is read. Any other row
-    (a repeat, or a false positive: about 1 in 3,000 rows at a million) is staged with no occurrence and
+    (a repeat, or a false positive: under 1 in 10,000 rows at a million) is staged with no occurrence and
     numbered in SQL (`_numbered`). Fixed size (8 MiB): memory stays flat whatever the file.
     """
 
@@ -448,6 +448,7 @@ class _Repeats:
         self.bits = bytearray(1 << (self.BITS - 3))
 
     def first(self, row_hash: str) -> bool:
+        """Record the hash (32 hex digits); whether it was certainly not seen before."""
         bits, mask, h = self.bits, self.MASK, int(row_hash, 16)
         seen = True
         for _ in range(3):
