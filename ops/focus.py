@@ -114,6 +114,7 @@ IMPORT_COLUMNS = (
 )
 COST_CENTRE_TAG = "tracker_cost_centre"
 _TAG_KEY_CHARACTER = re.compile(r"[^a-z0-9_.:/-]")
+_TAG_KEY = re.compile(r"[a-z0-9][a-z0-9_.:/-]*\Z")  # a key `_TAG_KEY_CHARACTER` and the strip leave as it is
 # ChargeCategory / ChargeFrequency values (FOCUS 1.0 allowed values).
 USAGE = "Usage"
 USAGE_BASED = "Usage-Based"
@@ -234,10 +235,13 @@ def tags_from_focus(value: object) -> dict[str, str]:
         raise ValueError("FOCUS Tags is a JSON object.")
     tags: dict[str, str] = {}
     for key, text in value.items():
-        key = _TAG_KEY_CHARACTER.sub("_", str(key).strip().lower()).lstrip("_.:/-")[:63]
+        key = str(key).strip().lower()
+        if not _TAG_KEY.match(key):  # most keys are already ours: skip the rewriting (an import's cost per row)
+            key = _TAG_KEY_CHARACTER.sub("_", key).lstrip("_.:/-")
+        key = key[:63]
         if key and not key.startswith(TRACKER_TAG_PREFIX) and len(tags) < MAX_TAGS:
             text = text if isinstance(text, str) else json.dumps(text)
-            tags[key] = "".join(c for c in text if c.isprintable())[:MAX_VALUE]
+            tags[key] = (text if text.isprintable() else "".join(c for c in text if c.isprintable()))[:MAX_VALUE]
     tags_validate(tags)
     return tags
 

@@ -209,6 +209,19 @@ def test_identical_rows_are_kept_as_many_times_as_the_bill_has_them(acme):
     assert BilledCost.objects.filter(organization=org).count() == 1
 
 
+@pytest.mark.parametrize("filter_hits", [False, True])
+def test_identical_rows_are_numbered_by_line_whatever_the_repeat_filter_says(acme, monkeypatch, filter_hits):
+    # A filter hit (a repeat, or a false positive) leaves the row to be numbered in SQL: same numbers either way.
+    org, *_ = acme
+    if filter_hits:
+        monkeypatch.setattr(focus_importer._Repeats, "first", lambda self, row_hash: False)
+    rows = [row(), row(SkuId="b"), row(), row(SkuId="c"), row(), row(SkuId="b")]
+    assert run(org, bill(*rows)).summary["created"] == 6
+    numbered = sorted(BilledCost.objects.filter(organization=org).values_list("sku_id", "occurrence", "line"))
+    assert numbered == [("", 1, 2), ("", 2, 4), ("", 3, 6), ("b", 1, 3), ("b", 2, 7), ("c", 1, 5)]
+    assert run(org, bill(*rows)).summary["created"] == 0
+
+
 def test_a_revised_month_to_date_file_replaces_only_that_period_and_source(acme):
     org, *_ = acme
     tag = '{"tracker_project": "support-bot"}'

@@ -13,7 +13,8 @@ keep dropped and counted in the summary).
 Rows are parsed in one streaming pass and copied in chunks into a temporary table; one
 transaction then replaces each billing period × source found in the file: the rows that did not
 change stay, the others are deleted or inserted, and one history event records the batch. The
-same file again therefore writes nothing. Memory is bounded by the chunk, whatever the file.
+same file again therefore writes nothing. Memory is bounded by the chunk (and a fixed-size filter of
+the row hashes seen, `_Repeats`), whatever the file.
 """
 
 import csv
@@ -173,7 +174,8 @@ class _Context:
             if not isinstance(value, dict):
                 raise _RowError("Tags is not a JSON object.", F.TAGS)
             tags = F.tags_from_focus(value)
-            ours = sum(1 for key in value if str(key).strip().lower().startswith(F.TRACKER_TAG_PREFIX))
+            prefix = F.TRACKER_TAG_PREFIX
+            ours = sum(key.strip().lower().startswith(prefix) for key in value)  # JSON keys are text
             tagged = value.get(F.PROJECT_TAG)
             found = (json.dumps(tags), None if tagged is None else str(tagged), len(value) - ours - len(tags))
             if len(self._tags) > 1_000:  # bounded: a bill repeats its tag sets, or they differ row by row
@@ -419,7 +421,7 @@ def apply(
         # The columns' types without their constraints: rows are checked by the final insert. Unlogged, not
         # temporary: a temporary table lives in the session's few local buffers, and spills to disk at this size.
         cursor.execute(
-            f"CREATE UNLOGGED TABLE {staging}_raw AS SELECT {', '.join(COLUMNS)} FROM {table} WITH NO DATA"  # nosec B608
+            f"CREATE UNLOGGED TABLE {staging}_raw AS SELECT {', '.join(COLUMNS)}, occurrence FROM {table} WITH NO DATA"  # nosec B608
         )
         try:
             _stage(cursor, f"{staging}_raw", _parse(ctx, stream))
@@ -430,12 +432,42 @@ def apply(
             cursor.execute(f"DROP TABLE IF EXISTS {staging}_raw, {staging}")  # nosec B608
 
 
+class _Repeats:
+    """A Bloom filter of the row hashes seen: which rows are certainly the first of their hash in the file.
+
+    A row's `occurrence` is its rank among the file's identical rows (same source, period and hash).
+    A hash the filter has never seen is a first row: occurrence 1, known as it is read. Any other row
+    (a repeat, or a false positive: under 1 in 10,000 rows at a million) is staged with no occurrence and
+    numbered in SQL (`_numbered`). Fixed size (8 MiB): memory stays flat whatever the file.
+    """
+
+    BITS = 26  # 2**26 bits; each hash sets three of them, taken from its first 78 bits
+    MASK = (1 << BITS) - 1
+
+    def __init__(self) -> None:
+        self.bits = bytearray(1 << (self.BITS - 3))
+
+    def first(self, row_hash: str) -> bool:
+        """Record the hash (32 hex digits); whether it was certainly not seen before."""
+        bits, mask, h = self.bits, self.MASK, int(row_hash, 16)
+        seen = True
+        for _ in range(3):
+            i = h & mask
+            byte, bit = i >> 3, 1 << (i & 7)
+            if not bits[byte] & bit:
+                seen = False
+                bits[byte] |= bit
+            h >>= self.BITS
+        return not seen
+
+
 def _stage(cursor: Any, staging: str, rows: Iterator[tuple[Any, ...]]) -> int:
-    """COPY the parsed rows into the temporary table, CHUNK_ROWS at a time; return how many."""
-    copy_sql = f"COPY {staging} ({', '.join(COLUMNS)}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({_NOT_NULL}))"  # nosec B608
-    count, chunk = 0, []
+    """COPY the parsed rows, each with its occurrence if known, into the temporary table; return how many."""
+    columns = f"{', '.join(COLUMNS)}, occurrence"
+    copy_sql = f"COPY {staging} ({columns}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({_NOT_NULL}))"  # nosec B608
+    count, chunk, first = 0, [], _Repeats().first
     for values in rows:
-        chunk.append(values)
+        chunk.append((*values, 1 if first(values[_HASH]) else None))
         if len(chunk) == CHUNK_ROWS:
             count += _copy(cursor, copy_sql, chunk)
             chunk = []
@@ -454,10 +486,7 @@ def _replace(
     org = organization.pk
     job_id = options.get("import_job_id")
     # Every name interpolated below is generated or comes from model metadata, never from input.
-    numbered = (
-        f"SELECT {columns}, row_number() OVER (PARTITION BY source, billing_period_start, row_hash ORDER BY line)"  # nosec B608
-        f" AS occurrence FROM {staging}_raw"  # nosec B608
-    )
+    numbered = _numbered(f"{staging}_raw")
     insert = f"""WITH added AS (
             INSERT INTO {table} (organization_id, import_job_id, {columns}, occurrence)
             SELECT %s, %s, n.* FROM ({{rows}}) n {{where}}
@@ -517,6 +546,22 @@ def _replace(
     return summary
 
 
+def _numbered(raw: str) -> str:
+    """The staged rows, each with its occurrence: its rank by line among the file's identical rows.
+
+    The rows `_Repeats` knew as first keep their 1; only the others are numbered, together with the
+    first row of their hash (which takes rank 1), so the sort covers the repeats, not the file.
+    """
+    columns, same = ", ".join(COLUMNS), "source, billing_period_start, row_hash"
+    return f"""SELECT {columns}, occurrence FROM {raw} WHERE occurrence IS NOT NULL
+        UNION ALL
+        SELECT {columns}, rank FROM (
+            SELECT {columns}, occurrence, row_number() OVER (PARTITION BY {same} ORDER BY line) AS rank
+            FROM {raw}
+            WHERE occurrence IS NULL OR ({same}) IN (SELECT {same} FROM {raw} WHERE occurrence IS NULL)
+        ) r WHERE occurrence IS NULL"""  # nosec B608
+
+
 def _changes(summary: Summary, added: list, removed: list) -> None:
     """Count the rows added and removed, per billing period and source, into `summary`."""
     periods: dict[tuple[str, dt.datetime], dict[str, Any]] = {}
@@ -541,6 +586,7 @@ LOCK_NAMESPACE = 0x0F0C  # pg_advisory_xact_lock's first key: FOCUS bill imports
 # COPY's CSV format, written by the csv module in C: None is an empty unquoted cell, read as NULL;
 # the text columns read an empty cell as the empty string.
 _NULLABLE = {
+    "occurrence",
     "project_id",
     "effective_cost",
     "list_cost",
@@ -551,6 +597,7 @@ _NULLABLE = {
     "exchange_rate_date",
 }
 _NOT_NULL = ", ".join(c for c in COLUMNS if c not in _NULLABLE)
+_HASH = COLUMNS.index("row_hash")
 
 
 def _copy(cursor: Any, sql: str, chunk: list[tuple[Any, ...]]) -> int:

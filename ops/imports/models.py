@@ -158,8 +158,13 @@ class BilledCost(models.Model):
     the rows that did not change.
     """
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="billed_costs")
-    project = models.ForeignKey(Project, on_delete=models.SET_NULL, null=True, blank=True, related_name="billed_costs")
+    # No index of their own: each is the first column of a composite index below (an import pays every index per row).
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="billed_costs", db_index=False
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.SET_NULL, null=True, blank=True, related_name="billed_costs", db_index=False
+    )
     import_job = models.ForeignKey(ImportJob, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     source = models.CharField(max_length=200, help_text="Who issued the bill (ProviderName, or the import's source).")
     line = models.PositiveIntegerField(help_text="The row's line in the file it came from.")
