@@ -106,3 +106,19 @@ def instance_from_values(model: type[Model], values: dict[str, object]) -> Model
     """Return an instance of `model` with `values` (by attname) loaded and its other fields deferred."""
     names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
     return model.from_db(model.objects.db, names, [values[name] for name in names])
+
+
+def related_values_names(model: type[Model], related: dict[str, type[Model]]) -> list[str]:
+    """Return the `.values()` names reading `model`'s fields and those of its `related` foreign keys, whole."""
+    names = [f.attname for f in model._meta.concrete_fields]
+    return names + [f"{name}__{f.attname}" for name, rel in related.items() for f in rel._meta.concrete_fields]
+
+
+def instance_with_related(model: type[Model], values: dict[str, object], related: dict[str, type[Model]]) -> Model:
+    """Return the `model` instance of a row read with `related_values_names`, as `select_related` gives it."""
+    instance = instance_from_values(model, values)
+    for name, rel in related.items():
+        prefix = f"{name}__"
+        fields = {key.removeprefix(prefix): value for key, value in values.items() if key.startswith(prefix)}
+        setattr(instance, name, instance_from_values(rel, fields) if fields[rel._meta.pk.attname] is not None else None)
+    return instance

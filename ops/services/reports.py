@@ -31,7 +31,7 @@ from ops.selectors.reports import BUILDERS, report_headline, report_period
 from projects.models import Membership, NotificationKind, Organization, Project, Role
 from projects.selectors import notification_unsubscribed
 from projects.services import membership_require
-from tracker.db import CompiledValues, instance_from_values
+from tracker.db import CompiledValues, instance_with_related, related_values_names
 from tracker.exceptions import Conflict, ErrorCode, ServiceUnavailable, ValidationFailed
 from tracker.formatting import date_range
 from tracker.mail import MailCounts, absolute_link, mail_each, subject_line
@@ -214,9 +214,8 @@ REPORT_RELATED = {"organization": Organization, "project": Project}
 
 @functools.cache
 def _report_statement() -> CompiledValues:
-    names = [f.attname for f in Report._meta.concrete_fields]
-    names += [f"{name}__{f.attname}" for name, model in REPORT_RELATED.items() for f in model._meta.concrete_fields]
     probe = -7_301_023  # no report's id
+    names = related_values_names(Report, REPORT_RELATED)
     return CompiledValues(Report.objects.filter(pk=probe).values(*names), {"pk": probe})
 
 
@@ -225,13 +224,7 @@ def _report_read(report_id: int) -> Report:
     rows = _report_statement()(pk=report_id)
     if not rows:
         raise Report.DoesNotExist(f"No report {report_id}.")
-    values = rows[0]
-    report = instance_from_values(Report, values)
-    for name, model in REPORT_RELATED.items():
-        prefix = f"{name}__"
-        related = {key.removeprefix(prefix): value for key, value in values.items() if key.startswith(prefix)}
-        setattr(report, name, instance_from_values(model, related) if related["id"] is not None else None)
-    return report
+    return instance_with_related(Report, rows[0], REPORT_RELATED)
 
 
 def _unlock(report_id: int) -> None:
