@@ -6,6 +6,7 @@ import pytest
 
 from ops.models import Risk, RiskStatus
 from ops.tests.factories import RiskFactory
+from projects.models import Project
 from projects.tests.factories import OrganizationFactory, ProjectFactory
 from tracker.db import CompiledValues
 
@@ -39,3 +40,18 @@ def test_a_probe_written_into_the_sql_is_refused():
     # A slice is written into the SQL as LIMIT n: a "parameter" there could not be rebound.
     with pytest.raises(ValueError, match="written into the SQL"):
         CompiledValues(Risk.objects.values("pk")[: -PROBES["organization_id"]], {"limit": -PROBES["organization_id"]})
+
+
+def _projects(*, organization_id: int, ids):
+    return Project.objects.filter(organization_id=organization_id, pk__in=ids).order_by("pk").values("pk", "name")
+
+
+def test_a_list_is_bound_item_by_item_where_its_tuple_of_probes_was():
+    org = OrganizationFactory()
+    projects = [ProjectFactory(organization=org) for _ in range(3)]
+    probes = {"organization_id": PROBES["organization_id"], "ids": (-7_301_101, -7_301_102)}
+    statement = CompiledValues(_projects(**probes), probes)
+    wanted = [projects[2].pk, projects[0].pk]
+    assert statement(organization_id=org.pk, ids=wanted) == list(_projects(organization_id=org.pk, ids=wanted))
+    assert [row["pk"] for row in statement(organization_id=org.pk, ids=wanted)] == sorted(wanted)
+    assert statement(organization_id=-1, ids=wanted) == []

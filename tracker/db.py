@@ -71,20 +71,27 @@ class CompiledValues:
     compiled parameters are where each call's values go. A probe the compiler wrote into the SQL text
     instead of a parameter could not be rebound, so it is refused at once. Anything else the queryset
     reads when built (today's date, a setting) is frozen with it: key the cache by it, or keep it out.
+    A list for an `__in` lookup is probed with a tuple of distinct probes, and each call binds a list
+    of the same length (the SQL has one parameter per item): key the cache by the lengths.
     """
 
     def __init__(self, queryset: QuerySet, probes: dict[str, object]) -> None:
         self.db = queryset.db
         self.compiler = queryset.query.get_compiler(self.db)
         self.sql, params = self.compiler.as_sql()
-        for probe in probes.values():
+        items = {  # (name, None) for a scalar probe, (name, position) for an item of a tuple of probes
+            (name, position): value
+            for name, probe in probes.items()
+            for position, value in (enumerate(probe) if isinstance(probe, tuple) else [(None, probe)])
+        }
+        for probe in items.values():
             if str(probe)[:10] in self.sql:
                 raise ValueError(f"{probe!r} is written into the SQL, not bound: it cannot be rebound")
         self.params = list(params)
         self.slots = {
-            index: name
+            index: item
             for index, value in enumerate(self.params)
-            for name, probe in probes.items()
+            for item, probe in items.items()
             if type(value) is type(probe) and value == probe
         }
         query = queryset.query
@@ -93,13 +100,18 @@ class CompiledValues:
 
     def __call__(self, **values: object) -> list[dict]:
         """Return the rows (dicts, as `.values()` gives them) of the statement with `values` bound."""
-        params = [values[self.slots[i]] if i in self.slots else value for i, value in enumerate(self.params)]
+        params = [self._bound(values, self.slots[i]) if i in self.slots else v for i, v in enumerate(self.params)]
         with connections[self.db].cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = cursor.fetchall()
         if self.converters:
             rows = self.compiler.apply_converters(rows, self.converters)
         return [dict(zip(self.names, row, strict=True)) for row in rows]
+
+    @staticmethod
+    def _bound(values: dict[str, object], item: tuple[str, int | None]) -> object:
+        name, position = item
+        return values[name] if position is None else values[name][position]
 
 
 def instance_from_values(model: type[Model], values: dict[str, object]) -> Model:
