@@ -108,6 +108,7 @@ from ops.models import (
 from ops.providers import INFRASTRUCTURE
 from projects.models import Health, Organization, Project
 from projects.selectors import project_list
+from tracker.db import CompiledValues, instance_from_values
 
 CENT = Decimal("0.01")
 TENTH = Decimal("0.1")
@@ -201,12 +202,35 @@ class PriceBook:
         return history[at] if at >= 0 else None
 
 
+def _prices(*, organization_ids: Sequence[int], models: Sequence[str]) -> QuerySet:
+    return (
+        ModelPrice.objects.filter(organization_id__in=organization_ids, model__in=models)
+        .order_by("organization_id", "provider", "model", "valid_from")
+        .values(*(f.attname for f in ModelPrice._meta.concrete_fields))
+    )
+
+
+# Every ingest (an OTLP export, a usage upload) reads its price book: compiled once per process and per
+# count of organizations and models (CompiledValues), as building and compiling the ORM's query cost more
+# than running it.
+@functools.lru_cache(maxsize=32)
+def _prices_statement(organizations: int, models: int) -> CompiledValues:
+    probes = {
+        "organization_ids": tuple(-7_301_200 - i for i in range(organizations)),
+        "models": tuple(f"probe:model-{i}" for i in range(models)),
+    }
+    return CompiledValues(_prices(**probes), probes)
+
+
 def price_book(*, organization_ids: Iterable[int], models: Iterable[str]) -> PriceBook:
     """Return every price of these models in these organizations (one query), for `PriceBook.price_on`."""
     book = PriceBook()
-    for price in ModelPrice.objects.filter(organization_id__in=set(organization_ids), model__in=set(models)).order_by(
-        "organization_id", "provider", "model", "valid_from"
-    ):
+    organization_ids, models = sorted(set(organization_ids)), sorted(set(models))
+    if not organization_ids or not models:
+        return book  # no price can match (and an empty IN would not compile into a statement)
+    statement = _prices_statement(len(organization_ids), len(models))
+    for row in statement(organization_ids=organization_ids, models=models):
+        price = instance_from_values(ModelPrice, row)
         book.prices.setdefault((price.organization_id, price.provider, price.model), []).append(price)
     return book
 

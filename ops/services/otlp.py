@@ -15,13 +15,14 @@ import functools
 import hashlib
 import json
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from ops import money
@@ -33,6 +34,7 @@ from ops.services.snapshots import CostSpend, spend_snapshots_adjust
 from projects import audit
 from projects.models import Organization, Project
 from projects.tags import MAX_VALUE
+from tracker.db import CompiledValues
 
 UNKNOWN_PROJECT = "no project names this service.name or tracker.project"
 # Rows per INSERT: keeps SQLite under its bound-parameter limit, PostgreSQL's statements small.
@@ -79,20 +81,38 @@ def retention_start(*, today: dt.date | None = None) -> dt.date:
     return today - dt.timedelta(days=settings.OTLP_SPAN_KEY_RETENTION_DAYS)
 
 
+def _projects_named(*, organization_id: int, slugs: Sequence[str], ids: Sequence[int]) -> QuerySet:
+    """The organization's projects an export may name: by service.name, or by slug or id."""
+    return (
+        Project.objects.filter(organization_id=organization_id)
+        .filter(~Q(otel_service_names=[]) | Q(slug__in=slugs) | Q(pk__in=ids))
+        .order_by("-pk")  # a name two projects claim goes to the older one
+        .values("pk", "slug", "otel_service_names")
+    )
+
+
+# Compiled once per process and per count of references (CompiledValues): every export looks its projects
+# up, and building and compiling the ORM's query cost more than running it.
+@functools.lru_cache(maxsize=32)
+def _projects_statement(slugs: int, ids: int) -> CompiledValues:
+    probes = {
+        "organization_id": -7_301_300,
+        "slugs": tuple(f"probe:slug-{i}" for i in range(slugs)),
+        "ids": tuple(-7_301_301 - i for i in range(ids)),
+    }
+    return CompiledValues(_projects_named(**probes), probes)
+
+
 def _projects(organization: Organization, usage: UsageSpans) -> tuple[dict[str, int], dict[str, int]]:
     """Return the organization's projects by service.name and by tracker.project reference (id or slug)."""
-    references = {span.project for span in usage.spans if span.project}
-    ids = [int(ref) for ref in references if ref.isdigit()]
+    slugs = sorted({span.project for span in usage.spans if span.project})
+    ids = sorted({int(ref) for ref in slugs if ref.isdigit()})
     by_service: dict[str, int] = {}
     by_reference: dict[str, int] = {}
-    for pk, slug, names in (
-        Project.objects.filter(organization=organization)
-        .filter(~Q(otel_service_names=[]) | Q(slug__in=references) | Q(pk__in=ids))
-        .order_by("-pk")  # a name two projects claim goes to the older one
-        .values_list("pk", "slug", "otel_service_names")
-    ):
-        by_service.update(dict.fromkeys(names, pk))
-        by_reference[slug] = by_reference[str(pk)] = pk
+    for row in _projects_statement(len(slugs), len(ids))(organization_id=organization.pk, slugs=slugs, ids=ids):
+        pk = row["pk"]
+        by_service.update(dict.fromkeys(row["otel_service_names"], pk))
+        by_reference[row["slug"]] = by_reference[str(pk)] = pk
     return by_service, by_reference
 
 
