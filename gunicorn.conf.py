@@ -1,5 +1,6 @@
 """gunicorn settings for the web container, from environment variables (see README, Deploy)."""
 
+import gc
 import multiprocessing
 import os
 from pathlib import Path
@@ -39,3 +40,12 @@ def child_exit(server, worker) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def pre_fork(server, worker) -> None:
+    """Leave the preloaded app's objects out of the worker's garbage collections (gc.freeze).
+
+    They live as long as the process: without this each full collection walks all ~150,000 of them
+    (~95 ms, about once per 50 OTLP exports), and touching their headers un-shares their pages.
+    """
+    gc.freeze()
