@@ -175,6 +175,8 @@ class _CompiledRows:
         return rows[0]["n"] if rows else 0
 
     def __getitem__(self, page: slice) -> list[Project]:
+        if page.stop <= page.start:
+            return []  # an empty list's first page: no statement, as the ORM's empty slice
         rows = self.page.page(offset=page.start, limit=page.stop - page.start, **self.values)
         return [_list_row(self._project(values)) for values in rows]
 

@@ -39,3 +39,15 @@ def test_a_probe_written_into_the_sql_is_refused():
     # A slice is written into the SQL as LIMIT n: a "parameter" there could not be rebound.
     with pytest.raises(ValueError, match="written into the SQL"):
         CompiledValues(Risk.objects.values("pk")[: -PROBES["organization_id"]], {"limit": -PROBES["organization_id"]})
+
+
+def test_a_page_binds_its_bounds_after_the_statement_and_a_sliced_statement_is_not_paged():
+    org = OrganizationFactory()
+    RiskFactory.create_batch(5, project=ProjectFactory(organization=org))
+    statement = CompiledValues(_open_risks(**PROBES), PROBES)
+    params = {"organization_id": org.pk, "since": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)}
+
+    assert statement.page(offset=1, limit=3, **params) == list(_open_risks(**params)[1:4])
+    assert statement.page(offset=4, limit=3, **params) == list(_open_risks(**params)[4:])
+    with pytest.raises(ValueError, match="cannot be paged"):
+        CompiledValues(_open_risks(**PROBES)[:2], PROBES).page(offset=0, limit=1, **params)
