@@ -120,7 +120,9 @@ _list_shapes: dict[tuple, tuple[CompiledValues, CompiledValues]] = {}
 PROJECT_COLUMNS = (*(f.attname for f in Project._meta.concrete_fields), "team__name")
 
 
-def _list_statements(filters: ProjectListFilter, *, names: tuple[str, ...], sort: tuple[str, ...], as_of: dt.date):
+def _list_statements(
+    filters: ProjectListFilter, *, names: tuple[str, ...], sort: tuple[str, ...], as_of: dt.date
+) -> tuple[CompiledValues, CompiledValues]:
     """Return the list's page and count statements for one shape, compiled once per process.
 
     Built by the page's own code with probes for the user, the organization and each filter of `names`;
@@ -178,7 +180,7 @@ class _CompiledRows:
         if page.stop <= page.start:
             return []  # an empty list's first page: no statement, as the ORM's empty slice
         rows = self.page.page(offset=page.start, limit=page.stop - page.start, **self.values)
-        return [_list_row(self._project(values)) for values in rows]
+        return [self._project(values) for values in rows]
 
     def _project(self, values: dict[str, object]) -> Project:
         """A row as the template reads it: the project with its figures, its team's name, the organization."""
