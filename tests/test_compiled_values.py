@@ -55,3 +55,15 @@ def test_a_list_is_bound_item_by_item_where_its_tuple_of_probes_was():
     assert statement(organization_id=org.pk, ids=wanted) == list(_projects(organization_id=org.pk, ids=wanted))
     assert [row["pk"] for row in statement(organization_id=org.pk, ids=wanted)] == sorted(wanted)
     assert statement(organization_id=-1, ids=wanted) == []
+
+
+def test_a_page_binds_its_bounds_after_the_statement_and_a_sliced_statement_is_not_paged():
+    org = OrganizationFactory()
+    RiskFactory.create_batch(5, project=ProjectFactory(organization=org))
+    statement = CompiledValues(_open_risks(**PROBES), PROBES)
+    params = {"organization_id": org.pk, "since": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)}
+
+    assert statement.page(offset=1, limit=3, **params) == list(_open_risks(**params)[1:4])
+    assert statement.page(offset=4, limit=3, **params) == list(_open_risks(**params)[4:])
+    with pytest.raises(ValueError, match="cannot be paged"):
+        CompiledValues(_open_risks(**PROBES)[:2], PROBES).page(offset=0, limit=1, **params)

@@ -95,14 +95,34 @@ class CompiledValues:
             if type(value) is type(probe) and value == probe
         }
         query = queryset.query
+        self.sliced = query.is_sliced
         self.names = [*query.extra_select, *query.values_select, *query.annotation_select]
         self.converters = self.compiler.get_converters([s[0] for s in self.compiler.select[: self.compiler.col_count]])
 
     def __call__(self, **values: object) -> list[dict]:
         """Return the rows (dicts, as `.values()` gives them) of the statement with `values` bound."""
-        params = [self._bound(values, self.slots[i]) if i in self.slots else v for i, v in enumerate(self.params)]
+        return self._rows(self.sql, self._params(values))
+
+    def page(self, *, offset: int, limit: int, **values: object) -> list[dict]:
+        """Return the rows `offset` to `offset + limit` of the statement (ordered, not sliced) with `values` bound.
+
+        The ORM writes a slice into the SQL text, where it could not be rebound: the page's bounds are
+        parameters appended to the statement instead.
+        """
+        if self.sliced:
+            raise ValueError("a sliced statement cannot be paged")
+        return self._rows(f"{self.sql} LIMIT %s OFFSET %s", [*self._params(values), int(limit), int(offset)])
+
+    def bound_names(self) -> set[str]:
+        """Return the names of the probes found among the compiled parameters (each one bound per call)."""
+        return {name for name, _ in self.slots.values()}
+
+    def _params(self, values: dict[str, object]) -> list[object]:
+        return [self._bound(values, self.slots[i]) if i in self.slots else v for i, v in enumerate(self.params)]
+
+    def _rows(self, sql: str, params: list[object]) -> list[dict]:
         with connections[self.db].cursor() as cursor:
-            cursor.execute(self.sql, params)
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
         if self.converters:
             rows = self.compiler.apply_converters(rows, self.converters)
