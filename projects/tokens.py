@@ -4,14 +4,13 @@ import datetime as dt
 import functools
 import hashlib
 
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from projects.models import ApiToken, Organization
-from tracker.db import CompiledValues, instance_with_related, related_values_names
+from projects.models import ApiToken
+from tracker.db import CompiledValues, instance_from_row, related_values_names
 
 # Writing last_used_at on every request would cost a write per call; once a minute is precise enough.
 LAST_USED_GRANULARITY = dt.timedelta(minutes=1)
@@ -21,8 +20,7 @@ def hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _token_related() -> dict:
-    return {"user": get_user_model(), "organization": Organization}
+TOKEN_RELATED = ("user", "organization")
 
 
 # Every API call reads its token with its user and organization: compiled once per process (CompiledValues),
@@ -30,14 +28,14 @@ def _token_related() -> dict:
 @functools.cache
 def _token_statement() -> CompiledValues:
     probe = "probe:no-key-hashes-to-this"  # a SHA-256 hex digest is never like it
-    names = related_values_names(ApiToken, _token_related())
+    names = related_values_names(ApiToken, TOKEN_RELATED)
     return CompiledValues(ApiToken.objects.filter(key_hash=probe, revoked_at=None).values(*names), {"key_hash": probe})
 
 
 def _token_read(raw: str) -> ApiToken | None:
     """Return the unrevoked token whose key is `raw`, with its user and organization, as `select_related` reads them."""
     rows = _token_statement()(key_hash=hash_key(raw))
-    return instance_with_related(ApiToken, rows[0], _token_related()) if rows else None
+    return instance_from_row(ApiToken, rows[0], TOKEN_RELATED) if rows else None
 
 
 class TokenAuthentication(BaseAuthentication):

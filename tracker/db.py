@@ -2,6 +2,7 @@
 compiled once."""
 
 import logging
+from collections.abc import Iterable
 
 import psycopg
 from django.conf import settings
@@ -140,17 +141,40 @@ def instance_from_values(model: type[Model], values: dict[str, object]) -> Model
     return model.from_db(model.objects.db, names, [values[name] for name in names])
 
 
-def related_values_names(model: type[Model], related: dict[str, type[Model]]) -> list[str]:
+def _related_model(model: type[Model], name: str) -> type[Model]:
+    return model._meta.get_field(name).related_model
+
+
+def related_values_names(model: type[Model], related: Iterable[str]) -> list[str]:
     """Return the `.values()` names reading `model`'s fields and those of its `related` foreign keys, whole."""
     names = [f.attname for f in model._meta.concrete_fields]
-    return names + [f"{name}__{f.attname}" for name, rel in related.items() for f in rel._meta.concrete_fields]
+    return names + [
+        f"{name}__{f.attname}" for name in related for f in _related_model(model, name)._meta.concrete_fields
+    ]
 
 
-def instance_with_related(model: type[Model], values: dict[str, object], related: dict[str, type[Model]]) -> Model:
-    """Return the `model` instance of a row read with `related_values_names`, as `select_related` gives it."""
+def instance_from_row(model: type[Model], values: dict[str, object], related: Iterable[str] = ()) -> Model:
+    """Return the `model` instance of a `.values()` row, as the ORM's own read would give it.
+
+    Its fields (by attname) are loaded, the others deferred; each foreign key of `related`, read as
+    `name__field`, is rebuilt the same way (None when its id is); any other value (an annotation) is
+    set as an attribute.
+    """
+    columns = {f.attname for f in model._meta.concrete_fields}
+    prefixes = {name: f"{name}__" for name in related}
+    nested: dict[str, dict[str, object]] = {name: {} for name in prefixes}
     instance = instance_from_values(model, values)
-    for name, rel in related.items():
-        prefix = f"{name}__"
-        fields = {key.removeprefix(prefix): value for key, value in values.items() if key.startswith(prefix)}
-        setattr(instance, name, instance_from_values(rel, fields) if fields[rel._meta.pk.attname] is not None else None)
+    for key, value in values.items():
+        if key in columns:
+            continue
+        owner = next((name for name, prefix in prefixes.items() if key.startswith(prefix)), None)
+        if owner is None:
+            setattr(instance, key, value)
+        else:
+            nested[owner][key.removeprefix(prefixes[owner])] = value
+    for name, fields in nested.items():
+        rel = _related_model(model, name)
+        setattr(
+            instance, name, instance_from_values(rel, fields) if fields.get(rel._meta.pk.attname) is not None else None
+        )
     return instance

@@ -72,7 +72,7 @@ from projects.models import (
     StageTransition,
     StatusUpdate,
 )
-from tracker.db import CompiledValues, instance_from_values, row_exists
+from tracker.db import CompiledValues, instance_from_row, instance_from_values, row_exists
 from tracker.exports import CsvWriter, markdown_text
 from tracker.formatting import date, date_range, label, measure, money, number, percent
 
@@ -249,19 +249,6 @@ def _compiled_statements(statements: Callable[..., dict[str, QuerySet]], *, scop
     return cached[1]
 
 
-# The columns of a project row read as a Project (for the gates' `applies`).
-PROJECT_ROW_FIELDS = ("id", *(column for column in PROJECT_COLUMNS if "__" not in column))
-
-
-def _project_row(values: dict[str, Any]) -> Project:
-    """Return a row of the project statement as a Project (its other fields deferred) with its annotations."""
-    row = instance_from_values(Project, {name: values[name] for name in PROJECT_ROW_FIELDS})
-    for name, value in values.items():
-        if name not in PROJECT_ROW_FIELDS:
-            setattr(row, name, value)
-    return row
-
-
 def _trend_word(healths: list[str]) -> str:
     if len(healths) < 2:
         return "new" if healths else "none"
@@ -312,7 +299,7 @@ def status_report_data(
     projects = _scoped_projects(organization.pk, params.get("project_id"), end_dt)
     # Each step commits an UPDATE of the report row: a few, each before the queries that take the time.
     on_step(10, "Projects, budgets and costs")
-    rows = [_project_row(values) for values in statements["projects"](**params)]
+    rows = [instance_from_row(Project, values) for values in statements["projects"](**params)]
     # The rules read as of the period's last day: budget status, spend to date, metrics, stale status.
     costs = cost_figures(projects=projects, as_of=period_end, period_start=period_start)
     on_step(60, "Status history, metrics, risks and infrastructure")
@@ -461,12 +448,8 @@ CROSSING_OWNER_FIELDS = tuple(f"budget__{owner}__{name}" for owner, names in CRO
 
 def _crossing_owner(values: dict[str, Any]) -> str:
     """Return the name of a crossed budget's owner, rebuilt from its statement's values."""
-    budget = Budget()
-    for owner, names in CROSSING_OWNERS.items():
-        fields = {name: values[f"budget__{owner}__{name}"] for name in names}
-        model = Budget._meta.get_field(owner).related_model
-        setattr(budget, owner, instance_from_values(model, fields) if fields["id"] is not None else None)
-    return str(budget.owner)
+    owners = {name.removeprefix("budget__"): values[name] for name in CROSSING_OWNER_FIELDS}
+    return str(instance_from_row(Budget, owners, CROSSING_OWNERS).owner)
 
 
 def _crossing_row(values: dict[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from ops.selectors.reports import BUILDERS, report_headline, report_period
 from projects.models import Membership, NotificationKind, Organization, Project, Role
 from projects.selectors import notification_unsubscribed
 from projects.services import membership_require
-from tracker.db import CompiledValues, instance_with_related, related_values_names
+from tracker.db import CompiledValues, instance_from_row, related_values_names
 from tracker.exceptions import Conflict, ErrorCode, ServiceUnavailable, ValidationFailed
 from tracker.formatting import date_range
 from tracker.mail import MailCounts, absolute_link, mail_each, subject_line
@@ -209,7 +209,7 @@ def _claim(report_id: int, started: dt.datetime) -> tuple[bool, bool]:
 
 # A report is read with its organization and project (one statement, compiled once per process): the build
 # reads them all, and the ORM's building and compiling of the joined read cost more than the read itself.
-REPORT_RELATED = {"organization": Organization, "project": Project}
+REPORT_RELATED = ("organization", "project")
 
 
 @functools.cache
@@ -224,7 +224,7 @@ def _report_read(report_id: int) -> Report:
     rows = _report_statement()(pk=report_id)
     if not rows:
         raise Report.DoesNotExist(f"No report {report_id}.")
-    return instance_with_related(Report, rows[0], REPORT_RELATED)
+    return instance_from_row(Report, rows[0], REPORT_RELATED)
 
 
 def _unlock(report_id: int) -> None:
