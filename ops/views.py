@@ -7,16 +7,14 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_filters.constants import EMPTY_VALUES
 
 from ops import charts, exports, panels, services
 from ops.filters import ProjectListFilter, RiskListFilter
@@ -49,15 +47,15 @@ from ops.selectors.api import risk_list
 from ops.selectors.chargeback import chargeback
 from ops.selectors.dashboard import HeatCell, portfolio_overview, risk_overview
 from ops.selectors.portfolio import budget_status_of, my_projects, project_list_with_figures, week_before
+from ops.selectors.project_list import CompiledProjectRows, project_rows
 from ops.selectors.reports import status_sections
 from projects import services as project_services
 from projects.middleware import has_role, organization_activate
-from projects.models import Organization, Project, Role, Team
+from projects.models import Project, Role
 from projects.panels import FORMS
-from projects.selectors import organization_list, project_list
+from projects.selectors import organization_list
 from projects.services import organization_today
 from projects.views import project_form_view, project_get
-from tracker.db import CompiledValues, instance_from_values
 from tracker.exceptions import Conflict, DomainError, ServiceUnavailable
 from tracker.exports import CsvWriter
 from tracker.formatting import label
@@ -87,124 +85,16 @@ def _list_filters(request: HttpRequest) -> ProjectListFilter:
     return filters
 
 
-def _filtered(projects: QuerySet[Project], filters: ProjectListFilter, values: dict[str, object]) -> QuerySet[Project]:
-    """Return `projects` filtered by the filters' `values` (as django-filter's `qs`) and sorted as the list is."""
-    for name, value in values.items():
-        projects = filters.filters[name].filter(projects, value)
-    return projects.order_by(*projects.query.order_by, "name", "pk")
-
-
-def _project_rows(request: HttpRequest, filters: ProjectListFilter) -> QuerySet[Project]:
-    """Return the project list's rows through the ORM, filtered and sorted as the URL says (search, CSV)."""
-    organization = request.organization
-    # One organization: its today is a constant, not SQL repeated in every figure that reads the date.
-    projects = project_list_with_figures(user=request.user, as_of=organization_today(organization))
-    projects = projects.filter(organization=organization, archived=False)
-    return _filtered(projects, filters, filters.form.cleaned_data)
-
-
-# What the project list's statements are compiled with (CompiledValues): no real id or code is like these.
-LIST_PROBES = {"user_id": -7_316_011, "organization_id": -7_316_013}
-# Each filter the compiled list binds, with its probe (what its form field gives). The search is not one of
-# them: its lookup sends `%term%`, escaped, not the term, so a search runs through the ORM as built.
-LIST_FILTER_PROBES: dict[str, object] = {
-    "stage": "probe:stage",
-    "health": "probe:health",
-    "industry": "probe:industry",
-    "use_case": "probe:use-case",
-    "provider": "probe:provider",
-    "team": -7_316_017,
-}
-LIST_SHAPES_MAX = 64  # compiled (as-of date, filters, sort) shapes kept per process; then compiled afresh
-_list_shapes: dict[tuple, tuple[CompiledValues, CompiledValues]] = {}
-PROJECT_COLUMNS = (*(f.attname for f in Project._meta.concrete_fields), "team__name")
-
-
-def _list_statements(
-    filters: ProjectListFilter, *, names: tuple[str, ...], sort: tuple[str, ...], as_of: dt.date
-) -> tuple[CompiledValues, CompiledValues]:
-    """Return the list's page and count statements for one shape, compiled once per process.
-
-    Built by the page's own code with probes for the user, the organization and each filter of `names`;
-    the as-of date and the sort are written into the statement (a recurring budget's period, the ORDER BY),
-    so they are part of the key. The statements are shared by the process's threads and never changed.
-    """
-    key = (as_of, names, sort)
-    if (statements := _list_shapes.get(key)) is None:
-        user = get_user_model()(pk=LIST_PROBES["user_id"])
-        organization = Organization(pk=LIST_PROBES["organization_id"])
-        values: dict[str, object] = {
-            name: Team(pk=probe) if name == "team" else probe
-            for name, probe in LIST_FILTER_PROBES.items()
-            if name in names
-        }
-        projects = project_list_with_figures(user=user, as_of=as_of).filter(organization=organization, archived=False)
-        rows = _filtered(projects, filters, {**values, "sort": list(sort)})
-        columns = [*PROJECT_COLUMNS, *rows.query.annotations]
-        base = _filtered(project_list(user=user).filter(organization=organization, archived=False), filters, values)
-        probes = {**LIST_PROBES, **{name: LIST_FILTER_PROBES[name] for name in names}}
-        # One organization's projects: grouped by it, one row (or none) that counts them.
-        count = base.order_by().values("organization").annotate(n=Count("pk")).values("n")
-        statements = (CompiledValues(rows.values(*columns), probes), CompiledValues(count, probes))
-        for statement in statements:
-            # A value the ORM wrote differently from its probe would stay the probe's: never serve that.
-            if statement.bound_names() != set(probes):
-                bound = sorted(statement.bound_names())
-                raise ValueError(f"the project list binds {sorted(probes)}, its statement {bound}")
-        if len(_list_shapes) >= LIST_SHAPES_MAX:
-            _list_shapes.clear()
-        _list_shapes[key] = statements
-    return statements
-
-
-class _CompiledRows:
-    """The list's rows for the Paginator: its count and page statements with this request's values bound."""
-
-    def __init__(self, request: HttpRequest, filters: ProjectListFilter, data: dict[str, object]) -> None:
-        self.organization = request.organization
-        names = tuple(name for name in LIST_FILTER_PROBES if data.get(name) not in EMPTY_VALUES)
-        sort = tuple(data.get("sort") or ())
-        self.page, self.count_statement = _list_statements(
-            filters, names=names, sort=sort, as_of=organization_today(self.organization)
-        )
-        self.values = {
-            "user_id": request.user.pk,
-            "organization_id": self.organization.pk,
-            **{name: data[name].pk if name == "team" else data[name] for name in names},
-        }
-
-    def count(self) -> int:
-        rows = self.count_statement(**self.values)
-        return rows[0]["n"] if rows else 0
-
-    def __getitem__(self, page: slice) -> list[Project]:
-        if page.stop <= page.start:
-            return []  # an empty list's first page: no statement, as the ORM's empty slice
-        rows = self.page.page(offset=page.start, limit=page.stop - page.start, **self.values)
-        return [self._project(values) for values in rows]
-
-    def _project(self, values: dict[str, object]) -> Project:
-        """A row as the template reads it: the project with its figures, its team's name, the organization."""
-        project = instance_from_values(Project, values)
-        for name, value in values.items():
-            if name not in PROJECT_COLUMNS:
-                setattr(project, name, value)  # a figure (`budget_status_of` reads them)
-        project.organization = self.organization
-        if project.team_id is not None:
-            project.team = instance_from_values(Team, {"id": project.team_id, "name": values["team__name"]})
-        return project
-
-
 @organization_required
 def project_index(request: HttpRequest) -> HttpResponse:
     """The project list with each project's figures: health, spend, the current budget, open risks.
 
-    Without a search, its statements are compiled once per shape (`_list_statements`): building and
-    compiling the ORM's 30-annotation queryset cost more than PostgreSQL's running of it (issue 16).
+    Without a search, its statements are compiled once per shape (`ops.selectors.project_list`).
     """
     filters = _list_filters(request)
     data = filters.form.cleaned_data
-    rows = _project_rows(request, filters) if data.get("q") else _CompiledRows(request, filters, data)
+    scope = {"user": request.user, "organization": request.organization, "filters": filters}
+    rows = project_rows(**scope) if data.get("q") else CompiledProjectRows(**scope, data=data)
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     for project in page:
         _list_row(project)
@@ -363,7 +253,7 @@ def _csv_response(stream, name: str) -> StreamingHttpResponse:
 @require_GET
 def project_index_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The project list's rows as CSV, streamed: the same filters and sort as the page, every page of it."""
-    rows = _project_rows(request, _list_filters(request))
+    rows = project_rows(user=request.user, organization=request.organization, filters=_list_filters(request))
     return _csv_response(exports.project_list_csv(rows), "projects")
 
 

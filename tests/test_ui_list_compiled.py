@@ -13,6 +13,8 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from ops import views
+from ops.selectors import project_list
+from ops.selectors.portfolio import budget_status_of
 from ops.tests.factories import BudgetFactory, CostEntryFactory, InfrastructureComponentFactory, RiskFactory
 from projects.models import Health, Industry, Role, Stage, UseCase
 from projects.tests.factories import (
@@ -25,14 +27,22 @@ from projects.tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
+
+def _compiled_rows(request, filters):
+    data = filters.form.cleaned_data
+    return project_list.CompiledProjectRows(
+        user=request.user, organization=request.organization, filters=filters, data=data
+    )
+
+
 LIST = reverse("projects:list")
 
 
 @pytest.fixture(autouse=True)
 def _no_compiled_shapes():
-    views._list_shapes.clear()
+    project_list._list_shapes.clear()
     yield
-    views._list_shapes.clear()
+    project_list._list_shapes.clear()
 
 
 def _names(response) -> list[str]:
@@ -72,12 +82,12 @@ def test_another_organizations_request_of_a_compiled_shape_reads_only_its_own_ro
     url = LIST + "?stage=development&sort=-spend"
     client.force_login(member(a, Role.VIEWER))
     assert _names(client.get(url)) == ["Alpha 5", "Alpha 3", "Alpha 1"]
-    compiled = dict(views._list_shapes)
+    compiled = dict(project_list._list_shapes)
 
     client.force_login(member(b, Role.VIEWER))
     response = client.get(url)
 
-    assert views._list_shapes == compiled  # the same statements, B's values bound
+    assert project_list._list_shapes == compiled  # the same statements, B's values bound
     assert _names(response) == ["Bravo 5", "Bravo 3", "Bravo 1"]
     assert "Alpha" not in response.content.decode()
 
@@ -93,11 +103,11 @@ def test_a_member_of_two_organizations_reads_the_active_ones_rows_only():
         request = RequestFactory().get(LIST, {"health": "green"})
         request.user, request.organization = user, organization
         filters = views._list_filters(request)
-        rows = views._CompiledRows(request, filters, filters.form.cleaned_data)
+        rows = _compiled_rows(request, filters)
         names[organization.pk] = (rows.count(), [p.name for p in rows[0:25]])
 
     assert names == {a.pk: (2, ["Alpha 0", "Alpha 3"]), b.pk: (2, ["Bravo 0", "Bravo 3"])}
-    assert len(views._list_shapes) == 1
+    assert len(project_list._list_shapes) == 1
 
 
 def test_the_user_is_bound_too_an_organization_the_user_is_not_in_gives_no_rows():
@@ -107,7 +117,7 @@ def test_the_user_is_bound_too_an_organization_the_user_is_not_in_gives_no_rows(
     request.user, request.organization = member(b, Role.ADMIN), a
     filters = views._list_filters(request)
 
-    rows = views._CompiledRows(request, filters, filters.form.cleaned_data)
+    rows = _compiled_rows(request, filters)
 
     assert rows.count() == 0 and rows[0:25] == []
 
@@ -133,7 +143,9 @@ def test_each_filter_value_bound_into_a_compiled_shape_gives_the_orms_rows(clien
         request = RequestFactory().get(LIST, {name: value, "sort": sort})
         request.user, request.organization = viewer, org
         filters = views._list_filters(request)
-        expected = list(views._project_rows(request, filters))
+        expected = list(
+            project_list.project_rows(user=request.user, organization=request.organization, filters=filters)
+        )
 
         response = client.get(LIST, {name: value, "sort": sort})
 
@@ -146,8 +158,8 @@ def test_each_filter_value_bound_into_a_compiled_shape_gives_the_orms_rows(clien
                 want.open_risks,
                 want.critical_risks,
             )
-            assert row.budget == views.budget_status_of(want) and row.team.name == want.team.name
-    assert len(views._list_shapes) == 1
+            assert row.budget == budget_status_of(want) and row.team.name == want.team.name
+    assert len(project_list._list_shapes) == 1
 
 
 def test_a_later_page_is_the_orms_slice(client, org, viewer, monkeypatch):
@@ -169,25 +181,25 @@ def test_a_search_runs_through_the_orm_and_compiles_nothing(client, org, viewer)
     response = client.get(LIST + "?q=project 4&stage=ideation")
 
     assert _names(response) == ["Project 4"]
-    assert views._list_shapes == {}
+    assert project_list._list_shapes == {}
 
 
 def test_the_compiled_shapes_are_bounded(client, org, viewer, monkeypatch):
-    monkeypatch.setattr(views, "LIST_SHAPES_MAX", 2)
+    monkeypatch.setattr(project_list, "LIST_SHAPES_MAX", 2)
     _portfolio(org, "Project")
     client.force_login(viewer)
 
     for sort in ["name", "-name", "stage", "health"]:
         assert client.get(LIST, {"sort": sort}).status_code == 200
 
-    assert 0 < len(views._list_shapes) <= 2
+    assert 0 < len(project_list._list_shapes) <= 2
 
 
 def test_a_filter_the_orm_writes_differently_from_its_probe_is_refused(org, viewer, monkeypatch):
     # A search's lookup sends `%term%`: its probe would not be found, and the probe's rows would be served.
-    monkeypatch.setitem(views.LIST_FILTER_PROBES, "q", "probe:search")
+    monkeypatch.setitem(project_list.LIST_FILTER_PROBES, "q", "probe:search")
     request = RequestFactory().get(LIST, {"q": "claims"})
     request.user, request.organization = viewer, org
 
     with pytest.raises(ValueError, match="binds"):
-        views._list_statements(views._list_filters(request), names=("q",), sort=(), as_of=dt.date(2026, 12, 1))
+        project_list._list_statements(views._list_filters(request), names=("q",), sort=(), as_of=dt.date(2026, 12, 1))
