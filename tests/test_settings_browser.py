@@ -64,12 +64,15 @@ def test_screenshots_of_the_settings_area(page, screenshot):
     services.team_create(organization=org, name="Data platform", by=admin, description="Pipelines and models.")
     services.invitation_create(organization=org, email="newcomer@example.com", role=Role.CONTRIBUTOR, by=admin)
     services.service_token_create(organization=org, scope="ingest", name="OTLP collector", by=admin)
+    centre = services.cost_centre_create(organization=org, code="CC-100", name="Customer operations", by=admin)
     _sign_in(page, admin.username)
     for path, name in [
         ("/settings/", "settings-organization"),
         ("/settings/members/", "settings-members"),
         ("/settings/teams/", "settings-teams"),
         (f"/settings/teams/{team.pk}/", "settings-team-edit"),
+        ("/settings/cost-centres/", "settings-cost-centres"),
+        (f"/settings/cost-centres/{centre.pk}/", "settings-cost-centre-edit"),
         ("/settings/service-tokens/", "settings-service-tokens"),
         ("/account/notifications/", "account-notifications"),
     ]:
