@@ -424,7 +424,7 @@ def test_mapping_rules_through_the_api_are_the_managers(acme, client):
 
 def test_a_large_file_imports_in_bounded_memory(acme, monkeypatch):
     org, *_ = acme
-    monkeypatch.setattr(focus_importer, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(focus_importer._Stager, "BLOCK_ROWS", 100)
 
     def peak(rows: int) -> int:
         BilledCost.objects.all().delete()
@@ -439,7 +439,7 @@ def test_a_large_file_imports_in_bounded_memory(acme, monkeypatch):
 
     peak(100)  # the first import's one-time allocations (lazy imports, caches) are no row's
     small, large = peak(1_500), peak(6_000)
-    # Four times the rows, about the same peak: the chunk bounds it, not the file.
+    # Four times the rows, about the same peak: the block bounds it, not the file.
     assert large < small * 1.5, (small, large)
 
 
@@ -451,3 +451,39 @@ def test_compose_web_and_worker_share_the_import_storage():
         assert services[name]["environment"]["DJANGO_MEDIA_ROOT"] == root
         assert f"media:{root}" in services[name]["volumes"]
     assert "media" in compose["volumes"]
+
+
+def test_rows_stream_into_a_copy_that_pauses_for_progress_writes_and_rates_queries(acme, monkeypatch):
+    """The COPY open while rows are parsed ends before each progress write and rates query, and the rows
+    after them go into a new one: the import stores what it stores with one COPY for the whole file."""
+    org, *_ = acme
+    rows = [row(BilledCost=f"{i}.25", Tags=f'{{"tracker_project": "support-bot", "n": "{i}"}}') for i in range(40)]
+    later = {"ChargePeriodStart": "2026-03-12T00:00:00Z", "ChargePeriodEnd": "2026-03-13T00:00:00Z"}
+    rows[25] |= {"BillingCurrency": "EUR"} | later
+    rows[30] |= {"BillingCurrency": "ARS"}  # refused: no rate covers it, after its query
+    rows[33] |= {"BillingCurrency": "GBP"} | later
+    content = bill(*rows)
+
+    def stored_rows() -> list[tuple]:
+        fields = ("line", "project__slug", "billed_cost", "original_currency", "exchange_rate", "row_hash")
+        return sorted(BilledCost.objects.filter(organization=org).values_list(*fields))
+
+    whole = run(org, content)
+    expected = stored_rows()
+    BilledCost.objects.all().delete()
+    monkeypatch.setattr(focus_importer._Stager, "BLOCK_ROWS", 2)
+    monkeypatch.setattr("ops.imports.jobs.PROGRESS_EVERY", 3)
+    pause, open_when_paused = focus_importer._Stager.pause, []
+
+    def counted_pause(stager) -> None:
+        open_when_paused.append(stager._open is not None)
+        pause(stager)
+
+    monkeypatch.setattr(focus_importer._Stager, "pause", counted_pause)
+    paused = run(org, content)
+    assert stored_rows() == expected and len(expected) == 39
+    assert {r[3] for r in expected} == {"", "EUR", "GBP"}
+    assert paused.summary == whole.summary and paused.summary["created"] == 39
+    assert [e["line"] for e in paused.errors] == [e["line"] for e in whole.errors] == [32]
+    # 13 progress writes (every 3 of 41 lines), 3 rates queries and the end; most found a COPY open to end.
+    assert len(open_when_paused) == 17 and sum(open_when_paused) >= 10, open_when_paused

@@ -10,10 +10,10 @@ beside the converted ones. A currency with no rate, and a malformed row, is refu
 `Tags` are stored as our tags (`ops.focus.tags_from_focus`: keys normalized, the ones it cannot
 keep dropped and counted in the summary).
 
-Rows are parsed in one streaming pass and copied in chunks into a temporary table; one
+Rows are parsed in one streaming pass and COPYed into a temporary table as they are parsed; one
 transaction then replaces each billing period × source found in the file: the rows that did not
 change stay, the others are deleted or inserted, and one history event records the batch. The
-same file again therefore writes nothing. Memory is bounded by the chunk (and a fixed-size filter of
+same file again therefore writes nothing. Memory is bounded by the block (and a fixed-size filter of
 the row hashes seen, `_Repeats`), whatever the file.
 """
 
@@ -24,7 +24,7 @@ import io
 import json
 import re
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
@@ -41,7 +41,6 @@ from projects.models import Organization, Project
 from tracker.exceptions import ValidationFailed
 
 FORMAT = "focus"
-CHUNK_ROWS = 10_000
 PREVIEW_ROWS = 20
 DEFAULT_SOURCE = "FOCUS"
 CHARGE_CATEGORIES = frozenset(ChargeCategory.values)
@@ -103,6 +102,8 @@ class _Context:
     _rate_days: tuple[dt.date, dt.date] = (dt.date.max, dt.date.min)
     _day_rates: dict[tuple[str, dt.date], tuple[Decimal, dt.date] | _RowError] = field(default_factory=dict)
     _start_rates: dict[tuple[str, str], tuple[Decimal, dt.date] | _RowError] = field(default_factory=dict)
+    # Called before the parse queries the database (`_Stager.pause` while rows are being COPYed).
+    before_query: Callable[[], None] = lambda: None
 
     @classmethod
     def of(cls, organization: Organization, options: Mapping[str, Any]) -> "_Context":
@@ -150,6 +151,7 @@ class _Context:
                 if currency not in self._rate_currencies or not first <= day <= last:
                     self._rate_currencies |= {currency}
                     self._rate_days = min(first, day.replace(day=1)), max(last, day, dt.date.today())
+                    self.before_query()
                     self._rates = money.rates_for(
                         organizations=[self.organization],
                         currencies=self._rate_currencies,
@@ -424,7 +426,12 @@ def apply(
             f"CREATE UNLOGGED TABLE {staging}_raw AS SELECT {', '.join(COLUMNS)}, occurrence FROM {table} WITH NO DATA"  # nosec B608
         )
         try:
-            _stage(cursor, f"{staging}_raw", _parse(ctx, stream))
+            with _Stager(cursor, f"{staging}_raw") as stager:
+                ctx.before_query = stager.pause
+                if hasattr(stream, "before_save"):  # the job's progress writes (ops.imports.jobs)
+                    stream.before_save = stager.pause
+                for values in _parse(ctx, stream):
+                    stager.add(values)
             summary = _replace(cursor, staging, organization, options, ctx.errors)
             summary.details["tags_dropped"] = ctx.tags_dropped
             return summary
@@ -461,17 +468,55 @@ class _Repeats:
         return not seen
 
 
-def _stage(cursor: Any, staging: str, rows: Iterator[tuple[Any, ...]]) -> int:
-    """COPY the parsed rows, each with its occurrence if known, into the temporary table; return how many."""
-    columns = f"{', '.join(COLUMNS)}, occurrence"
-    copy_sql = f"COPY {staging} ({columns}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({_NOT_NULL}))"  # nosec B608
-    count, chunk, first = 0, [], _Repeats().first
-    for values in rows:
-        chunk.append((*values, 1 if first(values[_HASH]) else None))
-        if len(chunk) == CHUNK_ROWS:
-            count += _copy(cursor, copy_sql, chunk)
-            chunk = []
-    return count + (_copy(cursor, copy_sql, chunk) if chunk else 0)
+class _Stager:
+    """COPY the parsed rows, each with its occurrence if known, into the staging table as they are parsed.
+
+    Rows are sent in blocks of BLOCK_ROWS into one open COPY, so PostgreSQL reads a block while the next
+    is parsed; waiting for a COPY to end once per chunk of parsed rows left the two cores taking turns.
+    Whatever else needs the connection meanwhile (the job's progress write, a rates query) calls `pause`
+    first: it ends the open COPY, and the next block opens another.
+    """
+
+    BLOCK_ROWS = 1_000
+
+    def __init__(self, cursor: Any, staging: str):
+        columns = f"{', '.join(COLUMNS)}, occurrence"
+        self._sql = f"COPY {staging} ({columns}) FROM STDIN (FORMAT csv, FORCE_NOT_NULL ({_NOT_NULL}))"  # nosec B608
+        self._cursor, self._block = cursor, []
+        self._open: tuple[Any, Any] | None = None  # the open COPY's context manager and its Copy
+        self._first = _Repeats().first
+
+    def __enter__(self) -> "_Stager":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+        if kind is None:
+            self.pause()
+        elif self._open is not None:  # psycopg ends the open COPY with the error
+            open_copy, self._open = self._open, None
+            open_copy[0].__exit__(kind, error, trace)
+
+    def add(self, values: tuple[Any, ...]) -> None:
+        self._block.append((*values, 1 if self._first(values[_HASH]) else None))
+        if len(self._block) == self.BLOCK_ROWS:
+            self._send()
+
+    def pause(self) -> None:
+        """Send the rows waiting and end the open COPY (PostgreSQL has then read every row added)."""
+        if self._block:
+            self._send()
+        if self._open is not None:
+            open_copy, self._open = self._open, None
+            open_copy[0].__exit__(None, None, None)
+
+    def _send(self) -> None:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(self._block)
+        if self._open is None:
+            manager = self._cursor.copy(self._sql)
+            self._open = manager, manager.__enter__()
+        self._open[1].write(text.getvalue())
+        self._block = []
 
 
 def _replace(
@@ -598,14 +643,6 @@ _NULLABLE = {
 }
 _NOT_NULL = ", ".join(c for c in COLUMNS if c not in _NULLABLE)
 _HASH = COLUMNS.index("row_hash")
-
-
-def _copy(cursor: Any, sql: str, chunk: list[tuple[Any, ...]]) -> int:
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows(chunk)
-    with cursor.copy(sql) as copy:
-        copy.write(text.getvalue())
-    return len(chunk)
 
 
 IMPORTER = FileImporter(format=FORMAT, preview=preview, apply=apply)

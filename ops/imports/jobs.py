@@ -10,7 +10,7 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
 from typing import IO, Any
 
@@ -72,6 +72,9 @@ class _ProgressLines(io.TextIOBase):
     def __init__(self, text: IO[str], job: ImportJob):
         super().__init__()
         self._text, self._job, self.lines = text, job, 0
+        # An importer that holds the connection in a COPY while it reads (ops.imports.focus) sets this to
+        # end the COPY first: the progress write needs the connection.
+        self.before_save: Callable[[], None] = lambda: None
 
     def readable(self) -> bool:
         return True
@@ -82,6 +85,7 @@ class _ProgressLines(io.TextIOBase):
             self.lines += 1
             if self.lines % every == 0:
                 done = min(self.lines - 1, job.rows_total)
+                self.before_save()
                 ImportJob.objects.filter(pk=job.pk).update(rows_done=done)
             yield line
 
