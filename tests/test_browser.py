@@ -136,6 +136,9 @@ def test_manager_overrides_the_gates_with_a_justification(page, org, project):
     page.get_by_label("Move to").select_option("pilot")
     page.get_by_role("button", name="Move", exact=True).click()
     page.get_by_test_id("refused").wait_for()
+    # The refused form loads its preview above the button: click once it is in, not while it moves the button.
+    page.get_by_test_id("preview-refused").wait_for()
+    page.wait_for_load_state("networkidle")
     page.get_by_label("Override justification").fill("Two-week pilot with 20 agents, approved by the risk board.")
     page.get_by_role("button", name="Move", exact=True).click()
     page.get_by_text("Stage moved.").wait_for()
