@@ -167,6 +167,9 @@ def report_request(
 # Lock and claim in one statement: the advisory lock first (a CTE evaluated once), then the running state,
 # written only when the lock was taken and the report is not ready. READ COMMITTED re-checks the state on the
 # row's newest version, so a build that became ready after this statement's snapshot is never claimed again.
+# The lock's holder also turns JIT off for its session until the unlock: the build's statements are index
+# probes and grouped scans that run in milliseconds, and a plan costed above `jit_above_cost` (the project
+# rows of an organization of ~500 projects: every gate is a probe per project) spent ~90 ms compiling.
 CLAIM_SQL = """
     WITH lock AS (SELECT pg_try_advisory_lock(%s) AS acquired),
     claimed AS (
@@ -174,12 +177,18 @@ CLAIM_SQL = """
             attempts = attempts + 1, updated_at = %s
         WHERE id = %s AND state <> %s AND (SELECT acquired FROM lock)
         RETURNING id)
-    SELECT acquired, EXISTS (SELECT 1 FROM claimed) FROM lock"""
+    SELECT acquired, EXISTS (SELECT 1 FROM claimed), CASE WHEN acquired THEN set_config('jit', 'off', false) END
+    FROM lock"""
+# The unlock gives the session its own JIT setting back (what RESET would).
+UNLOCK_SQL = """
+    SELECT pg_advisory_unlock(%s), set_config('jit', reset_val, false) FROM pg_settings WHERE name = 'jit'"""
 STARTING = "Starting"
 
 
 def _claim(report_id: int, started: dt.datetime) -> tuple[bool, bool]:
     """Take the report's build lock and, unless it is ready, write its running state; return (locked, claimed).
+
+    The lock's holder runs without JIT until `_unlock` (see CLAIM_SQL).
 
     The lock is a PostgreSQL session advisory lock: PostgreSQL drops it when the holder's connection
     dies, so a worker killed mid-build never blocks the redelivered task. Elsewhere (SQLite, embedded
@@ -203,7 +212,7 @@ def _claim(report_id: int, started: dt.datetime) -> tuple[bool, bool]:
     params = [LOCK_NAMESPACE | report_id, ReportState.RUNNING, started, STARTING, started, report_id]
     with connection.cursor() as cursor:
         cursor.execute(CLAIM_SQL, [*params, ReportState.READY])
-        locked, claimed = cursor.fetchone()
+        locked, claimed, _ = cursor.fetchone()
     return locked, claimed
 
 
@@ -230,7 +239,7 @@ def _report_read(report_id: int) -> Report:
 def _unlock(report_id: int) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_NAMESPACE | report_id])
+            cursor.execute(UNLOCK_SQL, [LOCK_NAMESPACE | report_id])
 
 
 def report_build(*, report_id: int) -> Report | None:
