@@ -816,7 +816,7 @@ COVERING_BUDGETS_SQL = """
             b.amount, b.tolerance_pct, ROW_NUMBER() OVER (
                 PARTITION BY b.project_id, b.category ORDER BY b.period_start DESC, b.id DESC) AS latest
         FROM ops_budget b
-        WHERE b.project_id IN ({scope}) AND b.period_start <= %s AND (b.period_end >= %s OR b.recurrence <> '')
+        WHERE b.project_id {scope} AND b.period_start <= %s AND (b.period_end >= %s OR b.recurrence <> '')
     ) AS ranked WHERE latest = 1
     ORDER BY project_id, category"""
 COST_PASS_SQL = """
@@ -831,13 +831,19 @@ COST_PASS_SQL = """
     FROM ops_costentry c
     LEFT JOIN covering o ON o.project_id = c.project_id AND o.category = ''
     LEFT JOIN covering k ON k.project_id = c.project_id AND k.category = c.category AND k.category <> ''
-    WHERE c.project_id IN ({scope}) AND c.date <= %s
+    WHERE c.project_id {scope} AND c.date <= %s
     GROUP BY c.project_id, c.category"""
 # The priced spend per project, category and day of the forecast window (FORECAST_WINDOW_DAYS up to the as-of date).
 WINDOW_SQL = """
     SELECT c.project_id, c.category, c.date, sum(c.amount) FROM ops_costentry c
-    WHERE c.project_id IN ({scope}) AND c.amount IS NOT NULL AND c.date >= %s AND c.date <= %s
+    WHERE c.project_id {scope} AND c.amount IS NOT NULL AND c.date >= %s AND c.date <= %s
     GROUP BY c.project_id, c.category, c.date"""
+
+
+# The scope's projects, as their ids: on PostgreSQL as an array, so that each statement reads only the scope's rows
+# through the project index. `IN (subquery)` is planned as a hash join, and its estimate (an organization's share
+# of every organization's rows) made the cost pass scan the whole table: 62 → 15 ms for 50 projects of 500.
+SCOPE_SQL = {True: "= ANY(ARRAY({scope}))", False: "IN ({scope})"}
 
 
 def _exact(value: Decimal | float | None, places: int = 4) -> Decimal | None:
@@ -862,6 +868,7 @@ def cost_figures(
     Projects without budgets or costs are absent; read them as `CostFigures()`.
     """
     scope, scope_params = projects.order_by().values("pk").query.sql_with_params()
+    scope = SCOPE_SQL[connection.vendor == "postgresql"].format(scope=scope)
     covering = COVERING_BUDGETS_SQL.format(scope=scope)
     periods = [calendar_period(recurrence=r, on=as_of) for r in RECURRENCE_MONTHS]
     covering_params = [*(p[0] for p in periods), *(p[1] for p in periods), *scope_params, as_of, as_of]
