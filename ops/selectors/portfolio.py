@@ -49,6 +49,7 @@ digests and the demo seed all read these; none computes them itself.
 import bisect
 import datetime as dt
 import functools
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -335,13 +336,19 @@ def daily_series(spend_by_day: dict[dt.date, Decimal], *, period_start: dt.date,
     start = forecast_window(period_start=period_start, as_of=as_of)
     days = (as_of - start).days + 1
     if len(spend_by_day) >= days:
-        return tuple(spend_by_day.get(start + dt.timedelta(days=i), ZERO) for i in range(days))
+        return tuple(map(spend_by_day.get, _window_dates(start, as_of), itertools.repeat(ZERO, days)))
     # Fewer days with spend than days in the window (an idle project has none): place each of them.
     series = [ZERO] * max(days, 0)
     for day, amount in spend_by_day.items():
         if 0 <= (index := (day - start).days) < days:
             series[index] = amount
     return tuple(series)
+
+
+@functools.lru_cache(maxsize=64)
+def _window_dates(start: dt.date, as_of: dt.date) -> tuple[dt.date, ...]:
+    """Return the days of a forecast window (the budgets of a report share one: made once)."""
+    return tuple(_days(start, as_of))
 
 
 @functools.cache
@@ -887,11 +894,12 @@ def cost_figures(
             [*scope_params, as_of - dt.timedelta(days=FORECAST_WINDOW_DAYS - 1), as_of],
         )
         window = cursor.fetchall()
-    by_day: dict[tuple[int, str], dict[dt.date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    by_day: dict[tuple[int, str], dict[dt.date, Decimal]] = defaultdict(dict)
     for project_id, category, day, amount in window:
         day, amount = _date(day), _exact(amount)
-        by_day[project_id, category][day] += amount
-        by_day[project_id, ""][day] += amount
+        by_day[project_id, category][day] = amount  # one row per project, category and day
+        overall = by_day[project_id, ""]
+        overall[day] = overall.get(day, ZERO) + amount
     overall_spend: dict[int, Spend] = defaultdict(Spend)
     category_spend: dict[tuple[int, str], Spend] = {}
     for (
