@@ -1,6 +1,7 @@
 """Database helpers every app shares: the web processes' statement ceiling, per-row existence probes, statements
 compiled once."""
 
+import functools
 import logging
 from collections.abc import Iterable
 
@@ -8,6 +9,7 @@ import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet, Subquery
+from django.db.models.base import DEFERRED
 from django.db.models.lookups import IsNull
 from django.db.utils import OperationalError
 
@@ -135,10 +137,17 @@ class CompiledValues:
         return values[name] if position is None else values[name][position]
 
 
+@functools.cache
+def _attnames(model: type[Model]) -> tuple[str, ...]:
+    return tuple(f.attname for f in model._meta.concrete_fields)
+
+
 def instance_from_values(model: type[Model], values: dict[str, object]) -> Model:
     """Return an instance of `model` with `values` (by attname) loaded and its other fields deferred."""
-    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
-    return model.from_db(model.objects.db, names, [values[name] for name in names])
+    # Every field given, the missing ones as DEFERRED: `from_db` then builds the instance at once (with only
+    # the loaded names it would look each field up in them).
+    names = _attnames(model)
+    return model.from_db(model.objects.db, names, [values.get(name, DEFERRED) for name in names])
 
 
 def _related_model(model: type[Model], name: str) -> type[Model]:
@@ -160,14 +169,13 @@ def instance_from_row(model: type[Model], values: dict[str, object], related: It
     `name__field`, is rebuilt the same way (None when its id is); any other value (an annotation) is
     set as an attribute.
     """
-    columns = {f.attname for f in model._meta.concrete_fields}
+    columns = _attnames(model)
     prefixes = {name: f"{name}__" for name in related}
     nested: dict[str, dict[str, object]] = {name: {} for name in prefixes}
     instance = instance_from_values(model, values)
-    for key, value in values.items():
-        if key in columns:
-            continue
-        owner = next((name for name, prefix in prefixes.items() if key.startswith(prefix)), None)
+    for key in values.keys() - columns:
+        value = values[key]
+        owner = next((name for name, prefix in prefixes.items() if key.startswith(prefix)), None) if prefixes else None
         if owner is None:
             setattr(instance, key, value)
         else:
