@@ -115,11 +115,11 @@ def _scoped_projects(organization_id: int, project_id: int | None, end_dt: dt.da
     return projects.filter(pk=project_id) if project_id is not None else projects
 
 
+# What the report reads of a project (the gates' `applies` included); `stage_since` reads `stage_entered_at` in SQL.
 PROJECT_COLUMNS = [
     "name",
     "industry",
     "stage",
-    "stage_entered_at",
     "created_at",
     "data_classification",
     "ai_act_tier",
@@ -306,13 +306,14 @@ def status_report_data(
     history: dict[int, list[tuple[str, int, dt.date]]] = defaultdict(list)
     for update in statements["history"](**params):
         history[update["project_id"]].append((update["health"], update["progress"], update["date"]))
+    tz = organization.tzinfo
     moves: dict[int, list[dict[str, str]]] = defaultdict(list)
     for move in statements["moves"](**params):
         moves[move["project_id"]].append(
             {
                 "from": move["from_stage"],
                 "to": move["to_stage"],
-                "at": move["at"].astimezone(organization.tzinfo).isoformat(),
+                "at": move["at"].astimezone(tz).isoformat(),
             }
         )
     metrics: dict[int, list[QualityMetric]] = defaultdict(list)
@@ -329,23 +330,24 @@ def status_report_data(
 
     sections, attention = [], []
     for p in rows:
-        figures = costs.get(p.pk) or CostFigures()
+        pk = p.pk
+        figures = costs.get(pk) or CostFigures()
         spend, period, project_budgets = figures.spend, figures.period, figures.budgets
         budget = project_budgets.overall
-        updates = history.get(p.pk, [])
+        updates = history.get(pk, [])
         health, progress, last_status = updates[0] if updates else ("", None, None)
         healths = [update[0] for update in reversed(updates)]
-        created = timezone.localdate(p.created_at, organization.tzinfo)
+        created = timezone.localdate(p.created_at, tz)
         stale = status_stale(last_status_date=last_status, created_on=created, as_of=period_end)
         tokens = {k: getattr(period, k) for k in ("input_tokens", "cached_input_tokens", "output_tokens")}
         section = {
-            "id": p.pk,
+            "id": pk,
             "name": p.name,
             "team": p.team__name or "",
             "industry": p.industry,
             "stage": p.stage_asof,
             "days_in_stage": max((end_dt - p.stage_since).days, 0),
-            "stage_moves": moves.get(p.pk, []),
+            "stage_moves": moves.get(pk, []),
             "health": health,
             "health_trend": healths,
             "health_direction": _trend_word(healths),
@@ -361,8 +363,8 @@ def status_report_data(
             "unpriced_entries_to_date": spend.unpriced_entries,
             "cost_incomplete": spend.incomplete,
             "spend_period_incomplete": period.incomplete,
-            "metrics": [_metric_row(m) for m in metrics.get(p.pk, [])],
-            "open_risks": _severity_counts(risks_by_project.get(p.pk, [])),
+            "metrics": [_metric_row(m) for m in metrics.get(pk, [])],
+            "open_risks": _severity_counts(risks_by_project.get(pk, [])),
             "unmet_gates": gates_unmet(row=p),
             # CodeCarbon runs recorded in the period: measured, never costs.
             "energy": {
@@ -380,7 +382,7 @@ def status_report_data(
         )
         if reasons and p.stage_asof != Stage.RETIRED:
             attention.append(
-                (attention_rank(health=health, reasons=reasons), {"id": p.pk, "name": p.name, "reasons": reasons})
+                (attention_rank(health=health, reasons=reasons), {"id": pk, "name": p.name, "reasons": reasons})
             )
         sections.append(section)
     attention = [item for _, item in sorted(attention, key=lambda ranked: ranked[0])]
