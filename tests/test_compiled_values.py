@@ -3,12 +3,13 @@
 import datetime as dt
 
 import pytest
+from django.db.models import F
 
 from ops.models import Risk, RiskStatus
 from ops.tests.factories import RiskFactory
 from projects.models import Project
 from projects.tests.factories import OrganizationFactory, ProjectFactory
-from tracker.db import CompiledValues
+from tracker.db import CompiledValues, InIds, in_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +68,14 @@ def test_a_page_binds_its_bounds_after_the_statement_and_a_sliced_statement_is_n
     assert statement.page(offset=4, limit=3, **params) == list(_open_risks(**params)[4:])
     with pytest.raises(ValueError, match="cannot be paged"):
         CompiledValues(_open_risks(**PROBES)[:2], PROBES).page(offset=0, limit=1, **params)
+
+
+def test_in_ids_reads_the_rows_of_the_ids_as_an_array_on_postgresql_and_as_in_elsewhere():
+    org = OrganizationFactory()
+    mine = RiskFactory.create_batch(2, project=ProjectFactory(organization=org))
+    RiskFactory(project=ProjectFactory())  # another organization's
+    scoped = Project.objects.filter(organization=org).values("pk")
+    risks = Risk.objects.filter(InIds(F("project_id"), scoped)).order_by("pk")
+    assert list(risks) == mine == list(Risk.objects.filter(project__in=scoped).order_by("pk"))
+    assert "= ANY(ARRAY(SELECT" in str(risks.query)
+    assert in_ids("(SELECT 1)", "sqlite") == "IN (SELECT 1)"

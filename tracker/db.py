@@ -1,5 +1,5 @@
-"""Database helpers every app shares: the web processes' statement ceiling, per-row existence probes, statements
-compiled once."""
+"""Database helpers every app shares: the web processes' statement ceiling, per-row existence probes, a scope's
+ids read as index lookups, statements compiled once."""
 
 import functools
 import logging
@@ -8,9 +8,11 @@ from collections.abc import Iterable
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet, Subquery
 from django.db.models.base import DEFERRED
-from django.db.models.lookups import IsNull
+from django.db.models.lookups import IsNull, Lookup
+from django.db.models.sql.compiler import SQLCompiler
 from django.db.utils import OperationalError
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,29 @@ def row_exists(queryset: QuerySet) -> IsNull:
 def row_absent(queryset: QuerySet) -> IsNull:
     """Return whether the correlated `queryset` has no row (the negation of `row_exists`)."""
     return IsNull(Subquery(queryset.order_by().values("pk")[:1]), True)
+
+
+def in_ids(subquery: str, vendor: str) -> str:
+    """Return the SQL condition (after a column) that the column is one of the ids `subquery` reads (a SELECT
+    in parentheses).
+
+    PostgreSQL plans `IN (subquery)` as a hash join costed from the subquery's share of the whole table
+    (every organization's rows), so a statement over one organization's costs scanned them all; as an
+    array, the ids are read first and each is an index lookup. Elsewhere (SQLite) it is a plain IN.
+    """
+    return f"= ANY(ARRAY{subquery})" if vendor == "postgresql" else f"IN {subquery}"
+
+
+class InIds(Lookup):
+    """`lhs` is one of the ids a `.values("pk")` queryset reads (`in_ids`): `filter(InIds(F("project_id"), qs))`."""
+
+    lookup_name = "in_ids"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, list]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = compiler.compile(self.rhs)
+        return f"{lhs} {in_ids(rhs, connection.vendor)}", [*lhs_params, *rhs_params]
 
 
 class CompiledValues:

@@ -109,7 +109,7 @@ from ops.models import (
 from ops.providers import INFRASTRUCTURE
 from projects.models import Health, Organization, Project
 from projects.selectors import project_list
-from tracker.db import CompiledValues, instance_from_values
+from tracker.db import CompiledValues, InIds, in_ids, instance_from_values
 
 CENT = Decimal("0.01")
 TENTH = Decimal("0.1")
@@ -847,12 +847,6 @@ WINDOW_SQL = """
     GROUP BY c.project_id, c.category, c.date"""
 
 
-# The scope's projects, as their ids: on PostgreSQL as an array, so that each statement reads only the scope's rows
-# through the project index. `IN (subquery)` is planned as a hash join, and its estimate (an organization's share
-# of every organization's rows) made the cost pass scan the whole table: 62 → 15 ms for 50 projects of 500.
-SCOPE_SQL = {True: "= ANY(ARRAY({scope}))", False: "IN ({scope})"}
-
-
 def _exact(value: Decimal | float | None, places: int = 4) -> Decimal | None:
     """Return a raw-SQL amount as a Decimal: PostgreSQL's numeric as it is, SQLite's number (int or float) at
     the column's decimal places, as the ORM's converter reads it."""
@@ -875,7 +869,7 @@ def cost_figures(
     Projects without budgets or costs are absent; read them as `CostFigures()`.
     """
     scope, scope_params = projects.order_by().values("pk").query.sql_with_params()
-    scope = SCOPE_SQL[connection.vendor == "postgresql"].format(scope=scope)
+    scope = in_ids(f"({scope})", connection.vendor)  # one index lookup per project: 62 → 15 ms at 50 of 500
     covering = COVERING_BUDGETS_SQL.format(scope=scope)
     periods = [calendar_period(recurrence=r, on=as_of) for r in RECURRENCE_MONTHS]
     covering_params = [*(p[0] for p in periods), *(p[1] for p in periods), *scope_params, as_of, as_of]
@@ -1161,7 +1155,7 @@ def latest_metrics_ranked(*, projects: QuerySet[Project], as_of: dt.date) -> Que
     """Return the latest value of each metric (kind and name) of each project by `as_of`, by project (one window
     query)."""
     return (
-        QualityMetric.objects.filter(project__in=projects.values("pk"), date__lte=as_of)
+        QualityMetric.objects.filter(InIds(F("project_id"), projects.values("pk")), date__lte=as_of)
         .annotate(
             rank=Window(
                 RowNumber(),

@@ -72,7 +72,7 @@ from projects.models import (
     StageTransition,
     StatusUpdate,
 )
-from tracker.db import CompiledValues, instance_from_row, instance_from_values, row_exists
+from tracker.db import CompiledValues, InIds, instance_from_row, instance_from_values, row_exists
 from tracker.exports import CsvWriter, markdown_text
 from tracker.formatting import date, date_range, label, measure, money, number, percent
 
@@ -160,7 +160,7 @@ def _status_history(projects: QuerySet[Project], end: dt.date) -> QuerySet[Statu
     Each is (health, progress, date); the first is the project's status as of the end of the period.
     """
     return (
-        StatusUpdate.objects.filter(project__in=projects.values("pk"), date__lte=end)
+        StatusUpdate.objects.filter(InIds(F("project_id"), projects.values("pk")), date__lte=end)
         .annotate(
             rank=Window(
                 RowNumber(),
