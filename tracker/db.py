@@ -151,7 +151,9 @@ class CompiledValues:
     def _rows(self, sql: str, params: list[object]) -> list[dict]:
         with connections[self.db].cursor() as cursor:
             cursor.execute(sql, params)
-            rows = cursor.fetchall()
+            return self._dicts(cursor.fetchall())
+
+    def _dicts(self, rows: list[tuple]) -> list[dict]:
         if self.converters:
             rows = self.compiler.apply_converters(rows, self.converters)
         return [dict(zip(self.names, row, strict=True)) for row in rows]
@@ -160,6 +162,28 @@ class CompiledValues:
     def _bound(values: dict[str, object], item: tuple[str, int | None]) -> object:
         name, position = item
         return values[name] if position is None else values[name][position]
+
+
+def compiled_batch(statements: dict[str, CompiledValues], **values: object) -> dict[str, list[dict]]:
+    """Return the rows of each statement with `values` bound (as each one's call would), in one round trip.
+
+    Django's psycopg cursor binds the parameters client-side and sends a simple query, which may hold several
+    statements: they run in one implicit transaction, each with its own snapshot (as in autocommit), and their
+    result sets are read in turn. Elsewhere (SQLite, server-side binding) each statement goes on its own.
+    """
+    first = next(iter(statements.values()))
+    connection = connections[first.db]
+    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding"):
+        return {name: statement(**values) for name, statement in statements.items()}
+    sql = ";\n".join(statement.sql for statement in statements.values())
+    params = [param for statement in statements.values() for param in statement._params(values)]
+    results = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for name, statement in statements.items():
+            results[name] = statement._dicts(cursor.fetchall())
+            cursor.nextset()
+    return results
 
 
 @functools.cache

@@ -72,7 +72,7 @@ from projects.models import (
     StageTransition,
     StatusUpdate,
 )
-from tracker.db import CompiledValues, InIds, instance_from_row, instance_from_values, row_exists
+from tracker.db import CompiledValues, InIds, compiled_batch, instance_from_row, instance_from_values, row_exists
 from tracker.exports import CsvWriter, markdown_text
 from tracker.formatting import date, date_range, label, measure, money, number, percent
 
@@ -303,12 +303,13 @@ def status_report_data(
     # The rules read as of the period's last day: budget status, spend to date, metrics, stale status.
     costs = cost_figures(projects=projects, as_of=period_end, period_start=period_start)
     on_step(60, "Status history, metrics, risks and infrastructure")
+    read = compiled_batch({name: statements[name] for name in STATUS_BATCH}, **params)
     history: dict[int, list[tuple[str, int, dt.date]]] = defaultdict(list)
-    for update in statements["history"](**params):
+    for update in read["history"]:
         history[update["project_id"]].append((update["health"], update["progress"], update["date"]))
     tz = organization.tzinfo
     moves: dict[int, list[dict[str, str]]] = defaultdict(list)
-    for move in statements["moves"](**params):
+    for move in read["moves"]:
         moves[move["project_id"]].append(
             {
                 "from": move["from_stage"],
@@ -317,14 +318,14 @@ def status_report_data(
             }
         )
     metrics: dict[int, list[QualityMetric]] = defaultdict(list)
-    for values in statements["metrics"](**params):
+    for values in read["metrics"]:
         metric = instance_from_values(QualityMetric, values)
         metrics[metric.project_id].append(metric)
-    risk_rows = statements["risks"](**params)
+    risk_rows = read["risks"]
     risks_by_project: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
     for row in risk_rows:
         risks_by_project[row["project_id"]].append(row)
-    components = {(c["project_id"], c["provider"], c["hosting"]) for c in statements["components"](**params)}
+    components = {(c["project_id"], c["provider"], c["hosting"]) for c in read["components"]}
     by_provider = Counter(provider for _, provider in {(pk, provider) for pk, provider, _ in components})
     by_hosting = Counter(hosting for _, hosting in {(pk, hosting) for pk, _, hosting in components})
 
@@ -411,7 +412,7 @@ def status_report_data(
         "energy_kwh": measure_field(sum((Decimal(s["energy"]["energy_kwh"]) for s in sections), Decimal(0))),
         "emissions_kg": measure_field(sum((Decimal(s["energy"]["emissions_kg"]) for s in sections), Decimal(0))),
     }
-    crossings = [_crossing_row(values) for values in statements["crossings"](**params)]
+    crossings = [_crossing_row(values) for values in read["crossings"]]
     totals["budget_thresholds_crossed"] = len(crossings)
     return {
         "kind": ReportKind.STATUS.value,
@@ -523,6 +524,9 @@ def _risk_list_data(rows: list[dict[str, Any]], tz: Any, *extra: str) -> dict[st
 
 
 RISK_LISTS = ("new", "closed", "accepted", "overdue_reviews", "signals_raised", "signals_cleared")
+# The statements each report sends in one round trip (`compiled_batch`), a batch per progress step.
+STATUS_BATCH = ("history", "moves", "metrics", "risks", "components", "crossings")
+RISK_FIRST_BATCH = ("cells", "by_project", "top_risks", "new", "escalated")
 ESCALATION = ("score_before", "score_after")
 
 
@@ -613,7 +617,8 @@ def risk_report_data(
     matrix = [[0] * 5 for _ in range(5)]
     by_severity = dict.fromkeys(SEVERITIES, 0)
     by_category: dict[str, int] = Counter()
-    for cell in statements["cells"](**params):
+    read = compiled_batch({name: statements[name] for name in RISK_FIRST_BATCH}, **params)
+    for cell in read["cells"]:
         likelihood, impact, n = cell["likelihood"], cell["impact"], cell["n"]
         matrix[likelihood - 1][impact - 1] += n
         by_severity[Severity.for_score(likelihood * impact).value] += n
@@ -626,15 +631,16 @@ def risk_report_data(
             "max_score": row["max_score"],
             "high_or_critical": row["high_or_critical"],
         }
-        for row in statements["by_project"](**params)
+        for row in read["by_project"]
     ]
-    top = [_risk_row(r, tz) for r in statements["top_risks"](**params)]
+    top = [_risk_row(r, tz) for r in read["top_risks"]]
     lists = {
-        "new": _risk_list_data(statements["new"](**params), tz),
-        "escalated": _risk_list_data(statements["escalated"](**params), tz, *ESCALATION),
+        "new": _risk_list_data(read["new"], tz),
+        "escalated": _risk_list_data(read["escalated"], tz, *ESCALATION),
     }
     on_step(50, "Changes in the period, overdue reviews and signals")
-    lists |= {name: _risk_list_data(statements[name](**params), tz) for name in RISK_LISTS if name != "new"}
+    read = compiled_batch({name: statements[name] for name in RISK_LISTS if name != "new"}, **params)
+    lists |= {name: _risk_list_data(rows, tz) for name, rows in read.items()}
     return {
         "kind": ReportKind.RISK.value,
         "organization": {"id": organization.pk, "name": organization.name, "currency": organization.currency},
