@@ -106,6 +106,9 @@ class MetricKind(models.TextChoices):
     CUSTOM = "custom", "Custom"
 
 
+METRIC_LABELS = dict(MetricKind.choices)
+
+
 class RiskCategory(models.TextChoices):
     DATA_PRIVACY = "data_privacy", "Data privacy"
     SECURITY = "security", "Security"
@@ -618,7 +621,8 @@ class QualityMetric(TimeStampedModel):
 
     @property
     def label(self) -> str:
-        return self.name or self.get_metric_display()
+        # The choices' label, as `get_metric_display` gives it (which rebuilds the choices' dict per call).
+        return self.name or METRIC_LABELS.get(self.metric, self.metric)
 
     @property
     def breached(self) -> bool:

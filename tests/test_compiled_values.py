@@ -3,12 +3,15 @@
 import datetime as dt
 
 import pytest
+from django.db import connection
+from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 
 from ops.models import Risk, RiskStatus
 from ops.tests.factories import RiskFactory
 from projects.models import Project
 from projects.tests.factories import OrganizationFactory, ProjectFactory
-from tracker.db import CompiledValues
+from tracker.db import CompiledValues, InIds, compiled_batch, in_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -67,3 +70,29 @@ def test_a_page_binds_its_bounds_after_the_statement_and_a_sliced_statement_is_n
     assert statement.page(offset=4, limit=3, **params) == list(_open_risks(**params)[4:])
     with pytest.raises(ValueError, match="cannot be paged"):
         CompiledValues(_open_risks(**PROBES)[:2], PROBES).page(offset=0, limit=1, **params)
+
+
+def test_in_ids_reads_the_rows_of_the_ids_as_an_array_on_postgresql_and_as_in_elsewhere():
+    org = OrganizationFactory()
+    mine = RiskFactory.create_batch(2, project=ProjectFactory(organization=org))
+    RiskFactory(project=ProjectFactory())  # another organization's
+    scoped = Project.objects.filter(organization=org).values("pk")
+    risks = Risk.objects.filter(InIds(F("project_id"), scoped)).order_by("pk")
+    assert list(risks) == mine == list(Risk.objects.filter(project__in=scoped).order_by("pk"))
+    assert "= ANY(ARRAY(SELECT" in str(risks.query)
+    assert in_ids("(SELECT 1)", "sqlite") == "IN (SELECT 1)"
+
+
+def test_a_batch_reads_what_each_statement_reads_in_one_round_trip():
+    org = OrganizationFactory()
+    RiskFactory.create_batch(2, project=ProjectFactory(organization=org))
+    statements = {
+        "risks": CompiledValues(_open_risks(**PROBES), PROBES),
+        "projects": CompiledValues(Project.objects.filter(organization_id=-7_301_017).values("name"), PROBES),
+    }
+    params = {"organization_id": org.pk, "since": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)}
+    with CaptureQueriesContext(connection) as queries:
+        rows = compiled_batch(statements, **params)
+    assert len(queries) == 1
+    assert rows == {name: statement(**params) for name, statement in statements.items()}
+    assert len(rows["risks"]) == 2 and len(rows["projects"]) == 1

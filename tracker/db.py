@@ -1,14 +1,18 @@
-"""Database helpers every app shares: the web processes' statement ceiling, per-row existence probes, statements
-compiled once."""
+"""Database helpers every app shares: the web processes' statement ceiling, per-row existence probes, a scope's
+ids read as index lookups, statements compiled once."""
 
+import functools
 import logging
 from collections.abc import Iterable
 
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet, Subquery
-from django.db.models.lookups import IsNull
+from django.db.models.base import DEFERRED
+from django.db.models.lookups import IsNull, Lookup
+from django.db.models.sql.compiler import SQLCompiler
 from django.db.utils import OperationalError
 
 logger = logging.getLogger(__name__)
@@ -60,6 +64,29 @@ def row_exists(queryset: QuerySet) -> IsNull:
 def row_absent(queryset: QuerySet) -> IsNull:
     """Return whether the correlated `queryset` has no row (the negation of `row_exists`)."""
     return IsNull(Subquery(queryset.order_by().values("pk")[:1]), True)
+
+
+def in_ids(subquery: str, vendor: str) -> str:
+    """Return the SQL condition (after a column) that the column is one of the ids `subquery` reads (a SELECT
+    in parentheses).
+
+    PostgreSQL plans `IN (subquery)` as a hash join costed from the subquery's share of the whole table
+    (every organization's rows), so a statement over one organization's costs scanned them all; as an
+    array, the ids are read first and each is an index lookup. Elsewhere (SQLite) it is a plain IN.
+    """
+    return f"= ANY(ARRAY{subquery})" if vendor == "postgresql" else f"IN {subquery}"
+
+
+class InIds(Lookup):
+    """`lhs` is one of the ids a `.values("pk")` queryset reads (`in_ids`): `filter(InIds(F("project_id"), qs))`."""
+
+    lookup_name = "in_ids"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> tuple[str, list]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = compiler.compile(self.rhs)
+        return f"{lhs} {in_ids(rhs, connection.vendor)}", [*lhs_params, *rhs_params]
 
 
 class CompiledValues:
@@ -124,7 +151,9 @@ class CompiledValues:
     def _rows(self, sql: str, params: list[object]) -> list[dict]:
         with connections[self.db].cursor() as cursor:
             cursor.execute(sql, params)
-            rows = cursor.fetchall()
+            return self._dicts(cursor.fetchall())
+
+    def _dicts(self, rows: list[tuple]) -> list[dict]:
         if self.converters:
             rows = self.compiler.apply_converters(rows, self.converters)
         return [dict(zip(self.names, row, strict=True)) for row in rows]
@@ -135,10 +164,39 @@ class CompiledValues:
         return values[name] if position is None else values[name][position]
 
 
+def compiled_batch(statements: dict[str, CompiledValues], **values: object) -> dict[str, list[dict]]:
+    """Return the rows of each statement with `values` bound (as each one's call would), in one round trip.
+
+    Django's psycopg cursor binds the parameters client-side and sends a simple query, which may hold several
+    statements: they run in one implicit transaction, each with its own snapshot (as in autocommit), and their
+    result sets are read in turn. Elsewhere (SQLite, server-side binding) each statement goes on its own.
+    """
+    first = next(iter(statements.values()))
+    connection = connections[first.db]
+    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding"):
+        return {name: statement(**values) for name, statement in statements.items()}
+    sql = ";\n".join(statement.sql for statement in statements.values())
+    params = [param for statement in statements.values() for param in statement._params(values)]
+    results = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        for name, statement in statements.items():
+            results[name] = statement._dicts(cursor.fetchall())
+            cursor.nextset()
+    return results
+
+
+@functools.cache
+def _attnames(model: type[Model]) -> tuple[str, ...]:
+    return tuple(f.attname for f in model._meta.concrete_fields)
+
+
 def instance_from_values(model: type[Model], values: dict[str, object]) -> Model:
     """Return an instance of `model` with `values` (by attname) loaded and its other fields deferred."""
-    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
-    return model.from_db(model.objects.db, names, [values[name] for name in names])
+    # Every field given, the missing ones as DEFERRED: `from_db` then builds the instance at once (with only
+    # the loaded names it would look each field up in them).
+    names = _attnames(model)
+    return model.from_db(model.objects.db, names, [values.get(name, DEFERRED) for name in names])
 
 
 def _related_model(model: type[Model], name: str) -> type[Model]:
@@ -160,14 +218,13 @@ def instance_from_row(model: type[Model], values: dict[str, object], related: It
     `name__field`, is rebuilt the same way (None when its id is); any other value (an annotation) is
     set as an attribute.
     """
-    columns = {f.attname for f in model._meta.concrete_fields}
+    columns = _attnames(model)
     prefixes = {name: f"{name}__" for name in related}
     nested: dict[str, dict[str, object]] = {name: {} for name in prefixes}
     instance = instance_from_values(model, values)
-    for key, value in values.items():
-        if key in columns:
-            continue
-        owner = next((name for name, prefix in prefixes.items() if key.startswith(prefix)), None)
+    for key in values.keys() - columns:
+        value = values[key]
+        owner = next((name for name, prefix in prefixes.items() if key.startswith(prefix)), None) if prefixes else None
         if owner is None:
             setattr(instance, key, value)
         else:

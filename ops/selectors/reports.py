@@ -72,7 +72,7 @@ from projects.models import (
     StageTransition,
     StatusUpdate,
 )
-from tracker.db import CompiledValues, instance_from_row, instance_from_values, row_exists
+from tracker.db import CompiledValues, InIds, compiled_batch, instance_from_row, instance_from_values, row_exists
 from tracker.exports import CsvWriter, markdown_text
 from tracker.formatting import date, date_range, label, measure, money, number, percent
 
@@ -115,11 +115,11 @@ def _scoped_projects(organization_id: int, project_id: int | None, end_dt: dt.da
     return projects.filter(pk=project_id) if project_id is not None else projects
 
 
+# What the report reads of a project (the gates' `applies` included); `stage_since` reads `stage_entered_at` in SQL.
 PROJECT_COLUMNS = [
     "name",
     "industry",
     "stage",
-    "stage_entered_at",
     "created_at",
     "data_classification",
     "ai_act_tier",
@@ -160,7 +160,7 @@ def _status_history(projects: QuerySet[Project], end: dt.date) -> QuerySet[Statu
     Each is (health, progress, date); the first is the project's status as of the end of the period.
     """
     return (
-        StatusUpdate.objects.filter(project__in=projects.values("pk"), date__lte=end)
+        StatusUpdate.objects.filter(InIds(F("project_id"), projects.values("pk")), date__lte=end)
         .annotate(
             rank=Window(
                 RowNumber(),
@@ -303,49 +303,52 @@ def status_report_data(
     # The rules read as of the period's last day: budget status, spend to date, metrics, stale status.
     costs = cost_figures(projects=projects, as_of=period_end, period_start=period_start)
     on_step(60, "Status history, metrics, risks and infrastructure")
+    read = compiled_batch({name: statements[name] for name in STATUS_BATCH}, **params)
     history: dict[int, list[tuple[str, int, dt.date]]] = defaultdict(list)
-    for update in statements["history"](**params):
+    for update in read["history"]:
         history[update["project_id"]].append((update["health"], update["progress"], update["date"]))
+    tz = organization.tzinfo
     moves: dict[int, list[dict[str, str]]] = defaultdict(list)
-    for move in statements["moves"](**params):
+    for move in read["moves"]:
         moves[move["project_id"]].append(
             {
                 "from": move["from_stage"],
                 "to": move["to_stage"],
-                "at": move["at"].astimezone(organization.tzinfo).isoformat(),
+                "at": move["at"].astimezone(tz).isoformat(),
             }
         )
     metrics: dict[int, list[QualityMetric]] = defaultdict(list)
-    for values in statements["metrics"](**params):
+    for values in read["metrics"]:
         metric = instance_from_values(QualityMetric, values)
         metrics[metric.project_id].append(metric)
-    risk_rows = statements["risks"](**params)
+    risk_rows = read["risks"]
     risks_by_project: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
     for row in risk_rows:
         risks_by_project[row["project_id"]].append(row)
-    components = {(c["project_id"], c["provider"], c["hosting"]) for c in statements["components"](**params)}
+    components = {(c["project_id"], c["provider"], c["hosting"]) for c in read["components"]}
     by_provider = Counter(provider for _, provider in {(pk, provider) for pk, provider, _ in components})
     by_hosting = Counter(hosting for _, hosting in {(pk, hosting) for pk, _, hosting in components})
 
     sections, attention = [], []
     for p in rows:
-        figures = costs.get(p.pk) or CostFigures()
+        pk = p.pk
+        figures = costs.get(pk) or CostFigures()
         spend, period, project_budgets = figures.spend, figures.period, figures.budgets
         budget = project_budgets.overall
-        updates = history.get(p.pk, [])
+        updates = history.get(pk, [])
         health, progress, last_status = updates[0] if updates else ("", None, None)
         healths = [update[0] for update in reversed(updates)]
-        created = timezone.localdate(p.created_at, organization.tzinfo)
+        created = timezone.localdate(p.created_at, tz)
         stale = status_stale(last_status_date=last_status, created_on=created, as_of=period_end)
         tokens = {k: getattr(period, k) for k in ("input_tokens", "cached_input_tokens", "output_tokens")}
         section = {
-            "id": p.pk,
+            "id": pk,
             "name": p.name,
             "team": p.team__name or "",
             "industry": p.industry,
             "stage": p.stage_asof,
             "days_in_stage": max((end_dt - p.stage_since).days, 0),
-            "stage_moves": moves.get(p.pk, []),
+            "stage_moves": moves.get(pk, []),
             "health": health,
             "health_trend": healths,
             "health_direction": _trend_word(healths),
@@ -361,8 +364,8 @@ def status_report_data(
             "unpriced_entries_to_date": spend.unpriced_entries,
             "cost_incomplete": spend.incomplete,
             "spend_period_incomplete": period.incomplete,
-            "metrics": [_metric_row(m) for m in metrics.get(p.pk, [])],
-            "open_risks": _severity_counts(risks_by_project.get(p.pk, [])),
+            "metrics": [_metric_row(m) for m in metrics.get(pk, [])],
+            "open_risks": _severity_counts(risks_by_project.get(pk, [])),
             "unmet_gates": gates_unmet(row=p),
             # CodeCarbon runs recorded in the period: measured, never costs.
             "energy": {
@@ -380,7 +383,7 @@ def status_report_data(
         )
         if reasons and p.stage_asof != Stage.RETIRED:
             attention.append(
-                (attention_rank(health=health, reasons=reasons), {"id": p.pk, "name": p.name, "reasons": reasons})
+                (attention_rank(health=health, reasons=reasons), {"id": pk, "name": p.name, "reasons": reasons})
             )
         sections.append(section)
     attention = [item for _, item in sorted(attention, key=lambda ranked: ranked[0])]
@@ -409,7 +412,7 @@ def status_report_data(
         "energy_kwh": measure_field(sum((Decimal(s["energy"]["energy_kwh"]) for s in sections), Decimal(0))),
         "emissions_kg": measure_field(sum((Decimal(s["energy"]["emissions_kg"]) for s in sections), Decimal(0))),
     }
-    crossings = [_crossing_row(values) for values in statements["crossings"](**params)]
+    crossings = [_crossing_row(values) for values in read["crossings"]]
     totals["budget_thresholds_crossed"] = len(crossings)
     return {
         "kind": ReportKind.STATUS.value,
@@ -521,6 +524,9 @@ def _risk_list_data(rows: list[dict[str, Any]], tz: Any, *extra: str) -> dict[st
 
 
 RISK_LISTS = ("new", "closed", "accepted", "overdue_reviews", "signals_raised", "signals_cleared")
+# The statements each report sends in one round trip (`compiled_batch`), a batch per progress step.
+STATUS_BATCH = ("history", "moves", "metrics", "risks", "components", "crossings")
+RISK_FIRST_BATCH = ("cells", "by_project", "top_risks", "new", "escalated")
 ESCALATION = ("score_before", "score_after")
 
 
@@ -611,7 +617,8 @@ def risk_report_data(
     matrix = [[0] * 5 for _ in range(5)]
     by_severity = dict.fromkeys(SEVERITIES, 0)
     by_category: dict[str, int] = Counter()
-    for cell in statements["cells"](**params):
+    read = compiled_batch({name: statements[name] for name in RISK_FIRST_BATCH}, **params)
+    for cell in read["cells"]:
         likelihood, impact, n = cell["likelihood"], cell["impact"], cell["n"]
         matrix[likelihood - 1][impact - 1] += n
         by_severity[Severity.for_score(likelihood * impact).value] += n
@@ -624,15 +631,16 @@ def risk_report_data(
             "max_score": row["max_score"],
             "high_or_critical": row["high_or_critical"],
         }
-        for row in statements["by_project"](**params)
+        for row in read["by_project"]
     ]
-    top = [_risk_row(r, tz) for r in statements["top_risks"](**params)]
+    top = [_risk_row(r, tz) for r in read["top_risks"]]
     lists = {
-        "new": _risk_list_data(statements["new"](**params), tz),
-        "escalated": _risk_list_data(statements["escalated"](**params), tz, *ESCALATION),
+        "new": _risk_list_data(read["new"], tz),
+        "escalated": _risk_list_data(read["escalated"], tz, *ESCALATION),
     }
     on_step(50, "Changes in the period, overdue reviews and signals")
-    lists |= {name: _risk_list_data(statements[name](**params), tz) for name in RISK_LISTS if name != "new"}
+    read = compiled_batch({name: statements[name] for name in RISK_LISTS if name != "new"}, **params)
+    lists |= {name: _risk_list_data(rows, tz) for name, rows in read.items()}
     return {
         "kind": ReportKind.RISK.value,
         "organization": {"id": organization.pk, "name": organization.name, "currency": organization.currency},

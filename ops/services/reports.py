@@ -167,19 +167,27 @@ def report_request(
 # Lock and claim in one statement: the advisory lock first (a CTE evaluated once), then the running state,
 # written only when the lock was taken and the report is not ready. READ COMMITTED re-checks the state on the
 # row's newest version, so a build that became ready after this statement's snapshot is never claimed again.
+# The lock's holder also turns JIT off for its session until the unlock: the build's statements are index
+# probes and grouped scans that run in milliseconds, and a plan costed above `jit_above_cost` (the project
+# rows of an organization of ~500 projects: every gate is a probe per project) spent ~90 ms compiling.
 CLAIM_SQL = """
     WITH lock AS (SELECT pg_try_advisory_lock(%s) AS acquired),
     claimed AS (
         UPDATE ops_report SET state = %s, started_at = %s, progress = 0, step = %s, error = '',
             attempts = attempts + 1, updated_at = %s
         WHERE id = %s AND state <> %s AND (SELECT acquired FROM lock)
-        RETURNING id)
-    SELECT acquired, EXISTS (SELECT 1 FROM claimed) FROM lock"""
+        RETURNING id),
+    was AS MATERIALIZED (SELECT current_setting('jit') AS jit)
+    SELECT acquired, EXISTS (SELECT 1 FROM claimed), jit, CASE WHEN acquired THEN set_config('jit', 'off', false) END
+    FROM lock, was"""
+# The unlock gives the session the JIT setting it had (`was` is scanned, so read, before the row sets it).
+UNLOCK_SQL = "SELECT pg_advisory_unlock(%s), set_config('jit', %s, false)"
 STARTING = "Starting"
 
 
-def _claim(report_id: int, started: dt.datetime) -> tuple[bool, bool]:
-    """Take the report's build lock and, unless it is ready, write its running state; return (locked, claimed).
+def _claim(report_id: int, started: dt.datetime) -> tuple[bool, bool, str]:
+    """Take the report's build lock and, unless it is ready, write its running state; return (locked, claimed)
+    and the session's JIT setting, which the lock's holder turns off until `_unlock` gives it back (see CLAIM_SQL).
 
     The lock is a PostgreSQL session advisory lock: PostgreSQL drops it when the holder's connection
     dies, so a worker killed mid-build never blocks the redelivered task. Elsewhere (SQLite, embedded
@@ -199,12 +207,12 @@ def _claim(report_id: int, started: dt.datetime) -> tuple[bool, bool]:
                 updated_at=started,
             )
         )
-        return True, bool(claimed)
+        return True, bool(claimed), ""
     params = [LOCK_NAMESPACE | report_id, ReportState.RUNNING, started, STARTING, started, report_id]
     with connection.cursor() as cursor:
         cursor.execute(CLAIM_SQL, [*params, ReportState.READY])
-        locked, claimed = cursor.fetchone()
-    return locked, claimed
+        locked, claimed, jit, _ = cursor.fetchone()
+    return locked, claimed, jit
 
 
 # A report is read with its organization and project (one statement, compiled once per process): the build
@@ -227,10 +235,10 @@ def _report_read(report_id: int) -> Report:
     return instance_from_row(Report, rows[0], REPORT_RELATED)
 
 
-def _unlock(report_id: int) -> None:
+def _unlock(report_id: int, jit: str) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_NAMESPACE | report_id])
+            cursor.execute(UNLOCK_SQL, [LOCK_NAMESPACE | report_id, jit])
 
 
 def report_build(*, report_id: int) -> Report | None:
@@ -240,7 +248,7 @@ def report_build(*, report_id: int) -> Report | None:
     is left to it (returns None). Progress is committed step by step so it is visible meanwhile.
     """
     started = timezone.now()
-    locked, claimed = _claim(report_id, started)
+    locked, claimed, jit = _claim(report_id, started)
     if not locked:
         return None
     try:
@@ -288,7 +296,7 @@ def report_build(*, report_id: int) -> Report | None:
             emit(report.organization, EventType.REPORT_READY, report)
         return report
     finally:
-        _unlock(report_id)
+        _unlock(report_id, jit)
 
 
 # Which member choice (projects.NotificationSubscription) each kind of report's digest obeys.

@@ -25,7 +25,7 @@ from ops.models import (
     RiskSource,
     RiskStatus,
 )
-from ops.selectors.reports import _project_rows, report_csv, report_markdown, report_week
+from ops.selectors.reports import BUILDERS, _project_rows, report_csv, report_markdown, report_week
 from ops.services import report_build, report_digest_send, report_request, risk_accept, risk_update
 from ops.services.reports import LOCK_NAMESPACE
 from ops.tests.factories import (
@@ -489,6 +489,28 @@ def test_build_of_a_report_another_worker_holds_is_left_to_it(portfolio):
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")
         assert cursor.fetchone()[0] == 0
+
+
+def _jit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        return cursor.fetchone()[0]
+
+
+def test_build_runs_without_jit_and_gives_the_session_its_setting_back(portfolio, monkeypatch):
+    org, *_ = portfolio
+    report = ReportFactory(organization=org, kind=ReportKind.STATUS, period_start=WEEK[0], period_end=WEEK[1])
+    builder, during = BUILDERS[ReportKind.STATUS], []
+
+    def build_and_look(**kwargs):
+        during.append(_jit())
+        return builder(**kwargs)
+
+    monkeypatch.setitem(BUILDERS, ReportKind.STATUS, build_and_look)
+    with connection.cursor() as cursor:
+        cursor.execute("SET jit = on")  # a known setting to give back, whatever the server is configured with
+    assert report_build(report_id=report.pk).state == ReportState.READY
+    assert (during, _jit()) == (["off"], "on")
 
 
 def test_failed_build_records_the_error_and_can_be_requested_again():
