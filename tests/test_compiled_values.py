@@ -1,10 +1,12 @@
-"""CompiledValues: a `.values()` statement compiled once, each call's parameters bound where the probes were."""
+"""CompiledValues: a `.values()` statement compiled once, each call's parameters bound where the probes were; sent in
+a batch or a pipeline; a cursor whose parameters the server binds."""
 
 import datetime as dt
 
+import psycopg
 import pytest
-from django.db import connection
-from django.db.models import F
+from django.db import DataError, connection
+from django.db.models import F, Value
 from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 
@@ -12,7 +14,16 @@ from ops.models import Risk, RiskStatus
 from ops.tests.factories import RiskFactory
 from projects.models import Project
 from projects.tests.factories import OrganizationFactory, ProjectFactory
-from tracker.db import CompiledValues, InIds, compiled_batch, in_ids, instance_from_values
+from tracker.db import (
+    CompiledValues,
+    InIds,
+    compiled_batch,
+    compiled_send,
+    in_ids,
+    instance_from_values,
+    pipeline,
+    server_bound_cursor,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -97,6 +108,47 @@ def test_a_batch_reads_what_each_statement_reads_in_one_round_trip():
     assert len(queries) == 1
     assert rows == {name: statement(**params) for name, statement in statements.items()}
     assert len(rows["risks"]) == 2 and len(rows["projects"]) == 1
+
+
+def test_in_a_pipeline_statements_are_sent_at_once_and_read_what_they_read_alone():
+    org = OrganizationFactory()
+    RiskFactory.create_batch(3, project=ProjectFactory(organization=org))
+    statements = {
+        "risks": CompiledValues(_open_risks(**PROBES), PROBES),
+        "projects": CompiledValues(Project.objects.filter(organization_id=-7_301_017).values("name"), PROBES),
+    }
+    params = {"organization_id": org.pk, "since": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)}
+    alone = {name: statement(**params) for name, statement in statements.items()}
+    with CaptureQueriesContext(connection) as queries, pipeline() as sync:
+        batch = compiled_send(statements, **params)
+        risks = statements["risks"].send(**params)
+        # All three are with the server, none read: libpq waits for their results.
+        assert connection.connection.pgconn.is_busy()
+        sync()
+        assert not connection.connection.pgconn.is_busy()
+        assert batch() == alone and risks() == alone["risks"]
+    assert len(queries) == 3  # in a pipeline each statement goes on its own, none waited for
+
+
+def test_a_failed_statement_in_a_pipeline_raises_djangos_error_when_read():
+    project = ProjectFactory(progress=0)
+    probes = {"organization_id": -7_301_017}
+    inverse = Project.objects.filter(organization_id=-7_301_017).annotate(inverse=Value(100) / F("progress"))
+    statement = CompiledValues(inverse.values("inverse"), probes)
+    with pytest.raises(DataError, match="division by zero"), pipeline():
+        rows = statement.send(organization_id=project.organization_id)
+        rows()
+
+
+def test_a_server_bound_cursor_sends_its_parameters_apart_from_the_sql():
+    project = ProjectFactory(name="Before")
+    summary = "x" * 100_000 + "'; --"
+    with CaptureQueriesContext(connection) as queries, server_bound_cursor() as cursor:
+        cursor.execute("UPDATE projects_project SET summary = %s WHERE id = %s", [summary, project.pk])
+    assert Project.objects.get(pk=project.pk).summary == summary
+    # Logged as Django's own cursors are; psycopg's server-binding cursor sent the value as a parameter.
+    assert len(queries) == 1 and "UPDATE projects_project" in queries[0]["sql"]
+    assert isinstance(cursor.cursor, psycopg.Cursor) and not isinstance(cursor.cursor, psycopg.ClientCursor)
 
 
 def test_an_instance_from_values_is_the_one_from_db_builds_and_init_receivers_still_run():

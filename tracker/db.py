@@ -3,18 +3,21 @@ ids read as index lookups, statements compiled once."""
 
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Model, QuerySet, Subquery
 from django.db.models.base import DEFERRED, ModelState
 from django.db.models.lookups import IsNull, Lookup
 from django.db.models.signals import post_init, pre_init
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.utils import OperationalError
+from psycopg.pq import PipelineStatus
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +135,17 @@ class CompiledValues:
         """Return the rows (dicts, as `.values()` gives them) of the statement with `values` bound."""
         return self._rows(self.sql, self._params(values))
 
+    def send(self, **values: object) -> Callable[[], list[dict]]:
+        """Execute the statement with `values` bound; return what reads its rows (see `pipeline`)."""
+        cursor = connections[self.db].cursor()
+        cursor.execute(self.sql, self._params(values))
+
+        def rows() -> list[dict]:
+            with cursor:
+                return self._dicts(cursor.fetchall())
+
+        return rows
+
     def page(self, *, offset: int, limit: int, **values: object) -> list[dict]:
         """Return the rows `offset` to `offset + limit` of the statement (ordered, not sliced) with `values` bound.
 
@@ -166,16 +180,26 @@ class CompiledValues:
 
 
 def compiled_batch(statements: dict[str, CompiledValues], **values: object) -> dict[str, list[dict]]:
-    """Return the rows of each statement with `values` bound (as each one's call would), in one round trip.
+    """Return the rows of each statement with `values` bound (as each one's call would), in one round trip."""
+    return compiled_send(statements, **values)()
 
-    Django's psycopg cursor binds the parameters client-side and sends a simple query, which may hold several
+
+def compiled_send(statements: dict[str, CompiledValues], **values: object) -> Callable[[], dict[str, list[dict]]]:
+    """Send the statements with `values` bound in one round trip; return what reads each one's rows.
+
+    In a `pipeline` each is sent as it is and the server runs them while the caller goes on. Otherwise Django's
+    psycopg cursor binds the parameters client-side and sends a simple query, which may hold several
     statements: they run in one implicit transaction, each with its own snapshot (as in autocommit), and their
     result sets are read in turn. Elsewhere (SQLite, server-side binding) each statement goes on its own.
     """
     first = next(iter(statements.values()))
     connection = connections[first.db]
+    if _pipelined(connection):
+        sent = {name: statement.send(**values) for name, statement in statements.items()}
+        return lambda: {name: rows() for name, rows in sent.items()}
     if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding"):
-        return {name: statement(**values) for name, statement in statements.items()}
+        results = {name: statement(**values) for name, statement in statements.items()}
+        return lambda: results
     sql = ";\n".join(statement.sql for statement in statements.values())
     params = [param for statement in statements.values() for param in statement._params(values)]
     results = {}
@@ -184,7 +208,56 @@ def compiled_batch(statements: dict[str, CompiledValues], **values: object) -> d
         for name, statement in statements.items():
             results[name] = statement._dicts(cursor.fetchall())
             cursor.nextset()
-    return results
+    return lambda: results
+
+
+def _pipelined(connection: BaseDatabaseWrapper) -> bool:
+    raw = connection.connection
+    return raw is not None and connection.vendor == "postgresql" and raw.pgconn.pipeline_status != PipelineStatus.OFF
+
+
+@contextmanager
+def pipeline(using: str = DEFAULT_DB_ALIAS) -> Iterator[Callable[[], None]]:
+    """Run the block in PostgreSQL's pipeline mode, so that the server executes while Python works.
+
+    Each statement is sent when it is executed and not waited for: the first read of any rows waits for
+    everything sent until then, and so does the `sync` yielded (rows read after it are at hand). A reader
+    sends what it needs next, then works on the rows it has while the server runs it (`CompiledValues.send`,
+    `compiled_send`). The statements up to a `sync` run in one implicit transaction, as a batch does; a write
+    in the block returns no row count. Elsewhere (SQLite, a libpq without pipelines) statements run as they
+    are executed and `sync` does nothing.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql" or not psycopg.Pipeline.is_supported():
+        yield lambda: None
+        return
+    connection.ensure_connection()
+    with connection.connection.pipeline() as block:
+        yield block.sync
+
+
+@contextmanager
+def server_bound_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[CursorWrapper]:
+    """Yield a cursor of `using` whose parameters PostgreSQL binds (elsewhere, the connection's usual cursor).
+
+    For a statement with a large parameter (a report's JSON): Django's psycopg cursor binds client-side,
+    so Python escapes the value into the SQL text and PostgreSQL parses it back out of it. The cursor is
+    wrapped as Django wraps its own (execute wrappers and the query log see it) and shares the connection's
+    transaction. It is for writes: its reads would not get Django's loading of timestamps in the connection's
+    timezone.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    from django.db.backends.postgresql.base import ServerBindingCursor  # psycopg 3 only
+
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = ServerBindingCursor(connection.connection)
+    with connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw) as cursor:
+        yield cursor
 
 
 @functools.cache

@@ -54,7 +54,7 @@ from ops.selectors.portfolio import (
     CostFigures,
     attention_rank,
     attention_reasons,
-    cost_figures,
+    cost_figures_send,
     latest_metrics_ranked,
     money_field,
     report_week,
@@ -72,7 +72,15 @@ from projects.models import (
     StageTransition,
     StatusUpdate,
 )
-from tracker.db import CompiledValues, InIds, compiled_batch, instance_from_row, instance_from_values, row_exists
+from tracker.db import (
+    CompiledValues,
+    InIds,
+    compiled_send,
+    instance_from_row,
+    instance_from_values,
+    pipeline,
+    row_exists,
+)
 from tracker.exports import CsvWriter, markdown_text
 from tracker.formatting import date, date_range, label, measure, money, number, percent
 
@@ -275,6 +283,46 @@ def _severity_counts(rows: Iterable[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
+def _section_without_costs(
+    p: Project,
+    updates: list[tuple[str, int, dt.date]],
+    moves: dict[int, list[dict[str, str]]],
+    metrics: dict[int, list[QualityMetric]],
+    risks_by_project: dict[int | None, list[dict[str, Any]]],
+    end_dt: dt.datetime,
+    period_end: dt.date,
+    tz: Any,
+) -> dict[str, Any]:
+    """Return a project's section of the status report but for its cost figures (`status_report_data` adds them)."""
+    health, progress, last_status = updates[0] if updates else ("", None, None)
+    healths = [update[0] for update in reversed(updates)]
+    created = timezone.localdate(p.created_at, tz)
+    return {
+        "id": p.pk,
+        "name": p.name,
+        "team": p.team__name or "",
+        "industry": p.industry,
+        "stage": p.stage_asof,
+        "days_in_stage": max((end_dt - p.stage_since).days, 0),
+        "stage_moves": moves.get(p.pk, []),
+        "health": health,
+        "health_trend": healths,
+        "health_direction": _trend_word(healths),
+        "progress": progress,
+        "last_status_date": last_status.isoformat() if last_status else None,
+        "stale": status_stale(last_status_date=last_status, created_on=created, as_of=period_end),
+        "metrics": [_metric_row(m) for m in metrics.get(p.pk, [])],
+        "open_risks": _severity_counts(risks_by_project.get(p.pk, [])),
+        "unmet_gates": gates_unmet(row=p),
+        # CodeCarbon runs recorded in the period: measured, never costs.
+        "energy": {
+            "runs": p.energy_run_count,
+            "energy_kwh": measure_field(p.energy_kwh),
+            "emissions_kg": measure_field(p.emissions_kg),
+        },
+    }
+
+
 def status_report_data(
     *,
     organization: Organization,
@@ -298,63 +346,51 @@ def status_report_data(
         params["project_id"] = project.pk
     projects = _scoped_projects(organization.pk, params.get("project_id"), end_dt)
     # Each step commits an UPDATE of the report row: a few, each before the queries that take the time.
-    on_step(10, "Projects, budgets and costs")
-    rows = [instance_from_row(Project, values) for values in statements["projects"](**params)]
-    # The rules read as of the period's last day: budget status, spend to date, metrics, stale status.
-    costs = cost_figures(projects=projects, as_of=period_end, period_start=period_start)
-    on_step(60, "Status history, metrics, risks and infrastructure")
-    read = compiled_batch({name: statements[name] for name in STATUS_BATCH}, **params)
-    history: dict[int, list[tuple[str, int, dt.date]]] = defaultdict(list)
-    for update in read["history"]:
-        history[update["project_id"]].append((update["health"], update["progress"], update["date"]))
-    tz = organization.tzinfo
-    moves: dict[int, list[dict[str, str]]] = defaultdict(list)
-    for move in read["moves"]:
-        moves[move["project_id"]].append(
-            {
-                "from": move["from_stage"],
-                "to": move["to_stage"],
-                "at": move["at"].astimezone(tz).isoformat(),
-            }
-        )
-    metrics: dict[int, list[QualityMetric]] = defaultdict(list)
-    for values in read["metrics"]:
-        metric = instance_from_values(QualityMetric, values)
-        metrics[metric.project_id].append(metric)
-    risk_rows = read["risks"]
-    risks_by_project: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
-    for row in risk_rows:
-        risks_by_project[row["project_id"]].append(row)
+    on_step(10, "Projects, status history, metrics, risks and infrastructure")
+    with pipeline() as sync:
+        project_rows = statements["projects"].send(**params)
+        batch = compiled_send({name: statements[name] for name in STATUS_BATCH}, **params)
+        on_step(60, "Budgets and costs")  # written as the statements above end
+        sync()
+        # The rules read as of the period's last day: budget status, spend to date, metrics, stale status. The
+        # costs' statements take the longest: they run while Python makes the sections of the rows above.
+        cost_rows = cost_figures_send(projects=projects, as_of=period_end, period_start=period_start)
+        rows = [instance_from_row(Project, values) for values in project_rows()]
+        read = batch()
+        tz = organization.tzinfo
+        history: dict[int, list[tuple[str, int, dt.date]]] = defaultdict(list)
+        for update in read["history"]:
+            history[update["project_id"]].append((update["health"], update["progress"], update["date"]))
+        moves: dict[int, list[dict[str, str]]] = defaultdict(list)
+        for move in read["moves"]:
+            moves[move["project_id"]].append(
+                {"from": move["from_stage"], "to": move["to_stage"], "at": move["at"].astimezone(tz).isoformat()}
+            )
+        metrics: dict[int, list[QualityMetric]] = defaultdict(list)
+        for values in read["metrics"]:
+            metric = instance_from_values(QualityMetric, values)
+            metrics[metric.project_id].append(metric)
+        risk_rows = read["risks"]
+        risks_by_project: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
+        for row in risk_rows:
+            risks_by_project[row["project_id"]].append(row)
+        sections = [
+            _section_without_costs(p, history.get(p.pk, []), moves, metrics, risks_by_project, end_dt, period_end, tz)
+            for p in rows
+        ]
+        costs = cost_rows()
     components = {(c["project_id"], c["provider"], c["hosting"]) for c in read["components"]}
     by_provider = Counter(provider for _, provider in {(pk, provider) for pk, provider, _ in components})
     by_hosting = Counter(hosting for _, hosting in {(pk, hosting) for pk, _, hosting in components})
 
-    sections, attention = [], []
-    for p in rows:
+    attention = []
+    for p, section in zip(rows, sections, strict=True):
         pk = p.pk
         figures = costs.get(pk) or CostFigures()
         spend, period, project_budgets = figures.spend, figures.period, figures.budgets
         budget = project_budgets.overall
-        updates = history.get(pk, [])
-        health, progress, last_status = updates[0] if updates else ("", None, None)
-        healths = [update[0] for update in reversed(updates)]
-        created = timezone.localdate(p.created_at, tz)
-        stale = status_stale(last_status_date=last_status, created_on=created, as_of=period_end)
         tokens = {k: getattr(period, k) for k in ("input_tokens", "cached_input_tokens", "output_tokens")}
-        section = {
-            "id": pk,
-            "name": p.name,
-            "team": p.team__name or "",
-            "industry": p.industry,
-            "stage": p.stage_asof,
-            "days_in_stage": max((end_dt - p.stage_since).days, 0),
-            "stage_moves": moves.get(pk, []),
-            "health": health,
-            "health_trend": healths,
-            "health_direction": _trend_word(healths),
-            "progress": progress,
-            "last_status_date": last_status.isoformat() if last_status else None,
-            "stale": stale,
+        section |= {
             "spend_period": money_field(period.spend),
             "spend_to_date": money_field(spend.amount),
             **(budget.as_fields() if budget else NO_BUDGET_FIELDS),
@@ -364,20 +400,12 @@ def status_report_data(
             "unpriced_entries_to_date": spend.unpriced_entries,
             "cost_incomplete": spend.incomplete,
             "spend_period_incomplete": period.incomplete,
-            "metrics": [_metric_row(m) for m in metrics.get(pk, [])],
-            "open_risks": _severity_counts(risks_by_project.get(pk, [])),
-            "unmet_gates": gates_unmet(row=p),
-            # CodeCarbon runs recorded in the period: measured, never costs.
-            "energy": {
-                "runs": p.energy_run_count,
-                "energy_kwh": measure_field(p.energy_kwh),
-                "emissions_kg": measure_field(p.emissions_kg),
-            },
         }
+        health = section["health"]
         reasons = attention_reasons(
             health=health,
             over_budget=section["over_budget"],
-            stale=stale,
+            stale=section["stale"],
             overdue_reviews=p.overdue_reviews,
             unmet_gates=section["unmet_gates"],
         )
@@ -385,7 +413,6 @@ def status_report_data(
             attention.append(
                 (attention_rank(health=health, reasons=reasons), {"id": pk, "name": p.name, "reasons": reasons})
             )
-        sections.append(section)
     attention = [item for _, item in sorted(attention, key=lambda ranked: ranked[0])]
 
     def total(key: str) -> Decimal:
@@ -614,33 +641,38 @@ def risk_report_data(
         params["project_id"] = project.pk
 
     on_step(10, "Heat map, categories, projects and top risks")
-    matrix = [[0] * 5 for _ in range(5)]
-    by_severity = dict.fromkeys(SEVERITIES, 0)
-    by_category: dict[str, int] = Counter()
-    read = compiled_batch({name: statements[name] for name in RISK_FIRST_BATCH}, **params)
-    for cell in read["cells"]:
-        likelihood, impact, n = cell["likelihood"], cell["impact"], cell["n"]
-        matrix[likelihood - 1][impact - 1] += n
-        by_severity[Severity.for_score(likelihood * impact).value] += n
-        by_category[cell["category"]] += n
-    by_project = [
-        {
-            "project_id": row["project_id"],
-            "project": row["project__name"] or "",
-            "open": row["open"],
-            "max_score": row["max_score"],
-            "high_or_critical": row["high_or_critical"],
+    with pipeline() as sync:
+        first = compiled_send({name: statements[name] for name in RISK_FIRST_BATCH}, **params)
+        on_step(50, "Changes in the period, overdue reviews and signals")  # written as the statements above end
+        sync()
+        # The lists' statements run while Python reads the first step's rows.
+        then = compiled_send({name: statements[name] for name in RISK_LISTS if name != "new"}, **params)
+        matrix = [[0] * 5 for _ in range(5)]
+        by_severity = dict.fromkeys(SEVERITIES, 0)
+        by_category: dict[str, int] = Counter()
+        read = first()
+        for cell in read["cells"]:
+            likelihood, impact, n = cell["likelihood"], cell["impact"], cell["n"]
+            matrix[likelihood - 1][impact - 1] += n
+            by_severity[Severity.for_score(likelihood * impact).value] += n
+            by_category[cell["category"]] += n
+        by_project = [
+            {
+                "project_id": row["project_id"],
+                "project": row["project__name"] or "",
+                "open": row["open"],
+                "max_score": row["max_score"],
+                "high_or_critical": row["high_or_critical"],
+            }
+            for row in read["by_project"]
+        ]
+        top = [_risk_row(r, tz) for r in read["top_risks"]]
+        lists = {
+            "new": _risk_list_data(read["new"], tz),
+            "escalated": _risk_list_data(read["escalated"], tz, *ESCALATION),
         }
-        for row in read["by_project"]
-    ]
-    top = [_risk_row(r, tz) for r in read["top_risks"]]
-    lists = {
-        "new": _risk_list_data(read["new"], tz),
-        "escalated": _risk_list_data(read["escalated"], tz, *ESCALATION),
-    }
-    on_step(50, "Changes in the period, overdue reviews and signals")
-    read = compiled_batch({name: statements[name] for name in RISK_LISTS if name != "new"}, **params)
-    lists |= {name: _risk_list_data(rows, tz) for name, rows in read.items()}
+        read = then()
+        lists |= {name: _risk_list_data(rows, tz) for name, rows in read.items()}
     return {
         "kind": ReportKind.RISK.value,
         "organization": {"id": organization.pk, "name": organization.name, "currency": organization.currency},
