@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
+import orjson
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -25,6 +26,7 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from kombu.exceptions import OperationalError as KombuOperationalError
+from psycopg.types.json import Jsonb
 
 from ops.models import Report, ReportKind, ReportSpan, ReportState
 from ops.selectors.portfolio import week_before
@@ -255,8 +257,17 @@ READY_SQL = """UPDATE ops_report SET state = %(state)s, data = %(data)s, generat
     WHERE id = %(id)s"""
 
 
+def _report_json(data: object) -> bytes:
+    # json.dumps takes ~10 ms for the data of 500 projects, orjson ~1 ms; keys that are not strings are written as
+    # json.dumps writes them.
+    return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+
+
 def _ready_write(report_id: int, ready: dict[str, object]) -> None:
-    data = Report._meta.get_field("data").get_db_prep_value(ready["data"], connection)
+    if connection.vendor == "postgresql":
+        data = Jsonb(ready["data"], dumps=_report_json)
+    else:
+        data = Report._meta.get_field("data").get_db_prep_value(ready["data"], connection)
     with server_bound_cursor() as cursor:
         cursor.execute(READY_SQL, ready | {"data": data, "id": report_id})
 
