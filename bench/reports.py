@@ -392,7 +392,7 @@ def _child(max_projects: int) -> None:
 
         def count(execute, sql, params, many, context):  # a counter, not Django's query log: it costs the build
             nonlocal statements
-            statements += sql.count(";\n") + 1  # a batch of statements (tracker.db.compiled_batch) is one execute
+            statements += sql.count(";\n") + 1  # outside a pipeline, a batch (tracker.db.compiled_send) is one execute
             return execute(sql, params, many, context)
 
         with connection.execute_wrapper(count):

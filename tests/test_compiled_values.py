@@ -17,7 +17,6 @@ from projects.tests.factories import OrganizationFactory, ProjectFactory
 from tracker.db import (
     CompiledValues,
     InIds,
-    compiled_batch,
     compiled_send,
     in_ids,
     instance_from_values,
@@ -93,21 +92,6 @@ def test_in_ids_reads_the_rows_of_the_ids_as_an_array_on_postgresql_and_as_in_el
     assert list(risks) == mine == list(Risk.objects.filter(project__in=scoped).order_by("pk"))
     assert "= ANY(ARRAY(SELECT" in str(risks.query)
     assert in_ids("(SELECT 1)", "sqlite") == "IN (SELECT 1)"
-
-
-def test_a_batch_reads_what_each_statement_reads_in_one_round_trip():
-    org = OrganizationFactory()
-    RiskFactory.create_batch(2, project=ProjectFactory(organization=org))
-    statements = {
-        "risks": CompiledValues(_open_risks(**PROBES), PROBES),
-        "projects": CompiledValues(Project.objects.filter(organization_id=-7_301_017).values("name"), PROBES),
-    }
-    params = {"organization_id": org.pk, "since": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)}
-    with CaptureQueriesContext(connection) as queries:
-        rows = compiled_batch(statements, **params)
-    assert len(queries) == 1
-    assert rows == {name: statement(**params) for name, statement in statements.items()}
-    assert len(rows["risks"]) == 2 and len(rows["projects"]) == 1
 
 
 def test_in_a_pipeline_statements_are_sent_at_once_and_read_what_they_read_alone():

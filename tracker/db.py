@@ -1,5 +1,5 @@
 """Database helpers every app shares: the web processes' statement ceiling, per-row existence probes, a scope's
-ids read as index lookups, statements compiled once."""
+ids read as index lookups, statements compiled once and sent in a pipeline."""
 
 import functools
 import logging
@@ -17,7 +17,6 @@ from django.db.models.lookups import IsNull, Lookup
 from django.db.models.signals import post_init, pre_init
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.utils import OperationalError
-from psycopg.pq import PipelineStatus
 
 logger = logging.getLogger(__name__)
 
@@ -179,41 +178,13 @@ class CompiledValues:
         return values[name] if position is None else values[name][position]
 
 
-def compiled_batch(statements: dict[str, CompiledValues], **values: object) -> dict[str, list[dict]]:
-    """Return the rows of each statement with `values` bound (as each one's call would), in one round trip."""
-    return compiled_send(statements, **values)()
-
-
 def compiled_send(statements: dict[str, CompiledValues], **values: object) -> Callable[[], dict[str, list[dict]]]:
-    """Send the statements with `values` bound in one round trip; return what reads each one's rows.
+    """Execute each statement with `values` bound; return what reads each one's rows (as its call would read them).
 
-    In a `pipeline` each is sent as it is and the server runs them while the caller goes on. Otherwise Django's
-    psycopg cursor binds the parameters client-side and sends a simple query, which may hold several
-    statements: they run in one implicit transaction, each with its own snapshot (as in autocommit), and their
-    result sets are read in turn. Elsewhere (SQLite, server-side binding) each statement goes on its own.
+    In a `pipeline` they are all sent at once and the server runs them while the caller goes on.
     """
-    first = next(iter(statements.values()))
-    connection = connections[first.db]
-    if _pipelined(connection):
-        sent = {name: statement.send(**values) for name, statement in statements.items()}
-        return lambda: {name: rows() for name, rows in sent.items()}
-    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get("server_side_binding"):
-        results = {name: statement(**values) for name, statement in statements.items()}
-        return lambda: results
-    sql = ";\n".join(statement.sql for statement in statements.values())
-    params = [param for statement in statements.values() for param in statement._params(values)]
-    results = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for name, statement in statements.items():
-            results[name] = statement._dicts(cursor.fetchall())
-            cursor.nextset()
-    return lambda: results
-
-
-def _pipelined(connection: BaseDatabaseWrapper) -> bool:
-    raw = connection.connection
-    return raw is not None and connection.vendor == "postgresql" and raw.pgconn.pipeline_status != PipelineStatus.OFF
+    sent = {name: statement.send(**values) for name, statement in statements.items()}
+    return lambda: {name: rows() for name, rows in sent.items()}
 
 
 @contextmanager
@@ -223,9 +194,9 @@ def pipeline(using: str = DEFAULT_DB_ALIAS) -> Iterator[Callable[[], None]]:
     Each statement is sent when it is executed and not waited for: the first read of any rows waits for
     everything sent until then, and so does the `sync` yielded (rows read after it are at hand). A reader
     sends what it needs next, then works on the rows it has while the server runs it (`CompiledValues.send`,
-    `compiled_send`). The statements up to a `sync` run in one implicit transaction, as a batch does; a write
-    in the block returns no row count. Elsewhere (SQLite, a libpq without pipelines) statements run as they
-    are executed and `sync` does nothing.
+    `compiled_send`). The statements up to a `sync` run in one implicit transaction, each with its own
+    snapshot (as in autocommit); a write in the block returns no row count. Elsewhere (SQLite, a libpq
+    without pipelines) statements run as they are executed and `sync` does nothing.
     """
     connection = connections[using]
     if connection.vendor != "postgresql" or not psycopg.Pipeline.is_supported():

@@ -551,7 +551,7 @@ def _risk_list_data(rows: list[dict[str, Any]], tz: Any, *extra: str) -> dict[st
 
 
 RISK_LISTS = ("new", "closed", "accepted", "overdue_reviews", "signals_raised", "signals_cleared")
-# The statements each report sends in one round trip (`compiled_batch`), a batch per progress step.
+# The statements each report sends at once (`compiled_send`), a batch per progress step.
 STATUS_BATCH = ("history", "moves", "metrics", "risks", "components", "crossings")
 RISK_FIRST_BATCH = ("cells", "by_project", "top_risks", "new", "escalated")
 ESCALATION = ("score_before", "score_after")

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 import time_machine
-from django.db import connection
+from django.db import DataError, connection
 from django.test.utils import CaptureQueriesContext
 
 from ops.models import Report, ReportKind, ReportState, RiskAssessment
@@ -100,6 +100,28 @@ def test_the_next_steps_statements_run_while_python_works_on_the_rows_before(kin
     monkeypatch.setattr(report_selectors, works_on_rows, working)
     assert report_build(report_id=report.pk).state == ReportState.READY
     assert in_flight and in_flight[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_failing_in_the_pipeline_fails_the_report_and_leaves_the_connection_usable(monkeypatch):
+    with time_machine.travel(BEFORE, tick=False):
+        org = OrganizationFactory()
+        _seed(org, 1)
+    report = ReportFactory(organization=org, kind=ReportKind.STATUS, period_start=WEEK[0], period_end=WEEK[1])
+
+    def failing(**kwargs):
+        cursor = connection.cursor()
+        cursor.execute("SELECT 1 / 0")  # sent with the costs' statements, refused when they are read
+        return cursor.fetchall
+
+    monkeypatch.setattr(report_selectors, "cost_figures_send", failing)
+    with pytest.raises(DataError, match="division by zero"):
+        report_build(report_id=report.pk)
+    report.refresh_from_db()
+    assert report.state == ReportState.FAILED and "division by zero" in report.error
+    monkeypatch.undo()
+    # The lock was given back and the session is out of the pipeline: the next build claims and completes it.
+    assert report_build(report_id=report.pk).state == ReportState.READY
 
 
 def test_progress_steps_are_written_once_the_interval_has_passed(monkeypatch):
