@@ -124,6 +124,17 @@ SQLITE_RUN = textwrap.dedent(
     CostEntryFactory(project=project, amount=Decimal("0.10"), date=today)
     from ops.selectors.portfolio import project_cost_figures
     figures = project_cost_figures(project=project, as_of=today)
+    # The weekly reports: their compiled statements bind the period's dates as SQLite's ORM writes them (text).
+    from ops.models import Report
+    from ops.selectors.reports import report_week
+    from ops.services import report_build
+    from ops.tests.factories import RiskFactory
+    RiskFactory(project=project)
+    start, end = report_week(today)
+    built = {}
+    for kind in ("status", "risk"):
+        report = Report.objects.create(organization=org, kind=kind, period_start=start, period_end=end)
+        built[kind] = report_build(report_id=report.pk).data
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
     missing = client.get("/no-such-page/")
@@ -135,6 +146,8 @@ SQLITE_RUN = textwrap.dedent(
         "pages": {path: client.get(path).status_code for path in (project.get_absolute_url(), "/", "/projects/")},
         "spend": str(figures.spend.amount),
         "budget_spend": str(figures.budgets.overall.spend),
+        "reports": [built["status"]["totals"]["projects"], built["status"]["totals"]["spend_to_date"],
+                    built["risk"]["totals"]["open"], built["risk"]["new"]["count"]],
         "missing": [missing.status_code, "Django tried these URL patterns" in missing.content.decode(),
                     "Page not found" in missing.content.decode()],
     }))
@@ -143,7 +156,7 @@ SQLITE_RUN = textwrap.dedent(
 
 
 def test_make_run_environment_on_sqlite_answers_the_project_page_and_the_products_404(tmp_path):
-    """`make run`'s environment (DEBUG off, plain HTTP) on SQLite: pages answer, figures exact, our 404."""
+    """`make run`'s environment (DEBUG off, plain HTTP) on SQLite: pages answer, figures and reports exact, our 404."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")}
     env = run_script.run_environment(environ, var_dir=tmp_path / "var") | {
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
@@ -161,6 +174,7 @@ def test_make_run_environment_on_sqlite_answers_the_project_page_and_the_product
     assert (result["debug"], result["cookies_secure"], result["ssl_redirect"]) == (False, False, False)
     assert set(result["pages"].values()) == {200}, result["pages"]
     assert Decimal(result["spend"]) == Decimal(result["budget_spend"]) == Decimal("120.35")
+    assert result["reports"] == [1, "120.35", 1, 1]  # the week's project, its spend, its open and new risk
     assert result["missing"] == [404, False, True]
 
 

@@ -1,6 +1,7 @@
 """Database helpers every app shares: the web processes' statement ceiling, per-row existence probes, a scope's
 ids read as index lookups, statements compiled once and sent in a pipeline."""
 
+import datetime as dt
 import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -92,6 +93,11 @@ class InIds(Lookup):
         return f"{lhs} {in_ids(rhs, connection.vendor)}", [*lhs_params, *rhs_params]
 
 
+# Where a probe's value goes in a statement's parameters: its name and item (None for a scalar), and the backend's
+# adapter of its value when the compiler wrote the probe adapted.
+Slot = tuple[tuple[str, int | None], Callable[[object], object] | None]
+
+
 class CompiledValues:
     """A `.values()` queryset compiled to SQL once per process; each call binds fresh parameters.
 
@@ -119,12 +125,18 @@ class CompiledValues:
             if str(probe)[:10] in self.sql:
                 raise ValueError(f"{probe!r} is written into the SQL, not bound: it cannot be rebound")
         self.params = list(params)
-        self.slots = {
-            index: item
-            for index, value in enumerate(self.params)
-            for item, probe in items.items()
-            if type(value) is type(probe) and value == probe
-        }
+        # A slot is where a probe sits, and how the backend wrote it there: SQLite's ORM writes a date or a time
+        # as text (in UTC), so the probe is found in that form and each call's value is adapted the same way.
+        ops = connections[self.db].ops
+        adapters = {dt.datetime: ops.adapt_datetimefield_value, dt.date: ops.adapt_datefield_value}
+        self.slots: dict[int, Slot] = {}
+        for index, value in enumerate(self.params):
+            for item, probe in items.items():
+                adapt = adapters.get(type(probe))
+                if type(value) is type(probe) and value == probe:
+                    self.slots[index] = (item, None)
+                elif adapt is not None and (written := adapt(probe)) is not probe and value == written:
+                    self.slots[index] = (item, adapt)
         query = queryset.query
         self.sliced = query.is_sliced
         self.names = [*query.extra_select, *query.values_select, *query.annotation_select]
@@ -157,7 +169,7 @@ class CompiledValues:
 
     def bound_names(self) -> set[str]:
         """Return the names of the probes found among the compiled parameters (each one bound per call)."""
-        return {name for name, _ in self.slots.values()}
+        return {name for (name, _), _ in self.slots.values()}
 
     def _params(self, values: dict[str, object]) -> list[object]:
         return [self._bound(values, self.slots[i]) if i in self.slots else v for i, v in enumerate(self.params)]
@@ -173,9 +185,10 @@ class CompiledValues:
         return [dict(zip(self.names, row, strict=True)) for row in rows]
 
     @staticmethod
-    def _bound(values: dict[str, object], item: tuple[str, int | None]) -> object:
-        name, position = item
-        return values[name] if position is None else values[name][position]
+    def _bound(values: dict[str, object], slot: Slot) -> object:
+        (name, position), adapt = slot
+        value = values[name] if position is None else values[name][position]
+        return value if adapt is None else adapt(value)
 
 
 def compiled_send(statements: dict[str, CompiledValues], **values: object) -> Callable[[], dict[str, list[dict]]]:
