@@ -12,7 +12,6 @@ import datetime as dt
 import functools
 import logging
 import time
-from collections.abc import Callable
 
 import orjson
 from celery import current_app
@@ -188,10 +187,9 @@ UNLOCK_SQL = "SELECT pg_advisory_unlock(%s), set_config('jit', %s, false)"
 STARTING = "Starting"
 
 
-def _claim_send(report_id: int, started: dt.datetime) -> Callable[[], tuple[bool, bool, str]]:
-    """Take the report's build lock and, unless it is ready, write its running state; return what reads whether it
-    was locked and claimed and the session's JIT setting, which the lock's holder turns off until `_unlock` gives
-    it back (see CLAIM_SQL). In a pipeline, the statement runs while the caller sends the next.
+def _claim(report_id: int, started: dt.datetime) -> tuple[bool, bool, str]:
+    """Take the report's build lock and, unless it is ready, write its running state; return (locked, claimed)
+    and the session's JIT setting, which the lock's holder turns off until `_unlock` gives it back (see CLAIM_SQL).
 
     The lock is a PostgreSQL session advisory lock: PostgreSQL drops it when the holder's connection
     dies, so a worker killed mid-build never blocks the redelivered task. Elsewhere (SQLite, embedded
@@ -211,17 +209,12 @@ def _claim_send(report_id: int, started: dt.datetime) -> Callable[[], tuple[bool
                 updated_at=started,
             )
         )
-        return lambda: (True, bool(claimed), "")
+        return True, bool(claimed), ""
     params = [LOCK_NAMESPACE | report_id, ReportState.RUNNING, started, STARTING, started, report_id]
-    cursor = connection.cursor()
-    cursor.execute(CLAIM_SQL, [*params, ReportState.READY])
-
-    def result() -> tuple[bool, bool, str]:
-        with cursor:
-            locked, claimed, jit, _ = cursor.fetchone()
-        return locked, claimed, jit
-
-    return result
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM_SQL, [*params, ReportState.READY])
+        locked, claimed, jit, _ = cursor.fetchone()
+    return locked, claimed, jit
 
 
 # A report is read with its organization and project (one statement, compiled once per process): the build
@@ -236,9 +229,9 @@ def _report_statement() -> CompiledValues:
     return CompiledValues(Report.objects.filter(pk=probe).values(*names), {"pk": probe})
 
 
-def _report_of(rows: list[dict], report_id: int) -> Report:
-    """Return the report read by `_report_statement`, with its organization and project as `select_related` reads
-    them."""
+def _report_read(report_id: int) -> Report:
+    """Return the report with its organization and project, as `select_related` reads them."""
+    rows = _report_statement()(pk=report_id)
     if not rows:
         raise Report.DoesNotExist(f"No report {report_id}.")
     return instance_from_row(Report, rows[0], REPORT_RELATED)
@@ -279,16 +272,13 @@ def report_build(*, report_id: int) -> Report | None:
     is left to it (returns None). Progress is committed step by step so it is visible meanwhile.
     """
     started = timezone.now()
-    with pipeline():
-        # The report is read in the claim's round trip, after it: a report only its claimer writes from now on.
-        claim = _claim_send(report_id, started)
-        read = _report_statement().send(pk=report_id)
-        locked, claimed, jit = claim()
-        rows_read = read()
+    # The claim goes alone: the session's advisory lock outlives a rolled-back statement, so a read failing in the
+    # claim's round trip would leave it taken.
+    locked, claimed, jit = _claim(report_id, started)
     if not locked:
         return None
     try:
-        report = _report_of(rows_read, report_id)
+        report = _report_read(report_id)
         if not claimed:  # ready (under the lock, anything else was claimed)
             return report
         rows = Report.objects.filter(pk=report_id)
