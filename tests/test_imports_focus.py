@@ -7,9 +7,11 @@ import tracemalloc
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 from django.core.management import call_command
+from django.db import connection
 from django.urls import reverse
 
 import ops.tasks  # noqa: F401  (registers ops.import_job_run, which eager mode then runs)
@@ -487,3 +489,31 @@ def test_rows_stream_into_a_copy_that_pauses_for_progress_writes_and_rates_queri
     assert [e["line"] for e in paused.errors] == [e["line"] for e in whole.errors] == [32]
     # 13 progress writes (every 3 of 41 lines), 3 rates queries and the end; most found a COPY open to end.
     assert len(open_when_paused) == 17 and sum(open_when_paused) >= 10, open_when_paused
+
+
+def _staging_tables() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'focus\\_import\\_%'")
+        return {name for (name,) in cursor.fetchall()}
+
+
+def test_an_import_drops_the_staging_tables_of_a_dead_import_and_keeps_a_running_ones(acme):
+    org, *_ = acme
+    dead, running = "focus_import_" + "0" * 16, "focus_import_" + "a" * 16
+    with connection.cursor() as cursor:
+        for name in (f"{dead}_raw", dead, f"{running}_raw"):
+            cursor.execute(f"CREATE UNLOGGED TABLE {name} (x int)")
+    # A running import's session holds its tables' lock; the dead one's session went with its worker.
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"],
+        port=settings["PORT"],
+        user=settings["USER"],
+        password=settings["PASSWORD"],
+        dbname=settings["NAME"],
+        autocommit=True,
+    ) as other:
+        other.execute(f"SELECT pg_advisory_lock({focus_importer.STAGING_KEY})", [running])
+        job = run(org, SAMPLE.read_bytes())
+    assert job.status == ImportStatus.DONE
+    assert _staging_tables() == {f"{running}_raw"}  # the import's own went at its end too

@@ -417,9 +417,12 @@ def apply(
 ) -> Summary:
     """Import the file: stage it with COPY in chunks, then replace its periods in one transaction."""
     ctx = _Context.of(organization, options)
-    staging = f"focus_import_{uuid.uuid4().hex[:16]}"  # a generated name, never input
+    staging = f"{STAGING_PREFIX}{uuid.uuid4().hex[:16]}"  # a generated name, never input
     table = BilledCost._meta.db_table
     with connection.cursor() as cursor:
+        _staging_sweep(cursor)
+        # Held until the tables are dropped: a session that dies (a killed worker) lets a later import drop them.
+        cursor.execute(f"SELECT pg_advisory_lock({STAGING_KEY})", [staging])
         # The columns' types without their constraints: rows are checked by the final insert. Unlogged, not
         # temporary: a temporary table lives in the session's few local buffers, and spills to disk at this size.
         cursor.execute(
@@ -437,6 +440,25 @@ def apply(
             return summary
         finally:
             cursor.execute(f"DROP TABLE IF EXISTS {staging}_raw, {staging}")  # nosec B608
+            cursor.execute(f"SELECT pg_advisory_unlock({STAGING_KEY})", [staging])
+
+
+# An import's staging tables are `focus_import_<16 hex>` and `…_raw`, under a session advisory lock of that name
+# (its key's high half spells "FOCU"): a session that dies drops its lock, never its tables.
+STAGING_PREFIX = "focus_import_"
+STAGING_KEY = "x'464f4355'::int, hashtext(%s)"
+STAGING_TABLES_SQL = r"""SELECT DISTINCT substring(tablename FROM '^(focus_import_[0-9a-f]{16})')
+    FROM pg_tables WHERE schemaname = current_schema() AND tablename ~ '^focus_import_[0-9a-f]{16}(_raw)?$'"""
+
+
+def _staging_sweep(cursor: Any) -> None:
+    """Drop the staging tables of imports whose session died (a killed worker): no one holds their lock."""
+    cursor.execute(STAGING_TABLES_SQL)
+    for (staging,) in cursor.fetchall():
+        cursor.execute(f"SELECT pg_try_advisory_lock({STAGING_KEY})", [staging])
+        if cursor.fetchone()[0]:
+            cursor.execute(f"DROP TABLE IF EXISTS {staging}_raw, {staging}")  # nosec B608 - a name matched above
+            cursor.execute(f"SELECT pg_advisory_unlock({STAGING_KEY})", [staging])
 
 
 class _Repeats:
