@@ -131,7 +131,7 @@ RAW_SQL = {
             AND r.category = 'data_privacy' LIMIT 1) IS NOT NULL,
         (SELECT 1 FROM ops_risk WHERE project_id = p.id AND status = 'open' AND severity = 'critical'
             AND mitigation_plan = '' LIMIT 1) IS NOT NULL,
-        (SELECT 1 FROM ops_qualitymetric WHERE project_id = p.id LIMIT 1) IS NOT NULL, p.stage,
+        (SELECT 1 FROM ops_qualitymetric WHERE project_id = p.id LIMIT 1) IS NOT NULL,
         -- Needs attention: an active risk past its review date, and the creation (stale without a status).
         (SELECT 1 FROM ops_risk WHERE project_id = p.id AND status IN ('open', 'mitigating')
             AND next_review_date < %(end)s LIMIT 1) IS NOT NULL, p.created_at
@@ -253,9 +253,9 @@ def _blocked(row: tuple) -> bool:
 
     The seeded projects hold internal data at the minimal AI Act tier, so their gates are budget,
     infrastructure, a risk review, quality metrics and no unmitigated critical risk (columns 9–15), for
-    the stage after the current one (column 16).
+    the stage after the one at the end of the period (column 7).
     """
-    return row[16] in ("evaluation", "pilot") and not (row[9] and row[10] and row[11] and row[15] and not row[14])
+    return row[7] in ("evaluation", "pilot") and not (row[9] and row[10] and row[11] and row[15] and not row[14])
 
 
 def _attention(raw: dict[str, list[tuple]], end: dt.date, tz: Any) -> int:
@@ -274,8 +274,8 @@ def _attention(raw: dict[str, list[tuple]], end: dt.date, tz: Any) -> int:
     for row in raw["projects"]:
         health, last = latest.get(row[0], ("", None))
         over = row[0] in amounts and spend.get(row[0], 0) > amounts[row[0]]
-        stale = (last or row[18].astimezone(tz).date()) < stale_before
-        if row[7] != "retired" and (health in ("red", "amber") or over or stale or row[17] or _blocked(row)):
+        stale = (last or row[17].astimezone(tz).date()) < stale_before
+        if row[7] != "retired" and (health in ("red", "amber") or over or stale or row[16] or _blocked(row)):
             count += 1
     return count
 

@@ -93,9 +93,10 @@ def gates_annotate(projects: QuerySet[Project]) -> QuerySet[Project]:
     return projects.annotate(**{gate.alias: gate.met() for gate in GATES.values()})
 
 
-def gates_unmet(*, row: Project) -> list[str]:
-    """Return the keys of the gates a row of `gates_annotate` misses for its next stage."""
-    to_stage = Stage.following(row.stage)
+def gates_unmet(*, row: Project, stage: str | None = None) -> list[str]:
+    """Return the keys of the gates a row of `gates_annotate` misses for the stage after `stage` (its own stage
+    by default; a report's, the stage at the end of its period)."""
+    to_stage = Stage.following(row.stage if stage is None else stage)
     if to_stage is None:
         return []
     return [gate.key for gate in gates_for(project=row, to_stage=to_stage) if not getattr(row, gate.alias)]

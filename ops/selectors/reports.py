@@ -313,7 +313,8 @@ def _section_without_costs(
         "stale": status_stale(last_status_date=last_status, created_on=created, as_of=period_end),
         "metrics": [_metric_row(m) for m in metrics.get(p.pk, [])],
         "open_risks": _severity_counts(risks_by_project.get(p.pk, [])),
-        "unmet_gates": gates_unmet(row=p),
+        # The gates of the stage after the one it was in at the period's end (as the row's `stage` says).
+        "unmet_gates": gates_unmet(row=p, stage=p.stage_asof),
         # CodeCarbon runs recorded in the period: measured, never costs.
         "energy": {
             "runs": p.energy_run_count,

@@ -187,7 +187,8 @@ def test_status_report_portfolio_totals_and_needs_attention(portfolio):
     assert totals["open_risks"] == {"low": 0, "medium": 1, "high": 1, "critical": 1}
     report = Report.objects.get(organization=org)
     attention = {a["name"]: a["reasons"] for a in report.data["needs_attention"]}
-    assert attention == {"Alpha": ["health_red"], "Beta": ["stale", "blocked_gates"]}
+    # Alpha was in pilot at the week's end, short of production's gates (it has moved on since).
+    assert attention == {"Alpha": ["health_red", "blocked_gates"], "Beta": ["stale", "blocked_gates"]}
 
 
 def test_status_report_of_an_empty_organization_has_zero_totals():
@@ -272,6 +273,18 @@ def test_report_rows_read_the_same_gates_as_the_single_project_check():
         )
         assert sorted(gates_unmet(row=rows[project.pk])) == sorted(expected)
     assert "critical_risks_mitigated" in gates_unmet(row=rows[ready.pk])
+
+
+def test_a_past_weeks_gates_are_those_of_the_stage_after_the_one_it_shows():
+    with time_machine.travel(BEFORE, tick=False):
+        org = OrganizationFactory(timezone="UTC")
+        # In pilot all week, moved to production since: the week shows pilot, gated by production's gates.
+        moved = ProjectFactory(organization=org, stage=Stage.PRODUCTION)
+    StageTransition.objects.create(project=moved, from_stage=Stage.PILOT, to_stage=Stage.PRODUCTION, at=at(12))
+    section = build(ReportKind.STATUS, org).data["projects"][0]
+    expected = [g.key for g in project_gates(project=moved, to_stage=Stage.PRODUCTION) if not g.passed]
+    assert section["stage"] == Stage.PILOT and expected
+    assert sorted(section["unmet_gates"]) == sorted(expected)  # not retirement's (none), the stage after today's
 
 
 def test_status_figures_follow_the_organization_timezone_at_the_week_boundary():
