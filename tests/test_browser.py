@@ -90,6 +90,9 @@ def test_add_a_risk_with_live_score_and_see_it_in_the_heat_maps(page, org, proje
     sign_in(page, org)
     page.goto(project.get_absolute_url())
     mark_page(page)
+    # The forms open from the start (status, catalogue) load above this one: once they are in, nothing moves
+    # the disclosure out from under the click.
+    page.wait_for_load_state("networkidle")
     page.get_by_text("Add a risk", exact=True).click()
     form = page.locator("#section-risks form").filter(has_text="Add risk")
     form.get_by_label("Title").fill("Order data leaks into answers")
