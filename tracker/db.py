@@ -227,8 +227,8 @@ def server_bound_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[CursorWrapper
     For a statement with a large parameter (a report's JSON): Django's psycopg cursor binds client-side,
     so Python escapes the value into the SQL text and PostgreSQL parses it back out of it. The cursor is
     wrapped as Django wraps its own (execute wrappers and the query log see it) and shares the connection's
-    transaction. It is for writes: its reads would not get Django's loading of timestamps in the connection's
-    timezone.
+    transaction. It is for writes: it skips the timestamp loader Django adds to a cursor whose connection's
+    timezone has changed since it was opened.
     """
     connection = connections[using]
     if connection.vendor != "postgresql":
