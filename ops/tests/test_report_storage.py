@@ -5,8 +5,6 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL storage setting")
-
 COMPRESSION = "SELECT attcompression FROM pg_attribute WHERE attrelid = 'ops_report'::regclass AND attname = 'data'"
 
 
